@@ -1,0 +1,79 @@
+"""
+### genomic_risk_training
+
+Trains disease-risk (and treatment-response) models from the raw cohort under the storage root.
+
+1. **resolve_dataset_version** — `dvc add` + `dvc push` the raw cohort; its DVC hash is the dataset
+   version; fixes the run key (hash of dataset version + params).
+2. **preprocess_cohort** (Spark) — VCF → Parquet genotype table, REF vs FASTA, genes from GFF,
+   variant/sample QC, FASTQ read QC (Biopython), clinical validation, pseudonymised ids.
+3. **build_features** (Spark) — stratified patient split, association scan on training patients
+   only, top-K dosages + covariates + read QC.
+4. **train_models** (Spark MLlib) — LR / RF / GBT with cross-validation, logged to MLflow.
+5. **evaluate_models** (Spark) — held-out AUC-ROC / AUC-PR, ROC curves as MLflow artifacts.
+6. **promote_champion** — register, alias `challenger`, move `champion` only past the margin.
+
+Params come from `params.yaml`; override any section in the trigger form or run conf, e.g.
+`{"features": {"top_k": 20}}`. Steps are idempotent: a rerun with the same data and params
+reuses the committed outputs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk import dag
+from genoflow_plugins.operators import PromoteChampionOperator, ResolveDatasetVersionOperator
+
+from genoflow.config import Settings, load_params
+
+SETTINGS = Settings()
+PARAMS = load_params(SETTINGS.params_file)
+RUN = "ti.xcom_pull(task_ids='resolve_dataset_version')"
+
+
+def spark_step(task_id: str, step: str) -> SparkSubmitOperator:
+    """A genoflow Spark job, submitted to the cluster of the `spark_default` connection."""
+    return SparkSubmitOperator(
+        task_id=task_id,
+        application=str(SETTINGS.home / "jobs" / f"{step}.py"),
+        name=f"genoflow-{step}",
+        conn_id="spark_default",
+        conf=PARAMS.get("spark", {}),
+        application_args=[
+            "--storage-root", "{{ " + RUN + "['storage_root'] }}",
+            "--run-key", "{{ " + RUN + "['run_key'] }}",
+            "--dataset-version", "{{ " + RUN + "['dataset_version'] }}",
+            "--git-commit", "{{ " + RUN + "['git_commit'] }}",
+            "--params-json", "{{ " + RUN + "['params_json'] }}",
+        ],
+    )
+
+
+@dag(
+    dag_id="genomic_risk_training",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=2,
+    tags=["genoflow", "training", "spark", "mlflow"],
+    doc_md=__doc__,
+    params={section: values for section, values in PARAMS.items() if section != "spark"},
+    default_args={"owner": "genoflow", "retries": 2, "retry_delay": timedelta(minutes=1)},
+)
+def genomic_risk_training():
+    version = ResolveDatasetVersionOperator(task_id="resolve_dataset_version", target="data/raw")
+    preprocess = spark_step("preprocess_cohort", "preprocess")
+    features = spark_step("build_features", "features")
+    train = spark_step("train_models", "train")
+    evaluate = spark_step("evaluate_models", "evaluate")
+    promote = PromoteChampionOperator(
+        task_id="promote_champion",
+        run_key="{{ " + RUN + "['run_key'] }}",
+        params_json="{{ " + RUN + "['params_json'] }}",
+    )
+    version >> preprocess >> features >> train >> evaluate >> promote
+
+
+genomic_risk_training()

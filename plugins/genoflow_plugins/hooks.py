@@ -1,0 +1,78 @@
+"""Hooks own the DVC repository and the MLflow registry; operators stay thin."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from airflow.sdk import BaseHook
+
+__all__ = ["DvcHook", "MlflowRegistryHook"]
+
+
+class DvcHook(BaseHook):
+    """DVC operations on the project repository (``repo_dir``).
+
+    The dataset version is the content hash DVC records for the tracked folder: the ``md5`` of
+    its ``.dvc`` file, the same key under which ``dvc push`` stores it on the remote.
+    """
+
+    hook_name = "DVC"
+
+    def __init__(self, repo_dir: str | Path, remote: str | None = None):
+        super().__init__()
+        self.repo_dir = Path(repo_dir)
+        self.remote = remote
+
+    def track(self, target: str, push: bool = True) -> str:
+        """``dvc add`` ``target`` (a no-op when unchanged), optionally ``dvc push``; returns its hash."""
+        from genoflow.versioning import dvc_track
+
+        return dvc_track(self.repo_dir, target, push=push, remote=self.remote)
+
+    def version(self, target: str) -> str:
+        """The DVC content hash recorded in ``<target>.dvc``."""
+        from genoflow.versioning import dvc_version
+
+        return dvc_version(self.repo_dir, target)
+
+
+class MlflowRegistryHook(BaseHook):
+    """The MLflow tracking server/registry (URI from the environment's genoflow settings)."""
+
+    hook_name = "MLflow registry"
+
+    def __init__(self, tracking_uri: str | None = None, artifact_root: str | None = None):
+        super().__init__()
+        self.tracking_uri = tracking_uri
+        self.artifact_root = artifact_root
+
+    def promote(self, run_key: str, params: dict) -> list[dict]:
+        from genoflow.config import Settings
+        from genoflow.registry import ensure_experiment, promote_candidates
+
+        settings = Settings()
+        experiment_id = ensure_experiment(self.tracking_uri or settings.mlflow_tracking_uri,
+                                          params["mlflow"]["experiment"],
+                                          self.artifact_root or settings.mlflow_artifact_root)
+        promote = params["promote"]
+        decisions = promote_candidates(
+            experiment_id, run_key, list(params["train"]["targets"]), prefix=promote["model_name_prefix"],
+            metric=promote["metric"], min_improvement=float(promote["min_improvement"]),
+        )
+        return [d.as_dict() for d in decisions]
+
+
+def code_commit() -> str:
+    """The git commit of the genoflow code that runs (``-dirty`` when it has local changes)."""
+    import genoflow
+
+    where = Path(genoflow.__file__).parent
+    try:
+        sha = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{sha}-dirty" if dirty else sha

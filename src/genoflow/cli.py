@@ -1,0 +1,110 @@
+"""The ``genoflow`` command line: demo data, dataset versions, run summaries."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from genoflow.config import Settings
+
+__all__ = ["main"]
+
+
+def _demo_data(args) -> int:
+    from genoflow.simulate import make_demo_cohort
+
+    summary = make_demo_cohort(
+        args.out, n_patients=args.patients, sequence_length=args.sequence_length, seed=args.seed,
+        heritability=args.heritability, prevalence=args.prevalence, n_causal=args.causal,
+        reads_per_patient=args.reads, progress=True,
+    )
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def _dataset_version(args) -> int:
+    from genoflow.versioning import dvc_version
+
+    print(dvc_version(Settings().home, args.target))
+    return 0
+
+
+def _run_key(args) -> int:
+    from genoflow.config import load_params, run_key
+    from genoflow.versioning import dvc_version
+
+    settings = Settings()
+    params = load_params(settings.params_file)
+    print(run_key(dvc_version(settings.home, args.target), params))
+    return 0
+
+
+def _params_json(args) -> int:
+    from genoflow.config import load_params
+
+    print(json.dumps(load_params(Settings().params_file), sort_keys=True))
+    return 0
+
+
+def _summary(args) -> int:
+    from genoflow.summary import print_summary
+
+    return print_summary(Settings(), run_key=args.run_key)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="genoflow", description=__doc__)
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    demo = verbs.add_parser("demo-data", help="simulate a realistic demo cohort (msprime coalescent)",
+                            description="Simulate a cohort: VCF, reference FASTA, GFF3, per-patient "
+                            "FASTQ and clinical CSVs, plus the truth (never read by the pipeline).")
+    demo.add_argument("--out", default=str(Settings().home / "data"), help="output folder (default: %(default)s)")
+    demo.add_argument("--patients", type=int, default=1000, help="number of patients (default: %(default)s)")
+    demo.add_argument("--sequence-length", type=int, default=2_000_000,
+                      help="simulated region length in bp (default: %(default)s)")
+    demo.add_argument("--seed", type=int, default=1, help="random seed (default: %(default)s)")
+    demo.add_argument("--heritability", type=float, default=0.5, help="liability-scale h2 (default: %(default)s)")
+    demo.add_argument("--prevalence", type=float, default=0.3, help="disease prevalence (default: %(default)s)")
+    demo.add_argument("--causal", type=int, default=20, help="number of causal variants (default: %(default)s)")
+    demo.add_argument("--reads", type=int, default=200, help="FASTQ reads per patient (default: %(default)s)")
+    demo.set_defaults(func=_demo_data)
+
+    version = verbs.add_parser("dataset-version", help="print the DVC content hash of the raw cohort",
+                               description="Print the DVC hash recorded in <target>.dvc.")
+    version.add_argument("--target", default="data/raw", help="DVC-tracked folder (default: %(default)s)")
+    version.set_defaults(func=_dataset_version)
+
+    key = verbs.add_parser("run-key", help="print the pipeline run key for the current data and params.yaml",
+                           description="Print sha256(dataset version + params)[:16], the runs/<key>/ folder.")
+    key.add_argument("--target", default="data/raw", help="DVC-tracked folder (default: %(default)s)")
+    key.set_defaults(func=_run_key)
+
+    pj = verbs.add_parser("params-json", help="print params.yaml as one line of JSON (for jobs' --params-json)",
+                          description="Print params.yaml as canonical JSON.")
+    pj.set_defaults(func=_params_json)
+
+    summary = verbs.add_parser("summary", help="summarise the latest (or a given) pipeline run from MLflow",
+                               description="Dataset version, held-out metrics of each model, the registered "
+                               "versions and the champion decision, and how to open the UIs.")
+    summary.add_argument("--run-key", default=None, help="pipeline run key (default: the latest run)")
+    summary.set_defaults(func=_summary)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except Exception as err:  # noqa: BLE001 - a CLI prints one line, not a traceback, for known errors
+        from genoflow.errors import GenoflowError
+
+        if isinstance(err, GenoflowError | FileNotFoundError):
+            print(f"genoflow {args.verb}: error: {err}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

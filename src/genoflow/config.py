@@ -1,0 +1,69 @@
+"""Settings from the environment and pipeline params from params.yaml.
+
+Small and import-light on purpose: DAG files import it at parse time.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Settings", "load_params", "merge_params", "run_key", "STEPS"]
+
+STEPS = ("preprocess", "features", "train", "evaluate")
+
+_DEMO_PSEUDONYM_KEY = "genoflow-demo-key-not-for-real-patients"
+
+
+class Settings:
+    """Where things live. Every value can be overridden by an environment variable.
+
+    ``GENOFLOW_HOME`` is the project folder (params.yaml, dvc.yaml, jobs/). The storage root,
+    MLflow and the pseudonym key default to the embedded, single-machine setup under it.
+    """
+
+    def __init__(self, environ: dict[str, str] | None = None):
+        env = os.environ if environ is None else environ
+        self.home = Path(env.get("GENOFLOW_HOME", Path.cwd())).resolve()
+        state = self.home / ".genoflow"
+        self.state_dir = state
+        self.storage_root = env.get("GENOFLOW_STORAGE_ROOT", (self.home / "data").as_uri()).rstrip("/")
+        self.mlflow_tracking_uri = env.get("MLFLOW_TRACKING_URI", f"sqlite:///{state / 'mlflow.db'}")
+        self.mlflow_artifact_root = env.get("GENOFLOW_ARTIFACT_ROOT", (state / "mlartifacts").as_uri())
+        self.pseudonym_key = env.get("GENOFLOW_PSEUDONYM_KEY", _DEMO_PSEUDONYM_KEY)
+        self.params_file = Path(env.get("GENOFLOW_PARAMS", self.home / "params.yaml"))
+
+    @property
+    def uses_demo_pseudonym_key(self) -> bool:
+        return self.pseudonym_key == _DEMO_PSEUDONYM_KEY
+
+
+def load_params(path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None) -> dict:
+    """Read params.yaml and deep-merge ``overrides`` (e.g. an Airflow run's conf) over it."""
+    import yaml
+
+    path = Path(path) if path else Settings().params_file
+    with open(path) as handle:
+        params = yaml.safe_load(handle) or {}
+    return merge_params(params, overrides or {})
+
+
+def merge_params(base: dict, overrides: dict) -> dict:
+    """Return ``base`` with ``overrides`` merged in, recursively for nested sections."""
+    merged = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_params(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def run_key(dataset_version: str, params: dict) -> str:
+    """Content address of one pipeline run: same data and params give the same key (and outputs)."""
+    canonical = json.dumps({"dataset": dataset_version, "params": params}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

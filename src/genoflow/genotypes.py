@@ -1,0 +1,45 @@
+"""The one registry of genotype-table and sample-table columns and their encodings.
+
+Genotype table (variant-major Parquet, one row per biallelic variant)
+    contig (string), pos (int64, 1-based), id (string), ref (string), alt (string),
+    gene (string, "" when intergenic), call_rate, alt_af, maf, hwe_p (float64),
+    qc_pass (bool), dosages (binary: ``numpy.int8`` bytes, one per sample in sample-table order;
+    0/1/2 copies of ALT, haploid 0/1, ``MISSING`` = -1).
+
+Sample table (one row per VCF sample, in genotype column order)
+    sample_index (int32), pid (string pseudonym), the clinical columns, the sample QC columns
+    and the read QC columns.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["MISSING", "DOSAGE_DTYPE", "pack_dosages", "unpack_dosages", "stack_dosages", "VARIANT_KEY_COLUMNS"]
+
+MISSING = -1
+DOSAGE_DTYPE = np.int8
+VARIANT_KEY_COLUMNS = ("contig", "pos", "ref", "alt")
+
+
+def pack_dosages(dosages: np.ndarray) -> bytes:
+    """Pack one variant's dosages, shape (n_samples,), into the table's binary encoding."""
+    return np.ascontiguousarray(dosages, dtype=DOSAGE_DTYPE).tobytes()
+
+
+def unpack_dosages(packed: bytes) -> np.ndarray:
+    """Dosages of one variant, shape (n_samples,) int8, from the binary encoding (read-only view)."""
+    return np.frombuffer(packed, dtype=DOSAGE_DTYPE)
+
+
+def stack_dosages(packed_column) -> np.ndarray:
+    """A block of variants, shape (n_variants, n_samples) int8, from a sequence of packed rows."""
+    rows = list(packed_column)
+    if not rows:
+        return np.empty((0, 0), dtype=DOSAGE_DTYPE)
+    return np.frombuffer(b"".join(rows), dtype=DOSAGE_DTYPE).reshape(len(rows), -1)
+
+
+def variant_label(contig: str, pos: int, ref: str, alt: str) -> str:
+    """A column-safe feature name for a variant, e.g. ``v_chr22_10583_G_A``."""
+    return f"v_{contig}_{pos}_{ref}_{alt}"

@@ -1,0 +1,126 @@
+"""The shared shell of every Spark job: arguments, session, commit protocol, error reporting.
+
+A step's output lives at ``<root>/runs/<run_key>/<step>/``. A step that finds its output already
+committed does nothing (reruns are free and safe); otherwise it writes into a temporary sibling
+and commits by rename, recording its inputs in ``inputs.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import sys
+import time
+
+from genoflow.config import STEPS, Settings
+from genoflow.errors import InputError
+
+__all__ = ["main", "build_parser", "step_uri"]
+
+log = logging.getLogger("genoflow")
+
+UPSTREAM = {"preprocess": (), "features": ("preprocess",), "train": ("features",),
+            "evaluate": ("features", "train")}
+
+
+def build_parser(step: str) -> argparse.ArgumentParser:
+    settings = Settings()
+    parser = argparse.ArgumentParser(prog=f"jobs/{step}.py", description=f"genoflow {step} (a Spark job)")
+    parser.add_argument("--storage-root", default=settings.storage_root,
+                        help="URI every input and output lives under (default: %(default)s)")
+    parser.add_argument("--run-key", required=True, help="pipeline run key (genoflow.config.run_key)")
+    parser.add_argument("--dataset-version", required=True, help="DVC content hash of the raw cohort")
+    parser.add_argument("--git-commit", default="unknown", help="commit of the code that runs")
+    parser.add_argument("--params-json", required=True, help="the run's params (params.yaml + overrides) as JSON")
+    return parser
+
+
+def step_uri(root: str, run_key: str, step: str) -> str:
+    return f"{root.rstrip('/')}/runs/{run_key}/{step}"
+
+
+def main(step: str, argv: list[str] | None = None) -> int:
+    if step not in STEPS:
+        raise ValueError(f"step must be one of {STEPS}, got {step!r}")
+    args = build_parser(step).parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    params = json.loads(args.params_json)
+    try:
+        return _run(step, args, params)
+    except Exception as err:  # noqa: BLE001 - one clear line for the user, the traceback in the log
+        message = user_message(err)
+        if message is None:
+            raise
+        print(f"genoflow {step}: error: {message}", file=sys.stderr)
+        return 2
+
+
+def _run(step: str, args, params: dict) -> int:
+    from genoflow.spark import get_spark
+    from genoflow.storage import HadoopStorage
+
+    spark = get_spark(f"genoflow-{step}-{args.run_key}")
+    storage = HadoopStorage(spark, args.storage_root)
+    out_uri = step_uri(args.storage_root, args.run_key, step)
+    if storage.is_committed(out_uri):
+        log.info("%s is already committed for run %s: nothing to do", step, args.run_key)
+        return 0
+    upstream = {name: step_uri(args.storage_root, args.run_key, name) for name in UPSTREAM[step]}
+    for name, uri in upstream.items():
+        if not storage.is_committed(uri):
+            raise InputError(uri, f"the {name} step has not committed its output; run {name} first")
+
+    started = time.time()
+    with storage.step_output(out_uri) as output:
+        result = _call_step(step, spark, storage, output, upstream, params, args)
+        output.write_json("inputs.json", {
+            "step": step, "run_key": args.run_key, "dataset_version": args.dataset_version,
+            "git_commit": args.git_commit, "storage_root": args.storage_root,
+            "upstream": upstream, "params": params, "seconds": round(time.time() - started, 1),
+        })
+    log.info("%s committed %s in %.1f s: %s", step, out_uri, time.time() - started, _short(result))
+    return 0
+
+
+def _call_step(step, spark, storage, output, upstream, params, args):
+    if step == "preprocess":
+        from genoflow.pipeline.preprocess import run_preprocess
+
+        return run_preprocess(spark, storage, output, params, Settings().pseudonym_key)
+    if step == "features":
+        from genoflow.pipeline.features import run_features
+
+        return run_features(spark, upstream["preprocess"], output, params)
+    from genoflow.registry import TAG_DATASET_VERSION, TAG_GIT_COMMIT, TAG_RUN_KEY, ensure_experiment
+
+    settings = Settings()
+    experiment_id = ensure_experiment(settings.mlflow_tracking_uri, params["mlflow"]["experiment"],
+                                      settings.mlflow_artifact_root)
+    if step == "train":
+        from genoflow.pipeline.train import run_train
+
+        tags = {TAG_RUN_KEY: args.run_key, TAG_DATASET_VERSION: args.dataset_version,
+                TAG_GIT_COMMIT: args.git_commit}
+        return run_train(spark, upstream["features"], output, params, experiment_id=experiment_id, tags=tags)
+    from genoflow.pipeline.evaluate import run_evaluate
+
+    return run_evaluate(spark, upstream["features"], upstream["train"], output, params)
+
+
+_INPUT_ERROR = re.compile(r"InputError: (.+)")
+
+
+def user_message(err: BaseException) -> str | None:
+    """The one-line message of an InputError, also when Spark wrapped it from an executor."""
+    if isinstance(err, InputError):
+        return str(err)
+    match = _INPUT_ERROR.search(str(err))
+    return match.group(1).strip() if match else None
+
+
+def _short(result) -> str:
+    text = json.dumps(result, default=str)
+    return text if len(text) < 400 else text[:400] + "..."

@@ -1,0 +1,61 @@
+"""train: cross-validated Spark MLlib models for each target, each logged as one MLflow run.
+
+Every run carries the pipeline run key, the DVC dataset version, the git commit and the params;
+the fitted PipelineModel is saved twice: under the step output (for evaluate, on any storage
+root) and as the run's MLflow model (for the registry and serving).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+__all__ = ["run_train"]
+
+log = logging.getLogger(__name__)
+
+
+def run_train(spark, features_uri: str, output, params: dict, *, experiment_id: str, tags: dict) -> list[dict]:
+    """Train every (target, model family) pair on the training split; returns one record per model."""
+    import mlflow
+
+    from genoflow.models import build_cross_validator
+    from genoflow.registry import TAG_MODEL_FAMILY, TAG_TARGET
+
+    t = params["train"]
+    meta = json.loads(output.storage.read_text(f"{features_uri}/features.json"))
+    table = spark.read.parquet(f"{features_uri}/table").filter("split = 'train'").cache()
+    trained = []
+    for target in t["targets"]:
+        features = meta["targets"][target]["features"]
+        data = table.filter(f"{target} is not null").select(target, *features).cache()
+        for family in t["models"]:
+            started = time.time()
+            cv = build_cross_validator(
+                family, features=features, label=target, grid=t["grid"].get(family, {}),
+                folds=int(t["cv_folds"]), seed=int(t["seed"]), parallelism=int(t["parallelism"]),
+            )
+            run_tags = {**tags, TAG_TARGET: target, TAG_MODEL_FAMILY: family}
+            with mlflow.start_run(experiment_id=experiment_id, run_name=f"{target}-{family}",
+                                  tags=run_tags) as run:
+                model = cv.fit(data)
+                best = max(range(len(model.avgMetrics)), key=model.avgMetrics.__getitem__)
+                best_params = {p.name: v for p, v in model.getEstimatorParamMaps()[best].items()}
+                mlflow.log_params({"target": target, "model_family": family, "n_features": len(features),
+                                   "cv_folds": t["cv_folds"], **{f"best.{k}": v for k, v in best_params.items()}})
+                mlflow.log_metric("cv_auc_roc", model.avgMetrics[best])
+                mlflow.log_dict(params, "params.json")
+                mlflow.log_dict({"features": features}, "features.json")
+                model_uri = output.path(f"models/{target}/{family}")
+                model.bestModel.write().save(model_uri)
+                mlflow.spark.log_model(model.bestModel, artifact_path="model")
+            record = {"target": target, "family": family, "run_id": run.info.run_id,
+                      "cv_auc_roc": model.avgMetrics[best], "best_params": best_params,
+                      "seconds": round(time.time() - started, 1)}
+            log.info("trained %s", record)
+            trained.append(record)
+        data.unpersist()
+    output.write_json("models.json", {"models": [{**r, "model_path": f"models/{r['target']}/{r['family']}"}
+                                                 for r in trained]})
+    return trained

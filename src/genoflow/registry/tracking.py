@@ -1,0 +1,41 @@
+"""Experiment set-up and the run tags every genoflow MLflow run carries."""
+
+from __future__ import annotations
+
+__all__ = [
+    "ensure_experiment", "model_name",
+    "TAG_RUN_KEY", "TAG_DATASET_VERSION", "TAG_GIT_COMMIT", "TAG_TARGET", "TAG_MODEL_FAMILY", "TAG_CANDIDATE",
+]
+
+TAG_RUN_KEY = "genoflow.run_key"
+TAG_DATASET_VERSION = "genoflow.dataset_version"  # the DVC content hash of the raw cohort
+TAG_GIT_COMMIT = "mlflow.source.git.commit"
+TAG_TARGET = "genoflow.target"
+TAG_MODEL_FAMILY = "genoflow.model_family"
+TAG_CANDIDATE = "genoflow.candidate"  # "true" on the run evaluate picked for promotion
+
+
+def ensure_experiment(tracking_uri: str, name: str, artifact_root: str | None) -> str:
+    """Point MLflow at ``tracking_uri`` and return the id of experiment ``name``, creating it.
+
+    The artifact location is set explicitly: with a database backend MLflow would otherwise put
+    artifacts under the current working directory of whichever process created the experiment.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    mlflow.set_tracking_uri(tracking_uri)
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = f"{artifact_root.rstrip('/')}/{name}" if artifact_root else None
+    try:
+        return mlflow.create_experiment(name, artifact_location=location)
+    except MlflowException:
+        # Created by a concurrent task between the lookup and the create.
+        return mlflow.get_experiment_by_name(name).experiment_id
+
+
+def model_name(prefix: str, target: str) -> str:
+    """The registered model name for a target, e.g. ``genoflow_disease_status``."""
+    return f"{prefix}_{target}"
