@@ -49,16 +49,12 @@ class MlflowRegistryHook(BaseHook):
 
     def promote(self, run_key: str, params: dict) -> list[dict]:
         from genoflow.config import Settings
-        from genoflow.registry import ensure_experiment, promote_candidates
+        from genoflow.registry import promote_pipeline_run
 
         settings = Settings()
-        experiment_id = ensure_experiment(self.tracking_uri or settings.mlflow_tracking_uri,
-                                          params["mlflow"]["experiment"],
-                                          self.artifact_root or settings.mlflow_artifact_root)
-        promote = params["promote"]
-        decisions = promote_candidates(
-            experiment_id, run_key, list(params["train"]["targets"]), prefix=promote["model_name_prefix"],
-            metric=promote["metric"], min_improvement=float(promote["min_improvement"]),
+        decisions = promote_pipeline_run(
+            run_key, params, tracking_uri=self.tracking_uri or settings.mlflow_tracking_uri,
+            artifact_root=self.artifact_root or settings.mlflow_artifact_root,
         )
         return [d.as_dict() for d in decisions]
 

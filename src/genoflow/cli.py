@@ -47,6 +47,18 @@ def _params_json(args) -> int:
     return 0
 
 
+def _promote(args) -> int:
+    from genoflow.config import load_params
+    from genoflow.registry import promote_pipeline_run
+
+    settings = Settings()
+    for d in promote_pipeline_run(args.run_key, load_params(settings.params_file),
+                                  tracking_uri=settings.mlflow_tracking_uri,
+                                  artifact_root=settings.mlflow_artifact_root):
+        print(f"{d.model_name} v{d.version}: {'champion' if d.promoted else 'challenger'} ({d.reason})")
+    return 0
+
+
 def _summary(args) -> int:
     from genoflow.summary import print_summary
 
@@ -84,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     pj = verbs.add_parser("params-json", help="print params.yaml as one line of JSON (for jobs' --params-json)",
                           description="Print params.yaml as canonical JSON.")
     pj.set_defaults(func=_params_json)
+
+    promote = verbs.add_parser("promote", help="register a run's candidates and gate the champion alias",
+                               description="Register each target's candidate model of a pipeline run, alias "
+                               "it challenger, and move champion only past the margin in params.yaml.")
+    promote.add_argument("--run-key", required=True, help="pipeline run key")
+    promote.set_defaults(func=_promote)
 
     summary = verbs.add_parser("summary", help="summarise the latest (or a given) pipeline run from MLflow",
                                description="Dataset version, held-out metrics of each model, the registered "

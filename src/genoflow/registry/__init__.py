@@ -3,7 +3,7 @@
 Follows the mlflow flavor pattern: a small public API, mlflow imported inside functions.
 """
 
-from genoflow.registry.promotion import PromotionDecision, promote_candidates
+from genoflow.registry.promotion import PromotionDecision, promote_candidates, promote_pipeline_run
 from genoflow.registry.tracking import (
     TAG_CANDIDATE,
     TAG_DATASET_VERSION,
@@ -16,6 +16,6 @@ from genoflow.registry.tracking import (
 )
 
 __all__ = [
-    "PromotionDecision", "promote_candidates", "ensure_experiment", "model_name",
+    "PromotionDecision", "promote_candidates", "promote_pipeline_run", "ensure_experiment", "model_name",
     "TAG_CANDIDATE", "TAG_DATASET_VERSION", "TAG_GIT_COMMIT", "TAG_MODEL_FAMILY", "TAG_RUN_KEY", "TAG_TARGET",
 ]

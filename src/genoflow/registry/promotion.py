@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 from genoflow.registry.tracking import TAG_CANDIDATE, TAG_RUN_KEY, TAG_TARGET, model_name
 
-__all__ = ["PromotionDecision", "promote_candidates", "decide"]
+__all__ = ["PromotionDecision", "promote_candidates", "promote_pipeline_run", "decide"]
 
 log = logging.getLogger(__name__)
 
@@ -119,3 +119,16 @@ def _alias_version(client, name: str, alias: str):
         return client.get_model_version_by_alias(name, alias)
     except MlflowException:
         return None
+
+
+def promote_pipeline_run(run_key: str, params: dict, *, tracking_uri: str,
+                         artifact_root: str | None = None) -> list[PromotionDecision]:
+    """Promote every target of pipeline run ``run_key`` with the gate settings in ``params``."""
+    from genoflow.registry.tracking import ensure_experiment
+
+    experiment_id = ensure_experiment(tracking_uri, params["mlflow"]["experiment"], artifact_root)
+    gate = params["promote"]
+    return promote_candidates(
+        experiment_id, run_key, list(params["train"]["targets"]), prefix=gate["model_name_prefix"],
+        metric=gate["metric"], min_improvement=float(gate["min_improvement"]),
+    )

@@ -52,9 +52,9 @@ class HadoopStorage:
         return bool(fs.rename(self._path(src), self._path(dst)))
 
     def list(self, uri: str) -> list[str]:
-        """URIs of the entries directly under ``uri`` (sorted)."""
+        """Names of the entries directly under ``uri`` (sorted)."""
         statuses = self._fs(uri).listStatus(self._path(uri))
-        return sorted(str(s.getPath().toString()) for s in statuses)
+        return sorted(str(s.getPath().getName()) for s in statuses)
 
     def read_bytes(self, uri: str) -> bytes:
         fs = self._fs(uri)

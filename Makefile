@@ -1,0 +1,77 @@
+# genoflow — two commands: `make demo` and `make test`. Everything else is here for developers.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV      := $(CURDIR)/.venv
+PY        := $(VENV)/bin/python
+STAMP     := $(VENV)/.installed
+PATIENTS  ?= 1000
+
+# The embedded default: local Spark, local storage, SQLite for Airflow and MLflow, all under the project.
+export GENOFLOW_HOME                := $(CURDIR)
+export AIRFLOW_HOME                 ?= $(CURDIR)/airflow_home
+export AIRFLOW__CORE__DAGS_FOLDER   := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER:= $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__CORE__UNIT_TEST_MODE:= False
+export AIRFLOW_CONN_SPARK_DEFAULT   ?= {"conn_type":"spark","host":"local[*]"}
+export PYSPARK_PYTHON               := $(PY)
+export PYSPARK_DRIVER_PYTHON        := $(PY)
+export PATH                         := $(VENV)/bin:$(PATH)
+export NO_ALBUMENTATIONS_UPDATE     := 1
+
+.PHONY: help install demo demo-data airflow-db test test-unit lint lock mlflow-ui airflow-ui clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock pyproject.toml
+	@command -v java >/dev/null || { echo "Java 17+ is required by Spark: apt-get install -y openjdk-17-jre-headless"; exit 1; }
+	test -x $(PY) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip==25.3"
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip check
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv with the pinned dependencies
+
+airflow-db: $(STAMP)
+	@mkdir -p $(AIRFLOW_HOME)
+	airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || { tail -20 $(AIRFLOW_HOME)/db-migrate.log; exit 1; }
+
+data/raw: | $(STAMP)
+	genoflow demo-data --out data --patients $(PATIENTS)
+
+demo-data: data/raw  ## simulate the demo cohort into data/ (once)
+
+demo: $(STAMP) data/raw airflow-db  ## run the genomic_risk_training DAG through Airflow on the demo cohort
+	@start=$$(date +%s); \
+	airflow dags test genomic_risk_training > $(AIRFLOW_HOME)/demo-run.log 2>&1; rc=$$?; \
+	grep -E "genoflow|Marking task|state=|ERROR" $(AIRFLOW_HOME)/demo-run.log | grep -vE "DEBUG" | tail -25; \
+	echo "DAG run finished in $$(( $$(date +%s) - start )) s (full log: $(AIRFLOW_HOME)/demo-run.log)"; \
+	test $$rc -eq 0
+	genoflow summary
+
+test: $(STAMP)  ## install what tests need and run the whole suite (unit + integration)
+	$(PY) -m pytest -q
+
+test-unit: $(STAMP)  ## fast tests only
+	$(PY) -m pytest -q -m "not integration"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src jobs dags plugins tests
+
+lock:  ## re-resolve requirements.lock from pyproject.toml (needs network to PyPI)
+	rm -rf /tmp/genoflow-lock && python3 -m venv /tmp/genoflow-lock
+	/tmp/genoflow-lock/bin/pip install --quiet ".[test]"
+	/tmp/genoflow-lock/bin/pip freeze --exclude genoflow > requirements.lock
+
+mlflow-ui: $(STAMP)  ## browse runs and the registry (http://127.0.0.1:5000)
+	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.genoflow/mlflow.db --host 127.0.0.1 --port 5000
+
+airflow-ui: airflow-db  ## the Airflow web UI on SQLite (http://127.0.0.1:8080); login in the output
+	airflow standalone
+
+clean:  ## remove generated data, runs and local state (keeps .venv)
+	rm -rf data/raw data/truth data/runs data/raw.dvc airflow_home .genoflow

@@ -1,0 +1,93 @@
+"""A readable summary of one pipeline run, read back from the MLflow tracking store and registry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from genoflow.registry.tracking import TAG_DATASET_VERSION, TAG_MODEL_FAMILY, TAG_RUN_KEY, TAG_TARGET
+
+__all__ = ["print_summary", "collect_summary"]
+
+
+def collect_summary(tracking_uri: str, experiment: str, run_key: str | None = None) -> dict:
+    """Runs, metrics and registry state of pipeline run ``run_key`` (default: the latest one)."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(tracking_uri)
+    exp = mlflow.get_experiment_by_name(experiment)
+    if exp is None:
+        raise LookupError(f"no MLflow experiment {experiment!r} at {tracking_uri}: has the DAG run yet?")
+    runs = mlflow.search_runs([exp.experiment_id], output_format="list", order_by=["attributes.start_time DESC"],
+                              filter_string=f"tags.`{TAG_RUN_KEY}` = '{run_key}'" if run_key else "")
+    runs = [r for r in runs if TAG_RUN_KEY in r.data.tags]
+    if not runs:
+        raise LookupError(f"no genoflow runs{' for run key ' + run_key if run_key else ''} in {experiment!r}")
+    run_key = run_key or runs[0].data.tags[TAG_RUN_KEY]
+    runs = [r for r in runs if r.data.tags[TAG_RUN_KEY] == run_key]
+    client = MlflowClient()
+    models = []
+    for r in sorted(runs, key=lambda r: (r.data.tags.get(TAG_TARGET, ""), r.data.tags.get(TAG_MODEL_FAMILY, ""))):
+        models.append({
+            "target": r.data.tags.get(TAG_TARGET), "family": r.data.tags.get(TAG_MODEL_FAMILY),
+            "run_id": r.info.run_id, "candidate": r.data.tags.get("genoflow.candidate") == "true",
+            **{k: r.data.metrics.get(k) for k in ("cv_auc_roc", "test_auc_roc", "test_auc_pr")},
+        })
+    registry = []
+    for name in sorted({f"genoflow_{m['target']}" for m in models if m["target"]}):
+        for version in client.search_model_versions(f"name = '{name}'"):
+            if version.run_id in {m["run_id"] for m in models}:
+                aliases = client.get_model_version(name, version.version).aliases
+                registry.append({"model": name, "version": version.version, "aliases": sorted(aliases),
+                                 "decision": version.tags.get("genoflow.promotion"),
+                                 "reason": version.tags.get("genoflow.promotion_reason")})
+        try:
+            champion = client.get_model_version_by_alias(name, "champion")
+            registry.append({"model": name, "champion_version": champion.version})
+        except Exception:  # noqa: BLE001 - no champion yet is a normal state
+            registry.append({"model": name, "champion_version": None})
+    return {"run_key": run_key, "dataset_version": runs[0].data.tags.get(TAG_DATASET_VERSION),
+            "git_commit": runs[0].data.tags.get("mlflow.source.git.commit"), "models": models,
+            "registry": registry, "tracking_uri": tracking_uri}
+
+
+def print_summary(settings, run_key: str | None = None) -> int:
+    from genoflow.config import load_params
+
+    params = load_params(settings.params_file)
+    s = collect_summary(settings.mlflow_tracking_uri, params["mlflow"]["experiment"], run_key)
+    out = [
+        "",
+        "genoflow — pipeline run summary",
+        f"  run key          {s['run_key']}",
+        f"  dataset version  {s['dataset_version']}  (DVC hash of data/raw)",
+        f"  code commit      {s['git_commit']}",
+        "",
+        f"  {'target':<20} {'model':<20} {'CV AUC':>7} {'test AUC-ROC':>13} {'test AUC-PR':>12}",
+    ]
+    for m in s["models"]:
+        mark = "  <- candidate" if m["candidate"] else ""
+        out.append(f"  {m['target']:<20} {m['family']:<20} {_fmt(m['cv_auc_roc']):>7} "
+                   f"{_fmt(m['test_auc_roc']):>13} {_fmt(m['test_auc_pr']):>12}{mark}")
+    out.append("")
+    for r in s["registry"]:
+        if "version" in r:
+            out.append(f"  registered {r['model']} v{r['version']} [{', '.join(r['aliases']) or 'no alias'}]: "
+                       f"{r['decision']} — {r['reason']}")
+        else:
+            out.append(f"  {r['model']}: champion is v{r['champion_version']}")
+    truth = Path(settings.home) / "data" / "truth" / "truth.json"
+    if truth.exists():
+        oracle = json.loads(truth.read_text())
+        out.append("")
+        out.append(f"  simulation truth (not seen by the pipeline): oracle AUC disease "
+                   f"{_fmt(oracle.get('oracle_auc_disease'))}, response {_fmt(oracle.get('oracle_auc_response'))}")
+    out += ["", "  MLflow UI:  make mlflow-ui   (http://127.0.0.1:5000)",
+            "  Airflow UI: make airflow-ui  (http://127.0.0.1:8080, login printed at start)", ""]
+    print("\n".join(out))
+    return 0
+
+
+def _fmt(x) -> str:
+    return "-" if x is None else f"{x:.3f}"
