@@ -142,9 +142,10 @@ def association_scan(spark, genotypes, *, sample_index: np.ndarray, y: np.ndarra
 
 
 def _standardise(x: np.ndarray) -> np.ndarray:
+    """Centre and scale each covariate; drop constant ones (e.g. one sex only), which carry nothing."""
     sd = x.std(axis=0)
-    sd[sd == 0] = 1.0
-    return (x - x.mean(axis=0)) / sd
+    keep = sd > 0
+    return (x[:, keep] - x[:, keep].mean(axis=0)) / sd[keep]
 
 
 def build_feature_table(spark, genotypes, samples, selected: dict[str, list[tuple]], f: dict):
