@@ -1,0 +1,698 @@
+"""VCF 4.x parsing into the variant-major dosage layout of decision 0001.
+
+Pure Python/numpy/pyarrow (no Spark): the Spark jobs call `parse_vcf_records` from executors on
+chunks of lines. Records are validated line by line in Python (a handful of string operations per
+line), but genotypes are never touched one by one in Python: all the sample fields of a chunk
+are joined into one byte buffer and their GT sub-fields decoded with numpy.
+
+Dosage encoding (the registry is `genoflow.genotypes`): ``int8`` alternate-allele count, 0/1/2,
+haploid 0/1, ``-1`` when any allele of the call is missing. Multi-allelic records are split into
+one row per ALT allele (as ``bcftools norm -m-``): for ALT ``k`` the dosage counts alleles ``== k``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+import numpy as np
+import pyarrow as pa
+
+from genoflow.errors import InputError
+from genoflow.io._streams import DECOMPRESSION_ERRORS, decompressing, truncation_problem
+
+__all__ = [
+    "MISSING_DOSAGE",
+    "VCF_FIXED_COLUMNS",
+    "VCF_RECORD_SCHEMA",
+    "VcfHeader",
+    "iter_vcf_lines",
+    "parse_vcf_header",
+    "parse_vcf_records",
+]
+
+VCF_FIXED_COLUMNS = ("#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO", "FORMAT")
+MISSING_DOSAGE = -1
+
+VCF_RECORD_SCHEMA = pa.schema(
+    [
+        ("contig", pa.string()),
+        ("pos", pa.int64()),
+        ("id", pa.string()),
+        ("ref", pa.string()),
+        ("alt", pa.string()),
+        ("dosages", pa.binary()),
+    ]
+)
+
+_TAB, _COLON, _SLASH, _PIPE, _DOT, _ZERO = (ord(c) for c in "\t:/|.0")
+_ABSENT = -2  # the (absent) second allele of a haploid call; unlike MISSING it is not a no-call
+_BAD = -128  # a byte that is neither an allele digit nor '.'
+_MAX_ALTS = 126  # allele indices are held as int8
+_MAX_GT_CHARS = 16  # longer GT strings are rejected rather than padded into a huge matrix
+_BLOCK = 1 << 20  # genotypes decoded per block on the general path, to bound temporaries
+
+# Per-byte decode tables for the fast path: digit -> 0..9, '.' -> missing, others -> _BAD.
+_ALLELE_LUT = np.full(256, _BAD, dtype=np.int8)
+_ALLELE_LUT[_ZERO : _ZERO + 10] = np.arange(10, dtype=np.int8)
+_ALLELE_LUT[_DOT] = MISSING_DOSAGE
+_IS_SEP = np.zeros(256, dtype=bool)
+_IS_SEP[[_SLASH, _PIPE]] = True
+
+_BASES = re.compile(r"[ACGTNacgtn]+")
+_CONTIG_FIELD = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|[^,>]*)')
+
+# Codes for problems found while decoding GT strings in bulk.
+_OK, _UNPARSEABLE, _POLYPLOID = 0, 1, 2
+
+
+# --------------------------------------------------------------------------------------------
+# Header and line reading
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VcfHeader:
+    """What the header of a VCF says.
+
+    Attributes
+    ----------
+    samples : list of str
+        Sample ids, in column order (the order of each record's dosages).
+    contigs : dict of str to int or None
+        ``##contig`` lines: ID to length (None when the line gives none), in file order.
+    n_header_lines : int
+        Number of header lines including ``#CHROM``; the first record is on line
+        ``n_header_lines + 1``.
+    meta : list of str
+        The ``##`` meta-information lines, verbatim without line ends.
+    """
+
+    samples: list[str]
+    contigs: dict[str, int | None]
+    n_header_lines: int
+    meta: list[str] = field(default_factory=list)
+
+    @property
+    def n_samples(self) -> int:
+        """Number of samples (the length of each record's dosages)."""
+        return len(self.samples)
+
+
+def iter_vcf_lines(binary_stream: BinaryIO, source: str) -> Iterator[str]:
+    """Yield the text lines of a plain, gzip or bgzip VCF, without line ends.
+
+    Compression is detected from the magic bytes, not the file name.
+
+    Parameters
+    ----------
+    binary_stream : BinaryIO
+        The file content.
+    source : str
+        Name of the file, for error messages.
+
+    Raises
+    ------
+    InputError
+        On a line that is not UTF-8, or a truncated/corrupt gzip stream.
+    """
+    stream = decompressing(binary_stream, source)
+    n = 0
+    try:
+        for raw in stream:
+            n += 1
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                problem = f"not valid UTF-8 text ({error.reason} at byte {error.start} of the line)"
+                raise InputError(source, problem, line=n) from None
+            yield line.rstrip("\r\n")
+    except DECOMPRESSION_ERRORS as error:
+        raise InputError(source, f"{truncation_problem(error)}, after line {n}", line=n + 1) from None
+
+
+def parse_vcf_header(lines: Iterable[str], source: str) -> VcfHeader:
+    """Parse the meta lines and the ``#CHROM`` line of a VCF.
+
+    Reads ``lines`` only up to and including the ``#CHROM`` line, so an iterator can then be
+    handed on to `parse_vcf_records`.
+
+    Parameters
+    ----------
+    lines : iterable of str
+        The file's lines, from line 1, with or without line ends.
+    source : str
+        Name of the file, for error messages.
+
+    Returns
+    -------
+    VcfHeader
+
+    Raises
+    ------
+    InputError
+        No ``#CHROM`` line before the first record or the end of the file, malformed fixed
+        columns, no samples, duplicate or empty sample names, a malformed ``##contig`` line.
+    """
+    meta: list[str] = []
+    contigs: dict[str, int | None] = {}
+    n = 0
+    for n, raw in enumerate(lines, start=1):
+        line = raw.rstrip("\r\n")
+        if line.startswith("##"):
+            meta.append(line)
+            if line.startswith("##contig="):
+                name, length = _parse_contig_line(line, source, n)
+                contigs[name] = length
+            continue
+        if line.startswith("#CHROM"):
+            samples = _parse_chrom_line(line, source, n)
+            return VcfHeader(samples=samples, contigs=contigs, n_header_lines=n, meta=meta)
+        raise InputError(
+            source,
+            f"missing the '#CHROM' header line: expected it before this line, found {line[:60]!r}",
+            line=n,
+        )
+    raise InputError(source, f"missing the '#CHROM' header line (the file ends after {n} lines)")
+
+
+def _parse_contig_line(line: str, source: str, n: int) -> tuple[str, int | None]:
+    body = line[len("##contig=") :]
+    if not (body.startswith("<") and body.endswith(">")):
+        raise InputError(source, f"malformed ##contig line (expected ##contig=<ID=...>): {line!r}", line=n)
+    fields = {key: value.strip('"') for key, value in _CONTIG_FIELD.findall(body[1:-1])}
+    if not fields.get("ID"):
+        raise InputError(source, f"##contig line without an ID: {line!r}", line=n)
+    length = fields.get("length")
+    if length is None:
+        return fields["ID"], None
+    if not (length.isascii() and length.isdigit()):
+        raise InputError(source, f"##contig length {length!r} is not an integer", line=n)
+    return fields["ID"], int(length)
+
+
+def _parse_chrom_line(line: str, source: str, n: int) -> list[str]:
+    columns = line.split("\t")
+    fixed = list(VCF_FIXED_COLUMNS)
+    if columns[:8] != fixed[:8]:
+        found = " ".join(columns[:9]) if len(columns) > 1 else line[:80]
+        expected = " ".join(fixed)
+        problem = f"the #CHROM line must start with the tab-separated columns {expected}; found {found!r}"
+        raise InputError(source, problem, line=n)
+    if len(columns) < 10:
+        raise InputError(source, "no samples: the #CHROM line has no sample columns after FORMAT", line=n)
+    if columns[8] != "FORMAT":
+        problem = f"the 9th column of the #CHROM line must be FORMAT, found {columns[8]!r}"
+        raise InputError(source, problem, line=n)
+    samples = columns[9:]
+    empty = [10 + i for i, name in enumerate(samples) if not name.strip()]
+    if empty:
+        raise InputError(source, f"empty sample name in column(s) {empty}", line=n)
+    duplicates = sorted(name for name, count in Counter(samples).items() if count > 1)
+    if duplicates:
+        raise InputError(source, f"duplicate sample names: {', '.join(duplicates)}", line=n)
+    return samples
+
+
+# --------------------------------------------------------------------------------------------
+# Records
+# --------------------------------------------------------------------------------------------
+
+
+class _RecordProblem(Exception):
+    """A problem with one line, raised inside the per-line loop and turned into InputError."""
+
+    def __init__(self, problem: str, record: str | None = None):
+        super().__init__(problem)
+        self.problem = problem
+        self.record = record
+
+
+@dataclass
+class _Records:
+    """The fixed columns of the valid lines of a chunk, one entry per line."""
+
+    index: list[int] = field(default_factory=list)  # position in the input sequence
+    contig: list[str] = field(default_factory=list)
+    pos: list[int] = field(default_factory=list)
+    vid: list[str] = field(default_factory=list)
+    ref: list[str] = field(default_factory=list)
+    alts: list[list[str]] = field(default_factory=list)
+    samples: list[str] = field(default_factory=list)  # the sample columns, still tab-joined
+    groups: dict[str, list[int]] = field(default_factory=dict)  # FORMAT -> positions in the lists
+
+
+def parse_vcf_records(
+    lines: Sequence[str],
+    *,
+    n_samples: int,
+    source: str,
+    first_line_number: int,
+    with_line_numbers: bool = False,
+) -> pa.Table:
+    """Parse VCF data lines into one row per (record, ALT allele) with packed dosages.
+
+    Parameters
+    ----------
+    lines : sequence of str
+        Consecutive data lines (no header lines), with or without line ends. Empty lines
+        (e.g. after the last newline of a chunk) are skipped.
+    n_samples : int
+        Number of sample columns, from the header (`VcfHeader.n_samples`).
+    source : str
+        Name of the file, for error messages.
+    first_line_number : int
+        1-based line number of ``lines[0]`` in ``source``.
+    with_line_numbers : bool
+        Add an ``int64`` column ``line`` (the 1-based line of each row's record), e.g. for
+        `genoflow.io.fasta.check_ref_alleles`.
+
+    Returns
+    -------
+    pyarrow.Table
+        `VCF_RECORD_SCHEMA`: ``contig`` string, ``pos`` int64 (1-based), ``id`` string, ``ref``
+        string and ``alt`` string (upper case, one ALT per row), ``dosages`` binary of
+        ``n_samples`` bytes (``numpy.int8``: 0/1/2, haploid 0/1, missing -1). Records with ALT
+        ``.`` (no alternate allele) give no row.
+
+    Raises
+    ------
+    InputError
+        For the first bad line, with its line number: wrong column count, POS not a positive
+        integer, REF/ALT not in ``[ACGTN]+`` (symbolic ``<...>``, breakend and ``*`` ALTs are
+        reported as unsupported), FORMAT without GT, an unparseable GT, a GT allele index
+        greater than the number of ALT alleles, ploidy above 2.
+    """
+    if n_samples < 1:
+        raise ValueError(f"n_samples must be at least 1, got {n_samples}")
+    records, line_problem = _split_lines(lines, n_samples, source, first_line_number)
+    alleles = _decode_genotypes(records, n_samples)
+    n_alt = np.fromiter((len(a) for a in records.alts), dtype=np.int64, count=len(records.alts))
+    gt_problem = _first_genotype_problem(records, alleles, n_alt)
+    _raise_first(line_problem, gt_problem, records, source, first_line_number)
+    return _build_table(records, alleles, n_alt, n_samples, first_line_number, with_line_numbers)
+
+
+def _split_lines(lines, n_samples, source, first_line_number):
+    """Validate the fixed columns of each line; stop at the first bad line.
+
+    Returns the records before the bad line and ``(index, _RecordProblem)`` for it (or None),
+    so that a genotype problem on an earlier line can still be reported first.
+    """
+    records = _Records()
+    gt_index_of: dict[str, int] = {}
+    for index, raw in enumerate(lines):
+        line = raw.rstrip("\r\n")
+        if not line:
+            continue
+        try:
+            _split_line(line, n_samples, records, gt_index_of)
+        except _RecordProblem as problem:
+            return records, (index, problem)
+        records.index.append(index)
+    return records, None
+
+
+def _split_line(line: str, n_samples: int, records: _Records, gt_index_of: dict[str, int]) -> None:
+    parts = line.split("\t", 9)
+    if len(parts) < 10 or parts[9].count("\t") + 1 != n_samples:
+        found = len(parts) if len(parts) < 10 else 10 + parts[9].count("\t")
+        hint = " (are the columns separated by spaces instead of tabs?)" if found == 1 and " " in line else ""
+        expected = f"{9 + n_samples} tab-separated columns (9 fixed + {n_samples} samples)"
+        raise _RecordProblem(f"expected {expected}, found {found}{hint}")
+    contig, pos_text, vid, ref, alt, _qual, _filter, _info, fmt, samples = parts
+    record = f"{contig}:{pos_text}"
+    if not contig:
+        raise _RecordProblem("empty CHROM", record)
+    if not (pos_text.isascii() and pos_text.isdigit()) or int(pos_text) < 1:
+        raise _RecordProblem(f"POS {pos_text!r} is not a positive integer", record)
+    if not _BASES.fullmatch(ref):
+        raise _RecordProblem(f"REF {ref!r} is not a sequence of A, C, G, T, N", record)
+    alts = _parse_alt(alt, record)
+    if fmt not in gt_index_of:
+        keys = fmt.split(":")
+        gt_index_of[fmt] = keys.index("GT") if "GT" in keys else -1
+    if gt_index_of[fmt] < 0:
+        raise _RecordProblem(f"FORMAT {fmt!r} has no GT field", record)
+    records.groups.setdefault(fmt, []).append(len(records.contig))
+    records.contig.append(contig)
+    records.pos.append(int(pos_text))
+    records.vid.append(vid)
+    records.ref.append(ref.upper())
+    records.alts.append(alts)
+    records.samples.append(samples)
+
+
+def _parse_alt(alt: str, record: str) -> list[str]:
+    if alt == ".":
+        return []
+    alts = alt.split(",")
+    if len(alts) > _MAX_ALTS:
+        raise _RecordProblem(f"{len(alts)} ALT alleles: at most {_MAX_ALTS} are supported", record)
+    for allele in alts:
+        if allele.startswith("<") or allele == "*" or "[" in allele or "]" in allele:
+            raise _RecordProblem(
+                f"ALT allele {allele!r} is symbolic, a breakend or a spanning deletion ('*'): these are not "
+                "supported yet (only sequence alleles of A, C, G, T, N)",
+                record,
+            )
+        if not _BASES.fullmatch(allele):
+            raise _RecordProblem(f"ALT allele {allele!r} is not a sequence of A, C, G, T, N", record)
+    return [allele.upper() for allele in alts]
+
+
+# --------------------------------------------------------------------------------------------
+# Genotype decoding (vectorised)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Alleles:
+    """Decoded calls of the valid lines: allele indices and per-genotype problem codes.
+
+    ``first``/``second`` are ``int8`` of shape (n_lines, n_samples): allele index, -1 missing,
+    -2 absent (haploid). ``code`` is ``uint8`` of the same shape, `_OK` when decoded.
+    """
+
+    first: np.ndarray
+    second: np.ndarray
+    code: np.ndarray
+
+
+def _decode_genotypes(records: _Records, n_samples: int) -> _Alleles:
+    n_lines = len(records.samples)
+    out = _Alleles(
+        first=np.empty((n_lines, n_samples), dtype=np.int8),
+        second=np.empty((n_lines, n_samples), dtype=np.int8),
+        code=np.zeros((n_lines, n_samples), dtype=np.uint8),
+    )
+    for fmt, rows in records.groups.items():
+        gt_index = fmt.split(":").index("GT")
+        rows = np.asarray(rows, dtype=np.int64)
+        texts = [records.samples[i] for i in rows]
+        if fmt == "GT":
+            rows, texts = _decode_fast(texts, rows, n_samples, out)
+        if len(rows):
+            _decode_general(texts, rows, n_samples, gt_index, out)
+    return out
+
+
+def _decode_fast(texts: list[str], rows: np.ndarray, n_samples: int, out: _Alleles):
+    """Decode GT-only lines whose calls are all ``a/b`` or ``a|b`` with one-digit alleles.
+
+    Such a line is exactly ``4 * n_samples - 1`` characters, so after appending a tab the
+    chunk is an ``(n_lines, n_samples, 4)`` byte array with alleles at offsets 0 and 2.
+    Returns the rows (and their texts) that need the general path.
+    """
+    width = 4 * n_samples - 1
+    fits = np.fromiter((len(t) == width for t in texts), dtype=bool, count=len(texts))
+    if not fits.any():
+        return rows, texts
+    fit_texts = [t for t, f in zip(texts, fits, strict=True) if f]
+    buffer = ("\t".join(fit_texts) + "\t").encode("latin-1", "replace")
+    calls = np.frombuffer(buffer, dtype=np.uint8).reshape(len(fit_texts), n_samples, 4)
+    first = _ALLELE_LUT[calls[:, :, 0]]
+    second = _ALLELE_LUT[calls[:, :, 2]]
+    good = _IS_SEP[calls[:, :, 1]] & (calls[:, :, 3] == _TAB) & (first != _BAD) & (second != _BAD)
+    good_lines = good.all(axis=1)
+    fit_rows = rows[fits]
+    out.first[fit_rows[good_lines]] = first[good_lines]
+    out.second[fit_rows[good_lines]] = second[good_lines]
+    # Everything else (haploid calls, multi-digit alleles, errors) goes the general way.
+    redo = np.ones(len(rows), dtype=bool)
+    redo[np.flatnonzero(fits)[good_lines]] = False
+    return rows[redo], [t for t, r in zip(texts, redo, strict=True) if r]
+
+
+def _decode_general(texts: list[str], rows: np.ndarray, n_samples: int, gt_index: int, out: _Alleles) -> None:
+    """Decode any FORMAT layout: find each GT sub-field by byte offsets, then parse it."""
+    joined = "\t".join(texts).encode("latin-1", "replace")
+    # Padding lets "the byte 1 or 3 after a GT start" be read without bounds checks.
+    buffer = np.frombuffer(joined + b"\0\0\0\0", dtype=np.uint8)
+    start, end, absent = _locate_gt(buffer, len(joined), len(texts) * n_samples, gt_index)
+    first = np.empty(len(start), dtype=np.int8)
+    second = np.empty(len(start), dtype=np.int8)
+    code = np.empty(len(start), dtype=np.uint8)
+    for lo in range(0, len(start), _BLOCK):
+        hi = lo + _BLOCK
+        first[lo:hi], second[lo:hi], code[lo:hi] = _parse_gt_spans(buffer, start[lo:hi], end[lo:hi])
+    # A sample field cut short before GT (trailing fields may be dropped) is a missing call.
+    first[absent] = MISSING_DOSAGE
+    second[absent] = MISSING_DOSAGE
+    code[absent] = _OK
+    shape = (len(texts), n_samples)
+    out.first[rows] = first.reshape(shape)
+    out.second[rows] = second.reshape(shape)
+    out.code[rows] = code.reshape(shape)
+
+
+def _locate_gt(buffer: np.ndarray, n_bytes: int, n_fields: int, gt_index: int):
+    """Byte span of the GT sub-field of every tab-separated sample field in ``buffer``.
+
+    Parameters
+    ----------
+    buffer : numpy.ndarray of uint8, shape (n_bytes + padding,)
+        Sample fields joined by tabs (exactly ``n_fields - 1`` tabs), then a few zero bytes.
+    n_bytes : int
+        Length of the joined fields, without the padding.
+    n_fields : int
+        Number of sample fields.
+    gt_index : int
+        Position of GT among the ``:``-separated FORMAT keys.
+
+    Returns
+    -------
+    start, end : numpy.ndarray of int64, shape (n_fields,)
+        GT is ``buffer[start:end]``.
+    absent : numpy.ndarray of bool, shape (n_fields,)
+        The field has fewer than ``gt_index + 1`` sub-fields.
+    """
+    text = buffer[:n_bytes]
+    tabs = np.flatnonzero(text == _TAB)
+    field_start = np.concatenate(([0], tabs + 1))
+    field_end = np.concatenate((tabs, [n_bytes]))
+    if gt_index == 0:
+        end = _guess_gt_end(buffer, field_start, field_end)
+        unsure = np.flatnonzero(end < 0)
+        if len(unsure):
+            colons = np.flatnonzero(text == _COLON)
+            padded = np.concatenate((colons, [n_bytes + 1]))
+            next_colon = padded[np.searchsorted(colons, field_start[unsure])]
+            end[unsure] = np.minimum(next_colon, field_end[unsure])
+        return field_start, end, np.zeros(n_fields, dtype=bool)
+    colons = np.flatnonzero(text == _COLON)
+    # Padding past the end lets "the k-th colon after a field start" index safely.
+    padded = np.concatenate((colons, np.full(gt_index + 1, n_bytes + 1)))
+    first_colon = np.searchsorted(colons, field_start)
+    colon_before = padded[first_colon + gt_index - 1]
+    absent = colon_before >= field_end
+    start = np.where(absent, field_end, colon_before + 1)
+    end = np.maximum(np.minimum(padded[first_colon + gt_index], field_end), start)
+    return start, end, absent
+
+
+def _guess_gt_end(buffer: np.ndarray, start: np.ndarray, field_end: np.ndarray) -> np.ndarray:
+    """End of a GT at the start of its field when it is ``a/b`` or ``a`` (one char alleles).
+
+    Saves a colon search for the usual calls; -1 where the GT is something else.
+    """
+    after3 = start + 3
+    is_three = (after3 <= field_end) & _IS_SEP[buffer[start + 1]]
+    is_three &= (after3 == field_end) | (buffer[after3] == _COLON)
+    after1 = start + 1
+    is_one = (after1 == field_end) | ((after1 < field_end) & (buffer[after1] == _COLON))
+    return np.where(is_three, after3, np.where(is_one, after1, -1))
+
+
+def _parse_gt_spans(buffer: np.ndarray, start: np.ndarray, end: np.ndarray):
+    """Parse GT strings ``buffer[start:end]`` of any shape (``0``, ``1/0``, ``12|3``, ``./.``).
+
+    One-character alleles (``a/b``, ``a``) are read at fixed offsets; anything else goes
+    through `_parse_gt_matrix`.
+
+    Parameters
+    ----------
+    buffer : numpy.ndarray of uint8
+        The joined sample fields, padded with at least 3 zero bytes.
+    start, end : numpy.ndarray of int64, shape (m,)
+        GT spans.
+
+    Returns
+    -------
+    first, second : numpy.ndarray of int8, shape (m,)
+        Allele indices (capped at 127), -1 missing; ``second`` is -2 for haploid calls.
+    code : numpy.ndarray of uint8, shape (m,)
+        `_OK`, `_UNPARSEABLE` or `_POLYPLOID`.
+    """
+    length = end - start
+    first = _ALLELE_LUT[buffer[start]]
+    third = _ALLELE_LUT[buffer[start + 2]]
+    diploid = (length == 3) & _IS_SEP[buffer[start + 1]] & (first != _BAD) & (third != _BAD)
+    haploid = (length == 1) & (first != _BAD)
+    second = np.where(diploid, third, np.int8(_ABSENT))
+    code = np.zeros(len(start), dtype=np.uint8)
+    rest = np.flatnonzero(~(diploid | haploid))
+    if len(rest):
+        first[rest], second[rest], code[rest] = _parse_gt_matrix(buffer, start[rest], end[rest])
+    return first, second, code
+
+
+def _parse_gt_matrix(buffer: np.ndarray, start: np.ndarray, end: np.ndarray):
+    """`_parse_gt_spans` for any GT: multi-digit alleles, errors, ploidy above 2.
+
+    The spans are gathered into a zero-padded ``(m, width)`` byte matrix; the separator, the
+    digits of each allele and their place values are all found with whole-matrix operations.
+    """
+    length = end - start
+    width = int(min(max(length.max(initial=1), 1), _MAX_GT_CHARS))
+    offsets = np.arange(width)
+    inside = offsets < length[:, None]
+    matrix = buffer[np.minimum(start[:, None] + offsets, len(buffer) - 1)]
+    matrix[~inside] = 0
+    is_sep = _IS_SEP[matrix] & inside
+    n_sep = is_sep.sum(axis=1)
+    sep_at = np.where(n_sep > 0, is_sep.argmax(axis=1), length)
+    first, first_ok = _allele_values(matrix, np.zeros_like(length), sep_at)
+    second, second_ok = _allele_values(matrix, sep_at + 1, length)
+    second = np.where(n_sep == 0, _ABSENT, second)
+    ok = (length > 0) & (length <= _MAX_GT_CHARS) & first_ok & (second_ok | (n_sep == 0))
+    code = np.where(ok, _OK, _UNPARSEABLE).astype(np.uint8)
+    code[(n_sep > 1) & _well_formed(matrix, is_sep, length)] = _POLYPLOID
+    return first.astype(np.int8), second.astype(np.int8), code
+
+
+def _well_formed(matrix: np.ndarray, is_sep: np.ndarray, length: np.ndarray) -> np.ndarray:
+    """Rows that are alleles (digits or ``.``) joined by single separators, e.g. ``0/1/1``.
+
+    With more than one separator such a call is triploid or more: reported as unsupported
+    ploidy rather than as unparseable.
+    """
+    inside = np.arange(matrix.shape[1]) < length[:, None]
+    allele_char = ((matrix >= _ZERO) & (matrix <= _ZERO + 9)) | (matrix == _DOT)
+    chars_ok = ~(inside & ~(allele_char | is_sep)).any(axis=1)
+    doubled = (is_sep[:, 1:] & is_sep[:, :-1]).any(axis=1)
+    last = np.take_along_axis(is_sep, np.maximum(length - 1, 0)[:, None], axis=1)[:, 0]
+    return (length > 0) & (length <= _MAX_GT_CHARS) & chars_ok & ~doubled & ~is_sep[:, 0] & ~last
+
+
+def _allele_values(matrix: np.ndarray, lo: np.ndarray, hi: np.ndarray):
+    """Integer value of ``matrix[i, lo[i]:hi[i]]`` per row: digits, or ``.`` for missing.
+
+    Returns the values (capped at 127, -1 for ``.``) and whether each span was valid.
+    """
+    offsets = np.arange(matrix.shape[1])
+    span = (offsets >= lo[:, None]) & (offsets < hi[:, None])
+    digits = matrix.astype(np.int64) - _ZERO
+    is_digit = (digits >= 0) & (digits <= 9)
+    n_chars = hi - lo
+    first_char = np.take_along_axis(matrix, np.minimum(lo, matrix.shape[1] - 1)[:, None], axis=1)[:, 0]
+    is_dot = (n_chars == 1) & (first_char == _DOT)
+    all_digits = (n_chars >= 1) & ~(span & ~is_digit).any(axis=1)
+    place = 10 ** np.clip(hi[:, None] - 1 - offsets, 0, 18)
+    value = np.where(span & is_digit, digits * place, 0).sum(axis=1)
+    value = np.where(is_dot, MISSING_DOSAGE, np.minimum(value, 127))
+    return value, all_digits | is_dot
+
+
+def _first_genotype_problem(records: _Records, alleles: _Alleles, n_alt: np.ndarray):
+    """``(index into records, problem)`` for the first line with a bad call, or None."""
+    if not len(n_alt):
+        return None
+    highest = np.maximum(alleles.first, alleles.second).max(axis=1)
+    out_of_range = highest > n_alt
+    bad_code = alleles.code.any(axis=1)
+    bad = np.flatnonzero(out_of_range | bad_code)
+    if not len(bad):
+        return None
+    row = int(bad[0])
+    fmt = next(fmt for fmt, rows in records.groups.items() if row in rows)
+    gt_index = fmt.split(":").index("GT")
+    if bad_code[row]:
+        sample = int(np.flatnonzero(alleles.code[row])[0])
+    else:
+        calls = np.maximum(alleles.first[row], alleles.second[row])
+        sample = int(np.flatnonzero(calls > n_alt[row])[0])
+    gt = records.samples[row].split("\t")[sample].split(":")[gt_index]
+    where = f"GT {gt!r} of sample {sample + 1} (column {10 + sample})"
+    code = alleles.code[row, sample]
+    if code == _UNPARSEABLE:
+        problem = f"cannot parse {where}: expected allele indices or '.' separated by '/' or '|'"
+    elif code == _POLYPLOID:
+        ploidy = gt.count("/") + gt.count("|") + 1
+        problem = f"{where} has ploidy {ploidy}; only haploid and diploid calls are supported"
+    else:
+        allele = int(max(alleles.first[row, sample], alleles.second[row, sample]))
+        problem = f"{where} uses allele {allele} but the record has only {n_alt[row]} ALT allele(s)"
+    return row, _RecordProblem(problem, f"{records.contig[row]}:{records.pos[row]}")
+
+
+def _raise_first(line_problem, gt_problem, records: _Records, source: str, first_line_number: int) -> None:
+    """Raise the problem on the earliest line, if any."""
+    candidates = []
+    if line_problem is not None:
+        candidates.append(line_problem)
+    if gt_problem is not None:
+        row, problem = gt_problem
+        candidates.append((records.index[row], problem))
+    if candidates:
+        index, problem = min(candidates, key=lambda c: c[0])
+        raise InputError(source, problem.problem, line=first_line_number + index, record=problem.record)
+
+
+# --------------------------------------------------------------------------------------------
+# Output
+# --------------------------------------------------------------------------------------------
+
+
+def _dosages(alleles: _Alleles, n_alt: np.ndarray) -> np.ndarray:
+    """Split records per ALT and count alleles: ``int8`` of shape (sum(n_alt), n_samples)."""
+    first, second = alleles.first, alleles.second
+    if (n_alt == 1).all():
+        line_of, allele = slice(None), np.ones((len(n_alt), 1), dtype=np.int8)
+    else:
+        line_of = np.repeat(np.arange(len(n_alt)), n_alt)
+        row_start = np.repeat(np.cumsum(n_alt) - n_alt, n_alt)
+        allele = (np.arange(len(line_of)) - row_start + 1).astype(np.int8)[:, None]
+    first, second = first[line_of], second[line_of]
+    dosage = (first == allele).view(np.int8) + (second == allele).view(np.int8)
+    np.putmask(dosage, (first == MISSING_DOSAGE) | (second == MISSING_DOSAGE), MISSING_DOSAGE)
+    return dosage
+
+
+def _binary_column(dosage: np.ndarray) -> pa.ChunkedArray:
+    """Pack each row of an ``int8`` matrix as one ``binary`` value, without copying rows."""
+    n_rows, width = dosage.shape
+    dosage = np.ascontiguousarray(dosage)
+    # int32 offsets: chunk so that no chunk holds more than 2**31 - 1 bytes.
+    per_chunk = max(1, (2**31 - 1) // max(width, 1))
+    chunks = []
+    for lo in range(0, n_rows, per_chunk):
+        block = dosage[lo : lo + per_chunk]
+        offsets = np.arange(0, (len(block) + 1) * width, width, dtype=np.int32)
+        chunks.append(
+            pa.Array.from_buffers(pa.binary(), len(block), [None, pa.py_buffer(offsets), pa.py_buffer(block)])
+        )
+    return pa.chunked_array(chunks, type=pa.binary())
+
+
+def _build_table(records, alleles, n_alt, n_samples, first_line_number, with_line_numbers) -> pa.Table:
+    def per_row(values):
+        return [v for v, k in zip(values, n_alt.tolist(), strict=True) for _ in range(k)]
+
+    columns = {
+        "contig": pa.array(per_row(records.contig), type=pa.string()),
+        "pos": pa.array(per_row(records.pos), type=pa.int64()),
+        "id": pa.array(per_row(records.vid), type=pa.string()),
+        "ref": pa.array(per_row(records.ref), type=pa.string()),
+        "alt": pa.array([a for alts in records.alts for a in alts], type=pa.string()),
+        "dosages": _binary_column(_dosages(alleles, n_alt).reshape(-1, n_samples)),
+    }
+    schema = VCF_RECORD_SCHEMA
+    if with_line_numbers:
+        lines = np.repeat(np.asarray(records.index, dtype=np.int64) + first_line_number, n_alt)
+        columns["line"] = pa.array(lines, type=pa.int64())
+        schema = schema.append(pa.field("line", pa.int64()))
+    return pa.table(columns, schema=schema)
