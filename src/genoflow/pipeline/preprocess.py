@@ -127,12 +127,13 @@ def _decode_block(lines, first_line, source, n_samples, reference, genes, thresh
     from genoflow.io.vcf import parse_vcf_records
     from genoflow.qc.variant_qc import variant_qc
 
-    table = parse_vcf_records(lines, n_samples=n_samples, source=source, first_line_number=first_line)
+    table = parse_vcf_records(lines, n_samples=n_samples, source=source, first_line_number=first_line,
+                              with_line_numbers=True)
     cols = table.to_pydict()
     contig = np.asarray(cols["contig"], dtype=object)
     pos = np.asarray(cols["pos"], dtype=np.int64)
     ref = np.asarray(cols["ref"], dtype=object)
-    line_numbers = np.asarray(cols["line"], dtype=np.int64) if "line" in cols else None
+    line_numbers = np.asarray(cols["line"], dtype=np.int64)
     check_ref_alleles(reference, contig, pos, ref, source=source, line_numbers=line_numbers)
     gene = genes.annotate(contig, pos)
     dosages = stack_dosages(cols["dosages"])
@@ -142,7 +143,7 @@ def _decode_block(lines, first_line, source, n_samples, reference, genes, thresh
     for i in range(len(pos)):
         yield (
             contig[i], int(pos[i]), cols["id"][i], ref[i], cols["alt"][i], gene[i] or "",
-            int(line_numbers[i]) if line_numbers is not None else None,
+            int(line_numbers[i]),
             _float(qc["call_rate"][i]), _float(qc["alt_af"][i]), _float(qc["maf"][i]),
             _float(qc["hwe_p"][i]), bool(qc_pass[i]), pack_dosages(dosages[i]),
         )

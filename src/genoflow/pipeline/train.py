@@ -49,9 +49,10 @@ def run_train(spark, features_uri: str, output, params: dict, *, experiment_id: 
                 mlflow.log_dict({"features": features}, "features.json")
                 model_uri = output.path(f"models/{target}/{family}")
                 model.bestModel.write().save(model_uri)
-                mlflow.spark.log_model(model.bestModel, artifact_path="model")
+                mlflow.spark.log_model(model.bestModel, artifact_path="model",
+                                       pip_requirements=_model_requirements())
             record = {"target": target, "family": family, "run_id": run.info.run_id,
-                      "cv_auc_roc": model.avgMetrics[best], "best_params": best_params,
+                      "cv_auc_roc": float(model.avgMetrics[best]), "best_params": best_params,
                       "seconds": round(time.time() - started, 1)}
             log.info("trained %s", record)
             trained.append(record)
@@ -59,3 +60,12 @@ def run_train(spark, features_uri: str, output, params: dict, *, experiment_id: 
     output.write_json("models.json", {"models": [{**r, "model_path": f"models/{r['target']}/{r['family']}"}
                                                  for r in trained]})
     return trained
+
+
+def _model_requirements() -> list[str]:
+    """The serving environment, stated rather than inferred: inference would reload every model in a
+    subprocess to capture its imports (~15 s per model here)."""
+    import mlflow
+    import pyspark
+
+    return [f"pyspark=={pyspark.__version__}", f"mlflow=={mlflow.__version__}"]
