@@ -38,6 +38,9 @@ def run_preprocess(spark, storage, output, params: dict, pseudonym_key: str) -> 
     p = params["preprocess"]
     vcf_uri = storage.uri(p["vcf"])
     patient_uri = storage.uri(p["patient_dir"])
+    for key in ("vcf", "reference_fasta", "annotations_gff", "patient_dir"):
+        if not storage.exists(storage.uri(p[key])):
+            raise InputError(storage.uri(p[key]), f"does not exist (preprocess.{key} in params)")
 
     header = read_vcf_header(spark, vcf_uri)
     clinical = load_clinical(spark, patient_uri)

@@ -54,7 +54,10 @@ def main(step: str, argv: list[str] | None = None) -> int:
         message = user_message(err)
         if message is None:
             raise
-        print(f"genoflow {step}: error: {message}", file=sys.stderr)
+        print(f"genoflow {step}: error: {message}", file=sys.stderr, flush=True)
+        # spark-submit relays the driver's stderr through a JVM thread that can lose the last lines
+        # when the process exits at once; a moment's pause keeps this line in the task log.
+        time.sleep(0.5)
         return 2
 
 
