@@ -18,7 +18,7 @@ export AIRFLOW_CONN_SPARK_DEFAULT   ?= {"conn_type":"spark","host":"local[*]"}
 export PYSPARK_PYTHON               := $(PY)
 export PYSPARK_DRIVER_PYTHON        := $(PY)
 export PATH                         := $(VENV)/bin:$(PATH)
-export NO_ALBUMENTATIONS_UPDATE     := 1
+export SPARK_LOCAL_IP               ?= 127.0.0.1
 
 .PHONY: help install demo demo-data airflow-db test test-unit lint lock mlflow-ui airflow-ui clean
 
@@ -48,12 +48,14 @@ demo-data: data/raw  ## simulate the demo cohort into data/ (once)
 demo: $(STAMP) data/raw airflow-db  ## run the genomic_risk_training DAG through Airflow on the demo cohort
 	@start=$$(date +%s); \
 	airflow dags test genomic_risk_training > $(AIRFLOW_HOME)/demo-run.log 2>&1; rc=$$?; \
-	grep -E "genoflow|Marking task|state=|ERROR" $(AIRFLOW_HOME)/demo-run.log | grep -vE "DEBUG" | tail -25; \
+	grep -oE "(genoflow: [a-z]+ committed [^ ]+ in [0-9.]+ s|[a-z]+ is already committed for run [0-9a-f]+|genoflow [a-z]+: error: .*|genoflow_[a-z_]+ v[0-9]+ -> [^[]*|run_duration=[0-9.]+, state=[a-z]+)" \
+	  $(AIRFLOW_HOME)/demo-run.log | sed -E 's/^genoflow: //; s/ +$$//'; \
 	echo "DAG run finished in $$(( $$(date +%s) - start )) s (full log: $(AIRFLOW_HOME)/demo-run.log)"; \
 	test $$rc -eq 0
 	genoflow summary
 
 test: $(STAMP)  ## install what tests need and run the whole suite (unit + integration)
+	$(VENV)/bin/ruff check src jobs dags plugins tests bench
 	$(PY) -m pytest -q
 
 test-unit: $(STAMP)  ## fast tests only

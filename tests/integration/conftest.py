@@ -52,7 +52,8 @@ class Project:
         result = subprocess.run(cmd, cwd=self.root, env=self.env, capture_output=True, text=True, timeout=timeout)
         if check and result.returncode != 0:
             raise AssertionError(f"{' '.join(cmd[:4])} exited {result.returncode}\n"
-                                 f"--- stdout (tail)\n{result.stdout[-6000:]}\n--- stderr (tail)\n{result.stderr[-6000:]}")
+                                 f"--- stdout (tail)\n{result.stdout[-6000:]}\n"
+                                 f"--- stderr (tail)\n{result.stderr[-6000:]}")
         return result
 
 

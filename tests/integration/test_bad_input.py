@@ -190,7 +190,8 @@ def test_spark_submit__bad_input_fails_the_task_with_one_line(cohort):
     csv = patients(cohort)[1] / "clinical_data.csv"
     csv.write_text(csv.read_text().replace(",F,", ",X,").replace(",M,", ",X,"))
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "spark-submit"), "--master", "local[1]", str(REPO / "jobs" / "preprocess.py"),
+        [str(Path(sys.executable).parent / "spark-submit"), "--master", "local[1]",
+         str(REPO / "jobs" / "preprocess.py"),
          "--storage-root", cohort.as_uri(), "--run-key", "badinput", "--dataset-version", "test",
          "--params-json", json.dumps(PARAMS)],
         capture_output=True, text=True, timeout=300,

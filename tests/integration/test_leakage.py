@@ -1,0 +1,96 @@
+"""No leakage: nothing the features step learns from labels has seen a test patient.
+
+Runs the real preprocess and features steps (in-process, real Spark), then reruns features with
+every test patient's labels flipped. If any label-driven statistic (association scans, variant
+selection, imputation values) or any training row used test labels, the two outputs would differ.
+
+The split itself is stratified on disease status by design (so flipping a label can move a
+patient across strata); the rerun therefore keeps the original patient -> split assignment, and
+tests what matters: given the split, test labels reach nothing that is learned.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+from genoflow.config import load_params
+from genoflow.pipeline.features import run_features, split_samples
+from genoflow.pipeline.runner import main
+from genoflow.storage import HadoopStorage
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.integration
+
+PARAMS = load_params(REPO / "params.yaml", overrides={"features": {"top_k": 15}})
+
+
+@pytest.fixture(scope="module")
+def preprocessed(tmp_path_factory, spark):
+    from genoflow.simulate import make_demo_cohort
+
+    root = tmp_path_factory.mktemp("leakage") / "data"
+    make_demo_cohort(root, n_patients=200, sequence_length=300_000, seed=11, n_causal=8, reads_per_patient=10)
+    rc = main("preprocess", ["--storage-root", root.as_uri(), "--run-key", "leak", "--dataset-version", "t",
+                             "--params-json", json.dumps(PARAMS)])
+    assert rc == 0
+    return root
+
+
+def features_for(spark, root, samples_edit, name):
+    """Run the features step on a copy of the preprocess output whose sample table is edited."""
+    source = root / "runs" / "leak" / "preprocess"
+    copy = root / "variants" / name
+    shutil.copytree(source, copy)
+    samples = pd.read_parquet(copy / "samples")
+    shutil.rmtree(copy / "samples")
+    spark.createDataFrame(samples_edit(samples)).coalesce(1).write.parquet(str(copy / "samples"))
+    storage = HadoopStorage(spark, root.as_uri())
+    out = storage.uri("features", name)
+    with storage.step_output(out) as output:
+        run_features(spark, copy.as_uri(), output, PARAMS)
+    return root / "features" / name
+
+
+def flip_test_labels(samples: pd.DataFrame) -> pd.DataFrame:
+    split = split_samples(samples, PARAMS["features"]).set_index("pid")["split"]
+    is_test = samples["pid"].map(split).eq("test").to_numpy()
+    edited = samples.copy()
+    for target in ("disease_status", "treatment_response"):
+        edited.loc[is_test, target] = 1 - edited.loc[is_test, target]
+    return edited
+
+
+def test_features__test_labels_do_not_reach_anything_learned(spark, preprocessed, monkeypatch):
+    import genoflow.pipeline.features as features
+
+    original = features_for(spark, preprocessed, lambda s: s, "original")
+    assigned = pd.read_parquet(original / "table").set_index("pid")["split"]
+
+    def original_split(samples, f):
+        kept = samples[samples["sample_qc_pass"]].reset_index(drop=True)
+        kept["split"] = kept["pid"].map(assigned).to_numpy()
+        return kept
+
+    monkeypatch.setattr(features, "split_samples", original_split)
+    flipped = features_for(spark, preprocessed, flip_test_labels, "flipped")
+
+    meta_a = json.loads((original / "features.json").read_text())
+    meta_b = json.loads((flipped / "features.json").read_text())
+    assert meta_a == meta_b  # same selected variants, train p-values, imputation values, split sizes
+
+    for target in ("disease_status", "treatment_response"):
+        scan_a = pd.read_parquet(original / "association" / target).sort_values(["pos", "alt"])
+        scan_b = pd.read_parquet(flipped / "association" / target).sort_values(["pos", "alt"])
+        pd.testing.assert_frame_equal(scan_a.reset_index(drop=True), scan_b.reset_index(drop=True))
+
+    table_a = pd.read_parquet(original / "table").set_index("pid").sort_index()
+    table_b = pd.read_parquet(flipped / "table").set_index("pid").sort_index()
+    train = table_a["split"] == "train"
+    pd.testing.assert_frame_equal(table_a[train], table_b[train])
+    # The edit really happened: the test rows' labels differ, so the equalities above are not vacuous.
+    assert (table_a.loc[~train, "disease_status"] != table_b.loc[~train, "disease_status"]).all()
+    assert train.sum() > 100 and (~train).sum() > 30
