@@ -43,7 +43,6 @@ def spark_step(task_id: str, step: str) -> SparkSubmitOperator:
         conf=PARAMS.get("spark", {}),
         application_args=[
             "--storage-root", "{{ " + RUN + "['storage_root'] }}",
-            "--run-key", "{{ " + RUN + "['run_key'] }}",
             "--dataset-version", "{{ " + RUN + "['dataset_version'] }}",
             "--git-commit", "{{ " + RUN + "['git_commit'] }}",
             "--params-json", "{{ " + RUN + "['params_json'] }}",

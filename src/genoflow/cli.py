@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     version.set_defaults(func=_dataset_version)
 
     key = verbs.add_parser("run-key", help="print the pipeline run key for the current data and params.yaml",
-                           description="Print sha256(dataset version + params)[:16], the runs/<key>/ folder.")
+                           description="Print the run key that MLflow runs are tagged with.")
     key.add_argument("--target", default="data/raw", help="DVC-tracked folder (default: %(default)s)")
     key.set_defaults(func=_run_key)
 

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Settings", "load_params", "merge_params", "run_key", "STEPS"]
+__all__ = ["Settings", "load_params", "merge_params", "run_key", "step_key", "STEPS"]
 
 STEPS = ("preprocess", "features", "train", "evaluate")
 
@@ -63,7 +63,36 @@ def merge_params(base: dict, overrides: dict) -> dict:
     return merged
 
 
-def run_key(dataset_version: str, params: dict) -> str:
-    """Content address of one pipeline run: same data and params give the same key (and outputs)."""
-    canonical = json.dumps({"dataset": dataset_version, "params": params}, sort_keys=True)
+# Sections that change how a run is carried out or judged, not what it computes.
+_NOT_IN_RUN_KEY = ("promote", "spark")
+
+
+def _content_key(dataset_version: str, inputs: dict) -> str:
+    canonical = json.dumps({"dataset": dataset_version, "params": inputs}, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def run_key(dataset_version: str, params: dict) -> str:
+    """Content address of one pipeline run: same data and params give the same key (and outputs).
+
+    The promotion gate and Spark resources are left out: changing the margin re-judges the same
+    trained models rather than training new ones.
+    """
+    return _content_key(dataset_version, {k: v for k, v in params.items() if k not in _NOT_IN_RUN_KEY})
+
+
+def step_key(step: str, dataset_version: str, params: dict) -> str:
+    """Content address of one step's output: the data plus only the params the step depends on.
+
+    preprocess depends on its own section; features on preprocess, features and the targets;
+    train and evaluate on the whole run (their key is the run key). So tuning a model reuses the
+    committed preprocess and features outputs.
+    """
+    if step == "preprocess":
+        return _content_key(dataset_version, {"preprocess": params["preprocess"]})
+    if step == "features":
+        return _content_key(dataset_version, {"preprocess": params["preprocess"], "features": params["features"],
+                                              "targets": params["train"]["targets"]})
+    if step in STEPS:
+        return run_key(dataset_version, params)
+    raise ValueError(f"step must be one of {STEPS}, got {step!r}")

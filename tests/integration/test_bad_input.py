@@ -42,14 +42,14 @@ def cohort(valid_cohort, tmp_path) -> Path:
 
 
 def run_preprocess(root: Path, capsys) -> tuple[int, str]:
-    rc = main("preprocess", ["--storage-root", root.as_uri(), "--run-key", "badinput", "--dataset-version",
-                             "test", "--params-json", json.dumps(PARAMS)])
+    rc = main("preprocess", ["--storage-root", root.as_uri(), "--dataset-version", "test",
+                             "--params-json", json.dumps(PARAMS)])
     return rc, capsys.readouterr().err
 
 
 def assert_nothing_written(root: Path):
-    runs = root / "runs"
-    leftovers = [p for p in runs.rglob("*")] if runs.exists() else []
+    steps = root / "steps"
+    leftovers = list(steps.rglob("*")) if steps.exists() else []
     assert [p for p in leftovers if p.is_file()] == [], leftovers
     assert not any(".tmp-" in p.name for p in leftovers)
 
@@ -70,7 +70,7 @@ def vcf_data_index(lines: list[str]) -> int:
 def test_valid_cohort__commits(cohort, capsys):
     rc, err = run_preprocess(cohort, capsys)
     assert rc == 0, err
-    assert (cohort / "runs" / "badinput" / "preprocess" / "_SUCCESS").exists()
+    assert len(list((cohort / "steps" / "preprocess").glob("*/_SUCCESS"))) == 1
 
 
 @pytest.mark.parametrize("case, edit, expected", [
@@ -192,7 +192,7 @@ def test_spark_submit__bad_input_fails_the_task_with_one_line(cohort):
     result = subprocess.run(
         [str(Path(sys.executable).parent / "spark-submit"), "--master", "local[1]",
          str(REPO / "jobs" / "preprocess.py"),
-         "--storage-root", cohort.as_uri(), "--run-key", "badinput", "--dataset-version", "test",
+         "--storage-root", cohort.as_uri(), "--dataset-version", "test",
          "--params-json", json.dumps(PARAMS)],
         capture_output=True, text=True, timeout=300,
     )

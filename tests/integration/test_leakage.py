@@ -34,7 +34,7 @@ def preprocessed(tmp_path_factory, spark):
 
     root = tmp_path_factory.mktemp("leakage") / "data"
     make_demo_cohort(root, n_patients=200, sequence_length=300_000, seed=11, n_causal=8, reads_per_patient=10)
-    rc = main("preprocess", ["--storage-root", root.as_uri(), "--run-key", "leak", "--dataset-version", "t",
+    rc = main("preprocess", ["--storage-root", root.as_uri(), "--dataset-version", "t",
                              "--params-json", json.dumps(PARAMS)])
     assert rc == 0
     return root
@@ -42,7 +42,7 @@ def preprocessed(tmp_path_factory, spark):
 
 def features_for(spark, root, samples_edit, name):
     """Run the features step on a copy of the preprocess output whose sample table is edited."""
-    source = root / "runs" / "leak" / "preprocess"
+    (source,) = (root / "steps" / "preprocess").glob("*[!.]")
     copy = root / "variants" / name
     shutil.copytree(source, copy)
     samples = pd.read_parquet(copy / "samples")

@@ -1,4 +1,4 @@
-from genoflow.config import Settings, load_params, merge_params, run_key
+from genoflow.config import Settings, load_params, merge_params, run_key, step_key
 from tests.conftest import REPO
 
 
@@ -29,3 +29,20 @@ def test_settings__embedded_defaults_under_home(tmp_path):
     assert s.uses_demo_pseudonym_key
     s = Settings({"GENOFLOW_HOME": str(tmp_path), "GENOFLOW_STORAGE_ROOT": "hdfs://nn:8020/genoflow/"})
     assert s.storage_root == "hdfs://nn:8020/genoflow"
+
+
+def test_step_key__depends_only_on_upstream_params():
+    params = load_params(REPO / "params.yaml")
+    tuned = merge_params(params, {"train": {"cv_folds": 5}})
+    assert step_key("preprocess", "v", params) == step_key("preprocess", "v", tuned)
+    assert step_key("features", "v", params) == step_key("features", "v", tuned)
+    assert step_key("train", "v", params) != step_key("train", "v", tuned)
+    refiltered = merge_params(params, {"preprocess": {"min_maf": 0.05}})
+    assert step_key("preprocess", "v", params) != step_key("preprocess", "v", refiltered)
+    assert step_key("features", "v", params) != step_key("features", "v", refiltered)
+
+
+def test_run_key__ignores_the_promotion_gate_and_spark_resources():
+    params = load_params(REPO / "params.yaml")
+    regated = merge_params(params, {"promote": {"min_improvement": 0.05}, "spark": {"spark.driver.memory": "8g"}})
+    assert run_key("v", params) == run_key("v", regated) == step_key("evaluate", "v", params)

@@ -1,8 +1,9 @@
 """The shared shell of every Spark job: arguments, session, commit protocol, error reporting.
 
-A step's output lives at ``<root>/runs/<run_key>/<step>/``. A step that finds its output already
-committed does nothing (reruns are free and safe); otherwise it writes into a temporary sibling
-and commits by rename, recording its inputs in ``inputs.json``.
+A step's output lives at ``<root>/steps/<step>/<step key>/``, where the key hashes the dataset
+version and the params the step depends on (:func:`genoflow.config.step_key`). A step that finds
+its output already committed does nothing (reruns are free and safe); otherwise it writes into a
+temporary sibling and commits by rename, recording its inputs in ``inputs.json``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import re
 import sys
 import time
 
-from genoflow.config import STEPS, Settings
+from genoflow.config import STEPS, Settings, run_key, step_key
 from genoflow.errors import InputError
 
 __all__ = ["main", "build_parser", "step_uri"]
@@ -30,15 +31,15 @@ def build_parser(step: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"jobs/{step}.py", description=f"genoflow {step} (a Spark job)")
     parser.add_argument("--storage-root", default=settings.storage_root,
                         help="URI every input and output lives under (default: %(default)s)")
-    parser.add_argument("--run-key", required=True, help="pipeline run key (genoflow.config.run_key)")
     parser.add_argument("--dataset-version", required=True, help="DVC content hash of the raw cohort")
     parser.add_argument("--git-commit", default="unknown", help="commit of the code that runs")
     parser.add_argument("--params-json", required=True, help="the run's params (params.yaml + overrides) as JSON")
     return parser
 
 
-def step_uri(root: str, run_key: str, step: str) -> str:
-    return f"{root.rstrip('/')}/runs/{run_key}/{step}"
+def step_uri(root: str, step: str, dataset_version: str, params: dict) -> str:
+    """Where ``step`` commits its output for this data and these params."""
+    return f"{root.rstrip('/')}/steps/{step}/{step_key(step, dataset_version, params)}"
 
 
 def main(step: str, argv: list[str] | None = None) -> int:
@@ -65,13 +66,14 @@ def _run(step: str, args, params: dict) -> int:
     from genoflow.spark import get_spark
     from genoflow.storage import HadoopStorage
 
-    spark = get_spark(f"genoflow-{step}-{args.run_key}")
+    key = run_key(args.dataset_version, params)
+    spark = get_spark(f"genoflow-{step}-{key}")
     storage = HadoopStorage(spark, args.storage_root)
-    out_uri = step_uri(args.storage_root, args.run_key, step)
+    out_uri = step_uri(args.storage_root, step, args.dataset_version, params)
     if storage.is_committed(out_uri):
-        log.info("%s is already committed for run %s: nothing to do", step, args.run_key)
+        log.info("%s is already committed at %s: nothing to do", step, out_uri)
         return 0
-    upstream = {name: step_uri(args.storage_root, args.run_key, name) for name in UPSTREAM[step]}
+    upstream = {name: step_uri(args.storage_root, name, args.dataset_version, params) for name in UPSTREAM[step]}
     for name, uri in upstream.items():
         if not storage.is_committed(uri):
             raise InputError(uri, f"the {name} step has not committed its output; run {name} first")
@@ -80,7 +82,7 @@ def _run(step: str, args, params: dict) -> int:
     with storage.step_output(out_uri) as output:
         result = _call_step(step, spark, storage, output, upstream, params, args)
         output.write_json("inputs.json", {
-            "step": step, "run_key": args.run_key, "dataset_version": args.dataset_version,
+            "step": step, "run_key": key, "dataset_version": args.dataset_version,
             "git_commit": args.git_commit, "storage_root": args.storage_root,
             "upstream": upstream, "params": params, "seconds": round(time.time() - started, 1),
         })
@@ -105,7 +107,7 @@ def _call_step(step, spark, storage, output, upstream, params, args):
     if step == "train":
         from genoflow.pipeline.train import run_train
 
-        tags = {TAG_RUN_KEY: args.run_key, TAG_DATASET_VERSION: args.dataset_version,
+        tags = {TAG_RUN_KEY: run_key(args.dataset_version, params), TAG_DATASET_VERSION: args.dataset_version,
                 TAG_GIT_COMMIT: args.git_commit}
         return run_train(spark, upstream["features"], output, params, experiment_id=experiment_id, tags=tags)
     from genoflow.pipeline.evaluate import run_evaluate
