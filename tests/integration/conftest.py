@@ -78,3 +78,27 @@ def make_project(root: Path, n_patients: int, seed: int = 3) -> Project:
 def project(tmp_path_factory) -> Project:
     """A project with a 500-patient x 1 Mb cohort, Airflow's database migrated, nothing run yet."""
     return make_project(tmp_path_factory.mktemp("genoflow-project"), n_patients=500)
+
+
+DAG_ID = "genomic_risk_training"
+
+
+def trigger(project: Project, conf: dict | None = None, logical_date: str | None = None,
+            dag_id: str = DAG_ID) -> str:
+    """Run a DAG through `airflow dags test` and return its log; fails unless the run succeeded."""
+    cmd = [str(VENV_BIN / "airflow"), "dags", "test", dag_id]
+    if logical_date:
+        cmd.append(logical_date)
+    if conf:
+        cmd += ["--conf", json.dumps(conf)]
+    result = project.run(*cmd, check=False)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0 and "state=success" in log, (
+        f"DAG run failed (exit {result.returncode}):\n{log[-8000:]}")
+    return log
+
+
+@pytest.fixture(scope="session")
+def first_run(project) -> str:
+    """The project after one successful genomic_risk_training run (its log)."""
+    return trigger(project, logical_date="2026-01-01T00:00:00+00:00")

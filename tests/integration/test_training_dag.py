@@ -10,33 +10,15 @@ import json
 
 import pytest
 
+from tests.integration.conftest import trigger
+
 pytestmark = pytest.mark.integration
 
-DAG_ID = "genomic_risk_training"
 MODEL = "genoflow_disease_status"
 # A held-out AUC from 500 patients (125 test) of a model that must discover its own variants is
 # noisy: we ask for clearly better than chance and within 25% of the oracle (the AUC of the true
 # genetic value + clinical effects, which no model can beat in expectation).
 MIN_FRACTION_OF_ORACLE = 0.75
-
-
-def trigger(project, conf: dict | None = None, logical_date: str | None = None):
-    cmd = [f"{project.env['PATH'].split(':')[0]}/airflow", "dags", "test", DAG_ID]
-    if logical_date:
-        cmd.append(logical_date)
-    if conf:
-        cmd += ["--conf", json.dumps(conf)]
-    result = project.run(*cmd, check=False)
-    log = result.stdout + result.stderr
-    assert result.returncode == 0 and "state=success" in log.replace("DagRunState.SUCCESS", "state=success"), (
-        f"DAG run failed (exit {result.returncode}):\n{log[-8000:]}")
-    return log
-
-
-@pytest.fixture(scope="module")
-def first_run(project):
-    log = trigger(project, logical_date="2026-01-01T00:00:00+00:00")
-    return log
 
 
 def _client(project):

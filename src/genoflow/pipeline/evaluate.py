@@ -1,7 +1,8 @@
 """evaluate: held-out metrics of every trained model, plots, and the candidate of each target.
 
 Each model is scored on the test patients only: AUC-ROC and AUC-PR (Spark's evaluator), a ROC
-curve PNG and a metrics JSON, logged on the model's own MLflow run. The candidate for promotion
+curve PNG and a metrics JSON, logged on the model's own MLflow run; the per-patient scores are
+kept in ``scores/`` (pid, target, family, run_id, score, label). The candidate for promotion
 is picked by cross-validated AUC on the training split, never by the test metric, so the
 held-out numbers stay an honest estimate of the promoted model.
 """
@@ -31,7 +32,7 @@ def run_evaluate(spark, features_uri: str, train_uri: str, output, params: dict)
     storage = output.storage
     models = json.loads(storage.read_text(f"{train_uri}/models.json"))["models"]
     test = spark.read.parquet(f"{features_uri}/table").filter("split = 'test'").cache()
-    results = []
+    results, all_scores = [], []
     for m in models:
         target = m["target"]
         scored = (PipelineModel.load(f"{train_uri}/{m['model_path']}")
@@ -41,8 +42,10 @@ def run_evaluate(spark, features_uri: str, train_uri: str, output, params: dict)
         auc_roc = evaluator.setMetricName("areaUnderROC").evaluate(scored)
         auc_pr = evaluator.setMetricName("areaUnderPR").evaluate(scored)
         # The test split is small (one row per held-out patient): its scores fit on the driver.
-        pairs = scored.select("score", target).toPandas()
+        pairs = scored.select("pid", "score", target).toPandas()
         scored.unpersist()
+        all_scores.append(pairs.assign(target=target, family=m["family"], run_id=m["run_id"])
+                          .rename(columns={target: "label"}))
         fpr, tpr = roc_points(pairs["score"].to_numpy(), pairs[target].to_numpy())
         metrics = {"test_auc_roc": auc_roc, "test_auc_pr": auc_pr, "n_test": len(pairs),
                    "test_prevalence": float(pairs[target].mean())}
@@ -66,6 +69,10 @@ def run_evaluate(spark, features_uri: str, train_uri: str, output, params: dict)
         candidates[target] = best["run_id"]
         mlflow.MlflowClient().set_tag(best["run_id"], TAG_CANDIDATE, "true")
     output.write_json("metrics.json", {"models": results, "candidates": candidates})
+    # Per-patient held-out scores (pseudonyms only): what the model API must reproduce exactly.
+    import pandas as pd
+
+    spark.createDataFrame(pd.concat(all_scores, ignore_index=True)).coalesce(1).write.parquet(output.path("scores"))
     return {"models": results, "candidates": candidates}
 
 

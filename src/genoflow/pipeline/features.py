@@ -11,11 +11,12 @@ Writes ``association/<target>/`` (per-variant statistics, all QC-passing variant
 
 from __future__ import annotations
 
+import json
 import logging
 
 import numpy as np
 
-from genoflow.genotypes import stack_dosages, variant_label
+from genoflow.genotypes import stack_dosages, unpack_dosages, variant_label
 
 __all__ = ["run_features", "split_samples", "association_scan", "ASSOCIATION_SCHEMA_DDL"]
 
@@ -52,21 +53,12 @@ def run_features(spark, preprocess_uri: str, output, params: dict) -> dict:
         selected[target] = [tuple(r) for r in top.select("contig", "pos", "ref", "alt", "gene", "p").collect()]
         log.info("%s: top variant %s", target, selected[target][:1])
 
-    table, columns = build_feature_table(spark, genotypes, samples, selected, f)
+    table, specs = build_feature_table(spark, genotypes, samples, selected, f)
     spark.createDataFrame(table).coalesce(1).write.parquet(output.path("table"))
     meta = {
-        "targets": {
-            t: {
-                "features": columns["clinical"] + columns["read_qc"] + [variant_label(*v[:4]) for v in selected[t]],
-                "variants": [dict(zip(("contig", "pos", "ref", "alt", "gene", "train_p"), v, strict=True))
-                             for v in selected[t]],
-            }
-            for t in targets
-        },
+        "targets": {t: {"features": specs[t].names, "spec": json.loads(specs[t].to_json())} for t in targets},
         "n_train": int((samples["split"] == "train").sum()),
         "n_test": int((samples["split"] == "test").sum()),
-        "n_excluded_by_sample_qc": int((~samples["sample_qc_pass"]).sum()) if "sample_qc_pass" in samples else 0,
-        "imputation": columns["imputation"],
     }
     output.write_json("features.json", meta)
     return {k: meta[k] for k in ("n_train", "n_test")}
@@ -149,41 +141,35 @@ def _standardise(x: np.ndarray) -> np.ndarray:
 
 
 def build_feature_table(spark, genotypes, samples, selected: dict[str, list[tuple]], f: dict):
-    """The sample-major table: clinical covariates, read QC and the selected variants' dosages.
+    """The sample-major table and the feature spec of each target.
 
     Only the selected variants (top-K per target) travel to the driver: K rows of packed dosages,
-    never the cohort. Missing dosages and missing read QC are filled with training-split means.
+    never the cohort. Values become features through :class:`FeatureSpec` (the code the model API
+    runs too); missing dosages and read QC take training-split means.
     """
     import pandas as pd
+
+    from genoflow.features.spec import FeatureSpec
 
     keys = sorted({v[:4] for rows in selected.values() for v in rows})
     wanted = spark.createDataFrame(keys, "contig string, pos long, ref string, alt string")
     rows = genotypes.join(wanted, ["contig", "pos", "ref", "alt"]).select(
         "contig", "pos", "ref", "alt", "dosages").collect()
-    is_train = (samples["split"] == "train").to_numpy()
     index = samples["sample_index"].to_numpy()
+    raw = {col: samples[col].to_numpy() for col in ("age", "sex", *f["read_qc"]) if col in samples}
+    for r in rows:
+        raw[variant_label(r.contig, r.pos, r.ref, r.alt)] = unpack_dosages(r.dosages)[index].astype(float)
 
-    table = pd.DataFrame({
-        "pid": samples["pid"], "split": samples["split"],
-        "disease_status": samples["disease_status"].astype(float),
-        "treatment_response": samples["treatment_response"].astype("Float64").astype(float),
-        "age": samples["age"].astype(float),
-        "sex": (samples["sex"] == "M").astype(float),
-    })
-    imputation = {}
-    clinical_cols = [c for c in f["covariates"] if c in ("age", "sex")]
-    read_cols = [c for c in f["read_qc"] if c in samples]
-    for col in read_cols:
-        values = pd.to_numeric(samples[col], errors="coerce").astype(float).to_numpy()
-        fill = float(np.nanmean(values[is_train])) if np.isfinite(values[is_train]).any() else 0.0
-        table[col] = np.where(np.isnan(values), fill, values)
-        imputation[col] = fill
-    if rows:
-        dosages = stack_dosages([r.dosages for r in rows])[:, index].astype(float)
-        dosages[dosages < 0] = np.nan
-        train_means = np.nanmean(np.where(is_train, dosages, np.nan), axis=1)
-        train_means = np.nan_to_num(train_means)
-        dosages = np.where(np.isnan(dosages), train_means[:, None], dosages)
-        variant_cols = {variant_label(r.contig, r.pos, r.ref, r.alt): dosages[i] for i, r in enumerate(rows)}
-        table = pd.concat([table, pd.DataFrame(variant_cols, index=table.index)], axis=1)
-    return table, {"clinical": clinical_cols, "read_qc": read_cols, "imputation": imputation}
+    variants = {v[:4]: dict(zip(("contig", "pos", "ref", "alt", "gene", "train_p"), v, strict=True))
+                for rows_ in selected.values() for v in rows_}
+    clinical = [c for c in f["covariates"] if c in ("age", "sex")]
+    read_qc = [c for c in f["read_qc"] if c in samples]
+    union = FeatureSpec(clinical, read_qc, [variants[k] for k in keys])
+    union.fit_fill(raw, is_train=(samples["split"] == "train").to_numpy())
+    table = pd.DataFrame(union.transform(raw), columns=union.names, index=samples.index)
+    table.insert(0, "pid", samples["pid"])
+    table.insert(1, "split", samples["split"])
+    table.insert(2, "disease_status", samples["disease_status"].astype(float))
+    table.insert(3, "treatment_response", samples["treatment_response"].astype("Float64").astype(float))
+    specs = {t: union.subset([variants[v[:4]] for v in selected[t]]) for t in selected}
+    return table, specs

@@ -46,7 +46,8 @@ def run_train(spark, features_uri: str, output, params: dict, *, experiment_id: 
                                    "cv_folds": t["cv_folds"], **{f"best.{k}": v for k, v in best_params.items()}})
                 mlflow.log_metric("cv_auc_roc", model.avgMetrics[best])
                 mlflow.log_dict(params, "params.json")
-                mlflow.log_dict({"features": features}, "features.json")
+                # What serving needs to turn a patient's raw values into this model's inputs.
+                mlflow.log_dict(meta["targets"][target]["spec"], "feature_spec.json")
                 model_uri = output.path(f"models/{target}/{family}")
                 model.bestModel.write().save(model_uri)
                 mlflow.spark.log_model(model.bestModel, artifact_path="model",
