@@ -58,7 +58,7 @@ def spark_step(task_id: str, step: str) -> SparkSubmitOperator:
     max_active_runs=2,
     tags=["genoflow", "training", "spark", "mlflow"],
     doc_md=__doc__,
-    params={section: values for section, values in PARAMS.items() if section != "spark"},
+    params={section: values for section, values in PARAMS.items() if section not in ("spark", "monitor")},
     default_args={"owner": "genoflow", "retries": 2, "retry_delay": timedelta(minutes=1)},
 )
 def genomic_risk_training():

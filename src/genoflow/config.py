@@ -64,7 +64,7 @@ def merge_params(base: dict, overrides: dict) -> dict:
 
 
 # Sections that change how a run is carried out or judged, not what it computes.
-_NOT_IN_RUN_KEY = ("promote", "spark")
+_NOT_IN_RUN_KEY = ("promote", "spark", "monitor")
 
 
 def _content_key(dataset_version: str, inputs: dict) -> str:
@@ -75,8 +75,8 @@ def _content_key(dataset_version: str, inputs: dict) -> str:
 def run_key(dataset_version: str, params: dict) -> str:
     """Content address of one pipeline run: same data and params give the same key (and outputs).
 
-    The promotion gate and Spark resources are left out: changing the margin re-judges the same
-    trained models rather than training new ones.
+    The promotion gate, Spark resources and drift-monitor settings are left out: changing the
+    margin re-judges the same trained models rather than training new ones.
     """
     return _content_key(dataset_version, {k: v for k, v in params.items() if k not in _NOT_IN_RUN_KEY})
 
