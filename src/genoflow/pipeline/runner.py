@@ -94,7 +94,10 @@ def _call_step(step, spark, storage, output, upstream, params, args):
     if step == "preprocess":
         from genoflow.pipeline.preprocess import run_preprocess
 
-        return run_preprocess(spark, storage, output, params, Settings().pseudonym_key)
+        settings = Settings()
+        if settings.uses_demo_pseudonym_key:
+            log.warning("GENOFLOW_PSEUDONYM_KEY is not set: using the demo key; set a secret key for real patients")
+        return run_preprocess(spark, storage, output, params, settings.pseudonym_key)
     if step == "features":
         from genoflow.pipeline.features import run_features
 
