@@ -6,6 +6,8 @@ VENV      := $(CURDIR)/.venv
 PY        := $(VENV)/bin/python
 STAMP     := $(VENV)/.installed
 PATIENTS  ?= 1000
+# Debian packages the tests use: a real browser for the UI test, docker-compose to validate the stack file.
+SYSTEM_PACKAGES := chromium docker-compose
 
 # The embedded default: local Spark, local storage, SQLite for Airflow and MLflow, all under the project.
 export GENOFLOW_HOME                := $(CURDIR)
@@ -20,7 +22,7 @@ export PYSPARK_DRIVER_PYTHON        := $(PY)
 export PATH                         := $(VENV)/bin:$(PATH)
 export SPARK_LOCAL_IP               ?= 127.0.0.1
 
-.PHONY: help install demo demo-data airflow-db test test-unit lint lock mlflow-ui airflow-ui clean
+.PHONY: help install system-deps demo demo-data airflow-db test test-unit lint lock mlflow-ui airflow-ui clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -35,6 +37,14 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv with the pinned dependencies
+
+system-deps:  ## apt-get the Debian packages tests need (chromium, docker-compose), if missing
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	  echo "installing Debian packages:" $$missing; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 airflow-db: $(STAMP)
 	@mkdir -p $(AIRFLOW_HOME)
@@ -54,7 +64,7 @@ demo: $(STAMP) data/raw airflow-db  ## run the genomic_risk_training DAG through
 	test $$rc -eq 0
 	genoflow summary
 
-test: $(STAMP)  ## install what tests need and run the whole suite (unit + integration)
+test: $(STAMP) system-deps  ## install what tests need and run the whole suite (unit + integration)
 	$(VENV)/bin/ruff check src jobs dags plugins tests bench
 	$(PY) -m pytest -q
 

@@ -39,3 +39,16 @@ def test_jobs__help_without_spark():
     out = subprocess.run([sys.executable, str(REPO / "jobs" / "train.py"), "--help"], capture_output=True,
                          text=True, check=True).stdout
     assert "--storage-root" in out and "--params-json" in out
+
+
+def test_docker_compose__config_is_valid():
+    """The stack file resolves (Debian's docker-compose validates it without an engine)."""
+    result = subprocess.run(["docker-compose", "-f", str(REPO / "docker-compose.yml"), "config", "--services"],
+                            cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    services = set(result.stdout.split())
+    assert {"namenode", "datanode", "spark-master", "spark-worker", "postgres", "mlflow", "airflow-apiserver",
+            "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "api", "prometheus",
+            "grafana"} <= services
+    for dockerfile in ("deploy/airflow/Dockerfile", "deploy/spark/Dockerfile"):
+        assert (REPO / dockerfile).exists()
