@@ -21,6 +21,7 @@ def run_train(spark, features_uri: str, output, params: dict, *, experiment_id: 
     import mlflow
 
     from genoflow.models import build_cross_validator
+    from genoflow.models.portable import export_portable
     from genoflow.registry import TAG_MODEL_FAMILY, TAG_TARGET
 
     t = params["train"]
@@ -52,6 +53,8 @@ def run_train(spark, features_uri: str, output, params: dict, *, experiment_id: 
                 model.bestModel.write().save(model_uri)
                 mlflow.spark.log_model(model.bestModel, artifact_path="model",
                                        pip_requirements=_model_requirements())
+                # The same fitted model as plain arrays: the model API scores it without Spark.
+                mlflow.log_dict(export_portable(model.bestModel), "portable_model.json")
             record = {"target": target, "family": family, "run_id": run.info.run_id,
                       "cv_auc_roc": float(model.avgMetrics[best]), "best_params": best_params,
                       "seconds": round(time.time() - started, 1)}
