@@ -22,7 +22,7 @@ export PYSPARK_DRIVER_PYTHON        := $(PY)
 export PATH                         := $(VENV)/bin:$(PATH)
 export SPARK_LOCAL_IP               ?= 127.0.0.1
 
-.PHONY: help install system-deps demo demo-data airflow-db test test-unit lint lock mlflow-ui airflow-ui clean
+.PHONY: help install system-deps serve demo demo-data airflow-db test test-unit lint lock mlflow-ui airflow-ui clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -78,6 +78,9 @@ lock:  ## re-resolve requirements.lock from pyproject.toml (needs network to PyP
 	rm -rf /tmp/genoflow-lock && python3 -m venv /tmp/genoflow-lock
 	/tmp/genoflow-lock/bin/pip install --quiet ".[test]"
 	/tmp/genoflow-lock/bin/pip freeze --exclude genoflow > requirements.lock
+
+serve: $(STAMP)  ## the model API on the registry's champions: http://127.0.0.1:8000 (X-API-Key: $$GENOFLOW_API_KEYS, default dev-key)
+	GENOFLOW_API_KEYS="$${GENOFLOW_API_KEYS:-dev-key}" $(PY) -m genoflow.serving
 
 mlflow-ui: $(STAMP)  ## browse runs and the registry (http://127.0.0.1:5000)
 	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.genoflow/mlflow.db --host 127.0.0.1 --port 5000

@@ -33,7 +33,8 @@ class Settings:
         self.state_dir = state
         self.storage_root = env.get("GENOFLOW_STORAGE_ROOT", (self.home / "data").as_uri()).rstrip("/")
         self.mlflow_tracking_uri = env.get("MLFLOW_TRACKING_URI", f"sqlite:///{state / 'mlflow.db'}")
-        self.mlflow_artifact_root = env.get("GENOFLOW_ARTIFACT_ROOT", (state / "mlartifacts").as_uri())
+        # Empty means "the tracking server's default" (e.g. a server proxying artifacts to HDFS).
+        self.mlflow_artifact_root = env.get("GENOFLOW_ARTIFACT_ROOT", (state / "mlartifacts").as_uri()) or None
         self.pseudonym_key = env.get("GENOFLOW_PSEUDONYM_KEY", _DEMO_PSEUDONYM_KEY)
         self.params_file = Path(env.get("GENOFLOW_PARAMS", self.home / "params.yaml"))
 

@@ -82,9 +82,11 @@ class FeatureSpec:
                 raise ValueError(f"clinical covariate {col!r} is required and must be valid for every row")
             columns.append(values)
         n = _n_rows(frame)
-        for col in [*self.read_qc, *self.variant_columns]:
+        variant_columns = self.variant_columns  # a property: format the labels once, not per column
+        dosage_columns = set(variant_columns)
+        for col in [*self.read_qc, *variant_columns]:
             values = _numeric(frame, col) if col in frame else np.full(n, np.nan)
-            if col in self.variant_columns:
+            if col in dosage_columns:
                 values = np.where(values < 0, np.nan, values)
             columns.append(np.where(np.isfinite(values), values, self.fill.get(col, 0.0)))
         return np.column_stack(columns) if columns else np.empty((n, 0))

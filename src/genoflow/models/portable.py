@@ -104,8 +104,9 @@ def _kind(classifier) -> str:
 def _export_tree(root, *, with_stats: bool) -> dict:
     """Flatten one Java tree (``org.apache.spark.ml.tree.Node``) into pre-order node arrays.
 
-    Iterative (an explicit stack), so deep trees cannot hit Python's recursion limit; each node
-    costs a handful of py4j calls (~0.2 ms per tree of 100 nodes).
+    Iterative (an explicit stack), so deep trees cannot hit Python's recursion limit. Each node
+    costs a handful of py4j round trips (~0.2 ms), about a second per 5,000 nodes: seconds for
+    the forests train fits, next to minutes of cross-validation.
     """
     tree = {"feature": [], "threshold": [], "left": [], "right": [], "prediction": []}
     if with_stats:

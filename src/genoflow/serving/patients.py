@@ -1,0 +1,198 @@
+"""Patients' raw values -> one model's input matrix, with every problem named.
+
+Validation here is about what a client sent (types, ranges, names the model knows); turning
+valid values into features is `FeatureSpec.transform`, the very code that built the training
+table, so serving cannot drift from training. Problem messages may quote the offending value
+back to the client, but nothing here logs.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from genoflow.genotypes import variant_label
+from genoflow.serving.errors import InputProblem
+from genoflow.serving.model import ServedModel
+
+__all__ = ["PatientValues", "Prepared", "prepare", "variant_column", "AGE_RANGE"]
+
+AGE_RANGE = (0, 120)  # the clinical CSV's valid range (genoflow.io.clinical), the model's training domain
+SEX_VALUES = {"f": "F", "female": "F", "m": "M", "male": "M"}
+DOSAGES = (0, 1, 2)
+MISSING_DOSAGE = -1  # the genotype table's no-call code; JSON null means the same
+MAX_LISTED = 5  # unknown names quoted in an error; the count says how many more
+
+# contig:pos:ref:alt; a contig may itself contain ':' (e.g. HLA alleles), so split from the right.
+_VARIANT_KEY = re.compile(r"^(?P<contig>.+):(?P<pos>[0-9]+):(?P<ref>[ACGTNacgtn]+):(?P<alt>[ACGTNacgtn]+)$")
+
+
+@dataclass(frozen=True)
+class PatientValues:
+    """One patient's raw values as sent: covariates by name and genotypes by variant key."""
+
+    covariates: Mapping[str, object]
+    genotypes: Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Model inputs of a list of patients (rows in request order)."""
+
+    x: np.ndarray  # (n, len(spec.names)) float64
+    n_variants_used: np.ndarray  # (n,) int: model variants with a called dosage
+    n_variants_missing: np.ndarray  # (n,) int: model variants absent or no-call, imputed
+
+
+def variant_column(key: str) -> str | None:
+    """The feature column of a genotype key: ``chr22:1114906:C:G`` or ``v_chr22_1114906_C_G``.
+
+    Returns None when ``key`` is neither form.
+    """
+    if key.startswith("v_"):
+        return key
+    match = _VARIANT_KEY.match(key)
+    if match is None:
+        return None
+    return variant_label(match["contig"], int(match["pos"]), match["ref"].upper(), match["alt"].upper())
+
+
+def prepare(model: ServedModel, patients: Sequence[PatientValues], *, ignore_unknown: bool = False,
+            labels: Sequence[str] | None = None) -> Prepared:
+    """Validate raw values against ``model``'s feature spec and build its input matrix.
+
+    Parameters
+    ----------
+    model : ServedModel
+    patients : sequence of PatientValues
+    ignore_unknown : bool
+        Skip covariates and variants the model does not use instead of refusing them.
+    labels : sequence of str, optional
+        How to name each patient in messages (e.g. ``patients[3]``); default: no prefix.
+
+    Raises
+    ------
+    InputProblem
+        Every problem found (status 422): missing or invalid covariates, dosages that are not
+        0/1/2, malformed variant keys, names the model does not know (unless ``ignore_unknown``).
+    """
+    spec = model.spec
+    frame: dict[str, list] = {name: [] for name in [*spec.clinical, *spec.read_qc, *model.variant_order]}
+    used = np.zeros(len(patients), dtype=np.int64)
+    problems: list[str] = []
+    for i, patient in enumerate(patients):
+        where = f"{labels[i]}." if labels else ""
+        problems += _covariates(model, patient.covariates, frame, where, ignore_unknown)
+        calls, found = _genotypes(model, patient.genotypes, where, ignore_unknown)
+        problems += found
+        for column in model.variant_order:
+            frame[column].append(calls.get(column, math.nan))
+        used[i] = len(calls)
+    if problems:
+        raise InputProblem(problems)
+    x = spec.transform(frame) if patients else np.empty((0, len(spec.names)))
+    return Prepared(x, used, len(spec.variants) - used)
+
+
+def _covariates(model: ServedModel, values, frame: dict, where: str, ignore_unknown: bool) -> list[str]:
+    if not isinstance(values, Mapping):
+        return [f"{where}covariates: expected an object of name -> value"]
+    spec, problems = model.spec, []
+    for name in spec.clinical:
+        value, problem = _clinical(name, values.get(name))
+        frame[name].append(value)
+        if problem:
+            problems.append(f"{where}covariates.{name}: {problem}")
+    for name in spec.read_qc:
+        value = values.get(name)
+        if value is None:
+            frame[name].append(math.nan)  # optional: the training mean fills it
+        elif _finite(value) is not None:
+            frame[name].append(_finite(value))
+        else:
+            frame[name].append(math.nan)
+            problems.append(f"{where}covariates.{name}: expected a finite number or null, got {_short(value)}")
+    unknown = sorted(set(values) - model.covariate_columns)
+    if unknown and not ignore_unknown:
+        problems.append(f"{where}covariates: {_listed(unknown)} not used by {model.name} v{model.version} "
+                        f"(it uses {', '.join(spec.clinical + spec.read_qc)}); send \"ignore_unknown\": true "
+                        "to skip unused values")
+    return problems
+
+
+def _clinical(name: str, value) -> tuple[object, str | None]:
+    """The raw value for the spec and a problem, if any (clinical covariates are never imputed)."""
+    if value is None:
+        return math.nan, "required"
+    if name == "sex":
+        sex = SEX_VALUES.get(value.strip().lower()) if isinstance(value, str) else None
+        return (sex, None) if sex else (math.nan, f"expected F or M (or female/male), got {_short(value)}")
+    number = _finite(value)
+    if number is None:
+        return math.nan, f"expected a number, got {_short(value)}"
+    if name == "age" and not AGE_RANGE[0] <= number <= AGE_RANGE[1]:
+        return math.nan, f"expected an age from {AGE_RANGE[0]} to {AGE_RANGE[1]} years, got {_short(value)}"
+    return number, None
+
+
+def _genotypes(model: ServedModel, values, where: str, ignore_unknown: bool) -> tuple[dict[str, float], list[str]]:
+    """Called dosages of the model's variants, by column; and the problems found."""
+    if not isinstance(values, Mapping):
+        return {}, [f"{where}genotypes: expected an object of variant -> dosage"]
+    calls: dict[str, float] = {}
+    seen: dict[str, object] = {}
+    problems, malformed, unknown = [], [], []
+    for key, value in values.items():
+        column = variant_column(key)
+        if column is None:
+            malformed.append(key)
+            continue
+        if column not in model.variant_columns:
+            unknown.append(key)
+            continue
+        # Exactly the integers (not 1.0, not true): a dosage is a count of alleles.
+        is_int = type(value) is int
+        if not (value is None or (is_int and (value in DOSAGES or value == MISSING_DOSAGE))):
+            problems.append(f"{where}genotypes[{_short(key)}]: dosage must be 0, 1 or 2 (null or -1 for a "
+                            f"missing call), got {_short(value)}")
+            continue
+        if column in seen and seen[column] != value:
+            problems.append(f"{where}genotypes: {_short(key)} is given twice with different dosages")
+        seen[column] = value
+        if is_int and value != MISSING_DOSAGE:
+            calls[column] = float(value)
+    if malformed:
+        problems.append(f"{where}genotypes: {_listed(malformed)} not a variant key: use contig:pos:ref:alt "
+                        "(e.g. chr22:1114906:C:G) or the feature name v_<contig>_<pos>_<ref>_<alt>")
+    if unknown and not ignore_unknown:
+        problems.append(f"{where}genotypes: {_listed(unknown)} not used by {model.name} v{model.version}; "
+                        "send \"ignore_unknown\": true to skip variants the model does not use")
+    return calls, problems
+
+
+def _finite(value) -> float | None:
+    """``value`` as a finite float, or None (not a number, NaN/inf, or an int too big for a float)."""
+    # bool is an int in Python, but `true` is not an age.
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
+
+
+def _listed(names: list[str]) -> str:
+    shown = ", ".join(_short(n) for n in names[:MAX_LISTED])
+    more = f" and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else ""
+    verb = "is" if len(names) == 1 else "are"
+    return f"{shown}{more} {verb}"

@@ -1,0 +1,159 @@
+"""HTTP routes: thin functions; the work is in `scoring`, `patients`, `vcf_upload`, `refresh`."""
+
+from __future__ import annotations
+
+import math
+import posixpath
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from starlette.datastructures import UploadFile
+
+from genoflow.errors import InputError
+from genoflow.serving.auth import require_api_key
+from genoflow.serving.errors import InputProblem
+from genoflow.serving.metrics import MODEL_STATE_KEY
+from genoflow.serving.patients import PatientValues
+from genoflow.serving.schemas import BatchPrediction, BatchRequest, Prediction, PredictRequest
+from genoflow.serving.scoring import model_for, predict_many, predict_one
+from genoflow.serving.vcf_upload import genotypes_from_vcf
+
+__all__ = ["router"]
+
+router = APIRouter()
+protected = [Depends(require_api_key)]
+
+VCF_FORM = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["vcf", "age", "sex"],
+    "properties": {
+        "vcf": {"type": "string", "format": "binary", "description": "single-sample VCF, plain or gzip"},
+        "age": {"type": "number"}, "sex": {"type": "string", "enum": ["F", "M"]},
+        "target": {"type": "string"}, "ignore_unknown": {"type": "boolean", "default": True},
+    },
+    "additionalProperties": {"type": "number", "description": "optional read-QC covariates, e.g. mean_phred"},
+}}}}}
+
+
+@router.get("/health")
+async def health() -> dict:
+    """The process is up (liveness)."""
+    return {"status": "ok"}
+
+
+@router.get("/ready")
+async def ready(request: Request) -> JSONResponse:
+    """200 once every served target has a model; 503 (with what is missing) before."""
+    store = request.app.state.store
+    missing = store.missing()
+    body = {"ready": not missing, "missing": missing,
+            "models": {t: m.describe() for t, m in store.snapshot().items()}}
+    return JSONResponse(body, status_code=503 if missing else 200)
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    """Prometheus exposition: request counts and latency by route, risks served, model versions."""
+    content, content_type = request.app.state.metrics.render()
+    return Response(content, media_type=content_type)
+
+
+@router.get("/models", dependencies=protected)
+async def models(request: Request) -> dict:
+    """What each served model needs: its covariates and the variants it uses (contig:pos:ref:alt)."""
+    out = {}
+    for target, m in request.app.state.store.snapshot().items():
+        out[target] = {**m.describe(), "required_covariates": m.spec.clinical, "optional_covariates": m.spec.read_qc,
+                       "variants": [f"{v['contig']}:{v['pos']}:{v['ref']}:{v['alt']}" for v in m.spec.variants]}
+    return out
+
+
+@router.post("/predict", dependencies=protected, response_model=Prediction)
+async def predict(body: PredictRequest, request: Request) -> dict:
+    """Risk of one patient from covariates and genotype dosages (JSON)."""
+    model = _model(request, body.target)
+    result = predict_one(model, PatientValues(body.covariates, body.genotypes), ignore_unknown=body.ignore_unknown)
+    request.app.state.metrics.observe_risks(model.target, [result["risk"]])
+    return result
+
+
+@router.post("/predict/batch", dependencies=protected, response_model=BatchPrediction)
+async def predict_batch(body: BatchRequest, request: Request) -> dict:
+    """Risks of up to ``max_batch`` patients in one call (one vectorised prediction)."""
+    limit = request.app.state.settings.max_batch
+    if len(body.patients) > limit:
+        raise InputProblem([f"{len(body.patients)} patients in one batch; at most {limit} "
+                            "(GENOFLOW_SERVING_MAX_BATCH)"], status=413)
+    model = _model(request, body.target)
+    patients = [PatientValues(p.covariates, p.genotypes) for p in body.patients]
+    result = predict_many(model, patients, [p.id for p in body.patients], ignore_unknown=body.ignore_unknown)
+    request.app.state.metrics.observe_risks(model.target, [p["risk"] for p in result["predictions"]])
+    return result
+
+
+@router.post("/predict/vcf", dependencies=protected, response_model=Prediction, openapi_extra=VCF_FORM)
+async def predict_vcf(request: Request) -> dict:
+    """Risk of one patient from an uploaded single-sample VCF plus form fields ``age``, ``sex``.
+
+    Variants the model does not use are skipped unless ``ignore_unknown=false`` (a VCF usually
+    holds more than a model's top variants).
+    """
+    settings = request.app.state.settings
+    form = await request.form(max_files=1, max_fields=64)
+    try:
+        upload = form.get("vcf")
+        if not isinstance(upload, UploadFile):
+            raise InputProblem(["vcf: a single-sample VCF file is required (multipart form field 'vcf')"])
+        fields = {k: v for k, v in form.items() if k != "vcf" and isinstance(v, str)}
+        ignore_unknown = _form_bool(fields.pop("ignore_unknown", "true"), "ignore_unknown")
+        model = _model(request, fields.pop("target", None) or None)
+        source = posixpath.basename(upload.filename or "")[:200] or "upload.vcf"
+        data = await upload.read()
+    finally:
+        await form.close()
+    try:
+        genotypes = await run_in_threadpool(
+            genotypes_from_vcf, data, source, keep=model.variant_columns if ignore_unknown else None,
+            max_records=settings.max_vcf_records)
+    except InputError as error:
+        raise InputProblem([str(error)]) from None
+    patient = PatientValues({k: _form_value(k, v) for k, v in fields.items()}, genotypes)
+    result = predict_one(model, patient, ignore_unknown=ignore_unknown)
+    request.app.state.metrics.observe_risks(model.target, [result["risk"]])
+    return result
+
+
+@router.post("/admin/reload", dependencies=protected)
+def reload_models(request: Request) -> JSONResponse:
+    """Check the registry alias of every target now and load versions that moved (502 if one failed)."""
+    results = request.app.state.refresher.refresh()
+    failed = any(r.outcome == "failed" for r in results)
+    return JSONResponse({"targets": {r.target: r.as_dict() for r in results}}, status_code=502 if failed else 200)
+
+
+def _model(request: Request, target: str | None):
+    store = request.app.state.store
+    model = model_for(store, target or request.app.state.settings.default_target)
+    setattr(request.state, MODEL_STATE_KEY, f"{model.name}/v{model.version}")  # for the access log line
+    return model
+
+
+def _form_value(name: str, text: str):
+    """A form field as JSON would carry it: numbers for everything but sex ('' is absent)."""
+    text = text.strip()
+    if name == "sex" or not text:
+        return text or None
+    try:
+        value = float(text)
+    except ValueError:
+        return text  # patients.prepare names it: "expected a number, got 'abc'"
+    return value if math.isfinite(value) else text
+
+
+def _form_bool(text: str, name: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise InputProblem([f"{name}: expected true or false, got {text!r}"])

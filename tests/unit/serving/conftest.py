@@ -1,0 +1,65 @@
+"""An app around in-memory models (no MLflow, no Spark): a logistic model with known weights."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from genoflow.features.spec import FeatureSpec
+from genoflow.models.portable import FORMAT
+from genoflow.serving import ServingSettings, create_app
+from genoflow.serving.model import ServedModel
+from genoflow.serving.sources import StaticSource
+
+with warnings.catch_warnings():  # starlette nudges towards httpx2, which is not in the lock file
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+KEY = "test-key-1"
+AUTH = {"X-API-Key": KEY}
+VARIANTS = [
+    {"contig": "chr22", "pos": 1114906, "ref": "C", "alt": "G", "gene": "GF01", "train_p": 1e-6},
+    {"contig": "chr22", "pos": 1120044, "ref": "T", "alt": "C", "gene": "", "train_p": 1e-5},
+    {"contig": "chr22", "pos": 1200000, "ref": "A", "alt": "AT", "gene": "GF02", "train_p": 1e-4},
+]
+FILL = {"mean_phred": 34.0, "v_chr22_1114906_C_G": 0.5, "v_chr22_1120044_T_C": 1.2, "v_chr22_1200000_A_AT": 0.1}
+COEFFICIENTS = [0.03, -0.4, 0.05, 0.8, -0.6, 0.3]  # age, sex, mean_phred, the three dosages
+INTERCEPT = -3.0
+GOOD = {"covariates": {"age": 61, "sex": "F"}, "genotypes": {"chr22:1114906:C:G": 1, "chr22:1120044:T:C": 2}}
+
+
+def spec() -> FeatureSpec:
+    return FeatureSpec(["age", "sex"], ["mean_phred"], [dict(v) for v in VARIANTS], dict(FILL))
+
+
+def served(target: str = "disease_status", version: str = "1", intercept: float = INTERCEPT) -> ServedModel:
+    s = spec()
+    portable = {"format": FORMAT, "kind": "logistic_regression", "n_features": len(s.names), "features": s.names,
+                "coefficients": COEFFICIENTS, "intercept": intercept}
+    return ServedModel.build(target=target, name=f"genoflow_{target}", version=version, alias="champion",
+                             run_id=f"run-{target}-{version}", dataset_version="d78f00.dir",
+                             spec=s.__dict__, portable=portable)
+
+
+def expected_risk(age, sex, phred, dosages) -> float:
+    """The logistic model by hand: what /predict must answer."""
+    x = np.array([age, sex, phred, *dosages])
+    return float(1 / (1 + np.exp(-(x @ COEFFICIENTS + INTERCEPT))))
+
+
+def settings(**overrides) -> ServingSettings:
+    return ServingSettings(**{"api_keys": frozenset({KEY, "second-key"}), "poll_seconds": 0.0, **overrides})
+
+
+@pytest.fixture
+def source():
+    return StaticSource([served("disease_status"), served("treatment_response")])
+
+
+@pytest.fixture
+def client(source):
+    with TestClient(create_app(settings(max_body_bytes=20_000, max_upload_bytes=50_000, max_batch=5),
+                               source=source)) as c:
+        yield c
