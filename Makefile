@@ -22,7 +22,7 @@ export PYSPARK_DRIVER_PYTHON        := $(PY)
 export PATH                         := $(VENV)/bin:$(PATH)
 export SPARK_LOCAL_IP               ?= 127.0.0.1
 
-.PHONY: help install system-deps serve demo demo-data airflow-db test test-unit lint lock mlflow-ui airflow-ui clean
+.PHONY: help install system-deps serve up down status demo demo-data airflow-db test test-unit lint lock mlflow-ui clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -85,8 +85,14 @@ serve: $(STAMP)  ## the model API on the registry's champions: http://127.0.0.1:
 mlflow-ui: $(STAMP)  ## browse runs and the registry (http://127.0.0.1:5000)
 	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.genoflow/mlflow.db --host 127.0.0.1 --port 5000
 
-airflow-ui: airflow-db  ## the Airflow web UI on SQLite (http://127.0.0.1:8080); login in the output
-	airflow standalone
+up: $(STAMP)  ## start Airflow (UI + REST :8080), MLflow UI (:5000), model API (:8000) on loopback
+	@scripts/stack.sh up
+
+down:  ## stop everything `make up` started
+	@scripts/stack.sh down
+
+status:  ## what `make up` runs
+	@scripts/stack.sh status
 
 clean:  ## remove generated data, runs and local state (keeps .venv)
 	rm -rf data/raw data/truth data/runs data/raw.dvc airflow_home .genoflow

@@ -17,6 +17,24 @@ os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 
 
 @pytest.fixture(scope="session")
+def project(tmp_path_factory):
+    """A throwaway project (tests/project.py) with a 500-patient x 1 Mb cohort and Airflow's database
+    migrated; one per test session, shared by the integration and browser tests (each full DAG run
+    costs minutes, so later tests reuse what earlier runs committed)."""
+    from tests.project import make_project
+
+    return make_project(tmp_path_factory.mktemp("genoflow-project"), n_patients=500)
+
+
+@pytest.fixture(scope="session")
+def first_run(project) -> str:
+    """The project after one successful genomic_risk_training run through `airflow dags test` (its log)."""
+    from tests.project import trigger
+
+    return trigger(project, logical_date="2026-01-01T00:00:00+00:00")
+
+
+@pytest.fixture(scope="session")
 def spark(tmp_path_factory):
     """An in-process local[2] SparkSession for tests of Spark code (the jobs themselves run via spark-submit)."""
     from pyspark.sql import SparkSession

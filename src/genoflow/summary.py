@@ -83,8 +83,9 @@ def print_summary(settings, run_key: str | None = None) -> int:
         out.append("")
         out.append(f"  simulation truth (not seen by the pipeline): oracle AUC disease "
                    f"{_fmt(oracle.get('oracle_auc_disease'))}, response {_fmt(oracle.get('oracle_auc_response'))}")
-    out += ["", "  MLflow UI:  make mlflow-ui   (http://127.0.0.1:5000)",
-            "  Airflow UI: make airflow-ui  (http://127.0.0.1:8080, login printed at start)", ""]
+    out += ["", "  Open the UIs: make up   (Airflow http://127.0.0.1:8080, MLflow http://127.0.0.1:5000,",
+            "                          model API http://127.0.0.1:8000; the login is printed), make down to stop",
+            "  MLflow only:  make mlflow-ui", ""]
     print("\n".join(out))
     return 0
 

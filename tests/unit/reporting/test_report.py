@@ -1,0 +1,136 @@
+"""The report's statistics against hand values, and the page built from small synthetic inputs."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from genoflow.reporting import stats as rstats
+from genoflow.reporting.html import SECTIONS, build_report_html
+
+
+def test_genomic_inflation__hand_values():
+    # chi-squares 0.5, 1, 2 -> median 1 -> lambda = 1 / 0.454936 = 2.19811
+    p = stats.chi2.sf([0.5, 1.0, 2.0], df=1)
+    assert rstats.genomic_inflation(p) == pytest.approx(2.198109, abs=1e-6)
+    assert rstats.genomic_inflation([0.5]) == pytest.approx(1.0)  # p = 0.5 is the null median
+    assert rstats.genomic_inflation([0.5, np.nan]) == pytest.approx(1.0)
+    assert np.isnan(rstats.genomic_inflation([]))
+    null = np.random.default_rng(0).uniform(size=20_000)
+    assert rstats.genomic_inflation(null) == pytest.approx(1.0, abs=0.03)
+
+
+def test_pr_points__by_hand():
+    recall, precision = rstats.pr_points([0.9, 0.8, 0.7, 0.6], [1, 0, 1, 0])
+    assert recall.tolist() == [0.5, 0.5, 1.0, 1.0]
+    assert precision.tolist() == pytest.approx([1.0, 0.5, 2 / 3, 0.5])
+
+
+def test_calibration_bins_and_wilson_interval():
+    bins = rstats.calibration_bins([0.4, 0.1, 0.3, 0.2], [1, 0, 1, 0], n_bins=2)
+    assert bins["predicted"].tolist() == pytest.approx([0.15, 0.35])
+    assert bins["observed"].tolist() == [0.0, 1.0] and bins["n"].tolist() == [2, 2]
+    lo, hi = rstats.wilson_interval(0.5, 10)  # 5/10: (0.2366, 0.7634)
+    assert (float(lo), float(hi)) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    assert rstats.brier_score([0.2, 0.8], [0, 1]) == pytest.approx(0.04)
+
+
+def _inputs(lam_chi2_median: float = 2 * rstats.CHI2_1_MEDIAN) -> dict:
+    rng = np.random.default_rng(1)
+    n_var = 201
+    chi2 = np.sort(rng.chisquare(1, n_var))
+    chi2[n_var // 2] = lam_chi2_median  # the median of the sorted chi-squares, whatever the draw
+    chi2[: n_var // 2] = np.minimum(chi2[: n_var // 2], lam_chi2_median * 0.99)
+    chi2[n_var // 2 + 1:] = np.maximum(chi2[n_var // 2 + 1:], lam_chi2_median * 1.01)
+    association = pd.DataFrame({
+        "contig": "chr22", "pos": np.arange(1, n_var + 1) * 1000, "ref": "A", "alt": "G",
+        "gene": "", "maf": 0.2, "beta": 0.1, "se": 0.05, "p": stats.chi2.sf(rng.permutation(chi2), df=1)})
+    association.loc[association["p"].idxmin(), "gene"] = "<script>GF01"  # a hostile name in the top table
+    n = 60
+    samples = pd.DataFrame({
+        "pid": [f"P{i:016x}" for i in range(n)], "age": rng.integers(20, 80, n), "sex": rng.choice(["F", "M"], n),
+        "disease_status": rng.integers(0, 2, n), "treatment_response": pd.array(rng.integers(0, 2, n), "Int64"),
+        "missingness": rng.uniform(0, 0.01, n), "het_outlier": [True] + [False] * (n - 1),
+        "sample_qc_pass": [False] + [True] * (n - 1), "n_reads": 50, "mean_phred": rng.normal(33, 0.3, n),
+        "gc_fraction": rng.normal(0.41, 0.01, n), "n_rate": rng.uniform(0, 0.002, n)})
+    labels = rng.integers(0, 2, 30).astype(float)
+    scores = pd.concat([pd.DataFrame({"pid": samples["pid"][:30], "target": "disease_status", "family": fam,
+                                      "run_id": run, "label": labels,
+                                      "score": np.clip(labels * shift + rng.uniform(0, 0.6, 30), 0, 1)})
+                        for fam, run, shift in (("logistic_regression", "run-lr", 0.4), ("gbt", "run-gbt", 0.2))])
+    models = [{"target": "disease_status", "family": "logistic_regression", "run_id": "run-lr", "cv_auc_roc": 0.81,
+               "test_auc_roc": 0.79, "test_auc_pr": 0.61, "n_test": 30, "test_prevalence": 0.4,
+               "best_params": {"regParam": 0.01}},
+              {"target": "disease_status", "family": "gbt", "run_id": "run-gbt", "cv_auc_roc": 0.77,
+               "test_auc_roc": 0.71, "test_auc_pr": 0.52, "n_test": 30, "test_prevalence": 0.4,
+               "best_params": {"maxDepth": 2}}]
+    return {
+        "run": {"run_key": "abc123", "dataset_version": "d78f51b.dir", "git_commit": "0123456789abcdef",
+                "storage_root": "file:///tmp/x", "created": "2026-01-01 00:00 UTC"},
+        "params": {"train": {"targets": ["disease_status"]},
+                   "promote": {"metric": "test_auc_roc", "min_improvement": 0.005}},
+        "qc_summary": {"n_samples": n, "n_samples_pass_qc": n - 1, "n_variants": 300, "n_variants_pass_qc": n_var,
+                       "n_samples_with_reads": n,
+                       "thresholds": {"min_call_rate": 0.95, "min_maf": 0.01, "min_hwe_p": 1e-6,
+                                      "max_sample_missingness": 0.05, "max_het_sd": 4.0}},
+        "variant_qc": {"n": 300, "fail_call_rate": 3, "fail_maf": 95, "fail_hwe": 1, "n_pass": n_var},
+        "samples": samples,
+        "split": {"n_train": 29, "n_test": 30},
+        "association": {"disease_status": association},
+        "selected": {"disease_status": [{"contig": "chr22", "pos": 1000, "ref": "A", "alt": "G"}]},
+        "metrics": {"models": models, "candidates": {"disease_status": "run-lr"}},
+        "scores": scores,
+        "registry": {"disease_status": {"model_name": "genoflow_disease_status", "versions": [
+            {"version": "2", "run_id": "run-lr", "aliases": ["challenger"], "promotion": "kept challenger",
+             "reason": "test_auc_roc 0.7900 vs the champion's 0.8000: margin -0.0100 < 0.005",
+             "metric_value": 0.79, "family": "logistic_regression"},
+            {"version": "1", "run_id": "run-old", "aliases": ["champion"], "promotion": "champion",
+             "reason": "no champion yet", "metric_value": 0.80, "family": "gbt"}]}},
+    }
+
+
+@pytest.fixture(scope="module")
+def page() -> str:
+    return build_report_html(_inputs())
+
+
+def test_page__has_every_section_with_its_heading(page):
+    for key, heading in SECTIONS.items():
+        assert f'<section id="{key}"><h2>{heading}</h2>' in page
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+
+
+def test_page__lambda_matches_the_hand_value(page):
+    # median chi-square = 2 x 0.4549 by construction -> lambda_GC = 2.000
+    assert "lambda_GC = 2.000" in page
+    assert "lambda_GC of the association scan: 2.000" in page
+
+
+def test_page__self_contained_figures(page):
+    images = re.findall(r'<img[^>]* src="([^"]+)"', page)
+    assert len(images) == 5  # Manhattan, QQ, ROC, PR, calibration
+    assert all(src.startswith("data:image/png;base64,") for src in images)
+    assert not re.search(r'(src|href)="(https?:)?//', page)
+    assert "<link" not in page and "<script" not in page  # the hostile gene name is escaped
+    assert "&lt;script&gt;GF01" in page
+
+
+def test_page__numbers_and_decisions(page):
+    assert "Held-out AUC-ROC <b>0.790</b>" in page
+    assert "v2: kept challenger" in page
+    assert "margin -0.0100 &lt; 0.005" in page
+    assert '<tr class="hl"><td>logistic_regression ★</td>' in page  # the candidate row
+    assert "1,000" in page  # positions with thousands separators
+    assert ">fail" not in page and ">95<" in page  # the MAF filter count
+
+
+def test_page__without_registry_or_reads():
+    inputs = _inputs()
+    inputs["registry"] = {}
+    inputs["samples"] = inputs["samples"].drop(columns=["n_reads", "mean_phred", "gc_fraction", "n_rate"])
+    page = build_report_html(inputs)
+    assert "not registered" in page and "No registered versions" in page and "No read QC" in page
