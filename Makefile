@@ -58,7 +58,7 @@ demo-data: data/raw  ## simulate the demo cohort into data/ (once)
 demo: $(STAMP) data/raw airflow-db  ## run the genomic_risk_training DAG through Airflow on the demo cohort
 	@start=$$(date +%s); \
 	airflow dags test genomic_risk_training > $(AIRFLOW_HOME)/demo-run.log 2>&1; rc=$$?; \
-	grep -oE "(genoflow: [a-z]+ committed [^ ]+ in [0-9.]+ s|[a-z]+ is already committed for run [0-9a-f]+|genoflow [a-z]+: error: .*|genoflow_[a-z_]+ v[0-9]+ -> [^[]*|run_duration=[0-9.]+, state=[a-z]+)" \
+	grep -oE "(genoflow: [a-z]+ committed [^ ]+ in [0-9.]+ s|[a-z]+ is already committed for run [0-9a-f]+|genoflow report: [^ ]+|genoflow [a-z]+: error: .*|genoflow_[a-z_]+ v[0-9]+ -> [^[]*|run_duration=[0-9.]+, state=[a-z]+)" \
 	  $(AIRFLOW_HOME)/demo-run.log | sed -E 's/^genoflow: //; s/ +$$//'; \
 	echo "DAG run finished in $$(( $$(date +%s) - start )) s (full log: $(AIRFLOW_HOME)/demo-run.log)"; \
 	test $$rc -eq 0

@@ -12,6 +12,8 @@ Trains disease-risk (and treatment-response) models from the raw cohort under th
 4. **train_models** (Spark MLlib) — LR / RF / GBT with cross-validation, logged to MLflow.
 5. **evaluate_models** (Spark) — held-out AUC-ROC / AUC-PR, ROC curves as MLflow artifacts.
 6. **promote_champion** — register, alias `challenger`, move `champion` only past the margin.
+7. **build_report** (Spark) — one HTML page (QC, Manhattan/QQ, ROC/PR, calibration, champion
+   comparison) at `steps/report/<key>/report.html`, logged as `report.html` on each candidate run.
 
 Params come from `params.yaml`; override any section in the trigger form or run conf, e.g.
 `{"features": {"top_k": 20}}`. Steps are idempotent: a rerun with the same data and params
@@ -72,7 +74,8 @@ def genomic_risk_training():
         run_key="{{ " + RUN + "['run_key'] }}",
         params_json="{{ " + RUN + "['params_json'] }}",
     )
-    version >> preprocess >> features >> train >> evaluate >> promote
+    report = spark_step("build_report", "report")
+    version >> preprocess >> features >> train >> evaluate >> promote >> report
 
 
 genomic_risk_training()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 from airflow.sdk import BaseHook
@@ -57,18 +56,3 @@ class MlflowRegistryHook(BaseHook):
             artifact_root=self.artifact_root or settings.mlflow_artifact_root,
         )
         return [d.as_dict() for d in decisions]
-
-
-def code_commit() -> str:
-    """The git commit of the genoflow code that runs (``-dirty`` when it has local changes)."""
-    import genoflow
-
-    where = Path(genoflow.__file__).parent
-    try:
-        sha = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return f"{sha}-dirty" if dirty else sha

@@ -26,12 +26,17 @@ class ResolveDatasetVersionOperator(BaseOperator):
 
     def execute(self, context):
         from genoflow.config import Settings, load_params, run_key
-        from genoflow_plugins.hooks import DvcHook, code_commit
+        from genoflow.versioning import code_commit
+        from genoflow_plugins.hooks import DvcHook
 
         settings = Settings()
         hook = DvcHook(settings.home)
         version = hook.track(self.target, push=self.push)
-        params = load_params(settings.params_file, overrides=dict(context["params"]))
+        # Only params.yaml's sections: Airflow also puts every run-conf key (e.g. a drift trigger's
+        # reason) into params, and those must not change what is computed or its run key.
+        file_params = load_params(settings.params_file)
+        overrides = {k: v for k, v in dict(context["params"]).items() if k in file_params}
+        params = load_params(settings.params_file, overrides=overrides)
         key = run_key(version, params)
         self.log.info("dataset %s at %s; run key %s", self.target, version, key)
         return {"dataset_version": version, "git_commit": code_commit(), "params": params,

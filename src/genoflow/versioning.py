@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["dvc_version", "dvc_track"]
+__all__ = ["dvc_version", "dvc_track", "code_commit"]
 
 
 def dvc_version(repo_dir: str | Path, target: str = "data/raw") -> str:
@@ -30,3 +30,20 @@ def dvc_track(repo_dir: str | Path, target: str = "data/raw", *, push: bool = Tr
         if push:
             repo.push(targets=[f"{target}.dvc"], remote=remote)
     return dvc_version(repo_dir, target)
+
+
+def code_commit() -> str:
+    """The git commit of the genoflow code that runs (``-dirty`` with local changes), else ``unknown``."""
+    import subprocess
+
+    import genoflow
+
+    where = str(Path(genoflow.__file__).parent)
+    try:
+        sha = subprocess.run(["git", "-C", where, "rev-parse", "HEAD"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", where, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{sha}-dirty" if dirty else sha

@@ -29,7 +29,7 @@ def test_dagbag__no_import_errors(dagbag):
 def test_dag__task_chain(dagbag):
     dag = dagbag.dags[DAG_ID]
     order = ["resolve_dataset_version", "preprocess_cohort", "build_features", "train_models",
-             "evaluate_models", "promote_champion"]
+             "evaluate_models", "promote_champion", "build_report"]
     assert sorted(dag.task_ids) == sorted(order)
     for upstream, downstream in zip(order, order[1:], strict=False):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
@@ -41,7 +41,7 @@ def test_dag__operators(dagbag):
 
     dag = dagbag.dags[DAG_ID]
     for task_id, job in [("preprocess_cohort", "preprocess"), ("build_features", "features"),
-                         ("train_models", "train"), ("evaluate_models", "evaluate")]:
+                         ("train_models", "train"), ("evaluate_models", "evaluate"), ("build_report", "report")]:
         task = dag.get_task(task_id)
         assert isinstance(task, SparkSubmitOperator)
         assert task.application.endswith(f"jobs/{job}.py")

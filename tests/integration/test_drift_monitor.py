@@ -52,9 +52,23 @@ def _monitor(project, batch: str, logical_date: str) -> tuple[str, str]:
     return run_id, log
 
 
+_DELETE_RUNS = """
+import sys
+from airflow.models.dagrun import DagRun
+from airflow.utils.session import create_session
+with create_session() as session:
+    for run in session.query(DagRun).filter(DagRun.dag_id == sys.argv[1], DagRun.run_id.in_(sys.argv[2:])):
+        session.delete(run)
+"""
+
+
 @pytest.fixture(scope="module")
 def monitored(project, first_run):
-    """Both batches written into the project, then drift_monitor run for each (unshifted first)."""
+    """Both batches written into the project, then drift_monitor run for each (unshifted first).
+
+    The retraining runs it queues are deleted afterwards: the project is shared, and a live scheduler
+    (the browser tests) would otherwise run them.
+    """
     from genoflow.simulate import make_cohort_batches
 
     batches = {name: make_cohort_batches(project.root / "data", n_reference=500, sequence_length=1_000_000,
@@ -65,7 +79,10 @@ def monitored(project, first_run):
     after_unshifted = _drift_runs_by_reason(project)
     runs["shifted"] = _monitor(project, "shifted", "2026-02-02T00:00:00+00:00")
     after_shifted = _drift_runs_by_reason(project)
-    return {"batches": batches, "runs": runs, "retraining": (before, after_unshifted, after_shifted)}
+    yield {"batches": batches, "runs": runs, "retraining": (before, after_unshifted, after_shifted)}
+    queued = [r["run_id"] for r in after_shifted if r["run_id"] not in {x["run_id"] for x in before}]
+    if queued:
+        project.run(str(VENV_BIN / "python"), "-c", _DELETE_RUNS, TRAINING, *queued)
 
 
 def _drift_run(project, airflow_run_id: str):

@@ -46,20 +46,29 @@ def main(step: str, argv: list[str] | None = None) -> int:
     if step not in STEPS:
         raise ValueError(f"step must be one of {STEPS}, got {step!r}")
     args = build_parser(step).parse_args(argv)
+    return report_errors(step, lambda: _run(step, args, json.loads(args.params_json)))
+
+
+def report_errors(step: str, body) -> int:
+    """Run ``body()`` (returns an exit code); a user error becomes one line on stderr and exit 2."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
-    params = json.loads(args.params_json)
     try:
-        return _run(step, args, params)
+        return body()
     except Exception as err:  # noqa: BLE001 - one clear line for the user, the traceback in the log
         message = user_message(err)
         if message is None:
             raise
-        print(f"genoflow {step}: error: {message}", file=sys.stderr, flush=True)
-        # spark-submit relays the driver's stderr through a JVM thread that can lose the last lines
-        # when the process exits at once; a moment's pause keeps this line in the task log.
-        time.sleep(0.5)
+        say(f"genoflow {step}: error: {message}")
         return 2
+
+
+def say(line: str) -> None:
+    """Print one line for the task log."""
+    print(line, file=sys.stderr, flush=True)
+    # spark-submit relays the driver's output through a JVM thread that can lose the last lines
+    # when the process exits at once; a moment's pause keeps this line in the task log.
+    time.sleep(0.5)
 
 
 def _run(step: str, args, params: dict) -> int:

@@ -56,6 +56,16 @@ class HadoopStorage:
         statuses = self._fs(uri).listStatus(self._path(uri))
         return sorted(str(s.getPath().getName()) for s in statuses)
 
+    def identity(self, uri: str) -> dict:
+        """What identifies a file's or folder's current content cheaply: size, file count, mtime."""
+        fs, path = self._fs(uri), self._path(uri)
+        status = fs.getFileStatus(path)
+        if status.isDirectory():
+            summary = fs.getContentSummary(path)
+            return {"uri": uri, "files": int(summary.getFileCount()), "bytes": int(summary.getLength()),
+                    "mtime": int(status.getModificationTime())}
+        return {"uri": uri, "bytes": int(status.getLen()), "mtime": int(status.getModificationTime())}
+
     def read_bytes(self, uri: str) -> bytes:
         fs = self._fs(uri)
         stream = fs.open(self._path(uri))

@@ -1,0 +1,93 @@
+"""
+### drift_monitor
+
+Checks an incoming patient batch against the training data of the current `champion` of
+`genoflow_<monitor.target>` and asks for retraining when the batch has drifted.
+
+1. **detect_drift** (Spark) — the batch (`monitor.cohort_vcf` + `monitor.patient_dir`, relative to
+   the storage root) goes through the preprocess code paths; per-variant allele-frequency shift
+   (2x2 allelic test, Hudson's Fst), PSI of every model input and of the champion's scores. The
+   report (JSON + PNG) commits under `steps/drift/` and is logged as an MLflow run in experiment
+   `monitor.experiment`, tagged with this DAG run's id, with metric `drift_detected` 0/1.
+2. **check_drift** — reads that run's `drift_detected` from MLflow; stops here when it is 0.
+3. **trigger_retraining** — triggers `genomic_risk_training` with conf `{"reason": "drift", ...}`.
+
+Thresholds and paths come from the `monitor:` section of `params.yaml`; override them per run in
+the trigger form or with run conf, e.g. `{"monitor": {"cohort_vcf": "incoming/b7/cohort.vcf.gz",
+"patient_dir": "incoming/b7/patient_data"}}` (keys left out keep their params.yaml values).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.providers.standard.operators.python import ShortCircuitOperator
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.sdk import dag
+
+from genoflow.config import Settings, load_params
+
+SETTINGS = Settings()
+PARAMS = load_params(SETTINGS.params_file)
+MONITOR = PARAMS.get("monitor", {})
+CHECK = "ti.xcom_pull(task_ids='check_drift')"
+
+
+def drift_detected(**context):
+    """The drift run this DAG run logged: its summary when ``drift_detected`` is 1, else False."""
+    from genoflow.monitoring.job import find_drift_run, resolve_monitor
+
+    monitor = resolve_monitor(context["params"].get("monitor") or {})
+    run = find_drift_run(context["run_id"], monitor["experiment"])
+    if run is None:
+        raise LookupError(f"no finished drift run tagged with Airflow run {context['run_id']!r} in MLflow "
+                          f"experiment {monitor['experiment']!r}: did detect_drift log one?")
+    detected = run.data.metrics.get("drift_detected") == 1.0
+    reasons = run.data.tags.get("genoflow.drift_reasons", "")
+    print(f"drift run {run.info.run_id}: drift_detected={int(detected)} ({reasons})")
+    if not detected:
+        return False
+    return {"drift_run_id": run.info.run_id, "report": run.data.tags.get("genoflow.drift_report"),
+            "cohort_vcf": run.data.tags.get("genoflow.cohort_vcf"), "reasons": reasons,
+            "model": f"{run.data.tags.get('genoflow.monitored_model')} "
+                     f"v{run.data.tags.get('genoflow.monitored_version')}"}
+
+
+@dag(
+    dag_id="drift_monitor",
+    schedule=MONITOR.get("schedule", "@daily"),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    tags=["genoflow", "monitoring", "drift", "spark", "mlflow"],
+    doc_md=__doc__,
+    params={"monitor": dict(MONITOR)},
+    default_args={"owner": "genoflow", "retries": 2, "retry_delay": timedelta(minutes=1)},
+)
+def drift_monitor():
+    detect = SparkSubmitOperator(
+        task_id="detect_drift",
+        application=str(SETTINGS.home / "jobs" / "drift.py"),
+        name="genoflow-drift",
+        conn_id="spark_default",
+        conf=PARAMS.get("spark", {}),
+        application_args=["--monitor-json", "{{ params.monitor | tojson }}", "--run-id", "{{ run_id }}"],
+    )
+    check = ShortCircuitOperator(task_id="check_drift", python_callable=drift_detected)
+    retrain = TriggerDagRunOperator(
+        task_id="trigger_retraining",
+        trigger_dag_id="genomic_risk_training",
+        conf={
+            "reason": "drift",
+            "drift_run_id": "{{ " + CHECK + "['drift_run_id'] }}",
+            "drift_report": "{{ " + CHECK + "['report'] }}",
+            "drift_reasons": "{{ " + CHECK + "['reasons'] }}",
+            "triggered_by": "{{ dag.dag_id }}/{{ run_id }}",
+        },
+        wait_for_completion=False,
+    )
+    detect >> check >> retrain
+
+
+drift_monitor()
