@@ -24,7 +24,7 @@ RUN_TIMEOUT_S = 15 * 60  # the DAG takes a few minutes on the 500-patient cohort
 POLL_S = 10
 FINISHED = {"success", "failed"}
 TASKS = ("resolve_dataset_version", "preprocess_cohort", "build_features", "train_models", "evaluate_models",
-         "promote_champion")
+         "promote_champion", "build_report")
 
 
 def screenshot(page, name: str) -> None:
