@@ -64,12 +64,16 @@ def merge_params(base: dict, overrides: dict) -> dict:
     return merged
 
 
+# Part of every content key: bump it when a step's outputs change meaning or format, so committed
+# outputs of older code are not reused (keys hash data and params, not the code itself).
+OUTPUT_FORMAT = 2
+
 # Sections that change how a run is carried out or judged, not what it computes.
 _NOT_IN_RUN_KEY = ("promote", "spark", "monitor")
 
 
 def _content_key(dataset_version: str, inputs: dict) -> str:
-    canonical = json.dumps({"dataset": dataset_version, "params": inputs}, sort_keys=True)
+    canonical = json.dumps({"dataset": dataset_version, "params": inputs, "format": OUTPUT_FORMAT}, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 

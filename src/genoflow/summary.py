@@ -47,9 +47,18 @@ def collect_summary(tracking_uri: str, experiment: str, run_key: str | None = No
             registry.append({"model": name, "champion_version": champion.version})
         except Exception:  # noqa: BLE001 - no champion yet is a normal state
             registry.append({"model": name, "champion_version": None})
+    reports = [_report_location(client, m["run_id"]) for m in models if m["candidate"]]
     return {"run_key": run_key, "dataset_version": runs[0].data.tags.get(TAG_DATASET_VERSION),
             "git_commit": runs[0].data.tags.get("mlflow.source.git.commit"), "models": models,
-            "registry": registry, "tracking_uri": tracking_uri}
+            "registry": registry, "tracking_uri": tracking_uri, "reports": [r for r in reports if r]}
+
+
+def _report_location(client, run_id: str) -> str | None:
+    """Where a person opens the run's HTML report: a local path when artifacts are files, else its URI."""
+    if "report.html" not in {a.path for a in client.list_artifacts(run_id)}:
+        return None
+    uri = f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/report.html"
+    return uri.removeprefix("file://")
 
 
 def print_summary(settings, run_key: str | None = None) -> int:
@@ -77,6 +86,8 @@ def print_summary(settings, run_key: str | None = None) -> int:
                        f"{r['decision']} — {r['reason']}")
         else:
             out.append(f"  {r['model']}: champion is v{r['champion_version']}")
+    for report in s["reports"][:1]:
+        out += ["", "  report (QC, Manhattan/QQ, ROC/PR, calibration, champion comparison):", f"    {report}"]
     truth = Path(settings.home) / "data" / "truth" / "truth.json"
     if truth.exists():
         oracle = json.loads(truth.read_text())
