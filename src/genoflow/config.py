@@ -73,8 +73,19 @@ _NOT_IN_RUN_KEY = ("promote", "spark", "monitor")
 
 
 def _content_key(dataset_version: str, inputs: dict) -> str:
-    canonical = json.dumps({"dataset": dataset_version, "params": inputs, "format": OUTPUT_FORMAT}, sort_keys=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    document = {"dataset": dataset_version, "params": _canonical(inputs), "format": OUTPUT_FORMAT}
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _canonical(value):
+    """Equal params hash equally: 4.0 and 4 are one value (Airflow's trigger form turns one into the other)."""
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def run_key(dataset_version: str, params: dict) -> str:

@@ -46,3 +46,13 @@ def test_run_key__ignores_the_promotion_gate_and_spark_resources():
     params = load_params(REPO / "params.yaml")
     regated = merge_params(params, {"promote": {"min_improvement": 0.05}, "spark": {"spark.driver.memory": "8g"}})
     assert run_key("v", params) == run_key("v", regated) == step_key("evaluate", "v", params)
+
+
+def test_run_key__integral_floats_equal_ints():
+    """Airflow's trigger form sends 4 for params.yaml's 4.0: the same run, the same key."""
+    params = load_params(REPO / "params.yaml")
+    from_form = merge_params(params, {"preprocess": {"max_het_sd": 4}, "train": {"grid": {
+        "logistic_regression": {"elasticNetParam": [0], "regParam": [0.01, 0.1]}}}})
+    assert params["preprocess"]["max_het_sd"] == 4.0 and isinstance(params["preprocess"]["max_het_sd"], float)
+    assert run_key("v", params) == run_key("v", from_form)
+    assert step_key("preprocess", "v", params) == step_key("preprocess", "v", from_form)
