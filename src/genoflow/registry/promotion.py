@@ -87,12 +87,14 @@ def _promote_run(client, run, name: str, metric: str, min_improvement: float) ->
     champion_value = None
     if champion is not None:
         champion_value = client.get_run(champion.run_id).data.metrics.get(metric)
-    promoted, reason = decide(value, champion_value, min_improvement, metric,
-                              same_version=champion is not None and str(champion.version) == str(version))
+    already_champion = champion is not None and str(champion.version) == str(version)
+    promoted, reason = decide(value, champion_value, min_improvement, metric, same_version=already_champion)
     if promoted:
         client.set_registered_model_alias(name, CHAMPION, version)
-    client.set_model_version_tag(name, version, "genoflow.promotion", "champion" if promoted else "kept challenger")
-    client.set_model_version_tag(name, version, "genoflow.promotion_reason", reason)
+    if not already_champion:  # a rerun keeps the record of why this version became champion
+        client.set_model_version_tag(name, version, "genoflow.promotion",
+                                     "champion" if promoted else "kept challenger")
+        client.set_model_version_tag(name, version, "genoflow.promotion_reason", reason)
     decision = PromotionDecision(
         model_name=name, version=str(version), run_id=run.info.run_id, metric=metric,
         challenger_value=value, champion_version=None if champion is None else str(champion.version),
