@@ -26,7 +26,7 @@ from airflow.providers.standard.operators.python import ShortCircuitOperator
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import dag
 
-from genoflow.config import Settings, load_params
+from genoflow.config import Settings, load_params, spark_conf
 
 SETTINGS = Settings()
 PARAMS = load_params(SETTINGS.params_file)
@@ -71,7 +71,7 @@ def drift_monitor():
         application=str(SETTINGS.home / "jobs" / "drift.py"),
         name="genoflow-drift",
         conn_id="spark_default",
-        conf=PARAMS.get("spark", {}),
+        conf=spark_conf(SETTINGS, PARAMS),
         application_args=["--monitor-json", "{{ params.monitor | tojson }}", "--run-id", "{{ run_id }}"],
     )
     check = ShortCircuitOperator(task_id="check_drift", python_callable=drift_detected)

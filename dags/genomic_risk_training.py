@@ -28,7 +28,7 @@ from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOpe
 from airflow.sdk import dag
 from genoflow_plugins.operators import PromoteChampionOperator, ResolveDatasetVersionOperator
 
-from genoflow.config import Settings, load_params
+from genoflow.config import Settings, load_params, spark_conf
 
 SETTINGS = Settings()
 PARAMS = load_params(SETTINGS.params_file)
@@ -42,7 +42,7 @@ def spark_step(task_id: str, step: str) -> SparkSubmitOperator:
         application=str(SETTINGS.home / "jobs" / f"{step}.py"),
         name=f"genoflow-{step}",
         conn_id="spark_default",
-        conf=PARAMS.get("spark", {}),
+        conf=spark_conf(SETTINGS, PARAMS),
         application_args=[
             "--storage-root", "{{ " + RUN + "['storage_root'] }}",
             "--dataset-version", "{{ " + RUN + "['dataset_version'] }}",

@@ -57,7 +57,7 @@ class Project:
 
 def make_project(root: Path, n_patients: int, seed: int = 3) -> Project:
     root.mkdir(parents=True, exist_ok=True)
-    for name in ("dags", "jobs", "plugins"):
+    for name in ("dags", "jobs", "plugins", "config"):
         (root / name).symlink_to(REPO / name)
     shutil.copy(REPO / "params.yaml", root / "params.yaml")
     project = Project(root)

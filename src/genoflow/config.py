@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Settings", "load_params", "merge_params", "run_key", "step_key", "STEPS"]
+__all__ = ["Settings", "load_params", "merge_params", "run_key", "step_key", "spark_conf", "STEPS"]
 
 STEPS = ("preprocess", "features", "train", "evaluate")
 
@@ -41,6 +41,13 @@ class Settings:
     @property
     def uses_demo_pseudonym_key(self) -> bool:
         return self.pseudonym_key == _DEMO_PSEUDONYM_KEY
+
+
+def spark_conf(settings: Settings, params: dict) -> dict[str, str]:
+    """spark-submit --conf values for genoflow jobs: params.yaml's `spark:` plus quiet driver logging."""
+    log4j = settings.home / "config" / "spark" / "log4j2.properties"
+    conf = {"spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={log4j.as_uri()}"} if log4j.exists() else {}
+    return {**conf, **{k: str(v) for k, v in (params.get("spark") or {}).items()}}
 
 
 def load_params(path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None) -> dict:
