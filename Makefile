@@ -22,7 +22,7 @@ export PYSPARK_DRIVER_PYTHON        := $(PY)
 export PATH                         := $(VENV)/bin:$(PATH)
 export SPARK_LOCAL_IP               ?= 127.0.0.1
 
-.PHONY: help install system-deps serve up down status demo demo-data airflow-db test test-unit lint lock mlflow-ui clean
+.PHONY: help install system-deps serve up down status hdfs-up hdfs-down hdfs-status demo demo-data airflow-db test test-unit lint lock mlflow-ui clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -82,6 +82,15 @@ lock:  ## re-resolve requirements.lock from pyproject.toml (needs network to PyP
 serve: $(STAMP)  ## the model API on the registry's champions: http://127.0.0.1:8000 (X-API-Key: $$GENOFLOW_API_KEYS, default dev-key)
 	GENOFLOW_API_KEYS="$${GENOFLOW_API_KEYS:-dev-key}" $(PY) -m genoflow.serving
 
+hdfs-up:  ## a real NameNode + DataNode on loopback (Hadoop's jars via Maven): hdfs://127.0.0.1:8020
+	hadoop/hdfs.sh up
+
+hdfs-down:  ## stop the local HDFS
+	hadoop/hdfs.sh down
+
+hdfs-status:
+	hadoop/hdfs.sh status
+
 mlflow-ui: $(STAMP)  ## browse runs and the registry (http://127.0.0.1:5000)
 	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.genoflow/mlflow.db --host 127.0.0.1 --port 5000
 
@@ -95,4 +104,5 @@ status:  ## what `make up` runs
 	@scripts/stack.sh status
 
 clean:  ## remove generated data, runs and local state (keeps .venv)
+	-hadoop/hdfs.sh down >/dev/null 2>&1
 	rm -rf data/raw data/truth data/runs data/raw.dvc airflow_home .genoflow
