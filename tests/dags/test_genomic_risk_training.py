@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-
-import pytest
 
 from tests.conftest import REPO
 
 DAG_ID = "genomic_risk_training"
-
-
-@pytest.fixture(scope="module")
-def dagbag():
-    os.environ.setdefault("GENOFLOW_HOME", str(REPO))
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(dag_folder=str(REPO / "dags"))
 
 
 def test_dagbag__no_import_errors(dagbag):

@@ -79,12 +79,10 @@ def split_samples(samples, f: dict):
 
 def covariate_matrix(samples, names: list[str]) -> np.ndarray:
     """Numeric covariates (sex as 0/1 for F/M), shape (n_samples, len(names)) float64."""
-    columns = []
-    for name in names:
-        values = samples[name]
-        if name == "sex":
-            values = (values == "M").astype(float)
-        columns.append(np.asarray(values, dtype=float))
+    from genoflow.features.spec import encode_sex
+
+    columns = [encode_sex(samples[name]) if name == "sex" else np.asarray(samples[name], dtype=float)
+               for name in names]
     return np.column_stack(columns) if columns else np.empty((len(samples), 0))
 
 

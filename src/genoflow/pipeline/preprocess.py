@@ -302,7 +302,6 @@ def build_sample_table(vcf_samples, clinical, sample_qc, read_qc, p: dict, pseud
             "q30_fraction": reads.get("q30_fraction"),
         })
     frame = pd.DataFrame(rows)
-    for col in ("n_reads",):
-        frame[col] = frame[col].astype("Int64")
+    frame["n_reads"] = frame["n_reads"].astype("Int64")
     frame["treatment_response"] = frame["treatment_response"].astype("Int64")
     return frame
