@@ -6,6 +6,8 @@
 #   hadoop/hdfs.sh status    pids + live DataNodes + safe mode
 #   hadoop/hdfs.sh fetch     only fetch the jars
 #   hadoop/hdfs.sh env       print the URIs as shell exports
+#   hadoop/hdfs.sh dfsadmin ARGS...   Hadoop's DFSAdmin against this NameNode (e.g. -safemode enter|leave|get)
+#   hadoop/hdfs.sh dfs ARGS...        Hadoop's FsShell against this NameNode (e.g. -ls -R /)
 #
 # No HADOOP_HOME install: the jars come from Maven Central via hadoop/pom.xml into
 # $HADOOP_LIB (default <repo>/.genoflow/hadoop/lib). Native-library warnings on Linux are harmless.
@@ -248,11 +250,23 @@ export HADOOP_CONF_DIR=$CONF
 EOF
 }
 
+# Hadoop's own client tools with this instance's configuration (written by `up`).
+client_tool() {
+  local cls="$1"; shift
+  [[ -f "$CONF/core-site.xml" ]] || die "no configuration in $CONF: run '$0 up' first"
+  fetch
+  java_cmd client "$cls"
+  # Client log lines (INFO) go to stderr via log4j; tool output goes to stdout.
+  "${exec_java[@]}" -fs "hdfs://$HOST:$RPC_PORT" "$@"
+}
+
 case "${1:-}" in
   up) up ;;
+  dfsadmin) shift; client_tool org.apache.hadoop.hdfs.tools.DFSAdmin "$@" ;;
+  dfs) shift; client_tool org.apache.hadoop.fs.FsShell "$@" ;;
   down) down ;;
   status) status ;;
   fetch) fetch ;;
   env) print_env ;;
-  *) echo "usage: $0 up|down|status|fetch|env" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|fetch|env|dfsadmin ARGS|dfs ARGS" >&2; exit 2 ;;
 esac

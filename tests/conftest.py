@@ -48,3 +48,14 @@ def spark(tmp_path_factory):
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def hdfs(tmp_path_factory):
+    """A real HDFS (NameNode + DataNode from Hadoop's jars, tests/services/hdfs.py) on free loopback ports,
+    out of safe mode with a live DataNode; stopped at session end. Tests share it: write under a folder
+    of your own and leave safe mode as you found it (use ``hdfs.safe_mode()``)."""
+    from tests.services.hdfs import running_hdfs
+
+    with running_hdfs(tmp_path_factory.mktemp("hdfs")) as service:
+        yield service

@@ -1,0 +1,1 @@
+"""Real services started for tests (HDFS daemons, ...), each on free loopback ports."""
