@@ -7,8 +7,9 @@ PY        := $(VENV)/bin/python
 STAMP     := $(VENV)/.installed
 PATIENTS  ?= 1000
 # Debian packages the tests use: a real browser for the UI test, docker-compose to validate the stack file,
-# plink2 + bcftools + tabix as independent references for the genomics concordance tests.
-SYSTEM_PACKAGES := chromium docker-compose plink2 bcftools tabix
+# plink2, plink1.9 (--clump, absent from plink2 2.00a3.5) + bcftools + tabix as independent references for the
+# genomics concordance tests.
+SYSTEM_PACKAGES := chromium docker-compose plink2 plink1.9 bcftools tabix
 
 # The embedded default: local Spark, local storage, SQLite for Airflow and MLflow, all under the project.
 export GENOFLOW_HOME                := $(CURDIR)
@@ -39,7 +40,7 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP)  ## create .venv with the pinned dependencies
 
-system-deps:  ## apt-get the Debian packages tests need (chromium, docker-compose, plink2, bcftools, tabix), if missing
+system-deps:  ## apt-get the Debian packages tests need (chromium, docker-compose, plink2, plink1.9, bcftools, tabix), if missing
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \

@@ -6,6 +6,9 @@ with five matrix products. Pruning walks a window along each contig; inside a wi
 with r² above the threshold loses its lower-MAF variant (the later one on a tie), pairs taken in
 order, as plink does; then the window moves ``step`` variants on.
 
+Clumping (:mod:`genoflow.features.prs`) uses plink 1.9's r² instead: from two-locus haplotype
+frequencies estimated by EM (:func:`haplotype_r2_with`), which is what ``plink --clump`` compares.
+
 Spark: :func:`prune_contigs` groups the genotype table by contig and prunes each contig in an
 executor (``applyInPandas``); only the kept variant keys come back.
 """
@@ -16,7 +19,8 @@ import numpy as np
 
 from genoflow.genotypes import MISSING, stack_dosages
 
-__all__ = ["pairwise_r2", "r2_with", "haplotype_r2_with", "prune_window_indices", "indep_pairwise", "prune_contigs", "PRUNE_SCHEMA_DDL"]
+__all__ = ["pairwise_r2", "r2_with", "haplotype_r2_with", "prune_window_indices", "indep_pairwise", "prune_contigs",
+           "PRUNE_SCHEMA_DDL"]
 
 PRUNE_SCHEMA_DDL = "contig string, pos long, ref string, alt string, alt_af double"
 

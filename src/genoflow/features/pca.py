@@ -88,7 +88,7 @@ def pca_from_gram(gram: np.ndarray, n_variants: int, k: int) -> Pca:
 
 
 def loadings(dosages: np.ndarray, alt_freq: np.ndarray, pca: Pca) -> np.ndarray:
-    """Variant loadings ``V`` (m, k) of a block: ``z @ scores / (M * lambda * sqrt(n)) * sqrt(n)``."""
+    """Variant loadings ``V`` (m, k) of a block: ``z @ scores / (M lambda)``, so that ``Z'V = scores``."""
     z = standardise(dosages, alt_freq)
     return z @ pca.scores / (pca.n_variants * pca.eigenvalues)
 

@@ -2,8 +2,9 @@
 
 Clumping (plink 1.9's greedy algorithm): variants with ``p <= p1`` are taken in order of p-value
 (position breaks ties); each one not yet in a clump becomes an index variant, and every other
-unclumped variant within ``kb`` kb on its contig with ``p <= p2`` and r² with it above ``r2``
-(unphased dosage r², pairwise-complete, :mod:`genoflow.features.ld`) joins its clump.
+unclumped variant within ``kb`` kb on its contig with ``p <= p2`` and r² >= ``r2`` with it joins
+its clump. r² is plink 1.9's: from EM haplotype frequencies (:func:`genoflow.features.ld.haplotype_r2_with`).
+LD is measured on the training patients only.
 
 Scoring: for each p-value threshold T, the score of a patient is ``sum_j beta_j x_j`` over the index
 variants with ``p <= T``, ``x_j`` the ALT allele count and a missing call replaced by ``2 p_j``
@@ -42,7 +43,7 @@ def clump(p: np.ndarray, positions: np.ndarray, dosages: np.ndarray, *, p1: floa
     p1, p2 : float
         Index (``p <= p1``) and clump-member (``p <= p2``) thresholds.
     r2 : float
-        Members have r² with the index variant strictly above... or equal to this (plink: ``>=``).
+        Members have r² (haplotype-based, as plink 1.9) with the index variant >= this.
     kb : float
         Members lie within ``kb`` kilobases of the index variant (inclusive).
 
