@@ -3,8 +3,14 @@
 
 Trains disease-risk (and treatment-response) models from the raw cohort under the storage root.
 
+Runs when `cohort_ingest` ingests a new cohort (the Asset `genoflow_raw_cohort`), on the retraining
+cron `ingest.retrain_schedule` of `params.yaml` (weekly by default, UTC), and when triggered (UI,
+REST, `drift_monitor`).
+
 1. **resolve_dataset_version** — `dvc add` + `dvc push` the raw cohort; its DVC hash is the dataset
-   version; fixes the run key (hash of dataset version + params).
+   version; fixes the run key (hash of dataset version + params). A run started by an Asset event
+   trains exactly the version the event carries (and is skipped as superseded when a newer cohort
+   has replaced it since).
 2. **preprocess_cohort** (Spark) — VCF → Parquet genotype table, REF vs FASTA, genes from GFF,
    variant/sample QC, FASTQ read QC (Biopython), clinical validation, pseudonymised ids.
 3. **build_features** (Spark) — stratified patient split, association scan on training patients
@@ -22,17 +28,27 @@ reuses the committed outputs.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-from airflow.sdk import dag
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag
+from genoflow_plugins.assets import RAW_COHORT
 from genoflow_plugins.operators import PromoteChampionOperator, ResolveDatasetVersionOperator
 
 from genoflow.config import Settings, load_params, spark_conf
 
 SETTINGS = Settings()
 PARAMS = load_params(SETTINGS.params_file)
+INGEST = PARAMS.get("ingest") or {}
 RUN = "ti.xcom_pull(task_ids='resolve_dataset_version')"
+
+
+def retraining_schedule():
+    """New cohorts (the raw-cohort Asset) or the retraining cron, whichever comes first."""
+    cron = INGEST.get("retrain_schedule")
+    if not cron:
+        return [RAW_COHORT]
+    return AssetOrTimeSchedule(timetable=CronTriggerTimetable(cron, timezone="UTC"), assets=[RAW_COHORT])
 
 
 def spark_step(task_id: str, step: str) -> SparkSubmitOperator:
@@ -54,13 +70,15 @@ def spark_step(task_id: str, step: str) -> SparkSubmitOperator:
 
 @dag(
     dag_id="genomic_risk_training",
-    schedule=None,
-    start_date=datetime(2026, 1, 1),
+    schedule=retraining_schedule(),
+    # No start_date on purpose: with one, a cron timetable with catchup=False runs the latest
+    # missed slot as soon as the DAG is unpaused (a full retraining nobody asked for); without,
+    # the first timed run waits for the next slot (CronTriggerTimetable, run_immediately=False).
     catchup=False,
     max_active_runs=2,
     tags=["genoflow", "training", "spark", "mlflow"],
     doc_md=__doc__,
-    params={section: values for section, values in PARAMS.items() if section not in ("spark", "monitor")},
+    params={section: values for section, values in PARAMS.items() if section not in ("spark", "monitor", "ingest")},
     default_args={"owner": "genoflow", "retries": 2, "retry_delay": timedelta(minutes=1)},
 )
 def genomic_risk_training():

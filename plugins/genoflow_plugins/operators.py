@@ -7,7 +7,56 @@ from collections.abc import Sequence
 
 from airflow.sdk import BaseOperator
 
-__all__ = ["ResolveDatasetVersionOperator", "PromoteChampionOperator"]
+__all__ = ["IngestCohortOperator", "ResolveDatasetVersionOperator", "PromoteChampionOperator"]
+
+
+def run_params(context) -> dict:
+    """params.yaml deep-merged with this run's params/conf, limited to params.yaml's own sections.
+
+    Airflow also puts every run-conf key (e.g. a drift trigger's reason) into params, and those
+    must not change what is computed or its run key.
+    """
+    from genoflow.config import Settings, load_params
+
+    settings = Settings()
+    file_params = load_params(settings.params_file)
+    overrides = {k: v for k, v in dict(context["params"]).items() if k in file_params}
+    return load_params(settings.params_file, overrides=overrides)
+
+
+class IngestCohortOperator(BaseOperator):
+    """Ingest the cohort landed at ``ingest.landing_dir`` and emit an event on each outlet Asset.
+
+    Validates it (fast path, no Spark), makes it ``ingest.target``, ``dvc add`` + ``dvc push``
+    (``ingest.remote``, default: the repository's default remote) and commits the pointer to git.
+    The event's extra carries ``dataset_version`` (the DVC hash), the pointer's git commit and the
+    remote. An invalid cohort fails the task at once (no retries): nothing is moved or pushed.
+    """
+
+    def execute(self, context):
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from genoflow.config import Settings
+        from genoflow.errors import InputError
+        from genoflow_plugins.hooks import DvcHook
+
+        params = run_params(context)
+        ingest = params.get("ingest") or {}
+        hook = DvcHook(Settings().home, remote=ingest.get("remote"))
+        try:
+            result = hook.ingest(ingest["landing_dir"], params, target=ingest.get("target", "data/raw"),
+                                 commit=bool(ingest.get("commit", True)),
+                                 full_check_records=int(ingest.get("full_check_records", 2000)))
+        except InputError as err:
+            raise AirflowFailException(f"invalid cohort: {err}") from err
+        self.log.info("%s at %s (was %s), %d samples x %d variants, pushed to %s, pointer in git commit %s",
+                      result["target"], result["dataset_version"], result["previous_version"], result["n_samples"],
+                      result["n_variants"], result["remote_url"], result["git_commit"])
+        extra = {k: result[k] for k in ("dataset_version", "previous_version", "changed", "git_commit", "remote",
+                                        "remote_url", "target", "landing", "n_samples", "n_variants")}
+        for asset in self.outlets:
+            context["outlet_events"][asset].extra = extra
+        return result
 
 
 class ResolveDatasetVersionOperator(BaseOperator):
@@ -15,6 +64,10 @@ class ResolveDatasetVersionOperator(BaseOperator):
 
     Returns (as XCom) ``dataset_version`` (DVC hash), ``git_commit``, the effective ``params``
     (params.yaml deep-merged with the run's params/conf), ``params_json`` and ``run_key``.
+
+    A run triggered by asset events trains the dataset version the newest event carries: the
+    workspace must hold exactly that version, else the run is superseded (a newer cohort was
+    ingested since) and skips, training nothing. Manual and scheduled runs version what is there.
     """
 
     template_fields: Sequence[str] = ("target",)
@@ -25,23 +78,41 @@ class ResolveDatasetVersionOperator(BaseOperator):
         self.push = push
 
     def execute(self, context):
-        from genoflow.config import Settings, load_params, run_key
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from genoflow.config import Settings, run_key
         from genoflow.versioning import code_commit
         from genoflow_plugins.hooks import DvcHook
 
         settings = Settings()
-        hook = DvcHook(settings.home)
-        version = hook.track(self.target, push=self.push)
-        # Only params.yaml's sections: Airflow also puts every run-conf key (e.g. a drift trigger's
-        # reason) into params, and those must not change what is computed or its run key.
-        file_params = load_params(settings.params_file)
-        overrides = {k: v for k, v in dict(context["params"]).items() if k in file_params}
-        params = load_params(settings.params_file, overrides=overrides)
+        event = triggering_event(context)
+        version = DvcHook(settings.home).track(self.target, push=self.push)
+        if event is not None and event["dataset_version"] != version:
+            raise AirflowSkipException(
+                f"this run was triggered for dataset version {event['dataset_version']} but {self.target} now "
+                f"holds {version}: a newer cohort was ingested (or {self.target} changed) since, so this run is "
+                "superseded and trains nothing")
+        params = run_params(context)
         key = run_key(version, params)
-        self.log.info("dataset %s at %s; run key %s", self.target, version, key)
+        self.log.info("dataset %s at %s (%s); run key %s", self.target, version,
+                      f"from the asset event of {event['source']}" if event else "as found in the workspace", key)
         return {"dataset_version": version, "git_commit": code_commit(), "params": params,
                 "params_json": json.dumps(params, sort_keys=True), "run_key": key,
-                "storage_root": settings.storage_root}
+                "storage_root": settings.storage_root, "asset_event": event}
+
+
+def triggering_event(context) -> dict | None:
+    """The newest triggering asset event that carries a dataset version (None for manual/scheduled runs)."""
+    from genoflow_plugins.assets import DATASET_VERSION_KEY
+
+    events = [event for per_asset in (context.get("triggering_asset_events") or {}).values() for event in per_asset
+              if (event.extra or {}).get(DATASET_VERSION_KEY)]
+    if not events:
+        return None
+    newest = max(events, key=lambda event: event.timestamp)
+    return {"dataset_version": newest.extra[DATASET_VERSION_KEY], "asset": newest.asset.name,
+            "source": f"{newest.source_dag_id}/{newest.source_run_id}", "timestamp": newest.timestamp.isoformat(),
+            "git_commit": newest.extra.get("git_commit")}
 
 
 class PromoteChampionOperator(BaseOperator):

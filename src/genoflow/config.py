@@ -76,7 +76,7 @@ def merge_params(base: dict, overrides: dict) -> dict:
 OUTPUT_FORMAT = 2
 
 # Sections that change how a run is carried out or judged, not what it computes.
-_NOT_IN_RUN_KEY = ("promote", "spark", "monitor")
+_NOT_IN_RUN_KEY = ("promote", "spark", "monitor", "ingest")
 
 
 def _content_key(dataset_version: str, inputs: dict) -> str:
@@ -98,7 +98,7 @@ def _canonical(value):
 def run_key(dataset_version: str, params: dict) -> str:
     """Content address of one pipeline run: same data and params give the same key (and outputs).
 
-    The promotion gate, Spark resources and drift-monitor settings are left out: changing the
+    The promotion gate, Spark resources, drift-monitor and ingest settings are left out: changing the
     margin re-judges the same trained models rather than training new ones.
     """
     return _content_key(dataset_version, {k: v for k, v in params.items() if k not in _NOT_IN_RUN_KEY})

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["dvc_version", "dvc_track", "code_commit"]
+__all__ = ["dvc_version", "dvc_track", "dvc_remote", "code_commit", "git_toplevel", "git_commit_paths",
+           "pointer_commit"]
 
 
 def dvc_version(repo_dir: str | Path, target: str = "data/raw") -> str:
@@ -25,11 +26,95 @@ def dvc_track(repo_dir: str | Path, target: str = "data/raw", *, push: bool = Tr
     """``dvc add`` ``target`` (cheap when unchanged), optionally ``dvc push`` it; returns its version."""
     from dvc.repo import Repo
 
+    path = Path(repo_dir).resolve() / target  # DVC resolves relative targets against the cwd, not the repo
     with Repo(str(repo_dir)) as repo:
-        repo.add(target)
+        repo.add(str(path))
         if push:
-            repo.push(targets=[f"{target}.dvc"], remote=remote)
+            repo.push(targets=[f"{path}.dvc"], remote=remote)
     return dvc_version(repo_dir, target)
+
+
+def dvc_remote(repo_dir: str | Path, remote: str | None = None) -> tuple[str | None, str | None]:
+    """The name and URL of DVC remote ``remote`` (default: the repository's default remote)."""
+    from dvc.repo import Repo
+
+    with Repo(str(repo_dir)) as repo:
+        name = remote or repo.config["core"].get("remote")
+        remotes = repo.config.get("remote", {})
+    if name is None:
+        return None, None
+    if name not in remotes:
+        from genoflow.errors import GenoflowError
+
+        raise GenoflowError(f"{repo_dir}: no DVC remote {name!r} (configured: {', '.join(remotes) or 'none'})")
+    return name, remotes[name].get("url")
+
+
+def _git(repo_dir: str | Path, *args: str, **kwargs) -> str:
+    import subprocess
+
+    return subprocess.run(["git", "-C", str(repo_dir), *args], capture_output=True, text=True, check=True,
+                          **kwargs).stdout.strip()
+
+
+def git_toplevel(repo_dir: str | Path) -> Path:
+    """The git work tree holding ``repo_dir``; a clear error when there is none."""
+    import subprocess
+
+    from genoflow.errors import GenoflowError
+
+    try:
+        return Path(_git(repo_dir, "rev-parse", "--show-toplevel"))
+    except (OSError, subprocess.CalledProcessError) as err:
+        raise GenoflowError(f"{repo_dir} is not in a git repository, so the DVC pointer cannot be committed "
+                            f"(git init it, or set ingest.commit: false): {getattr(err, 'stderr', err)}") from None
+
+
+def git_commit_paths(repo_dir: str | Path, paths: list[Path], message: str) -> str:
+    """Commit exactly ``paths`` (other staged changes stay staged); returns the commit that holds them.
+
+    When they are unchanged nothing is committed and the last commit that touched them is returned.
+    """
+    import os
+
+    names = [os.path.relpath(p, repo_dir) for p in paths if Path(p).exists()]
+    _git(repo_dir, "add", "--", *names)
+    if _git(repo_dir, "status", "--porcelain", "--", *names):
+        # A project without a git identity (CI, a fresh container) still gets an attributable commit.
+        identity = [] if _git_identity(repo_dir) else ["-c", "user.name=genoflow",
+                                                        "-c", "user.email=genoflow@localhost"]
+        _git(repo_dir, *identity, "commit", "--quiet", "-m", message, "--", *names)
+    return _git(repo_dir, "log", "-1", "--format=%H", "--", *names)
+
+
+def _git_identity(repo_dir: str | Path) -> bool:
+    import subprocess
+
+    try:
+        return bool(_git(repo_dir, "config", "user.email"))
+    except subprocess.CalledProcessError:
+        return False
+
+
+def pointer_commit(repo_dir: str | Path, target: str, dataset_version: str) -> str | None:
+    """The newest git commit whose ``<target>.dvc`` records ``dataset_version``, or None."""
+    import subprocess
+
+    import yaml
+
+    pointer = f"{target}.dvc"
+    try:
+        commits = _git(repo_dir, "log", "--format=%H", "--", pointer).split()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    for sha in commits:
+        try:
+            outs = yaml.safe_load(_git(repo_dir, "show", f"{sha}:{pointer}")).get("outs") or []
+        except (subprocess.CalledProcessError, AttributeError):
+            continue  # the commit deleted the pointer
+        if outs and outs[0].get("md5") == dataset_version:
+            return sha
+    return None
 
 
 def code_commit() -> str:

@@ -56,3 +56,28 @@ def test_dag_file__parses_without_heavy_imports():
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     heavy = out.stdout.strip().split("]")[0] + "]"
     assert heavy == "[]", out.stdout
+
+
+def test_dag__schedule_is_new_cohorts_or_the_retraining_cron(dagbag):
+    from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable
+    from genoflow_plugins.assets import RAW_COHORT
+
+    from genoflow.config import load_params
+
+    dag = dagbag.dags[DAG_ID]
+    ingest = load_params(REPO / "params.yaml")["ingest"]
+    assert isinstance(dag.timetable, AssetOrTimeSchedule)
+    assert list(dag.timetable.asset_condition.objects) == [RAW_COHORT]
+    assert isinstance(dag.timetable.timetable, CronTriggerTimetable)
+    assert dag.timetable.timetable.expression == ingest["retrain_schedule"]
+    assert "ingest" not in dag.params  # ingest settings are not training params (nor in the run key)
+
+
+def test_dag__unpausing_schedules_no_run_before_the_next_cron_slot(dagbag):
+    """No start_date: unpausing must not start a retraining for a past slot (catchup=False would)."""
+    from airflow.serialization.serialized_objects import DagSerialization
+    from airflow.sdk import timezone
+
+    dag = DagSerialization.from_dict(DagSerialization.to_dict(dagbag.dags[DAG_ID]))
+    first = dag.next_dagrun_info(last_automated_run_info=None)
+    assert first.run_after > timezone.utcnow()

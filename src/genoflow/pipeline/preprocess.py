@@ -20,7 +20,7 @@ from genoflow.errors import InputError
 from genoflow.genotypes import pack_dosages, stack_dosages
 from genoflow.pseudonym import pseudonymise
 
-__all__ = ["run_preprocess", "GENOTYPE_SCHEMA_DDL"]
+__all__ = ["run_preprocess", "GENOTYPE_SCHEMA_DDL", "check_sample_sets", "parse_patient_clinical"]
 
 log = logging.getLogger(__name__)
 
@@ -179,29 +179,29 @@ def _patient_of(file_uri: str) -> str:
     return posixpath.basename(posixpath.dirname(file_uri))
 
 
-def load_clinical(spark, patient_uri: str) -> dict[str, dict]:
-    """Validated clinical rows keyed by patient id (one CSV per patient folder)."""
+def parse_patient_clinical(uri: str, content: bytes) -> dict:
+    """The one validated row of a patient's clinical CSV (``<patient_dir>/<patient>/clinical_data.csv``)."""
     from genoflow.io.clinical import parse_clinical_csv
 
-    def parse(item):
-        uri, content = item
-        try:
-            text = content.decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise InputError(uri, f"not UTF-8 text ({err})") from None
-        rows = parse_clinical_csv(text, source=uri)
-        if len(rows) != 1:
-            raise InputError(uri, f"expected one patient row, found {len(rows)}")
-        row = rows[0]
-        folder = _patient_of(uri)
-        if row["patient_id"] != folder:
-            raise InputError(uri, f"patient_id {row['patient_id']!r} does not match its folder {folder!r}",
-                             line=2)
-        return row
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InputError(uri, f"not UTF-8 text ({err})") from None
+    rows = parse_clinical_csv(text, source=uri)
+    if len(rows) != 1:
+        raise InputError(uri, f"expected one patient row, found {len(rows)}")
+    row = rows[0]
+    folder = _patient_of(uri)
+    if row["patient_id"] != folder:
+        raise InputError(uri, f"patient_id {row['patient_id']!r} does not match its folder {folder!r}", line=2)
+    return row
 
+
+def load_clinical(spark, patient_uri: str) -> dict[str, dict]:
+    """Validated clinical rows keyed by patient id (one CSV per patient folder)."""
     files = spark.sparkContext.binaryFiles(f"{patient_uri}/*/{CLINICAL_FILE}")
     try:
-        rows = files.map(parse).collect()
+        rows = files.map(lambda item: parse_patient_clinical(*item)).collect()
     except Exception as err:
         if "Input path does not exist" in str(err) or "matches 0 files" in str(err):
             raise InputError(patient_uri, f"no patient folders with {CLINICAL_FILE}: the cohort is empty") from None

@@ -1,0 +1,302 @@
+"""Ingest a newly landed cohort: validate it fast, put it in place as the raw cohort, version it.
+
+A cohort lands as a folder laid out like the raw cohort (``data/raw``): the VCF, the reference
+FASTA + GFF3 and one folder per patient with its clinical CSV (and FASTQ), at the paths the
+``preprocess:`` params name relative to the raw folder. A batch may leave out the reference
+(``reference_genome/``): it then reuses the current raw cohort's, and is checked against it.
+
+:func:`validate_cohort` runs the preprocess validations without Spark: required files, the VCF
+header, VCF samples against the clinical CSVs (every clinical CSV is parsed), every record's
+contig and REF against the FASTA, the first ``full_check_records`` records fully decoded
+(genotypes included), and the GFF3. Genotype decoding of the remaining records and the FASTQ
+read QC stay with the preprocess job. :func:`ingest_cohort` then swaps the cohort in by rename,
+``dvc add`` + ``dvc push`` it and commits the ``.dvc`` pointer to git; any failure after the
+swap puts the previous cohort and pointer back. Invalid input raises before anything moves.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from genoflow.errors import GenoflowError, InputError
+
+__all__ = ["CohortFiles", "cohort_layout", "locate_cohort", "validate_cohort", "ingest_cohort"]
+
+_LAYOUT_KEYS = ("vcf", "reference_fasta", "annotations_gff", "patient_dir")
+_REFERENCE_KEYS = ("reference_fasta", "annotations_gff")
+_REF_CHUNK = 50_000  # VCF records contig/REF-checked per vectorised block
+
+
+@dataclass(frozen=True)
+class CohortFiles:
+    """Where each part of one cohort is (local paths)."""
+
+    vcf: Path
+    reference_fasta: Path
+    annotations_gff: Path
+    patient_dir: Path
+
+
+def cohort_layout(params: dict, target: str = "data/raw") -> dict[str, str]:
+    """Each part's path inside a cohort folder, from the ``preprocess:`` params.
+
+    Those params are relative to the storage root (``raw/cohort.vcf.gz``); the cohort folder is
+    the target's last component (``raw``), so its parts are the paths below that prefix.
+    """
+    prefix = PurePosixPath(target).name
+    layout = {}
+    for key in _LAYOUT_KEYS:
+        path = PurePosixPath(params["preprocess"][key])
+        if len(path.parts) < 2 or path.parts[0] != prefix:
+            raise GenoflowError(f"preprocess.{key} = {str(path)!r} is not under {prefix}/: the ingested "
+                                f"cohort replaces {target}, so the pipeline must read it from there")
+        layout[key] = str(path.relative_to(prefix))
+    return layout
+
+
+def locate_cohort(landing: Path, layout: dict[str, str], fallback: Path | None = None) -> CohortFiles:
+    """The landed cohort's files; reference files it lacks come from ``fallback`` (the current cohort)."""
+    found = {}
+    for key, relative in layout.items():
+        path = landing / relative
+        if not path.exists() and key in _REFERENCE_KEYS and fallback is not None and (fallback / relative).is_file():
+            path = fallback / relative
+        found[key] = path
+    return CohortFiles(**found)
+
+
+def validate_cohort(files: CohortFiles, full_check_records: int = 2000) -> dict:
+    """Validate a cohort without Spark (the checks of the module docstring).
+
+    Returns
+    -------
+    dict
+        ``n_samples``, ``n_variants`` (VCF records), ``n_records_fully_decoded``, ``contigs``,
+        ``n_genes``, ``n_patients_with_reads``.
+
+    Raises
+    ------
+    InputError
+        Naming the file, and the line or record where there is one, for the first problem found.
+    """
+    from genoflow.io.fasta import read_reference
+    from genoflow.io.gff import read_genes
+    from genoflow.io.vcf import iter_vcf_lines, parse_vcf_header
+    from genoflow.pipeline.preprocess import check_sample_sets
+
+    _check_present(files)
+    vcf = str(files.vcf)
+    with open(files.vcf, "rb") as stream:
+        lines = iter_vcf_lines(stream, vcf)
+        header = parse_vcf_header(lines, vcf)
+        clinical, with_reads = _read_clinical(files.patient_dir)
+        check_sample_sets(header.samples, clinical, vcf, str(files.patient_dir))
+        with open(files.reference_fasta, "rb") as fasta:
+            reference = read_reference(fasta, source=str(files.reference_fasta))
+        _check_header_contigs(header, reference, vcf)
+        n_records, n_decoded = _check_records(lines, header, reference, vcf, full_check_records)
+    with open(files.annotations_gff, "rb") as gff:
+        genes = read_genes(gff, source=str(files.annotations_gff))
+    return {"n_samples": header.n_samples, "n_variants": n_records, "n_records_fully_decoded": n_decoded,
+            "contigs": sorted(reference), "n_genes": len(genes), "n_patients_with_reads": with_reads}
+
+
+def _check_present(files: CohortFiles) -> None:
+    for key in ("vcf", "reference_fasta", "annotations_gff"):
+        path = getattr(files, key)
+        if not path.is_file():
+            raise InputError(str(path), f"required file is missing from the cohort (preprocess.{key})")
+    if not files.patient_dir.is_dir():
+        raise InputError(str(files.patient_dir), "required folder is missing from the cohort (preprocess.patient_dir)")
+
+
+def _read_clinical(patient_dir: Path) -> tuple[dict[str, dict], int]:
+    """Every patient folder's validated clinical row, and how many folders have reads."""
+    from genoflow.pipeline.preprocess import CLINICAL_FILE, FASTQ_FILE, parse_patient_clinical
+
+    clinical, with_reads = {}, 0
+    for folder in sorted(p for p in patient_dir.iterdir() if p.is_dir()):
+        csv = folder / CLINICAL_FILE
+        if not csv.is_file():
+            raise InputError(str(folder), f"patient folder without {CLINICAL_FILE}")
+        row = parse_patient_clinical(str(csv), csv.read_bytes())
+        clinical[row["patient_id"]] = row
+        with_reads += (folder / FASTQ_FILE).is_file()
+    if not clinical:
+        raise InputError(str(patient_dir), f"no patient folders with {CLINICAL_FILE}: the cohort is empty")
+    return clinical, with_reads
+
+
+def _check_header_contigs(header, reference: dict[str, str], vcf: str) -> None:
+    """Each ``##contig`` is in the reference, with the reference's length when it states one."""
+    from genoflow.io.fasta import resolve_contig
+
+    # The meta lines are the file's first lines, in order, so a ##contig's index is its line number.
+    contig_lines = [n for n, meta in enumerate(header.meta, start=1) if meta.startswith("##contig=")]
+    for line, (name, length) in zip(contig_lines, header.contigs.items(), strict=False):
+        found = resolve_contig(name, reference)
+        if found is None:
+            raise InputError(vcf, f"##contig {name!r} is not in the reference FASTA (its contigs: "
+                             f"{', '.join(list(reference)[:10])})", line=line)
+        if length is not None and length != len(reference[found]):
+            raise InputError(vcf, f"##contig {name!r} has length {length} but the reference's {found!r} has "
+                             f"{len(reference[found])}: another genome build?", line=line)
+
+
+def _check_records(lines: Iterator[str], header, reference: dict[str, str], vcf: str,
+                   full_check_records: int) -> tuple[int, int]:
+    """Contig and REF of every record against the reference; the first records fully decoded."""
+    from genoflow.io.vcf import parse_vcf_records
+
+    first_line = header.n_header_lines + 1
+    head: list[str] = []
+    block: list[tuple[str, str, str, int]] = []
+    n_records = 0
+    for number, line in enumerate(lines, start=first_line):
+        if not line:
+            continue
+        n_records += 1
+        if len(head) < full_check_records:
+            head.append(line)
+            if len(head) == full_check_records:
+                parse_vcf_records(head, n_samples=header.n_samples, source=vcf, first_line_number=first_line)
+        fields = line.split("\t", 4)
+        if len(fields) < 5:
+            raise InputError(vcf, f"expected at least 10 tab-separated columns, found {len(fields)}", line=number)
+        block.append((fields[0], fields[1], fields[3], number))
+        if len(block) >= _REF_CHUNK:
+            _check_ref_block(block, reference, vcf)
+            block = []
+    if 0 < len(head) < full_check_records:
+        parse_vcf_records(head, n_samples=header.n_samples, source=vcf, first_line_number=first_line)
+    if block:
+        _check_ref_block(block, reference, vcf)
+    if n_records == 0:
+        raise InputError(vcf, "no variant records after the header")
+    return n_records, len(head)
+
+
+def _check_ref_block(block: list[tuple[str, str, str, int]], reference: dict[str, str], vcf: str) -> None:
+    from genoflow.io.fasta import check_ref_alleles
+
+    contig, pos_text, ref, numbers = zip(*block, strict=True)
+    for text, number in zip(pos_text, numbers, strict=True):
+        if not (text.isascii() and text.isdigit() and int(text) > 0):
+            raise InputError(vcf, f"POS {text!r} is not a positive integer", line=number)
+    check_ref_alleles(reference, np.asarray(contig, dtype=object), np.asarray(pos_text, dtype=np.int64),
+                      np.asarray(ref, dtype=object), source=vcf, line_numbers=np.asarray(numbers))
+
+
+# --- putting the cohort in place ----------------------------------------------------------------
+
+
+def ingest_cohort(home: str | os.PathLike, landing: str | os.PathLike, params: dict, *, target: str = "data/raw",
+                  remote: str | None = None, commit: bool = True, full_check_records: int = 2000) -> dict:
+    """Validate the cohort at ``landing``, make it ``target``, ``dvc add`` + ``dvc push`` it, commit the pointer.
+
+    Parameters
+    ----------
+    home : path
+        The project (a DVC repository; a git repository too when ``commit``).
+    landing : path
+        The landed cohort folder (relative paths are relative to ``home``). It is copied, not moved.
+    params : dict
+        The pipeline params (their ``preprocess:`` paths give the cohort layout).
+    target : str
+        The DVC-tracked raw cohort, relative to ``home``.
+    remote : str, optional
+        DVC remote to push to (default: the repository's default remote).
+    commit : bool
+        Commit ``<target>.dvc`` (and the ``.gitignore`` DVC keeps next to it) to git.
+
+    Returns
+    -------
+    dict
+        ``dataset_version`` (the DVC hash), ``previous_version``, ``changed``, ``git_commit`` (the
+        commit holding the pointer, None without ``commit``), ``remote``, ``remote_url``, ``target``,
+        ``landing``, ``reference_from`` and the :func:`validate_cohort` summary.
+
+    Raises
+    ------
+    InputError
+        The cohort is invalid: nothing was moved, versioned, pushed or committed.
+    """
+    from genoflow.versioning import dvc_remote, dvc_track, dvc_version, git_commit_paths, git_toplevel
+
+    home = Path(home).resolve()
+    landing = (home / landing).resolve()
+    raw = home / target
+    if landing == raw.resolve():
+        raise GenoflowError(f"the landing folder {landing} is the raw cohort itself: land new cohorts elsewhere")
+    if not landing.is_dir():
+        raise InputError(str(landing), "no cohort has landed here (not a folder)")
+    if commit:
+        git_toplevel(home)  # fail before touching anything when the project is not a git repository
+    remote_name, remote_url = dvc_remote(home, remote)
+    files = locate_cohort(landing, cohort_layout(params, target), fallback=raw if raw.is_dir() else None)
+    summary = validate_cohort(files, full_check_records)
+
+    pointer = home / f"{target}.dvc"
+    previous = dvc_version(home, target) if pointer.exists() else None
+    kept = {path: path.read_bytes() for path in (pointer, raw.parent / ".gitignore") if path.exists()}
+    stage = _stage(landing, files, raw)
+    aside = raw.parent / f".{raw.name}.previous-{uuid.uuid4().hex[:8]}"
+    swapped = False
+    try:
+        if raw.exists():
+            os.replace(raw, aside)
+        os.replace(stage, raw)
+        swapped = True
+        version = dvc_track(home, target, push=True, remote=remote_name)
+        sha = None
+        if commit:
+            sha = git_commit_paths(home, [pointer, raw.parent / ".gitignore"],
+                                   f"cohort_ingest: {target} at {version} ({summary['n_samples']} samples, "
+                                   f"{summary['n_variants']} variants) from {landing}")
+    except BaseException:
+        _restore(raw, aside, swapped, kept, pointer)
+        raise
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    shutil.rmtree(aside, ignore_errors=True)
+    return {"dataset_version": version, "previous_version": previous, "changed": version != previous,
+            "git_commit": sha, "remote": remote_name, "remote_url": remote_url, "target": target,
+            "landing": str(landing), "reference_from": _reference_origin(files, landing), **summary}
+
+
+def _stage(landing: Path, files: CohortFiles, raw: Path) -> Path:
+    """A full copy of the cohort next to ``raw`` (same filesystem, so it can be renamed in)."""
+    stage = raw.parent / f".{raw.name}.ingest-{uuid.uuid4().hex[:8]}"
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(landing, stage)
+    for key in _REFERENCE_KEYS:
+        source = getattr(files, key)
+        if not source.is_relative_to(landing):  # reused from the current cohort
+            copy = stage / source.relative_to(raw)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, copy)
+    return stage
+
+
+def _restore(raw: Path, aside: Path, swapped: bool, kept: dict[Path, bytes], pointer: Path) -> None:
+    """Put the previous cohort and its pointer back after a failed ingest."""
+    if swapped:
+        shutil.rmtree(raw, ignore_errors=True)
+    if aside.exists():
+        os.replace(aside, raw)
+    for path, content in kept.items():
+        path.write_bytes(content)
+    if pointer not in kept:
+        pointer.unlink(missing_ok=True)
+
+
+def _reference_origin(files: CohortFiles, landing: Path) -> str:
+    return "landing" if files.reference_fasta.is_relative_to(landing) else "previous cohort"
+
