@@ -17,6 +17,8 @@ from pathlib import Path
 from tests.conftest import REPO
 
 VENV_BIN = Path(sys.executable).parent
+# State and outputs that are not source: DVC versions data/raw itself (its pointer is in git).
+GIT_IGNORED = ("airflow_home", ".genoflow", "data/steps", "data/truth", "data/incoming")
 
 
 class Project:
@@ -61,8 +63,15 @@ def make_project(root: Path, n_patients: int, seed: int = 3) -> Project:
         (root / name).symlink_to(REPO / name)
     shutil.copy(REPO / "params.yaml", root / "params.yaml")
     project = Project(root)
-    project.run(str(VENV_BIN / "dvc"), "init", "--no-scm", "-q")
+    # A git repository, as a real project is: cohort_ingest commits the .dvc pointer of each cohort.
+    (root / ".gitignore").write_text("".join(f"/{path}/\n" for path in GIT_IGNORED))
+    project.run("git", "init", "-q")
+    project.run("git", "config", "user.name", "genoflow tests")
+    project.run("git", "config", "user.email", "tests@genoflow.invalid")
+    project.run(str(VENV_BIN / "dvc"), "init", "-q")
     project.run(str(VENV_BIN / "dvc"), "remote", "add", "-d", "local", str(root / ".genoflow" / "dvc-remote"))
+    project.run("git", "add", ".")
+    project.run("git", "commit", "-q", "-m", "test project")
     from genoflow.simulate import make_demo_cohort
 
     make_demo_cohort(root / "data", n_patients=n_patients, sequence_length=1_000_000, seed=seed,

@@ -75,8 +75,8 @@ def test_dag__schedule_is_new_cohorts_or_the_retraining_cron(dagbag):
 
 def test_dag__unpausing_schedules_no_run_before_the_next_cron_slot(dagbag):
     """No start_date: unpausing must not start a retraining for a past slot (catchup=False would)."""
-    from airflow.serialization.serialized_objects import DagSerialization
     from airflow.sdk import timezone
+    from airflow.serialization.serialized_objects import DagSerialization
 
     dag = DagSerialization.from_dict(DagSerialization.to_dict(dagbag.dags[DAG_ID]))
     first = dag.next_dagrun_info(last_automated_run_info=None)
