@@ -1,0 +1,99 @@
+"""Spark wrapper of :func:`genoflow.stats.glm.glm_block`: a whole genotype table, block by block.
+
+The variant-major genotype table (``genoflow.genotypes``: one row per variant, ``dosages`` the
+packed int8 dosages of every sample) is streamed through ``mapInPandas``: each Arrow batch of a
+partition is cut into blocks of ``block_size`` variants, unpacked, reduced to the tested samples
+and regressed in the executor. Only the null model (samples x covariates) travels to the
+executors and only per-variant statistics come back: the cohort is never collected to the driver.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from genoflow.stats.glm import RESULT_COLUMNS, GlmNull, glm_block, prepare_glm
+
+__all__ = ["glm_scan", "GLM_RESULT_DDL"]
+
+GLM_RESULT_DDL = (
+    "n_obs long, alt_freq double, beta double, se double, stat double, p double, neglog10_p double, firth boolean"
+)
+"""Spark schema of the statistics :func:`glm_scan` adds to the key columns (see ``glm_block``)."""
+
+_KEY_TYPES = {"contig": "string", "pos": "long", "id": "string", "ref": "string", "alt": "string", "gene": "string"}
+
+
+def glm_scan(genotypes, y, covariates=None, *, family: str, sample_index=None, block_size: int = 512,
+             key_columns=("contig", "pos", "id", "ref", "alt"), firth_fallback: bool = True, max_vif: float = 50.0):
+    """Per-variant regression of a trait on every variant of a genotype table (lazy Spark DataFrame).
+
+    Parameters
+    ----------
+    genotypes : pyspark.sql.DataFrame
+        The genotype table (at least ``key_columns`` and ``dosages``), e.g. the QC-passing rows of
+        preprocess' ``genotypes/``.
+    y : array-like, shape (n,)
+        The trait of the tested samples (no NaN): 0/1 for ``family="logistic"``.
+    covariates : array-like, shape (n, c), optional
+        Covariates of the same samples (sex, age, principal components...), no intercept.
+    family : {"linear", "logistic"}
+    sample_index : array-like of int, shape (n,), optional
+        Positions of the tested samples in the ``dosages`` arrays (the sample table's
+        ``sample_index``), in the order of ``y``. Default: every sample, in order.
+    block_size : int, default 512
+        Variants regressed together (bounds executor memory: ~8 float64 arrays of
+        block_size x n).
+    key_columns : sequence of str
+        Columns copied from ``genotypes`` to the result (from contig, pos, id, ref, alt, gene).
+    firth_fallback, max_vif
+        See :func:`genoflow.stats.glm.glm_block` and :func:`genoflow.stats.glm.prepare_glm`.
+
+    Returns
+    -------
+    pyspark.sql.DataFrame
+        ``key_columns`` + :data:`GLM_RESULT_DDL`, one row per variant.
+
+    Raises
+    ------
+    ValueError
+        Bad trait/covariates (see ``prepare_glm``), ``sample_index`` of the wrong length, unknown
+        key columns; inside the job, a row whose dosages do not match the sample count.
+    """
+    null = prepare_glm(y, covariates, family=family, max_vif=max_vif)
+    index = np.arange(null.n) if sample_index is None else np.asarray(sample_index, dtype=np.int64)
+    if index.shape != (null.n,):
+        raise ValueError(f"glm_scan: sample_index must have shape ({null.n},) like y, got {index.shape}")
+    unknown = [c for c in key_columns if c not in _KEY_TYPES]
+    if unknown:
+        raise ValueError(f"glm_scan: key_columns {unknown} are not among {list(_KEY_TYPES)}")
+    if block_size < 1:
+        raise ValueError(f"glm_scan: block_size must be >= 1, got {block_size}")
+    keys = list(key_columns)
+    schema = ", ".join(f"{c} {_KEY_TYPES[c]}" for c in keys) + ", " + GLM_RESULT_DDL
+    run = _block_runner(null, index, keys, block_size, firth_fallback)
+    return genotypes.select(*keys, "dosages").mapInPandas(run, schema)
+
+
+def _block_runner(null: GlmNull, index: np.ndarray, keys: list, block_size: int, firth_fallback: bool):
+    """The mapInPandas function; a closure over small arrays only (shipped with each task)."""
+
+    def run(batches):
+        import pandas as pd
+
+        from genoflow.genotypes import stack_dosages
+
+        for batch in batches:
+            for start in range(0, len(batch), block_size):
+                chunk = batch.iloc[start : start + block_size]
+                dosages = stack_dosages(chunk["dosages"])
+                if dosages.shape[1] <= index.max(initial=-1):
+                    raise ValueError(
+                        f"glm_scan: variant {chunk.iloc[0][keys].tolist()}: {dosages.shape[1]} dosages, "
+                        f"but sample_index reaches {index.max()}"
+                    )
+                stats = glm_block(null, dosages[:, index], firth_fallback=firth_fallback)
+                frame = chunk[keys].reset_index(drop=True)
+                yield pd.concat([frame, pd.DataFrame({k: stats[k] for k in RESULT_COLUMNS})], axis=1)
+
+    return run
+
