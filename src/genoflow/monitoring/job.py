@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             f"mlflow_run={result['mlflow_run_id']} report={result['report_uri']}")
         return 0
 
-    return report_errors("drift", body)
+    return report_errors("drift", body, args.storage_root)
 
 
 # --------------------------------------------------------------------------- orchestration

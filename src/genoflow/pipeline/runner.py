@@ -46,17 +46,21 @@ def main(step: str, argv: list[str] | None = None) -> int:
     if step not in STEPS:
         raise ValueError(f"step must be one of {STEPS}, got {step!r}")
     args = build_parser(step).parse_args(argv)
-    return report_errors(step, lambda: _run(step, args, json.loads(args.params_json)))
+    return report_errors(step, lambda: _run(step, args, json.loads(args.params_json)), args.storage_root)
 
 
-def report_errors(step: str, body) -> int:
-    """Run ``body()`` (returns an exit code); a user error becomes one line on stderr and exit 2."""
+def report_errors(step: str, body, storage_root: str | None = None) -> int:
+    """Run ``body()`` (returns an exit code); a user error becomes one line on stderr and exit 2.
+
+    User errors are bad input (:class:`InputError`) and an unavailable ``storage_root`` (HDFS
+    NameNode down or in safe mode): both name what to fix, and the traceback stays in the log.
+    """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     try:
         return body()
     except Exception as err:  # noqa: BLE001 - one clear line for the user, the traceback in the log
-        message = user_message(err)
+        message = user_message(err, storage_root)
         if message is None:
             raise
         say(f"genoflow {step}: error: {message}")
@@ -130,12 +134,19 @@ def _call_step(step, spark, storage, output, upstream, params, args):
 _INPUT_ERROR = re.compile(r"InputError: (.+)")
 
 
-def user_message(err: BaseException) -> str | None:
-    """The one-line message of an InputError, also when Spark wrapped it from an executor."""
+def user_message(err: BaseException, storage_root: str | None = None) -> str | None:
+    """The one-line message of an InputError (also when Spark wrapped it from an executor) or of a
+    storage outage under ``storage_root``; None for anything else (a bug: the traceback is the message)."""
     if isinstance(err, InputError):
         return str(err)
     match = _INPUT_ERROR.search(str(err))
-    return match.group(1).strip() if match else None
+    if match:
+        return match.group(1).strip()
+    if storage_root:
+        from genoflow.storage.health import storage_unavailable_message
+
+        return storage_unavailable_message(err, storage_root)
+    return None
 
 
 def _short(result) -> str:

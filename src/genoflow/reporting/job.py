@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"genoflow report: {run(args, json.loads(args.params_json))}")
         return 0
 
-    return report_errors("report", body)
+    return report_errors("report", body, args.storage_root)
 
 
 def report_key(dataset_version: str, params: dict) -> str:

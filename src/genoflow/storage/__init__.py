@@ -1,5 +1,5 @@
 """Storage by URI under one root, through Spark's Hadoop FileSystem (file://, hdfs://, ...)."""
 
-from genoflow.storage.hadoop import HadoopStorage, StepOutput
+from genoflow.storage.hadoop import HadoopStorage, StepOutput, attempt_tag
 
-__all__ = ["HadoopStorage", "StepOutput"]
+__all__ = ["HadoopStorage", "StepOutput", "attempt_tag"]

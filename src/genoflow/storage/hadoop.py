@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import re
 import uuid
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -11,11 +13,29 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-__all__ = ["HadoopStorage", "StepOutput"]
+__all__ = ["HadoopStorage", "StepOutput", "attempt_tag"]
 
 log = logging.getLogger(__name__)
 
 SUCCESS_MARKER = "_SUCCESS"
+TMP_INFIX = ".tmp-"
+
+
+def attempt_tag(environ: dict[str, str] | None = None) -> str:
+    """A name-safe tag of this task attempt: ``<dag run id>-try<n>`` under Airflow, else ``pid<pid>``.
+
+    Airflow exports the run id and try number to the task's environment, and spark-submit passes
+    it on to the driver. HDFS path components may not contain ':' (run ids do), hence the cleaning.
+    """
+    env = os.environ if environ is None else environ
+    run_id, try_number = env.get("AIRFLOW_CTX_DAG_RUN_ID"), env.get("AIRFLOW_CTX_TRY_NUMBER")
+    if run_id and try_number:
+        return f"{_name_safe(run_id)}-try{_name_safe(try_number)}"
+    return f"pid{os.getpid()}"
+
+
+def _name_safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)[:80]
 
 
 class HadoopStorage:
@@ -43,13 +63,29 @@ class HadoopStorage:
     def delete(self, uri: str) -> None:
         self._fs(uri).delete(self._path(uri), True)
 
+    def mkdirs(self, uri: str) -> None:
+        self._fs(uri).mkdirs(self._path(uri))
+
     def rename(self, src: str, dst: str) -> bool:
-        """Rename ``src`` to ``dst``; False when ``dst`` already exists (never nests src inside it)."""
-        fs = self._fs(src)
-        if fs.exists(self._path(dst)):
-            return False
-        fs.mkdirs(self._path(dst).getParent())
-        return bool(fs.rename(self._path(src), self._path(dst)))
+        """Rename ``src`` to ``dst`` atomically; False when ``dst`` already exists (never nests src inside it).
+
+        FileSystem.rename moves a folder *into* an existing one, and an exists() check before it
+        races with a concurrent commit; FileContext's rename with ``Rename.NONE`` is one NameNode
+        operation (HDFS rename2) that refuses an existing destination.
+        """
+        jvm = self._jvm
+        src_path, dst_path = self._path(src), self._path(dst)
+        self._fs(dst).mkdirs(dst_path.getParent())
+        context = jvm.org.apache.hadoop.fs.FileContext.getFileContext(dst_path.toUri(), self._conf)
+        options = self.spark.sparkContext._gateway.new_array(jvm.org.apache.hadoop.fs.Options.Rename, 1)
+        options[0] = jvm.org.apache.hadoop.fs.Options.Rename.NONE
+        try:
+            context.rename(src_path, dst_path, options)
+        except Exception as err:  # py4j wraps the Java exception
+            if "FileAlreadyExistsException" in str(err):
+                return False
+            raise
+        return True
 
     def list(self, uri: str) -> list[str]:
         """Names of the entries directly under ``uri`` (sorted)."""
@@ -89,6 +125,26 @@ class HadoopStorage:
     def write_text(self, uri: str, text: str) -> None:
         self.write_bytes(uri, text.encode("utf-8"))
 
+    def put(self, local_path: str | os.PathLike, uri: str) -> bool:
+        """Copy a local file or folder to ``uri`` with the commit protocol; False if ``uri`` already exists.
+
+        For landing a cohort under a remote storage root (e.g. the raw data DVC pulled). The copy
+        goes to a temporary sibling and is renamed into place, so readers never see half of it.
+        """
+        if self.exists(uri):
+            return False
+        tmp = f"{uri}{TMP_INFIX}{attempt_tag()}-{uuid.uuid4().hex[:8]}"
+        try:
+            self._fs(tmp).copyFromLocalFile(False, True, self._path(os.path.abspath(local_path)), self._path(tmp))
+            if self.rename(tmp, uri):
+                return True
+            log.warning("%s was put there by someone else meanwhile; keeping that one", uri)
+        except BaseException:
+            self._delete_quietly(tmp)
+            raise
+        self._delete_quietly(tmp)
+        return False
+
     def is_committed(self, uri: str) -> bool:
         """True when a step output folder was committed (its success marker exists)."""
         return self.exists(f"{uri}/{SUCCESS_MARKER}")
@@ -97,22 +153,53 @@ class HadoopStorage:
     def step_output(self, final_uri: str):
         """Write a step's output into a temporary sibling and commit it by rename.
 
-        Yields a :class:`StepOutput` whose ``uri`` is the temporary folder. On success a
-        ``_SUCCESS`` marker is written last and the folder is renamed to ``final_uri``; on any
-        error the temporary folder is deleted, so nothing half-written is left behind. If another
-        run committed the same ``final_uri`` meanwhile (same inputs and params), that output wins.
+        Yields a :class:`StepOutput` whose ``uri`` is the temporary folder, unique to this attempt
+        (``<final>.tmp-<run id>-try<n>-<random>``), so concurrent runs never write into each
+        other's folders. The folder is created first: a read-only or unreachable storage fails the
+        step before any work. On success a ``_SUCCESS`` marker is written last and the folder is
+        renamed to ``final_uri`` in one atomic step; on any error it is deleted, so nothing
+        half-written is left behind (if the storage refuses even that, the next try of the same
+        run removes it). If another run committed the same ``final_uri`` meanwhile (same inputs
+        and params, so the same content), that output wins.
         """
-        tmp_uri = f"{final_uri}.tmp-{uuid.uuid4().hex[:12]}"
+        tag = attempt_tag()
+        self._remove_earlier_tries(final_uri, tag)
+        tmp_uri = f"{final_uri}{TMP_INFIX}{tag}-{uuid.uuid4().hex[:8]}"
         output = StepOutput(self, tmp_uri)
         try:
+            self.mkdirs(tmp_uri)
             yield output
             self.write_text(f"{tmp_uri}/{SUCCESS_MARKER}", "")
             if not self.rename(tmp_uri, final_uri):
                 log.warning("%s was committed by a concurrent run; keeping that one", final_uri)
                 self.delete(tmp_uri)
         except BaseException:
-            self.delete(tmp_uri)
+            self._delete_quietly(tmp_uri)
             raise
+
+    def _delete_quietly(self, uri: str) -> None:
+        """Delete after a failure without hiding the failure (the storage may be what failed)."""
+        try:
+            self.delete(uri)
+        except Exception as err:  # noqa: BLE001 - the original error is the one to report
+            log.warning("could not remove the temporary %s (%s); the next try of this run removes it",
+                        uri, str(err).splitlines()[0][:200])
+
+    def _remove_earlier_tries(self, final_uri: str, tag: str) -> None:
+        """Delete temporary folders that earlier tries of this Airflow run left (they have ended:
+        Airflow starts a retry only after the previous try finished). Other runs' folders stay."""
+        match = re.fullmatch(r"(.+)-try(\d+)", tag)
+        if not match:
+            return
+        parent, name = final_uri.rsplit("/", 1)
+        if not self.exists(parent):
+            return
+        prefix = f"{name}{TMP_INFIX}{match.group(1)}-try"
+        for entry in self.list(parent):
+            earlier = re.fullmatch(re.escape(prefix) + r"(\d+)-[0-9a-f]+", entry)
+            if earlier and int(earlier.group(1)) < int(match.group(2)):
+                log.info("removing %s/%s left by an earlier try of this run", parent, entry)
+                self.delete(f"{parent}/{entry}")
 
 
 class StepOutput:
