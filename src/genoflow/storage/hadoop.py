@@ -150,7 +150,7 @@ class HadoopStorage:
         return self.exists(f"{uri}/{SUCCESS_MARKER}")
 
     @contextmanager
-    def step_output(self, final_uri: str):
+    def step_output(self, final_uri: str, attempt: str | None = None):
         """Write a step's output into a temporary sibling and commit it by rename.
 
         Yields a :class:`StepOutput` whose ``uri`` is the temporary folder, unique to this attempt
@@ -160,9 +160,9 @@ class HadoopStorage:
         renamed to ``final_uri`` in one atomic step; on any error it is deleted, so nothing
         half-written is left behind (if the storage refuses even that, the next try of the same
         run removes it). If another run committed the same ``final_uri`` meanwhile (same inputs
-        and params, so the same content), that output wins.
+        and params, so the same content), that output wins. ``attempt`` overrides :func:`attempt_tag`.
         """
-        tag = attempt_tag()
+        tag = _name_safe(attempt) if attempt else attempt_tag()
         self._remove_earlier_tries(final_uri, tag)
         tmp_uri = f"{final_uri}{TMP_INFIX}{tag}-{uuid.uuid4().hex[:8]}"
         output = StepOutput(self, tmp_uri)

@@ -27,7 +27,9 @@ FAIL_FAST_HADOOP_CONF = {
 _SAFE_MODE = re.compile(r"SafeModeException|[Nn]ame ?[Nn]ode is in safe mode")
 _UNREACHABLE = re.compile(
     r"java\.net\.(ConnectException|NoRouteToHostException|UnknownHostException|SocketTimeoutException)"
-    r"|ConnectTimeoutException|Connection refused")
+    r"|ConnectTimeoutException|Connection refused|Connection reset"
+    # an open connection to a NameNode that went away (NetUtils' wording, not a truncated file)
+    r"|End of File Exception between")
 
 
 def namenode_of(root: str) -> str | None:
