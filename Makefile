@@ -10,6 +10,12 @@ PATIENTS  ?= 1000
 # plink2, plink1.9 (--clump, absent from plink2 2.00a3.5) + bcftools + tabix as independent references for the
 # genomics concordance tests.
 SYSTEM_PACKAGES := chromium docker-compose plink2 plink1.9 bcftools tabix
+# The peers of `make bench` (plink 1.9 clumps for the plink2 polygenic-score baseline).
+BENCH_PACKAGES  := plink2 plink1.9 bcftools tabix
+# Hail runs in its own venv (it bundles its own pyspark 3.5, which cannot share ours) on Java 17.
+BENCH_DIR       := $(CURDIR)/.genoflow/bench
+HAIL_VENV       := $(BENCH_DIR)/hail-venv
+BENCH_ARGS      ?=
 
 # The embedded default: local Spark, local storage, SQLite for Airflow and MLflow, all under the project.
 export GENOFLOW_HOME                := $(CURDIR)
@@ -24,7 +30,7 @@ export PYSPARK_DRIVER_PYTHON        := $(PY)
 export PATH                         := $(VENV)/bin:$(PATH)
 export SPARK_LOCAL_IP               ?= 127.0.0.1
 
-.PHONY: help install system-deps serve up down status hdfs-up hdfs-down hdfs-status demo demo-data airflow-db test test-unit lint lock mlflow-ui clean
+.PHONY: help install system-deps bench bench-deps serve up down status hdfs-up hdfs-down hdfs-status demo demo-data airflow-db test test-unit lint lock mlflow-ui clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -40,13 +46,30 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP)  ## create .venv with the pinned dependencies
 
-system-deps:  ## apt-get the Debian packages tests need (chromium, docker-compose, plink2, plink1.9, bcftools, tabix), if missing
-	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+# $(call apt_install,<packages>): apt-get the Debian packages that are not installed yet.
+define apt_install
+	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
 	  echo "installing Debian packages:" $$missing; \
 	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing >/dev/null; \
 	fi
+endef
+
+system-deps:  ## apt-get the Debian packages tests need (chromium, docker-compose, plink2, plink1.9, bcftools, tabix), if missing
+	$(call apt_install,$(SYSTEM_PACKAGES))
+
+bench-deps:  ## apt-get the benchmark peers (plink2, plink1.9, bcftools, tabix), if missing
+	$(call apt_install,$(BENCH_PACKAGES))
+
+$(HAIL_VENV)/.installed: bench/hail-requirements.txt
+	test -x $(HAIL_VENV)/bin/python || python3.11 -m venv $(HAIL_VENV) || python3 -m venv $(HAIL_VENV)
+	$(HAIL_VENV)/bin/python -m pip install --quiet --upgrade "pip==25.3"
+	$(HAIL_VENV)/bin/python -m pip install --quiet -r bench/hail-requirements.txt
+	touch $@
+
+bench: $(STAMP) bench-deps $(HAIL_VENV)/.installed  ## genoflow vs plink2, bcftools, Hail side by side -> BENCHMARKS.md (BENCH_ARGS=...)
+	$(PY) bench/genomics.py --hail-python $(HAIL_VENV)/bin/python $(BENCH_ARGS)
 
 airflow-db: $(STAMP)
 	@mkdir -p $(AIRFLOW_HOME)

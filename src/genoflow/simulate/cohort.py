@@ -32,7 +32,7 @@ import numpy as np
 from Bio import bgzf
 from scipy import special, stats
 
-__all__ = ["make_demo_cohort"]
+__all__ = ["make_demo_cohort", "Ancestry", "variants_from_tree_sequence"]
 
 # Coalescent model (a human-like single population).
 _RECOMBINATION_RATE = 1e-8
@@ -100,6 +100,19 @@ class _Variants:
 
 
 @dataclass
+class Ancestry:
+    """Genotypes simulated outside this module, for :func:`_build`.
+
+    ``disease_shift``: (n_patients,) float64 liability shift of each patient (e.g. by population);
+    ``truth``: extra entries for truth.json (the model, each patient's population).
+    """
+
+    variants: _Variants
+    disease_shift: np.ndarray
+    truth: dict
+
+
+@dataclass
 class _Trait:
     """One simulated binary trait and its truth."""
 
@@ -145,6 +158,7 @@ def make_demo_cohort(
     missing_rate: float = 0.005,
     contig: str = "chr22",
     progress: bool = False,
+    ancestry: Ancestry | None = None,
 ) -> dict:
     """Simulate a demo cohort and write ``raw/`` and ``truth/`` under ``out_dir``.
 
@@ -173,6 +187,10 @@ def make_demo_cohort(
         Contig name in the VCF, FASTA and GFF.
     progress : bool
         Print stage names to stderr.
+    ancestry : Ancestry, optional
+        Genotypes simulated elsewhere (``n_patients`` individuals) and a per-patient disease
+        liability shift, used instead of the single-population msprime simulation
+        (see :func:`genoflow.simulate.ooa.make_ooa_cohort`).
 
     Returns
     -------
@@ -200,12 +218,14 @@ def make_demo_cohort(
         "contig": contig,
     }
     _check_params(params)
+    if ancestry is not None and ancestry.variants.haps.shape[1] != 2 * n_patients:
+        raise ValueError(f"ancestry has {ancestry.variants.haps.shape[1] // 2} individuals, n_patients={n_patients}")
     say = _Progress(progress)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".demo-tmp-", dir=out))
     try:
-        summary = _build(tmp, params, say)
+        summary = _build(tmp, params, say, ancestry)
         say("committing")
         _commit(tmp, out, ("raw", "truth"))
     finally:
@@ -236,8 +256,12 @@ def _check_params(p: dict) -> None:
             raise ValueError(message)
 
 
-def _build(tmp: Path, params: dict, say: _Progress) -> dict:
-    """Write the whole cohort under ``tmp`` and return the summary (paths relative to the root)."""
+def _build(tmp: Path, params: dict, say: _Progress, ancestry: Ancestry | None = None) -> dict:
+    """Write the whole cohort under ``tmp`` and return the summary (paths relative to the root).
+
+    ``ancestry`` brings genotypes simulated elsewhere (e.g. a stdpopsim multi-population model) with
+    a per-patient disease liability shift; by default msprime simulates one population here.
+    """
     n, length, contig = params["n_patients"], params["sequence_length"], params["contig"]
     rngs = _rngs(params["seed"])
     ids = _patient_ids(n)
@@ -245,8 +269,11 @@ def _build(tmp: Path, params: dict, say: _Progress) -> dict:
     ref_dir = raw / "reference_genome"
     ref_dir.mkdir(parents=True)
 
-    say("simulating ancestry and mutations (msprime)")
-    var = _simulate_variants(n, length, params["seed"])
+    if ancestry is None:
+        say("simulating ancestry and mutations (msprime)")
+        var = _simulate_variants(n, length, params["seed"])
+    else:
+        var = ancestry.variants
     say(f"{len(var.pos0)} biallelic SNVs ({var.n_dropped} multi-mutation sites dropped)")
 
     say("writing reference FASTA")
@@ -259,7 +286,8 @@ def _build(tmp: Path, params: dict, say: _Progress) -> dict:
 
     say("simulating phenotypes")
     age, male = _clinical(n, rngs["clinical"])
-    disease, response = _phenotypes(var, age, male, params, rngs)
+    shift = None if ancestry is None else ancestry.disease_shift
+    disease, response = _phenotypes(var, age, male, params, rngs, disease_shift=shift)
 
     say("writing clinical CSVs and FASTQ reads")
     region = _target_region(var, length, params["target_length"])
@@ -268,6 +296,8 @@ def _build(tmp: Path, params: dict, say: _Progress) -> dict:
 
     say("writing truth")
     truth = _truth(params, contig, ids, var, region, disease, response)
+    if ancestry is not None:
+        truth.update(ancestry.truth)
     (tmp / "truth").mkdir()
     (tmp / "truth" / "truth.json").write_text(json.dumps(truth, indent=1) + "\n")
     return {
@@ -316,6 +346,11 @@ def _simulate_variants(n: int, length: int, seed: int) -> _Variants:
         random_seed=seed,
     )
     ts = msprime.sim_mutations(ts, rate=_MUTATION_RATE, random_seed=seed)
+    return variants_from_tree_sequence(ts)
+
+
+def variants_from_tree_sequence(ts) -> _Variants:
+    """Biallelic SNVs of a tree sequence with JC69 mutations (sites with >1 mutation dropped)."""
     tables = ts.tables
     if np.any(np.diff(tables.sites.ancestral_state_offset) != 1):
         raise RuntimeError("expected single-nucleotide ancestral states from msprime's JC69 model")
@@ -458,18 +493,28 @@ def _clinical(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]
 
 
 def _phenotypes(
-    var: _Variants, age: np.ndarray, male: np.ndarray, params: dict, rngs: dict
+    var: _Variants,
+    age: np.ndarray,
+    male: np.ndarray,
+    params: dict,
+    rngs: dict,
+    disease_shift: np.ndarray | None = None,
 ) -> tuple[_Trait, _Trait]:
-    """Disease status (user parameters) and treatment response (fixed, weaker genetics)."""
+    """Disease status (user parameters) and treatment response (fixed, weaker genetics).
+
+    ``disease_shift`` (per patient, liability SD units) adds a non-genetic effect such as an
+    ancestry-linked environment; it counts with the clinical part, so the oracle knows it.
+    """
     common = np.flatnonzero(var.maf >= _COMMON_MAF)
     centred_age = age - _AGE_MEAN
+    shift = np.zeros(len(age)) if disease_shift is None else np.asarray(disease_shift, dtype=np.float64)
     disease = _trait(
         var,
         common,
         params["n_causal"],
         params["heritability"],
         params["prevalence"],
-        _DISEASE_AGE_EFFECT * centred_age + _DISEASE_MALE_EFFECT * male,
+        _DISEASE_AGE_EFFECT * centred_age + _DISEASE_MALE_EFFECT * male + shift,
         rngs["disease"],
     )
     response = _trait(

@@ -1,0 +1,549 @@
+"""genoflow vs plink2, bcftools and Hail on the same files, machine and cores, in one run (`make bench`).
+
+For each cohort (simulated once, cached under .genoflow/bench/cohorts/):
+
+- ingest, genotypes/s: genoflow's preprocess job (spark-submit jobs/preprocess.py) and its VCF ->
+  Parquet part alone (bench/genoflow_ingest.py), ``plink2 --make-pgen``, ``bcftools view -Ob`` and
+  Hail ``import_vcf(...).write(...)``, all from the same cohort.vcf.gz;
+- association, variants/s: genoflow's association scan (bench/genoflow_assoc.py, the features
+  step's function), ``plink2 --glm`` and Hail ``logistic_regression_rows``; same trait, same
+  covariates (age, sex), same QC thresholds;
+- model quality on the held-out patients (``--quality``): genoflow's features/train/evaluate jobs
+  vs a plink2 C+T polygenic score on the same split (bench/plink_prs.py) vs the simulation's oracle.
+
+Every command is timed as a whole process (wall seconds, peak RSS summed over its process tree,
+CPU seconds). Results go to bench/results/genomics.json and the generated block of
+BENCHMARKS.md. Not a test: nothing asserts on times.
+
+    python bench/genomics.py --cohorts demo,ooa --scaling small --hail-python .genoflow/bench/hail-venv/bin/python
+    python bench/genomics.py --cohorts large --cores 16 --scaling large   # a 16-core machine
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import glob
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results" / "genomics.json"
+MARK_START, MARK_END = "<!-- genomics-bench:start (written by bench/genomics.py) -->", "<!-- genomics-bench:end -->"
+JAVA17 = "/usr/lib/jvm/java-17-openjdk-amd64"
+
+# name -> generator and size. "demo" is `make demo`'s cohort; "ooa" the three-population cohort;
+# "large" is sized for a 16-core machine (about 30x the genotypes of "ooa").
+COHORTS = {
+    "tiny": {"kind": "ooa", "n_patients": 300, "sequence_length": 1_000_000},  # a smoke run of the harness
+    "demo": {"kind": "demo", "n_patients": 1000, "sequence_length": 2_000_000},
+    "ooa": {"kind": "ooa", "n_patients": 2000, "sequence_length": 10_000_000},
+    "large": {"kind": "ooa", "n_patients": 10_000, "sequence_length": 40_000_000},
+}
+# Growth with samples x variants and with cores: (patients, contig length) points, each at these cores.
+SCALING = {
+    "small": {"points": [(500, 2_500_000), (1000, 2_500_000), (1000, 5_000_000), (2000, 5_000_000)],
+              "cores": [1, 2]},
+    "large": {"points": [(2500, 10_000_000), (5000, 10_000_000), (10_000, 10_000_000), (10_000, 40_000_000)],
+              "cores": [1, 2, 4, 8, 16]},
+}
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+def measure(argv: list[str], log: Path, env: dict | None = None) -> dict:
+    """Run ``argv`` to completion; wall s, peak RSS (MB, whole process tree, sampled every 0.1 s), CPU s."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    peak, cpu = 0, {}
+    with log.open("w") as out:
+        proc = psutil.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+        while proc.poll() is None:
+            rss = 0
+            for p in [proc, *_children(proc)]:
+                try:
+                    rss += p.memory_info().rss
+                    t = p.cpu_times()
+                    cpu[p.pid] = t.user + t.system + t.children_user + t.children_system
+                except psutil.Error:
+                    pass
+            peak = max(peak, rss)
+            time.sleep(0.1)
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-15:])
+        raise BenchError(f"{' '.join(argv[:3])} ... failed (exit {proc.returncode}); log {log}:\n{tail}")
+    return {"wall_s": round(wall, 2), "peak_rss_mb": round(peak / 2**20), "cpu_s": round(sum(cpu.values()), 1),
+            **_bench_line(log)}
+
+
+def _children(proc) -> list:
+    try:
+        return proc.children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def _bench_line(log: Path) -> dict:
+    """The ``BENCH {json}`` line a driver script printed, if any."""
+    for line in log.read_text(errors="replace").splitlines():
+        if line.startswith("BENCH "):
+            return json.loads(line[6:])
+    return {}
+
+
+def say(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- cohorts
+
+
+def cohort_dir(work: Path, name: str, spec: dict) -> Path:
+    """The simulated cohort (raw/ + truth/), generated once per spec and reused."""
+    root = work / "cohorts" / name
+    stamp = root / "cohort.json"
+    if stamp.exists() and json.loads(stamp.read_text()).get("spec") == spec:
+        return root
+    say(f"simulating cohort {name}: {spec}")
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    started = time.perf_counter()
+    if spec["kind"] == "demo":
+        from genoflow.simulate.cohort import make_demo_cohort
+
+        summary = make_demo_cohort(root, n_patients=spec["n_patients"], sequence_length=spec["sequence_length"])
+    else:
+        from genoflow.simulate.ooa import make_ooa_cohort
+
+        summary = make_ooa_cohort(root, n_patients=spec["n_patients"], sequence_length=spec["sequence_length"])
+    summary["generate_s"] = round(time.perf_counter() - started, 1)
+    stamp.write_text(json.dumps({"spec": spec, "summary": summary}, indent=1, default=str))
+    return root
+
+
+def cohort_summary(root: Path) -> dict:
+    return json.loads((root / "cohort.json").read_text())["summary"]
+
+
+def clinical_table(root: Path) -> pd.DataFrame:
+    """IID, disease (0/1), age, male (0/1) of every patient, from the clinical CSVs."""
+    rows = [pd.read_csv(f) for f in sorted(glob.glob(str(root / "raw" / "patient_data" / "*" / "clinical_data.csv")))]
+    table = pd.concat(rows, ignore_index=True)
+    return pd.DataFrame({"IID": table["patient_id"], "disease": table["disease_status"].astype(int),
+                         "age": table["age"].astype(float), "male": (table["sex"] == "M").astype(int)})
+
+
+# --------------------------------------------------------------------------- tools
+
+
+class Tools:
+    """The commands of one cohort at one core count, sharing a work folder."""
+
+    def __init__(self, root: Path, work: Path, cores: int, hail_python: str | None, driver_memory: str):
+        from genoflow.config import Settings, load_params, merge_params
+
+        self.root, self.work, self.cores, self.hail_python = root, work, cores, hail_python
+        self.vcf = str(root / "raw" / "cohort.vcf.gz")
+        self.params = merge_params(load_params(REPO / "params.yaml"), {"spark": {"spark.driver.memory": driver_memory}})
+        self.settings = Settings({"GENOFLOW_HOME": str(REPO)})
+        self.dataset_version = f"bench-{root.name}"
+        self.env = _genoflow_env(work)
+        work.mkdir(parents=True, exist_ok=True)
+
+    # genoflow ------------------------------------------------------------------------------
+    def spark_submit(self, script: str, *args: str) -> list[str]:
+        from genoflow.config import spark_conf
+
+        conf = [item for k, v in spark_conf(self.settings, self.params).items() for item in ("--conf", f"{k}={v}")]
+        return [str(Path(sys.executable).parent / "spark-submit"), "--master", f"local[{self.cores}]", *conf,
+                str(REPO / script), *args]
+
+    def job(self, step: str) -> list[str]:
+        return self.spark_submit(f"jobs/{step}.py", "--storage-root", self.root.as_uri(),
+                                 "--dataset-version", self.dataset_version, "--params-json", json.dumps(self.params))
+
+    def step_dir(self, step: str) -> Path:
+        from genoflow.pipeline.runner import step_uri
+
+        return Path(step_uri(str(self.root), step, self.dataset_version, self.params))
+
+    def genoflow_preprocess(self) -> dict:
+        shutil.rmtree(self.root / "steps", ignore_errors=True)  # a fresh run, not "already committed"
+        return measure(self.job("preprocess"), self.work / "logs" / "genoflow_preprocess.log", self.env)
+
+    def genoflow_ingest(self) -> dict:
+        out = self.work / "genoflow_genotypes.parquet"
+        shutil.rmtree(out, ignore_errors=True)
+        argv = self.spark_submit("bench/genoflow_ingest.py", "--storage-root", self.root.as_uri(),
+                                 "--out", out.as_uri(), "--params-json", json.dumps(self.params))
+        return measure(argv, self.work / "logs" / "genoflow_ingest.log", self.env)
+
+    def genoflow_assoc(self) -> dict:
+        out = self.work / "genoflow_assoc.parquet"
+        shutil.rmtree(out, ignore_errors=True)
+        argv = self.spark_submit("bench/genoflow_assoc.py", "--preprocess", self.step_dir("preprocess").as_uri(),
+                                 "--out", out.as_uri(), "--target", "disease_status", "--covariates", "age,sex")
+        return measure(argv, self.work / "logs" / "genoflow_assoc.log", self.env)
+
+    def genoflow_pipeline(self) -> dict:
+        """features, train, evaluate on the committed preprocess output (timed, for information)."""
+        times = {}
+        for step in ("features", "train", "evaluate"):
+            shutil.rmtree(self.step_dir(step), ignore_errors=True)
+            times[step] = measure(self.job(step), self.work / "logs" / f"genoflow_{step}.log", self.env)
+        return times
+
+    # peers ----------------------------------------------------------------------------------
+    def plink_ingest(self) -> dict:
+        out = self.work / "plink" / "cohort"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        argv = ["plink2", "--vcf", self.vcf, "--make-pgen", "--set-all-var-ids", "@:#:$r:$a",
+                "--new-id-max-allele-len", "100", "--threads", str(self.cores), "--out", str(out)]
+        result = measure(argv, self.work / "logs" / "plink_make_pgen.log")
+        result["n_variants"] = _count_lines(f"{out}.pvar", skip_prefix="#")
+        return result
+
+    def bcftools_ingest(self) -> dict:
+        # bcftools' --threads are extra compression threads: main thread + (cores - 1) = cores.
+        argv = ["bcftools", "view", "--threads", str(max(self.cores - 1, 0)), "-Ob", "-o",
+                str(self.work / "cohort.bcf"), self.vcf]
+        return measure(argv, self.work / "logs" / "bcftools_view.log")
+
+    def hail(self, *args: str, log: str) -> dict:
+        if not self.hail_python:
+            raise BenchError("no --hail-python")
+        tmp = self.work / "hail" / "tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "SPARK_HOME", "PYSPARK_PYTHON",
+                                                                 "PYSPARK_DRIVER_PYTHON")}
+        env.update(JAVA_HOME=JAVA17, PYSPARK_PYTHON=self.hail_python, SPARK_LOCAL_IP="127.0.0.1",
+                   PATH=f"{JAVA17}/bin:{env.get('PATH', '')}")
+        argv = [self.hail_python, str(REPO / "bench" / "hail_bench.py"), *args, "--cores", str(self.cores),
+                "--tmp", str(tmp)]
+        return measure(argv, self.work / "logs" / log, env)
+
+    def hail_ingest(self) -> dict:
+        return self.hail("ingest", self.vcf, str(self.work / "hail" / "cohort.mt"), log="hail_import_vcf.log")
+
+    def plink_assoc(self, pheno: pd.DataFrame) -> dict:
+        pheno_file = self.work / "plink" / "pheno.tsv"
+        pheno.assign(disease=pheno["disease"] + 1).rename(columns={"IID": "#IID"}).to_csv(
+            pheno_file, sep="\t", index=False)  # plink's case/control coding: 1 control, 2 case
+        out = self.work / "plink" / "assoc"
+        argv = ["plink2", "--pfile", str(self.work / "plink" / "cohort"), "--pheno", str(pheno_file),
+                "--pheno-name", "disease", "--covar", str(pheno_file), "--covar-name", "age,male",
+                "--covar-variance-standardize", "--glm", "hide-covar", "--geno", "0.05", "--maf", "0.01",
+                "--hwe", "1e-6", "--threads", str(self.cores), "--out", str(out)]
+        result = measure(argv, self.work / "logs" / "plink_glm.log")
+        (path,) = glob.glob(f"{out}.disease.glm.logistic*")
+        result["n_variants"] = _count_lines(path, skip_prefix="#")
+        return result
+
+    def hail_assoc(self, pheno: pd.DataFrame) -> dict:
+        pheno_file = self.work / "hail" / "pheno.tsv"
+        pheno_file.parent.mkdir(parents=True, exist_ok=True)
+        pheno.rename(columns={"male": "sex"}).to_csv(pheno_file, sep="\t", index=False)
+        return self.hail("assoc", str(self.work / "hail" / "cohort.mt"), str(pheno_file),
+                         str(self.work / "hail" / "assoc.ht"), log="hail_logistic_regression_rows.log")
+
+
+def _genoflow_env(work: Path) -> dict:
+    env = dict(os.environ)
+    python = sys.executable
+    env.update(GENOFLOW_HOME=str(REPO), PYSPARK_PYTHON=python, PYSPARK_DRIVER_PYTHON=python,
+               SPARK_LOCAL_IP="127.0.0.1", PYTHONPATH=os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")]),
+               MLFLOW_TRACKING_URI=f"sqlite:///{work / 'mlflow.db'}",
+               GENOFLOW_ARTIFACT_ROOT=(work / "mlartifacts").as_uri(),
+               PATH=os.pathsep.join([str(Path(python).parent), env.get("PATH", "")]))
+    return env
+
+
+def _count_lines(path, skip_prefix: str) -> int:
+    with open(path) as handle:
+        return sum(1 for line in handle if not line.startswith(skip_prefix))
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def run_cohort(name: str, root: Path, work: Path, cores: int, hail_python: str | None, quality: bool,
+               driver_memory: str) -> dict:
+    """Every tool on one cohort, one after the other (nothing else of ours runs meanwhile)."""
+    tools = Tools(root, work, cores, hail_python, driver_memory)
+    summary = cohort_summary(root)
+    n_samples, n_variants = summary["n_patients"], summary["n_variants"]
+    genotypes = n_samples * n_variants
+    pheno = clinical_table(root)
+    result = {"cohort": name, "n_samples": n_samples, "n_variants": n_variants, "cores": cores,
+              "vcf_mb": round(os.path.getsize(tools.vcf) / 2**20, 1), "ingest": {}, "assoc": {}}
+    ingest = [("genoflow preprocess job", tools.genoflow_preprocess), ("genoflow VCF->Parquet", tools.genoflow_ingest),
+              ("plink2 --make-pgen", tools.plink_ingest), ("bcftools view -Ob", tools.bcftools_ingest)]
+    if hail_python:
+        ingest.append(("Hail import_vcf().write()", tools.hail_ingest))
+    for label, fn in ingest:
+        say(f"{name}: ingest: {label}")
+        r = fn()
+        r["genotypes_per_s"] = round(genotypes / r["wall_s"])
+        result["ingest"][label] = r
+    assoc = [("genoflow association_scan", tools.genoflow_assoc), ("plink2 --glm", lambda: tools.plink_assoc(pheno))]
+    if hail_python:
+        assoc.append(("Hail logistic_regression_rows", lambda: tools.hail_assoc(pheno)))
+    for label, fn in assoc:
+        say(f"{name}: association: {label}")
+        r = fn()
+        r["variants_per_s"] = round(r["n_variants"] / r["wall_s"], 1)
+        result["assoc"][label] = r
+    if quality:
+        say(f"{name}: model quality (genoflow features/train/evaluate, plink2 C+T)")
+        result["quality"] = model_quality(tools, root, pheno)
+    return result
+
+
+def model_quality(tools: Tools, root: Path, pheno: pd.DataFrame) -> dict:
+    from plink_prs import plink_prs_baseline
+    from sklearn.metrics import roc_auc_score
+
+    steps = tools.genoflow_pipeline()
+    metrics = json.loads((tools.step_dir("evaluate") / "metrics.json").read_text())
+    disease = [m for m in metrics["models"] if m["target"] == "disease_status"]
+    candidate = next(m for m in disease if m["run_id"] == metrics["candidates"]["disease_status"])
+    train_ids, test_ids = _split_ids(tools, pheno["IID"].tolist())
+
+    def run(label: str, argv: list[str]) -> dict:
+        return measure(argv, tools.work / "logs" / f"prs_{label.replace(' ', '_')}.log")
+
+    prs = plink_prs_baseline(run, str(tools.work / "plink" / "cohort"), pheno, train_ids, test_ids,
+                             tools.work / "prs", tools.cores)
+    oracle = _oracle_score(root, pheno).loc[test_ids]
+    labels = pheno.set_index("IID").loc[test_ids, "disease"]
+    return {
+        "n_train": len(train_ids), "n_test": len(test_ids),
+        "genoflow_best": {"family": candidate["family"], "test_auc_roc": round(candidate["test_auc_roc"], 4),
+                          "cv_auc_roc": round(candidate["cv_auc_roc"], 4)},
+        "genoflow_models": {m["family"]: round(m["test_auc_roc"], 4) for m in disease},
+        "genoflow_step_wall_s": {k: v["wall_s"] for k, v in steps.items()},
+        "plink2_prs": prs,
+        "oracle_test_auc": round(float(roc_auc_score(labels, oracle)), 4),
+    }
+
+
+def _split_ids(tools: Tools, raw_ids: list[str]) -> tuple[list[str], list[str]]:
+    """Raw patient ids of genoflow's own train/test split (its feature table holds pseudonyms)."""
+    from genoflow.pseudonym import pseudonymise
+
+    table = pd.read_parquet(tools.step_dir("features") / "table", columns=["pid", "split"])
+    raw_of = {pseudonymise(i, tools.settings.pseudonym_key): i for i in raw_ids}
+    split = dict(zip(table["pid"].map(raw_of), table["split"], strict=True))
+    return ([i for i in raw_ids if split.get(i) == "train"], [i for i in raw_ids if split.get(i) == "test"])
+
+
+def _oracle_score(root: Path, pheno: pd.DataFrame) -> pd.Series:
+    """The simulation's expected liability: genetic value + age/sex effects (+ population shift)."""
+    from genoflow.simulate import cohort as sim
+
+    truth = json.loads((root / "truth" / "truth.json").read_text())
+    p = pheno.set_index("IID")
+    genetic = pd.Series({i: v["genetic_value_disease"] for i, v in truth["patients"].items()})
+    clinical = sim._DISEASE_AGE_EFFECT * (p["age"] - sim._AGE_MEAN) + sim._DISEASE_MALE_EFFECT * p["male"]
+    shift = pd.Series(0.0, index=p.index)
+    if "populations" in truth:
+        shift = pd.Series({i: truth["population_shift"][pop] for i, pop in truth["populations"].items()})
+    return genetic.loc[p.index] + clinical + shift.loc[p.index]
+
+
+def _scaling_cohort(n: int, length: int) -> tuple[str, dict]:
+    return f"ooa-{n}x{length / 1e6:g}Mb", {"kind": "ooa", "n_patients": n, "sequence_length": length}
+
+
+def run_scaling(preset: str, work: Path, driver_memory: str) -> list[dict]:
+    """genoflow (ingest + association) and plink2 at each (patients, length) point and core count."""
+    rows = []
+    for n, length in SCALING[preset]["points"]:
+        name, spec = _scaling_cohort(n, length)
+        root = cohort_dir(work, name, spec)
+        summary = cohort_summary(root)
+        genotypes = n * summary["n_variants"]
+        pheno = clinical_table(root)
+        for cores in SCALING[preset]["cores"]:
+            say(f"scaling {name} on {cores} core(s)")
+            tools = Tools(root, work / "runs" / name / f"c{cores}", cores, None, driver_memory)
+            row = {"cohort": name, "n_samples": n, "n_variants": summary["n_variants"], "cores": cores}
+            row["genoflow_ingest_s"] = tools.genoflow_ingest()["wall_s"]
+            row["genoflow_preprocess_s"] = tools.genoflow_preprocess()["wall_s"]
+            row["genoflow_assoc_s"] = tools.genoflow_assoc()["wall_s"]
+            row["plink_ingest_s"] = tools.plink_ingest()["wall_s"]
+            row["plink_glm_s"] = tools.plink_assoc(pheno)["wall_s"]
+            row["genoflow_ingest_gt_per_s"] = round(genotypes / row["genoflow_ingest_s"])
+            rows.append(row)
+    return rows
+
+
+# --------------------------------------------------------------------------- report
+
+
+def machine() -> dict:
+    return {"cpu": platform.processor() or platform.machine(), "logical_cpus": psutil.cpu_count(),
+            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
+
+
+def tool_versions(hail_python: str | None) -> dict:
+    def first_line(argv):
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+            return (out.stdout or out.stderr).strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.SubprocessError):
+            return "unavailable"
+
+    versions = {"plink2": first_line(["plink2", "--version"]), "plink1.9": first_line(["plink1.9", "--version"]),
+                "bcftools": first_line(["bcftools", "--version"])}
+    if hail_python:
+        versions["hail"] = first_line([hail_python, "-c", "import hail, pyspark; print('hail', hail.__version__, "
+                                       "'/ pyspark', pyspark.__version__)"])
+    import pyspark
+
+    versions["genoflow spark"] = f"pyspark {pyspark.__version__}"
+    return versions
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b else "n/a"
+
+
+def render(results: dict) -> str:
+    out = [f"Run {results['started']} UTC to {results['finished']} UTC on {results['machine']['logical_cpus']} "
+           f"logical CPUs, {results['machine']['memory_gb']} GB (load average at start "
+           f"{results['machine']['load_average_at_start']}). Tools: "
+           + "; ".join(f"{k}: {v}" for k, v in results["versions"].items()) + ".", ""]
+    for c in results["cohorts"]:
+        out += _render_cohort(c)
+    if results.get("scaling"):
+        out += _render_scaling(results["scaling"])
+    return "\n".join(out)
+
+
+def _render_cohort(c: dict) -> list[str]:
+    gt = c["n_samples"] * c["n_variants"]
+    out = [f"### Cohort `{c['cohort']}`: {c['n_samples']:,} samples x {c['n_variants']:,} variants "
+           f"({gt / 1e6:,.0f} M genotypes, VCF.gz {c['vcf_mb']} MB), {c['cores']} cores", "",
+           "Ingest (VCF.gz -> each tool's own format):", "",
+           "| tool | wall s | genotypes/s | peak RSS MB | CPU s | genoflow VCF->Parquet vs this |",
+           "|---|---|---|---|---|---|"]
+    gf = c["ingest"]["genoflow VCF->Parquet"]["genotypes_per_s"]
+    for label, r in c["ingest"].items():
+        out.append(f"| {label} | {r['wall_s']} | {r['genotypes_per_s'] / 1e6:,.1f} M | {r['peak_rss_mb']:,} | "
+                   f"{r['cpu_s']} | {ratio(gf, r['genotypes_per_s'])} |")
+    out += ["", "Association (logistic, covariates age + sex, QC: call rate >= 0.95, MAF >= 0.01, HWE p >= 1e-6):",
+            "", "| tool | variants tested | wall s | variants/s | peak RSS MB | CPU s | genoflow vs this |",
+            "|---|---|---|---|---|---|---|"]
+    ga = c["assoc"]["genoflow association_scan"]["variants_per_s"]
+    for label, r in c["assoc"].items():
+        out.append(f"| {label} | {r['n_variants']:,} | {r['wall_s']} | {r['variants_per_s']:,.0f} | "
+                   f"{r['peak_rss_mb']:,} | {r['cpu_s']} | {ratio(ga, r['variants_per_s'])} |")
+    q = c.get("quality")
+    if q:
+        prs = q["plink2_prs"]
+        best = q["genoflow_best"]
+        out += ["", f"Model quality, disease_status, held-out patients (n_train {q['n_train']}, n_test {q['n_test']}):",
+                "", "| model | test AUC-ROC | vs oracle |", "|---|---|---|",
+                f"| genoflow best model (picked by CV AUC: {best['family']}) | {best['test_auc_roc']} | "
+                f"{ratio(best['test_auc_roc'], q['oracle_test_auc'])} |"]
+        for family, auc in q["genoflow_models"].items():
+            out.append(f"| genoflow {family} | {auc} | {ratio(auc, q['oracle_test_auc'])} |")
+        out += [f"| plink2 C+T score alone ({prs['threshold']}, {prs['n_clumped']:,} clumped variants) | "
+                f"{prs['test_auc_prs']} | {ratio(prs['test_auc_prs'], q['oracle_test_auc'])} |",
+                f"| plink2 C+T score + age + sex + 10 PCs | {prs['test_auc_prs_covariates']} | "
+                f"{ratio(prs['test_auc_prs_covariates'], q['oracle_test_auc'])} |",
+                f"| oracle (simulated truth: genetic value + clinical + population effects) | "
+                f"{q['oracle_test_auc']} | 1.00x |",
+                "", f"genoflow steps (wall s): {q['genoflow_step_wall_s']}."]
+    return out + [""]
+
+
+def _render_scaling(rows: list[dict]) -> list[str]:
+    out = ["### Growth with samples x variants and with cores (genoflow and plink2)", "",
+           "| cohort | samples | variants | cores | genoflow VCF->Parquet s | genoflow M genotypes/s | "
+           "genoflow preprocess job s | genoflow association s | plink2 --make-pgen s | plink2 --glm s |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| {r['cohort']} | {r['n_samples']:,} | {r['n_variants']:,} | {r['cores']} | "
+                   f"{r['genoflow_ingest_s']} | {r['genoflow_ingest_gt_per_s'] / 1e6:.1f} | "
+                   f"{r['genoflow_preprocess_s']} | {r['genoflow_assoc_s']} | {r['plink_ingest_s']} | "
+                   f"{r['plink_glm_s']} |")
+    return out + [""]
+
+
+def write_benchmarks_md(text: str, path: Path) -> None:
+    """Replace the generated block of BENCHMARKS.md (appended with its markers the first time)."""
+    doc = path.read_text() if path.exists() else "# Benchmarks\n"
+    block = f"{MARK_START}\n{text}\n{MARK_END}"
+    if MARK_START in doc and MARK_END in doc:
+        head, rest = doc.split(MARK_START, 1)
+        doc = head + block + rest.split(MARK_END, 1)[1]
+    else:
+        doc = doc.rstrip("\n") + "\n\n## Genomics: genoflow vs plink2, bcftools, Hail (bench/genomics.py)\n\n" \
+              + block + "\n"
+    path.write_text(doc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cohorts", default="demo,ooa", help=f"comma-separated, of {sorted(COHORTS)}")
+    parser.add_argument("--quality", default="demo,ooa", help="cohorts whose model quality is measured too")
+    parser.add_argument("--scaling", default="small", choices=[*SCALING, "none"])
+    parser.add_argument("--cores", type=int, default=2, help="local[N] / --threads N for every tool")
+    parser.add_argument("--driver-memory", default="4g", help="Spark driver memory (genoflow and Hail)")
+    parser.add_argument("--hail-python", default=None, help="python of Hail's virtual environment (none: no Hail)")
+    parser.add_argument("--work", type=Path, default=REPO / ".genoflow" / "bench")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--benchmarks-md", type=Path, default=REPO / "BENCHMARKS.md")
+    parser.add_argument("--generate-only", action="store_true", help="simulate the cohorts and stop")
+    args = parser.parse_args(argv)
+    names = [n for n in args.cohorts.split(",") if n]
+    unknown = sorted(set(names) - set(COHORTS))
+    if unknown:
+        parser.error(f"--cohorts: unknown {unknown}; choose from {sorted(COHORTS)}")
+    for tool in ("plink2", "plink1.9", "bcftools"):
+        if not shutil.which(tool):
+            parser.error(f"{tool} is not on PATH: run `make bench-deps` (Debian packages)")
+
+    started = dt.datetime.now(dt.UTC)
+    roots = {name: cohort_dir(args.work, name, COHORTS[name]) for name in names}
+    if args.generate_only:
+        if args.scaling != "none":
+            for n, length in SCALING[args.scaling]["points"]:
+                cohort_dir(args.work, *_scaling_cohort(n, length))
+        return 0
+    results = {"started": started.strftime("%Y-%m-%d %H:%M"), "machine": machine(),
+               "versions": tool_versions(args.hail_python), "cohorts": []}
+    quality = set(args.quality.split(","))
+    for name, root in roots.items():
+        results["cohorts"].append(run_cohort(name, root, args.work / "runs" / name, args.cores, args.hail_python,
+                                             name in quality, args.driver_memory))
+    if args.scaling != "none":
+        results["scaling"] = run_scaling(args.scaling, args.work, args.driver_memory)
+    results["finished"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M")
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(results, indent=1) + "\n")
+    write_benchmarks_md(render(results), args.benchmarks_md)
+    say(f"results: {args.results}; tables: {args.benchmarks_md}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
