@@ -27,7 +27,8 @@ def test_dvc_yaml__stages_mirror_the_jobs():
         assert (REPO / "jobs" / f"{step}.py").exists()
 
 
-@pytest.mark.parametrize("verb", ["demo-data", "dataset-version", "run-key", "params-json", "promote", "summary"])
+@pytest.mark.parametrize("verb", ["demo-data", "dataset-version", "run-key", "params-json", "promote", "summary",
+                                  "lineage"])
 def test_cli__help_on_every_verb(verb, capsys):
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args([verb, "--help"])

@@ -29,13 +29,14 @@ class DvcHook(BaseHook):
 
         return dvc_track(self.repo_dir, target, push=push, remote=self.remote)
 
-    def ingest(self, landing: str, params: dict, target: str = "data/raw", commit: bool = True,
-               full_check_records: int = 2000) -> dict:
-        """Validate the cohort at ``landing``, make it ``target``, ``dvc add`` + ``dvc push``, commit the pointer."""
+    def ingest(self, landing: str, params: dict, target: str = "data/raw", mode: str = "replace",
+               commit: bool = True, full_check_records: int = 2000) -> dict:
+        """Validate the cohort at ``landing``, make it (or add it to) ``target``, ``dvc add`` + ``dvc push``,
+        commit the pointer."""
         from genoflow.ingest import ingest_cohort
 
-        return ingest_cohort(self.repo_dir, landing, params, target=target, remote=self.remote, commit=commit,
-                             full_check_records=full_check_records)
+        return ingest_cohort(self.repo_dir, landing, params, target=target, mode=mode, remote=self.remote,
+                             commit=commit, full_check_records=full_check_records)
 
     def version(self, target: str) -> str:
         """The DVC content hash recorded in ``<target>.dvc``."""

@@ -27,7 +27,8 @@ def run_params(context) -> dict:
 class IngestCohortOperator(BaseOperator):
     """Ingest the cohort landed at ``ingest.landing_dir`` and emit an event on each outlet Asset.
 
-    Validates it (fast path, no Spark), makes it ``ingest.target``, ``dvc add`` + ``dvc push``
+    Validates it (fast path, no Spark), makes it ``ingest.target`` (or, with ``ingest.mode:
+    append``, adds its patients to the current cohort), ``dvc add`` + ``dvc push``
     (``ingest.remote``, default: the repository's default remote) and commits the pointer to git.
     The event's extra carries ``dataset_version`` (the DVC hash), the pointer's git commit and the
     remote. An invalid cohort fails the task at once (no retries): nothing is moved or pushed.
@@ -45,7 +46,7 @@ class IngestCohortOperator(BaseOperator):
         hook = DvcHook(Settings().home, remote=ingest.get("remote"))
         try:
             result = hook.ingest(ingest["landing_dir"], params, target=ingest.get("target", "data/raw"),
-                                 commit=bool(ingest.get("commit", True)),
+                                 mode=ingest.get("mode", "replace"), commit=bool(ingest.get("commit", True)),
                                  full_check_records=int(ingest.get("full_check_records", 2000)))
         except InputError as err:
             raise AirflowFailException(f"invalid cohort: {err}") from err
@@ -53,7 +54,8 @@ class IngestCohortOperator(BaseOperator):
                       result["target"], result["dataset_version"], result["previous_version"], result["n_samples"],
                       result["n_variants"], result["remote_url"], result["git_commit"])
         extra = {k: result[k] for k in ("dataset_version", "previous_version", "changed", "git_commit", "remote",
-                                        "remote_url", "target", "landing", "n_samples", "n_variants")}
+                                        "remote_url", "target", "landing", "mode", "n_samples", "n_samples_added",
+                                        "n_variants")}
         for asset in self.outlets:
             context["outlet_events"][asset].extra = extra
         return result

@@ -1,4 +1,4 @@
-"""The ``genoflow`` command line: demo data, dataset versions, run summaries."""
+"""The ``genoflow`` command line: demo data, dataset versions, run summaries, model lineage."""
 
 from __future__ import annotations
 
@@ -65,6 +65,16 @@ def _summary(args) -> int:
     return print_summary(Settings(), run_key=args.run_key)
 
 
+def _lineage(args) -> int:
+    from genoflow.registry.lineage import format_lineage, model_lineage
+
+    settings = Settings()
+    lineage = model_lineage(args.model, args.ref, tracking_uri=settings.mlflow_tracking_uri, home=settings.home,
+                            target=args.target, remote=args.remote)
+    print(json.dumps(lineage, indent=2) if args.json else format_lineage(lineage))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genoflow", description=__doc__)
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -108,6 +118,19 @@ def build_parser() -> argparse.ArgumentParser:
                                "versions and the champion decision, and how to open the UIs.")
     summary.add_argument("--run-key", default=None, help="pipeline run key (default: the latest run)")
     summary.set_defaults(func=_summary)
+
+    lineage = verbs.add_parser("lineage", help="a model version's run, dataset version, raw files and code commit",
+                               description="Follow a registered model version back to its MLflow run (experiment, "
+                               "metrics), the dataset version it was trained on (the DVC hash), that dataset's raw "
+                               "files (path, md5, size, where the DVC remote keeps each) and the git commits of the "
+                               "code and of the dataset's .dvc pointer.")
+    lineage.add_argument("model", help="registered model name, e.g. genoflow_disease_status")
+    lineage.add_argument("ref", nargs="?", default=None, metavar="VERSION|ALIAS",
+                         help="a version number or an alias (default: champion)")
+    lineage.add_argument("--json", action="store_true", help="print JSON (every file) instead of text")
+    lineage.add_argument("--target", default="data/raw", help="DVC-tracked raw cohort (default: %(default)s)")
+    lineage.add_argument("--remote", default=None, help="DVC remote (default: the repository's default remote)")
+    lineage.set_defaults(func=_lineage)
     return parser
 
 

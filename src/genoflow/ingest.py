@@ -4,6 +4,9 @@ A cohort lands as a folder laid out like the raw cohort (``data/raw``): the VCF,
 FASTA + GFF3 and one folder per patient with its clinical CSV (and FASTQ), at the paths the
 ``preprocess:`` params name relative to the raw folder. A batch may leave out the reference
 (``reference_genome/``): it then reuses the current raw cohort's, and is checked against it.
+In ``replace`` mode the landed cohort becomes the raw cohort; in ``append`` mode its patients
+join the current ones (same sites, same reference: the VCF gets the batch's sample columns, see
+:mod:`genoflow.io.vcf_append`), which is how a drifted batch becomes training data.
 
 :func:`validate_cohort` runs the preprocess validations without Spark: required files, the VCF
 header, VCF samples against the clinical CSVs (every clinical CSV is parsed), every record's
@@ -32,6 +35,7 @@ __all__ = ["CohortFiles", "cohort_layout", "locate_cohort", "validate_cohort", "
 _LAYOUT_KEYS = ("vcf", "reference_fasta", "annotations_gff", "patient_dir")
 _REFERENCE_KEYS = ("reference_fasta", "annotations_gff")
 _REF_CHUNK = 50_000  # VCF records contig/REF-checked per vectorised block
+MODES = ("replace", "append")
 
 
 @dataclass(frozen=True)
@@ -198,7 +202,8 @@ def _check_ref_block(block: list[tuple[str, str, str, int]], reference: dict[str
 
 
 def ingest_cohort(home: str | os.PathLike, landing: str | os.PathLike, params: dict, *, target: str = "data/raw",
-                  remote: str | None = None, commit: bool = True, full_check_records: int = 2000) -> dict:
+                  mode: str = "replace", remote: str | None = None, commit: bool = True,
+                  full_check_records: int = 2000) -> dict:
     """Validate the cohort at ``landing``, make it ``target``, ``dvc add`` + ``dvc push`` it, commit the pointer.
 
     Parameters
@@ -211,6 +216,9 @@ def ingest_cohort(home: str | os.PathLike, landing: str | os.PathLike, params: d
         The pipeline params (their ``preprocess:`` paths give the cohort layout).
     target : str
         The DVC-tracked raw cohort, relative to ``home``.
+    mode : str
+        ``replace``: the landed cohort becomes ``target``. ``append``: its patients are added to
+        the current cohort's (same sites and reference).
     remote : str, optional
         DVC remote to push to (default: the repository's default remote).
     commit : bool
@@ -221,7 +229,8 @@ def ingest_cohort(home: str | os.PathLike, landing: str | os.PathLike, params: d
     dict
         ``dataset_version`` (the DVC hash), ``previous_version``, ``changed``, ``git_commit`` (the
         commit holding the pointer, None without ``commit``), ``remote``, ``remote_url``, ``target``,
-        ``landing``, ``reference_from`` and the :func:`validate_cohort` summary.
+        ``landing``, ``mode``, ``n_samples_added``, ``reference_from`` and the :func:`validate_cohort`
+        summary of the resulting cohort.
 
     Raises
     ------
@@ -233,23 +242,36 @@ def ingest_cohort(home: str | os.PathLike, landing: str | os.PathLike, params: d
     home = Path(home).resolve()
     landing = (home / landing).resolve()
     raw = home / target
+    if mode not in MODES:
+        raise GenoflowError(f"ingest mode must be one of {', '.join(MODES)}, got {mode!r}")
     if landing == raw.resolve():
         raise GenoflowError(f"the landing folder {landing} is the raw cohort itself: land new cohorts elsewhere")
     if not landing.is_dir():
         raise InputError(str(landing), "no cohort has landed here (not a folder)")
+    if mode == "append" and not raw.is_dir():
+        raise GenoflowError(f"append mode adds patients to the current cohort, but there is none at {raw}")
     if commit:
         git_toplevel(home)  # fail before touching anything when the project is not a git repository
     remote_name, remote_url = dvc_remote(home, remote)
-    files = locate_cohort(landing, cohort_layout(params, target), fallback=raw if raw.is_dir() else None)
+    layout = cohort_layout(params, target)
+    files = locate_cohort(landing, layout, fallback=raw if raw.is_dir() else None)
+    if mode == "append":
+        _check_same_reference(files, raw, layout)
     summary = validate_cohort(files, full_check_records)
+    added = summary["n_samples"]
 
     pointer = home / f"{target}.dvc"
     previous = dvc_version(home, target) if pointer.exists() else None
     kept = {path: path.read_bytes() for path in (pointer, raw.parent / ".gitignore") if path.exists()}
-    stage = _stage(landing, files, raw)
+    stage = raw.parent / f".{raw.name}.ingest-{uuid.uuid4().hex[:8]}"
     aside = raw.parent / f".{raw.name}.previous-{uuid.uuid4().hex[:8]}"
     swapped = False
     try:
+        if mode == "append":
+            _stage_append(files, raw, layout, stage)
+            summary = validate_cohort(locate_cohort(stage, layout), full_check_records)  # the merged cohort
+        else:
+            _stage(landing, files, raw, stage)
         if raw.exists():
             os.replace(raw, aside)
         os.replace(stage, raw)
@@ -259,7 +281,7 @@ def ingest_cohort(home: str | os.PathLike, landing: str | os.PathLike, params: d
         if commit:
             sha = git_commit_paths(home, [pointer, raw.parent / ".gitignore"],
                                    f"cohort_ingest: {target} at {version} ({summary['n_samples']} samples, "
-                                   f"{summary['n_variants']} variants) from {landing}")
+                                   f"{summary['n_variants']} variants; {mode} from {landing})")
     except BaseException:
         _restore(raw, aside, swapped, kept, pointer)
         raise
@@ -268,12 +290,12 @@ def ingest_cohort(home: str | os.PathLike, landing: str | os.PathLike, params: d
     shutil.rmtree(aside, ignore_errors=True)
     return {"dataset_version": version, "previous_version": previous, "changed": version != previous,
             "git_commit": sha, "remote": remote_name, "remote_url": remote_url, "target": target,
-            "landing": str(landing), "reference_from": _reference_origin(files, landing), **summary}
+            "landing": str(landing), "mode": mode, "n_samples_added": added,
+            "reference_from": _reference_origin(files, landing), **summary}
 
 
-def _stage(landing: Path, files: CohortFiles, raw: Path) -> Path:
-    """A full copy of the cohort next to ``raw`` (same filesystem, so it can be renamed in)."""
-    stage = raw.parent / f".{raw.name}.ingest-{uuid.uuid4().hex[:8]}"
+def _stage(landing: Path, files: CohortFiles, raw: Path, stage: Path) -> None:
+    """A full copy of the landed cohort next to ``raw`` (same filesystem, so it can be renamed in)."""
     raw.parent.mkdir(parents=True, exist_ok=True)
     shutil.copytree(landing, stage)
     for key in _REFERENCE_KEYS:
@@ -282,7 +304,31 @@ def _stage(landing: Path, files: CohortFiles, raw: Path) -> Path:
             copy = stage / source.relative_to(raw)
             copy.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, copy)
-    return stage
+
+
+def _stage_append(files: CohortFiles, raw: Path, layout: dict[str, str], stage: Path) -> None:
+    """The current cohort plus the batch's patients, next to ``raw``."""
+    from genoflow.io.vcf_append import append_vcf_samples
+
+    patients = stage / layout["patient_dir"]
+    shutil.copytree(raw, stage)
+    for folder in sorted(p for p in files.patient_dir.iterdir() if p.is_dir()):
+        if (patients / folder.name).exists():
+            raise InputError(str(folder), f"patient {folder.name!r} is already in the current cohort ({raw})")
+        shutil.copytree(folder, patients / folder.name)
+    vcf = stage / layout["vcf"]
+    merged = vcf.with_name(f".{vcf.name}.appending")
+    append_vcf_samples(raw / layout["vcf"], files.vcf, merged)
+    os.replace(merged, vcf)
+
+
+def _check_same_reference(files: CohortFiles, raw: Path, layout: dict[str, str]) -> None:
+    """Appended patients must be on the current cohort's reference (a batch may also leave it out)."""
+    for key in _REFERENCE_KEYS:
+        ours, theirs = raw / layout[key], getattr(files, key)
+        if theirs != ours and theirs.is_file() and theirs.read_bytes() != ours.read_bytes():
+            raise InputError(str(theirs), f"differs from the current cohort's {ours.name}: appending patients "
+                             "needs the same reference (ingest it in replace mode instead)")
 
 
 def _restore(raw: Path, aside: Path, swapped: bool, kept: dict[Path, bytes], pointer: Path) -> None:

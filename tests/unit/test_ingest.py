@@ -8,95 +8,55 @@ from __future__ import annotations
 import gzip
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from genoflow.config import load_params
 from genoflow.errors import InputError
 from genoflow.ingest import cohort_layout, ingest_cohort, locate_cohort, validate_cohort
 from genoflow.versioning import dvc_version
-from tests.conftest import REPO
-
-DVC = str(Path(sys.executable).parent / "dvc")
-PARAMS = load_params(REPO / "params.yaml")
-COHORT = {"n_patients": 60, "sequence_length": 200_000, "seed": 3, "reads_per_patient": 10}
-
-
-def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout.strip()
-
-
-@pytest.fixture
-def project(tmp_path) -> Path:
-    """A git + DVC project whose data/raw (version 1) is committed and pushed; a new cohort lands in data/incoming."""
-    from genoflow.simulate import make_cohort_batches, make_demo_cohort
-
-    root = tmp_path / "project"
-    root.mkdir()
-    _git(root, "init", "-q")
-    subprocess.run([DVC, "init", "-q"], cwd=root, check=True)
-    subprocess.run([DVC, "remote", "add", "-d", "local", str(tmp_path / "remote")], cwd=root, check=True,
-                   capture_output=True)
-    make_demo_cohort(root / "data", **COHORT)
-    (root / ".gitignore").write_text("/data/truth/\n/data/incoming/\n")
-    _git(root, "add", ".gitignore", ".dvc", ".dvcignore")
-    _git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "project")
-    version_one(root)
-    make_demo_cohort(tmp_path / "new", **{**COHORT, "seed": 4})
-    shutil.copytree(tmp_path / "new" / "raw", root / "data" / "incoming" / "new")
-    make_cohort_batches(root / "data", n_reference=COHORT["n_patients"], n_new=20, seed=COHORT["seed"],
-                        sequence_length=COHORT["sequence_length"], reads_per_patient=10, batch="b1")
-    return root
-
-
-def version_one(root: Path) -> None:
-    subprocess.run([DVC, "add", "-q", "data/raw"], cwd=root, check=True)
-    subprocess.run([DVC, "push", "-q"], cwd=root, check=True)
-    _git(root, "add", "data/raw.dvc", "data/.gitignore")
-    _git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "cohort v1")
+from tests.unit.conftest import COHORT, DVC, PARAMS, git
 
 
 def _remote_objects(root: Path) -> set[str]:
     return {str(p.relative_to(root.parent / "remote")) for p in (root.parent / "remote").rglob("*") if p.is_file()}
 
 
-def test_ingest_cohort__versions_pushes_and_commits_the_new_cohort(project):
-    before = dvc_version(project)
-    landed = (project / "data" / "incoming" / "new" / "cohort.vcf.gz").read_bytes()
+def test_ingest_cohort__versions_pushes_and_commits_the_new_cohort(ingest_project):
+    before = dvc_version(ingest_project)
+    landed = (ingest_project / "data" / "incoming" / "new" / "cohort.vcf.gz").read_bytes()
 
-    result = ingest_cohort(project, "data/incoming/new", PARAMS)
+    result = ingest_cohort(ingest_project, "data/incoming/new", PARAMS)
 
     assert result["previous_version"] == before and result["changed"]
-    assert result["dataset_version"] == dvc_version(project) != before
-    assert (project / "data" / "raw" / "cohort.vcf.gz").read_bytes() == landed
+    assert result["dataset_version"] == dvc_version(ingest_project) != before
+    assert (ingest_project / "data" / "raw" / "cohort.vcf.gz").read_bytes() == landed
     assert result["n_samples"] == COHORT["n_patients"] and result["reference_from"] == "landing"
     # The pointer is committed (and only it: the work tree's pointer equals HEAD's).
-    assert result["git_commit"] == _git(project, "rev-parse", "HEAD")
-    assert _git(project, "show", "HEAD:data/raw.dvc") == (project / "data" / "raw.dvc").read_text().strip()
-    assert _git(project, "status", "--porcelain", "--", "data/raw.dvc") == ""
+    assert result["git_commit"] == git(ingest_project, "rev-parse", "HEAD")
+    assert git(ingest_project, "show", "HEAD:data/raw.dvc") == (ingest_project / "data" / "raw.dvc").read_text().strip()
+    assert git(ingest_project, "status", "--porcelain", "--", "data/raw.dvc") == ""
     # Pushed: the remote holds the directory listing of the new version.
     digest = result["dataset_version"].removesuffix(".dir")
-    assert f"files/md5/{digest[:2]}/{digest[2:]}.dir" in _remote_objects(project)
-    assert result["remote"] == "local" and result["remote_url"] == str(project.parent / "remote")
-    assert not list((project / "data").glob(".raw.*")), "staging or previous copies left behind"
+    assert f"files/md5/{digest[:2]}/{digest[2:]}.dir" in _remote_objects(ingest_project)
+    assert result["remote"] == "local" and result["remote_url"] == str(ingest_project.parent / "remote")
+    assert not list((ingest_project / "data").glob(".raw.*")), "staging or previous copies left behind"
 
 
-def test_ingest_cohort__same_cohort_twice_commits_nothing_new(project):
-    first = ingest_cohort(project, "data/incoming/new", PARAMS)
-    head = _git(project, "rev-parse", "HEAD")
-    again = ingest_cohort(project, "data/incoming/new", PARAMS)
+def test_ingest_cohort__same_cohort_twice_commits_nothing_new(ingest_project):
+    first = ingest_cohort(ingest_project, "data/incoming/new", PARAMS)
+    head = git(ingest_project, "rev-parse", "HEAD")
+    again = ingest_cohort(ingest_project, "data/incoming/new", PARAMS)
     assert again["dataset_version"] == first["dataset_version"] and not again["changed"]
-    assert again["git_commit"] == first["git_commit"] == _git(project, "rev-parse", "HEAD") == head
+    assert again["git_commit"] == first["git_commit"] == git(ingest_project, "rev-parse", "HEAD") == head
 
 
-def test_ingest_cohort__batch_without_reference_reuses_the_current_one(project):
-    result = ingest_cohort(project, "data/incoming/b1", PARAMS)
+def test_ingest_cohort__batch_without_reference_reuses_the_current_one(ingest_project):
+    result = ingest_cohort(ingest_project, "data/incoming/b1", PARAMS)
     assert result["reference_from"] == "previous cohort" and result["n_samples"] == 20
     fasta = "reference_genome/genome_sequence.fasta"
-    assert (project / "data" / "raw" / fasta).is_file()
-    assert not (project / "data" / "incoming" / "b1" / "reference_genome").exists(), "the landing was modified"
+    assert (ingest_project / "data" / "raw" / fasta).is_file()
+    assert not (ingest_project / "data" / "incoming" / "b1" / "reference_genome").exists(), "the landing was modified"
 
 
 def _break_ref(vcf: Path) -> int:
@@ -110,38 +70,39 @@ def _break_ref(vcf: Path) -> int:
     return records[4] + 1
 
 
-def test_ingest_cohort__invalid_cohort_fails_with_file_and_line_and_changes_nothing(project):
-    vcf = project / "data" / "incoming" / "new" / "cohort.vcf.gz"
+def test_ingest_cohort__invalid_cohort_fails_with_file_and_line_and_changes_nothing(ingest_project):
+    vcf = ingest_project / "data" / "incoming" / "new" / "cohort.vcf.gz"
     line = _break_ref(vcf)
-    head, version, remote = _git(project, "rev-parse", "HEAD"), dvc_version(project), _remote_objects(project)
-    raw_vcf = (project / "data" / "raw" / "cohort.vcf.gz").read_bytes()
+    head, version = git(ingest_project, "rev-parse", "HEAD"), dvc_version(ingest_project)
+    remote = _remote_objects(ingest_project)
+    raw_vcf = (ingest_project / "data" / "raw" / "cohort.vcf.gz").read_bytes()
 
     with pytest.raises(InputError) as error:
-        ingest_cohort(project, "data/incoming/new", PARAMS)
+        ingest_cohort(ingest_project, "data/incoming/new", PARAMS)
 
     assert error.value.source == str(vcf) and error.value.line == line
     assert "REF" in str(error.value) and f"{vcf}, line {line}" in str(error.value)
-    assert _git(project, "rev-parse", "HEAD") == head and dvc_version(project) == version
-    assert _remote_objects(project) == remote
-    assert (project / "data" / "raw" / "cohort.vcf.gz").read_bytes() == raw_vcf
-    assert _git(project, "status", "--porcelain", "--", "data/raw.dvc") == ""
+    assert git(ingest_project, "rev-parse", "HEAD") == head and dvc_version(ingest_project) == version
+    assert _remote_objects(ingest_project) == remote
+    assert (ingest_project / "data" / "raw" / "cohort.vcf.gz").read_bytes() == raw_vcf
+    assert git(ingest_project, "status", "--porcelain", "--", "data/raw.dvc") == ""
 
 
-def test_ingest_cohort__failure_after_the_swap_restores_the_previous_cohort(project):
-    blocker = project.parent / "a-file"
+def test_ingest_cohort__failure_after_the_swap_restores_the_previous_cohort(ingest_project):
+    blocker = ingest_project.parent / "a-file"
     blocker.write_text("the push cannot create a folder under a file\n")
-    subprocess.run([DVC, "remote", "modify", "local", "url", str(blocker / "remote")], cwd=project, check=True)
-    head, version = _git(project, "rev-parse", "HEAD"), dvc_version(project)
-    raw_vcf = (project / "data" / "raw" / "cohort.vcf.gz").read_bytes()
+    subprocess.run([DVC, "remote", "modify", "local", "url", str(blocker / "remote")], cwd=ingest_project, check=True)
+    head, version = git(ingest_project, "rev-parse", "HEAD"), dvc_version(ingest_project)
+    raw_vcf = (ingest_project / "data" / "raw" / "cohort.vcf.gz").read_bytes()
     with pytest.raises(Exception):  # noqa: B017 - whatever DVC raises, the previous cohort must come back
-        ingest_cohort(project, "data/incoming/new", PARAMS)
-    assert dvc_version(project) == version and _git(project, "rev-parse", "HEAD") == head
-    assert not list((project / "data").glob(".raw.*")), "staging or previous copies left behind"
-    assert (project / "data" / "raw" / "cohort.vcf.gz").read_bytes() == raw_vcf
+        ingest_cohort(ingest_project, "data/incoming/new", PARAMS)
+    assert dvc_version(ingest_project) == version and git(ingest_project, "rev-parse", "HEAD") == head
+    assert not list((ingest_project / "data").glob(".raw.*")), "staging or previous copies left behind"
+    assert (ingest_project / "data" / "raw" / "cohort.vcf.gz").read_bytes() == raw_vcf
 
 
-def test_validate_cohort__sample_without_clinical_data(project):
-    landing = project / "data" / "incoming" / "new"
+def test_validate_cohort__sample_without_clinical_data(ingest_project):
+    landing = ingest_project / "data" / "incoming" / "new"
     patient = sorted((landing / "patient_data").iterdir())[7]
     shutil.rmtree(patient)
     with pytest.raises(InputError, match="have no clinical_data.csv") as error:
@@ -149,8 +110,8 @@ def test_validate_cohort__sample_without_clinical_data(project):
     assert error.value.source == str(landing / "cohort.vcf.gz") and error.value.record == patient.name
 
 
-def test_validate_cohort__bad_clinical_value_names_file_and_line(project):
-    landing = project / "data" / "incoming" / "new"
+def test_validate_cohort__bad_clinical_value_names_file_and_line(ingest_project):
+    landing = ingest_project / "data" / "incoming" / "new"
     csv = sorted((landing / "patient_data").iterdir())[3] / "clinical_data.csv"
     header, row = csv.read_text().splitlines()[:2]
     csv.write_text(f"{header}\n{row.replace(row.split(',')[1], '250', 1)}\n")
@@ -159,15 +120,15 @@ def test_validate_cohort__bad_clinical_value_names_file_and_line(project):
     assert error.value.source == str(csv) and error.value.line == 2
 
 
-def test_validate_cohort__missing_required_file(project):
-    landing = project / "data" / "incoming" / "new"
+def test_validate_cohort__missing_required_file(ingest_project):
+    landing = ingest_project / "data" / "incoming" / "new"
     (landing / "reference_genome" / "genome_annotations.gff").unlink()
     with pytest.raises(InputError, match="required file is missing"):
         validate_cohort(locate_cohort(landing, cohort_layout(PARAMS)))
 
 
-def test_validate_cohort__contig_not_in_reference(project):
-    landing = project / "data" / "incoming" / "new"
+def test_validate_cohort__contig_not_in_reference(ingest_project):
+    landing = ingest_project / "data" / "incoming" / "new"
     fasta = landing / "reference_genome" / "genome_sequence.fasta"
     fasta.write_text(fasta.read_text().replace(">chr22", ">chr21", 1))
     with pytest.raises(InputError, match="'chr22' is not in the reference") as error:
@@ -179,3 +140,51 @@ def test_cohort_layout__paths_outside_the_raw_folder_are_refused():
     params = {"preprocess": {**PARAMS["preprocess"], "vcf": "elsewhere/cohort.vcf.gz"}}
     with pytest.raises(Exception, match="not under raw/"):
         cohort_layout(params)
+
+
+def _samples_and_records(vcf: Path) -> tuple[list[str], list[list[str]]]:
+    lines = gzip.decompress(vcf.read_bytes()).decode().splitlines()
+    header = next(line for line in lines if line.startswith("#CHROM")).split("\t")
+    return header[9:], [line.split("\t") for line in lines if not line.startswith("#")]
+
+
+def test_ingest_cohort__append_adds_the_batch_patients_to_the_cohort(ingest_project):
+    raw, batch = ingest_project / "data" / "raw", ingest_project / "data" / "incoming" / "b1"
+    base_samples, base_records = _samples_and_records(raw / "cohort.vcf.gz")
+    batch_samples, batch_records = _samples_and_records(batch / "cohort.vcf.gz")
+    before = dvc_version(ingest_project)
+
+    result = ingest_cohort(ingest_project, "data/incoming/b1", PARAMS, mode="append")
+
+    assert result["mode"] == "append" and result["previous_version"] == before != result["dataset_version"]
+    assert result["n_samples_added"] == 20 and result["n_samples"] == COHORT["n_patients"] + 20
+    samples, records = _samples_and_records(raw / "cohort.vcf.gz")
+    assert samples == base_samples + batch_samples
+    assert len(records) == len(base_records) == len(batch_records)
+    for merged, base, new in zip(records, base_records, batch_records, strict=True):
+        assert merged[:7] == base[:7] and merged[8] == base[8] and merged[7] == "."
+        assert merged[9:] == base[9:] + new[9:]
+    patients = {p.name for p in (raw / "patient_data").iterdir()}
+    assert patients == set(base_samples) | set(batch_samples)
+    assert result["git_commit"] == git(ingest_project, "rev-parse", "HEAD")
+
+
+def test_ingest_cohort__append_of_another_cohort_fails_naming_its_vcf_and_line(ingest_project):
+    """The 'new' cohort is another simulation (other sites and genome): appending it fails on the first
+    record that disagrees with the current cohort's reference or sites, naming its VCF and line."""
+    head, version = git(ingest_project, "rev-parse", "HEAD"), dvc_version(ingest_project)
+    new_vcf = ingest_project / "data" / "incoming" / "new" / "cohort.vcf.gz"
+    (ingest_project / "data" / "incoming" / "new" / "reference_genome").rename(ingest_project / "new-reference")
+    with pytest.raises(InputError) as error:
+        ingest_cohort(ingest_project, "data/incoming/new", PARAMS, mode="append")
+    assert error.value.source == str(new_vcf) and error.value.line is not None
+    assert git(ingest_project, "rev-parse", "HEAD") == head and dvc_version(ingest_project) == version
+    assert not list((ingest_project / "data").glob(".raw.*"))
+
+
+def test_ingest_cohort__append_refuses_a_patient_already_in_the_cohort(ingest_project):
+    ingest_cohort(ingest_project, "data/incoming/b1", PARAMS, mode="append")
+    version = dvc_version(ingest_project)
+    with pytest.raises(InputError, match="already in the current cohort"):
+        ingest_cohort(ingest_project, "data/incoming/b1", PARAMS, mode="append")
+    assert dvc_version(ingest_project) == version
