@@ -10,7 +10,11 @@ Checks an incoming patient batch against the training data of the current `champ
    report (JSON + PNG) commits under `steps/drift/` and is logged as an MLflow run in experiment
    `monitor.experiment`, tagged with this DAG run's id, with metric `drift_detected` 0/1.
 2. **check_drift** — reads that run's `drift_detected` from MLflow; stops here when it is 0.
-3. **trigger_retraining** — triggers `genomic_risk_training` with conf `{"reason": "drift", ...}`.
+3. **ingest_drifted_batch** — triggers `cohort_ingest` on the batch's folder in `append` mode, with
+   conf `{"reason": "drift", ...}`: the batch's patients join the raw cohort as a new DVC dataset
+   version, whose Asset event starts `genomic_risk_training` on it. Retraining on the data that
+   drifted, rather than on the unchanged cohort; the batch must be laid out as a cohort folder
+   (`<folder>/cohort.vcf.gz`, `<folder>/patient_data`) on a `file://` storage root.
 
 Thresholds and paths come from the `monitor:` section of `params.yaml`; override them per run in
 the trigger form or with run conf, e.g. `{"monitor": {"cohort_vcf": "incoming/b7/cohort.vcf.gz",
@@ -49,9 +53,18 @@ def drift_detected(**context):
     if not detected:
         return False
     return {"drift_run_id": run.info.run_id, "report": run.data.tags.get("genoflow.drift_report"),
+            "landing_dir": _landing(monitor),
             "cohort_vcf": run.data.tags.get("genoflow.cohort_vcf"), "reasons": reasons,
             "model": f"{run.data.tags.get('genoflow.monitored_model')} "
                      f"v{run.data.tags.get('genoflow.monitored_version')}"}
+
+
+def _landing(monitor: dict) -> str:
+    """The batch's local folder, for cohort_ingest (a clear error when it cannot be ingested)."""
+    from genoflow.ingest import batch_landing
+
+    return batch_landing(SETTINGS.storage_root, monitor["cohort_vcf"], monitor["patient_dir"],
+                         load_params(SETTINGS.params_file))
 
 
 @dag(
@@ -75,10 +88,11 @@ def drift_monitor():
         application_args=["--monitor-json", "{{ params.monitor | tojson }}", "--run-id", "{{ run_id }}"],
     )
     check = ShortCircuitOperator(task_id="check_drift", python_callable=drift_detected)
-    retrain = TriggerDagRunOperator(
-        task_id="trigger_retraining",
-        trigger_dag_id="genomic_risk_training",
+    ingest = TriggerDagRunOperator(
+        task_id="ingest_drifted_batch",
+        trigger_dag_id="cohort_ingest",
         conf={
+            "ingest": {"landing_dir": "{{ " + CHECK + "['landing_dir'] }}", "mode": "append"},
             "reason": "drift",
             "drift_run_id": "{{ " + CHECK + "['drift_run_id'] }}",
             "drift_report": "{{ " + CHECK + "['report'] }}",
@@ -87,7 +101,7 @@ def drift_monitor():
         },
         wait_for_completion=False,
     )
-    detect >> check >> retrain
+    detect >> check >> ingest
 
 
 drift_monitor()

@@ -30,7 +30,7 @@ import numpy as np
 
 from genoflow.errors import GenoflowError, InputError
 
-__all__ = ["CohortFiles", "cohort_layout", "locate_cohort", "validate_cohort", "ingest_cohort"]
+__all__ = ["CohortFiles", "cohort_layout", "locate_cohort", "validate_cohort", "ingest_cohort", "batch_landing"]
 
 _LAYOUT_KEYS = ("vcf", "reference_fasta", "annotations_gff", "patient_dir")
 _REFERENCE_KEYS = ("reference_fasta", "annotations_gff")
@@ -63,6 +63,29 @@ def cohort_layout(params: dict, target: str = "data/raw") -> dict[str, str]:
                                 f"cohort replaces {target}, so the pipeline must read it from there")
         layout[key] = str(path.relative_to(prefix))
     return layout
+
+
+def batch_landing(storage_root: str, cohort_vcf: str, patient_dir: str, params: dict,
+                  target: str = "data/raw") -> str:
+    """The local folder holding a monitored batch (``monitor.cohort_vcf`` + ``monitor.patient_dir``), to ingest it.
+
+    The batch must be laid out as a cohort folder (``<folder>/cohort.vcf.gz`` and
+    ``<folder>/patient_data``, the names of the raw cohort) on a ``file://`` storage root: DVC
+    versions a local workspace, and copying a batch out of HDFS first is not done here.
+    """
+    from urllib.parse import urlparse
+
+    layout = cohort_layout(params, target)
+    vcf, patients = PurePosixPath(cohort_vcf), PurePosixPath(patient_dir)
+    folder = vcf.parent
+    if vcf != folder / layout["vcf"] or patients != folder / layout["patient_dir"]:
+        raise GenoflowError(f"the batch ({cohort_vcf}, {patient_dir}) is not laid out as a cohort folder "
+                            f"(<folder>/{layout['vcf']}, <folder>/{layout['patient_dir']}), so it cannot be ingested")
+    root = urlparse(storage_root)
+    if root.scheme != "file":
+        raise GenoflowError(f"the batch is on {storage_root}: cohort_ingest takes a local folder (copy the batch "
+                            "into the project, then trigger cohort_ingest with ingest.landing_dir)")
+    return str(Path(root.path) / folder)
 
 
 def locate_cohort(landing: Path, layout: dict[str, str], fallback: Path | None = None) -> CohortFiles:

@@ -17,7 +17,7 @@ def test_dagbag__no_import_errors(dagbag):
 
 def test_dag__task_chain(dagbag):
     dag = dagbag.dags[DAG_ID]
-    order = ["detect_drift", "check_drift", "trigger_retraining"]
+    order = ["detect_drift", "check_drift", "ingest_drifted_batch"]
     assert sorted(dag.task_ids) == sorted(order)
     for upstream, downstream in zip(order, order[1:], strict=False):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
@@ -37,10 +37,12 @@ def test_dag__operators(dagbag):
     assert args[args.index("--run-id") + 1] == "{{ run_id }}"
     assert "params.monitor" in args[args.index("--monitor-json") + 1]
     assert isinstance(dag.get_task("check_drift"), ShortCircuitOperator)
-    trigger = dag.get_task("trigger_retraining")
+    trigger = dag.get_task("ingest_drifted_batch")
     assert isinstance(trigger, TriggerDagRunOperator)
-    assert trigger.trigger_dag_id == "genomic_risk_training"
+    # Retraining goes through the data: the batch is ingested (appended), and its Asset event starts training.
+    assert trigger.trigger_dag_id == "cohort_ingest"
     assert trigger.conf["reason"] == "drift"
+    assert trigger.conf["ingest"]["mode"] == "append" and "landing_dir" in trigger.conf["ingest"]["landing_dir"]
 
 
 def test_dag__conventions(dagbag):

@@ -1,5 +1,6 @@
 """The drift monitor end to end: incoming batches -> `airflow dags test drift_monitor` -> spark-submit
-jobs/drift.py -> MLflow drift runs -> a retraining run of genomic_risk_training, only on drift.
+jobs/drift.py -> MLflow drift runs -> a cohort_ingest run appending the batch, only on drift (its Asset
+event then starts genomic_risk_training: tests/integration/test_data_aware_retraining.py).
 
 The batches come from the simulation that made the project's training cohort (make_demo_cohort with
 seed 3, 500 patients, 1 Mb): one from the same population, one from a population that split 50
@@ -18,7 +19,7 @@ from tests.integration.conftest import VENV_BIN, trigger
 pytestmark = pytest.mark.integration
 
 AIRFLOW = str(VENV_BIN / "airflow")
-TRAINING = "genomic_risk_training"
+INGEST = "cohort_ingest"
 
 
 def _client(project):
@@ -29,14 +30,14 @@ def _client(project):
 
 
 def _drift_runs_by_reason(project) -> list[dict]:
-    """Queued/created genomic_risk_training runs whose conf says reason=drift (from the project's Airflow DB)."""
-    out = project.run(AIRFLOW, "dags", "list-runs", TRAINING, "-o", "json").stdout
+    """Queued/created cohort_ingest runs whose conf says reason=drift (from the project's Airflow DB)."""
+    out = project.run(AIRFLOW, "dags", "list-runs", INGEST, "-o", "json").stdout
     listing = next((line for line in out.splitlines() if line.startswith("[")), "[]")
     runs = []
     for run in json.loads(listing):
         if run["state"] not in ("queued", "running"):  # nothing schedules them in a test: they stay queued
             continue
-        state = project.run(AIRFLOW, "dags", "state", TRAINING, run["run_id"]).stdout.strip().splitlines()[-1]
+        state = project.run(AIRFLOW, "dags", "state", INGEST, run["run_id"]).stdout.strip().splitlines()[-1]
         _, _, conf = state.partition(", ")
         conf = json.loads(conf) if conf else {}
         if conf.get("reason") == "drift":
@@ -66,8 +67,8 @@ with create_session() as session:
 def monitored(project, first_run):
     """Both batches written into the project, then drift_monitor run for each (unshifted first).
 
-    The retraining runs it queues are deleted afterwards: the project is shared, and a live scheduler
-    (the browser tests) would otherwise run them.
+    The ingest runs it queues are deleted afterwards: the project is shared, and a live scheduler
+    (the browser tests) would otherwise run them (and change the cohort other tests train on).
     """
     from genoflow.simulate import make_cohort_batches
 
@@ -82,7 +83,7 @@ def monitored(project, first_run):
     yield {"batches": batches, "runs": runs, "retraining": (before, after_unshifted, after_shifted)}
     queued = [r["run_id"] for r in after_shifted if r["run_id"] not in {x["run_id"] for x in before}]
     if queued:
-        project.run(str(VENV_BIN / "python"), "-c", _DELETE_RUNS, TRAINING, *queued)
+        project.run(str(VENV_BIN / "python"), "-c", _DELETE_RUNS, INGEST, *queued)
 
 
 def _drift_run(project, airflow_run_id: str):
@@ -93,7 +94,7 @@ def _drift_run(project, airflow_run_id: str):
     return run
 
 
-def test_shifted_batch__drift_detected_and_retraining_triggered(project, monitored):
+def test_shifted_batch__drift_detected_and_batch_ingested(project, monitored):
     run_id, log = monitored["runs"]["shifted"]
     run = _drift_run(project, run_id)
     assert run.data.metrics["drift_detected"] == 1.0
@@ -105,10 +106,11 @@ def test_shifted_batch__drift_detected_and_retraining_triggered(project, monitor
     conf = new[0]["conf"]
     assert conf["reason"] == "drift" and conf["drift_run_id"] == run.info.run_id
     assert conf["triggered_by"] == f"drift_monitor/{run_id}"
+    assert conf["ingest"] == {"landing_dir": str(project.root / "data" / "incoming" / "shifted"), "mode": "append"}
     assert "Dag Run triggered successfully" in log
 
 
-def test_unshifted_batch__no_drift_no_retraining(project, monitored):
+def test_unshifted_batch__no_drift_no_ingest(project, monitored):
     run_id, log = monitored["runs"]["unshifted"]
     run = _drift_run(project, run_id)
     assert run.data.metrics["drift_detected"] == 0.0

@@ -188,3 +188,17 @@ def test_ingest_cohort__append_refuses_a_patient_already_in_the_cohort(ingest_pr
     with pytest.raises(InputError, match="already in the current cohort"):
         ingest_cohort(ingest_project, "data/incoming/b1", PARAMS, mode="append")
     assert dvc_version(ingest_project) == version
+
+
+def test_batch_landing__a_monitored_batch_folder_on_local_storage(tmp_path):
+    from genoflow.errors import GenoflowError
+    from genoflow.ingest import batch_landing
+
+    root = (tmp_path / "data").as_uri()
+    landing = batch_landing(root, "incoming/b7/cohort.vcf.gz", "incoming/b7/patient_data", PARAMS)
+    assert landing == str(tmp_path / "data" / "incoming" / "b7")
+    with pytest.raises(GenoflowError, match="not laid out as a cohort folder"):
+        batch_landing(root, "incoming/b7/cohort.vcf.gz", "incoming/other/patient_data", PARAMS)
+    with pytest.raises(GenoflowError, match="takes a local folder"):
+        batch_landing("hdfs://127.0.0.1:8020/genoflow", "incoming/b7/cohort.vcf.gz", "incoming/b7/patient_data",
+                      PARAMS)
