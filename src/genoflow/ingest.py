@@ -260,21 +260,12 @@ def ingest_cohort(home: str | os.PathLike, landing: str | os.PathLike, params: d
     InputError
         The cohort is invalid: nothing was moved, versioned, pushed or committed.
     """
-    from genoflow.versioning import dvc_remote, dvc_track, dvc_version, git_commit_paths, git_toplevel
+    from genoflow.versioning import dvc_remote, dvc_track, dvc_version, git_commit_paths
 
     home = Path(home).resolve()
     landing = (home / landing).resolve()
     raw = home / target
-    if mode not in MODES:
-        raise GenoflowError(f"ingest mode must be one of {', '.join(MODES)}, got {mode!r}")
-    if landing == raw.resolve():
-        raise GenoflowError(f"the landing folder {landing} is the raw cohort itself: land new cohorts elsewhere")
-    if not landing.is_dir():
-        raise InputError(str(landing), "no cohort has landed here (not a folder)")
-    if mode == "append" and not raw.is_dir():
-        raise GenoflowError(f"append mode adds patients to the current cohort, but there is none at {raw}")
-    if commit:
-        git_toplevel(home)  # fail before touching anything when the project is not a git repository
+    _check_request(home, landing, raw, mode, commit)
     remote_name, remote_url = dvc_remote(home, remote)
     layout = cohort_layout(params, target)
     files = locate_cohort(landing, layout, fallback=raw if raw.is_dir() else None)
@@ -315,6 +306,22 @@ def ingest_cohort(home: str | os.PathLike, landing: str | os.PathLike, params: d
             "git_commit": sha, "remote": remote_name, "remote_url": remote_url, "target": target,
             "landing": str(landing), "mode": mode, "n_samples_added": added,
             "reference_from": _reference_origin(files, landing), **summary}
+
+
+def _check_request(home: Path, landing: Path, raw: Path, mode: str, commit: bool) -> None:
+    """Refuse what cannot work before anything is read, moved or pushed."""
+    from genoflow.versioning import git_toplevel
+
+    if mode not in MODES:
+        raise GenoflowError(f"ingest mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if landing == raw.resolve():
+        raise GenoflowError(f"the landing folder {landing} is the raw cohort itself: land new cohorts elsewhere")
+    if not landing.is_dir():
+        raise InputError(str(landing), "no cohort has landed here (not a folder)")
+    if mode == "append" and not raw.is_dir():
+        raise GenoflowError(f"append mode adds patients to the current cohort, but there is none at {raw}")
+    if commit:
+        git_toplevel(home)  # the pointer could not be committed: fail now, not after the swap
 
 
 def _stage(landing: Path, files: CohortFiles, raw: Path, stage: Path) -> None:

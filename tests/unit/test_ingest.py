@@ -202,3 +202,20 @@ def test_batch_landing__a_monitored_batch_folder_on_local_storage(tmp_path):
     with pytest.raises(GenoflowError, match="takes a local folder"):
         batch_landing("hdfs://127.0.0.1:8020/genoflow", "incoming/b7/cohort.vcf.gz", "incoming/b7/patient_data",
                       PARAMS)
+
+
+def test_ingest_cohort__refuses_before_touching_anything(ingest_project, tmp_path):
+    from genoflow.errors import GenoflowError
+
+    with pytest.raises(GenoflowError, match="mode must be one of replace, append"):
+        ingest_cohort(ingest_project, "data/incoming/new", PARAMS, mode="merge")
+    with pytest.raises(InputError, match="no cohort has landed here"):
+        ingest_cohort(ingest_project, "data/incoming/nothing", PARAMS)
+    with pytest.raises(GenoflowError, match="is the raw cohort itself"):
+        ingest_cohort(ingest_project, "data/raw", PARAMS)
+    not_git = tmp_path / "not-git"
+    shutil.copytree(ingest_project / ".dvc", not_git / ".dvc")
+    shutil.copytree(ingest_project / "data" / "incoming" / "new", not_git / "landing")
+    with pytest.raises(GenoflowError, match="not in a git repository"):
+        ingest_cohort(not_git, "landing", PARAMS)
+    assert not (not_git / "data").exists()
