@@ -30,7 +30,9 @@ export PYSPARK_DRIVER_PYTHON        := $(PY)
 export PATH                         := $(VENV)/bin:$(PATH)
 export SPARK_LOCAL_IP               ?= 127.0.0.1
 
-.PHONY: help install system-deps bench bench-deps serve up down status hdfs-up hdfs-down hdfs-status demo demo-data airflow-db test test-unit lint lock mlflow-ui clean
+CODEC_JAR := hadoop/bgzf-codec/target/genoflow-bgzf-codec.jar
+
+.PHONY: help install codec system-deps bench bench-deps serve up down status hdfs-up hdfs-down hdfs-status demo demo-data airflow-db test test-unit lint lock mlflow-ui clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -45,6 +47,12 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv with the pinned dependencies
+
+$(CODEC_JAR): hadoop/bgzf-codec/pom.xml $(wildcard hadoop/bgzf-codec/src/main/java/org/genoflow/hadoop/*.java)
+	@command -v mvn >/dev/null || { echo "Maven is needed once to build the BGZF codec: apt-get install -y maven"; exit 1; }
+	mvn -q -f hadoop/bgzf-codec/pom.xml package
+
+codec: $(CODEC_JAR)  ## build the splittable BGZF codec (Spark splits bgzip VCFs across cores with it)
 
 # $(call apt_install,<packages>): apt-get the Debian packages that are not installed yet.
 define apt_install
@@ -68,7 +76,7 @@ $(HAIL_VENV)/.installed: bench/hail-requirements.txt
 	$(HAIL_VENV)/bin/python -m pip install --quiet -r bench/hail-requirements.txt
 	touch $@
 
-bench: $(STAMP) bench-deps $(HAIL_VENV)/.installed  ## genoflow vs plink2, bcftools, Hail side by side -> BENCHMARKS.md (BENCH_ARGS=...)
+bench: $(STAMP) $(CODEC_JAR) bench-deps $(HAIL_VENV)/.installed  ## genoflow vs plink2, bcftools, Hail side by side -> BENCHMARKS.md (BENCH_ARGS=...)
 	$(PY) bench/genomics.py --hail-python $(HAIL_VENV)/bin/python $(BENCH_ARGS)
 
 airflow-db: $(STAMP)
@@ -80,7 +88,7 @@ data/raw: | $(STAMP)
 
 demo-data: data/raw  ## simulate the demo cohort into data/ (once)
 
-demo: $(STAMP) data/raw airflow-db  ## run the genomic_risk_training DAG through Airflow on the demo cohort
+demo: $(STAMP) $(CODEC_JAR) data/raw airflow-db  ## run the genomic_risk_training DAG through Airflow on the demo cohort
 	@start=$$(date +%s); \
 	airflow dags test genomic_risk_training > $(AIRFLOW_HOME)/demo-run.log 2>&1; rc=$$?; \
 	grep -oE "(genoflow: [a-z]+ committed [^ ]+ in [0-9.]+ s|[a-z]+ is already committed for run [0-9a-f]+|genoflow report: [^ ]+|genoflow [a-z]+: error: .*|genoflow_[a-z_]+ v[0-9]+ -> [^[]*|run_duration=[0-9.]+, state=[a-z]+)" \
@@ -89,11 +97,11 @@ demo: $(STAMP) data/raw airflow-db  ## run the genomic_risk_training DAG through
 	test $$rc -eq 0
 	genoflow summary
 
-test: $(STAMP) system-deps  ## install what tests need and run the whole suite (unit + integration)
+test: $(STAMP) $(CODEC_JAR) system-deps  ## install what tests need and run the whole suite (unit + integration)
 	$(VENV)/bin/ruff check src jobs dags plugins tests bench
 	$(PY) -m pytest -q
 
-test-unit: $(STAMP)  ## fast tests only
+test-unit: $(STAMP) $(CODEC_JAR)  ## fast tests only
 	$(PY) -m pytest -q -m "not integration"
 
 lint: $(STAMP)
@@ -119,7 +127,7 @@ hdfs-status:
 mlflow-ui: $(STAMP)  ## browse runs and the registry (http://127.0.0.1:5000)
 	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.genoflow/mlflow.db --host 127.0.0.1 --port 5000
 
-up: $(STAMP)  ## start Airflow (UI + REST :8080), MLflow UI (:5000), model API (:8000) on loopback
+up: $(STAMP) $(CODEC_JAR)  ## start Airflow (UI + REST :8080), MLflow UI (:5000), model API (:8000) on loopback
 	@scripts/stack.sh up
 
 down:  ## stop everything `make up` started

@@ -39,12 +39,16 @@ def spark(tmp_path_factory):
     """An in-process local[2] SparkSession for tests of Spark code (the jobs themselves run via spark-submit)."""
     from pyspark.sql import SparkSession
 
+    from genoflow.config import Settings, bgzf_codec_conf
+
     warehouse = tmp_path_factory.mktemp("spark-warehouse")
-    session = (SparkSession.builder.master("local[2]").appName("genoflow-tests")
+    builder = (SparkSession.builder.master("local[2]").appName("genoflow-tests")
                .config("spark.sql.shuffle.partitions", "4")
                .config("spark.ui.enabled", "false")
-               .config("spark.sql.warehouse.dir", str(warehouse))
-               .getOrCreate())
+               .config("spark.sql.warehouse.dir", str(warehouse)))
+    for key, value in bgzf_codec_conf(Settings()).items():  # split bgzip VCFs as the jobs do
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()

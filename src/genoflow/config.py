@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Settings", "load_params", "merge_params", "run_key", "step_key", "spark_conf", "STEPS"]
+__all__ = ["Settings", "load_params", "merge_params", "run_key", "step_key", "spark_conf", "bgzf_codec_conf", "STEPS"]
 
 STEPS = ("preprocess", "features", "train", "evaluate")
 
@@ -44,10 +44,32 @@ class Settings:
 
 
 def spark_conf(settings: Settings, params: dict) -> dict[str, str]:
-    """spark-submit --conf values for genoflow jobs: params.yaml's `spark:` plus quiet driver logging."""
+    """spark-submit --conf values for genoflow jobs: params.yaml's `spark:`, quiet driver logging, the BGZF codec."""
     log4j = settings.home / "config" / "spark" / "log4j2.properties"
     conf = {"spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={log4j.as_uri()}"} if log4j.exists() else {}
-    return {**conf, **{k: str(v) for k, v in (params.get("spark") or {}).items()}}
+    return {**conf, **bgzf_codec_conf(settings), **{k: str(v) for k, v in (params.get("spark") or {}).items()}}
+
+
+BGZF_CODEC_JAR = "hadoop/bgzf-codec/target/genoflow-bgzf-codec.jar"
+BGZF_CODECS = "org.genoflow.hadoop.BgzfCodec,org.genoflow.hadoop.BgzCodec"
+
+
+def bgzf_codec_conf(settings: Settings) -> dict[str, str]:
+    """Spark conf that splits bgzip files at BGZF blocks (decision 0006); empty until the jar is built.
+
+    ``make codec`` (part of ``make test``/``make demo``) builds the jar. It goes on the driver and
+    executor classpath for local runs and in ``spark.jars`` for cluster executors; registering it
+    for ``.gz`` replaces Hadoop's GzipCodec, which it falls back to behaving like for plain gzip.
+    """
+    jar = settings.home / BGZF_CODEC_JAR
+    if not jar.exists():
+        return {}
+    return {
+        "spark.jars": jar.as_uri(),
+        "spark.driver.extraClassPath": str(jar),
+        "spark.executor.extraClassPath": str(jar),
+        "spark.hadoop.io.compression.codecs": BGZF_CODECS,
+    }
 
 
 def load_params(path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None) -> dict:

@@ -4,7 +4,11 @@ Genotype table (variant-major Parquet, one row per biallelic variant)
     contig (string), pos (int64, 1-based), id (string), ref (string), alt (string),
     gene (string, "" when intergenic), call_rate, alt_af, maf, hwe_p (float64),
     qc_pass (bool), dosages (binary: ``numpy.int8`` bytes, one per sample in sample-table order;
-    0/1/2 copies of ALT, haploid 0/1, ``MISSING`` = -1).
+    0/1/2 copies of ALT, haploid 0/1, ``MISSING`` = -1; from GT, or the rounded DS when a record
+    has no GT), line (int64: 1-based VCF line where known, null for records of later BGZF
+    splits), mean_dp and mean_gq (float64: mean FORMAT DP/GQ over the samples that have one;
+    null when none has). The last two were added after the first release: readers select
+    columns by name, and older tables simply lack them.
 
 Sample table (one row per VCF sample, in genotype column order)
     sample_index (int32), pid (string pseudonym), the clinical columns, the sample QC columns
@@ -15,7 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["MISSING", "DOSAGE_DTYPE", "pack_dosages", "unpack_dosages", "stack_dosages", "VARIANT_KEY_COLUMNS"]
+__all__ = ["MISSING", "DOSAGE_DTYPE", "pack_dosages", "unpack_dosages", "stack_dosages", "dosage_matrix",
+           "VARIANT_KEY_COLUMNS"]
 
 MISSING = -1
 DOSAGE_DTYPE = np.int8
@@ -38,6 +43,30 @@ def stack_dosages(packed_column) -> np.ndarray:
     if not rows:
         return np.empty((0, 0), dtype=DOSAGE_DTYPE)
     return np.frombuffer(b"".join(rows), dtype=DOSAGE_DTYPE).reshape(len(rows), -1)
+
+
+def dosage_matrix(column, n_samples: int) -> np.ndarray:
+    """A block of variants, shape (n_variants, n_samples) int8, from an Arrow binary column.
+
+    Reads the Arrow data buffer in place of building one Python ``bytes`` per variant.
+
+    Raises
+    ------
+    ValueError
+        If a value is not ``n_samples`` bytes long.
+    """
+    import pyarrow as pa
+
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    n = len(array)
+    if n == 0:
+        return np.empty((0, n_samples), dtype=DOSAGE_DTYPE)
+    offset_type = np.int64 if pa.types.is_large_binary(array.type) else np.int32
+    offsets = np.frombuffer(array.buffers()[1], dtype=offset_type)[array.offset : array.offset + n + 1]
+    if np.any(np.diff(offsets) != n_samples):
+        raise ValueError(f"dosage_matrix: every value must be {n_samples} bytes (one per sample)")
+    data = np.frombuffer(array.buffers()[2], dtype=DOSAGE_DTYPE)
+    return data[offsets[0] : offsets[-1]].reshape(n, n_samples)
 
 
 def variant_label(contig: str, pos: int, ref: str, alt: str) -> str:

@@ -13,10 +13,12 @@ def get_spark(app_name: str, conf: dict[str, str] | None = None):
     """
     from pyspark.sql import SparkSession
 
+    from genoflow.config import Settings, bgzf_codec_conf
     from genoflow.storage.health import FAIL_FAST_HADOOP_CONF
 
     builder = SparkSession.builder.appName(app_name)
-    for key, value in (conf or {}).items():
+    # spark-submit already passed these (genoflow.config.spark_conf); a session started in-process needs them here.
+    for key, value in {**bgzf_codec_conf(Settings()), **(conf or {})}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")

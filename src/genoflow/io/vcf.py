@@ -8,6 +8,11 @@ are joined into one byte buffer and their GT sub-fields decoded with numpy.
 Dosage encoding (the registry is `genoflow.genotypes`): ``int8`` alternate-allele count, 0/1/2,
 haploid 0/1, ``-1`` when any allele of the call is missing. Multi-allelic records are split into
 one row per ALT allele (as ``bcftools norm -m-``): for ALT ``k`` the dosage counts alleles ``== k``.
+Symbolic ALT alleles (``<DEL>``, ``<*>``), breakends and the spanning deletion ``*`` give no row:
+they are counted (`VcfBlock.n_skipped_alts`) rather than rejected. Without GT, a ``DS`` (expected
+ALT dosage) field gives the dosage rounded to the nearest integer. ``GQ`` and ``DP`` can set calls
+below a threshold to missing (plink2's ``--vcf-min-gq`` / ``--vcf-min-dp``) and give per-variant
+means (`decode_vcf_block`'s ``with_call_stats``).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from genoflow.errors import InputError
 from genoflow.io._streams import DECOMPRESSION_ERRORS, decompressing, truncation_problem
@@ -28,7 +34,9 @@ __all__ = [
     "MISSING_DOSAGE",
     "VCF_FIXED_COLUMNS",
     "VCF_RECORD_SCHEMA",
+    "VcfBlock",
     "VcfHeader",
+    "decode_vcf_block",
     "iter_vcf_lines",
     "parse_vcf_header",
     "parse_vcf_records",
@@ -66,7 +74,10 @@ _BASES = re.compile(r"[ACGTNacgtn]+")
 _CONTIG_FIELD = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|[^,>]*)')
 
 # Codes for problems found while decoding GT strings in bulk.
-_OK, _UNPARSEABLE, _POLYPLOID = 0, 1, 2
+_OK, _UNPARSEABLE, _POLYPLOID, _BAD_NUMBER = 0, 1, 2, 3
+
+# FORMAT keys read besides GT.
+_NUMERIC_KEYS = ("DS", "GQ", "DP")
 
 
 # --------------------------------------------------------------------------------------------
@@ -240,9 +251,26 @@ class _Records:
     pos: list[int] = field(default_factory=list)
     vid: list[str] = field(default_factory=list)
     ref: list[str] = field(default_factory=list)
-    alts: list[list[str]] = field(default_factory=list)
+    alts: list[list[str]] = field(default_factory=list)  # every ALT allele, for allele numbering
+    kept: list[list[bool]] = field(default_factory=list)  # False for symbolic/breakend/'*' alleles
     samples: list[str] = field(default_factory=list)  # the sample columns, still tab-joined
     groups: dict[str, list[int]] = field(default_factory=dict)  # FORMAT -> positions in the lists
+
+
+@dataclass(frozen=True)
+class VcfBlock:
+    """What `decode_vcf_block` makes of a block of data lines.
+
+    Attributes
+    ----------
+    table : pyarrow.Table
+        One row per (record, kept ALT allele); see `parse_vcf_records`.
+    n_skipped_alts : int
+        Symbolic, breakend and ``*`` ALT alleles that gave no row.
+    """
+
+    table: pa.Table
+    n_skipped_alts: int
 
 
 def parse_vcf_records(
@@ -283,17 +311,59 @@ def parse_vcf_records(
     InputError
         For the first bad line, with its line number: wrong column count, POS not a positive
         integer, REF/ALT not in ``[ACGTN]+`` (symbolic ``<...>``, breakend and ``*`` ALTs are
-        reported as unsupported), FORMAT without GT, an unparseable GT, a GT allele index
-        greater than the number of ALT alleles, ploidy above 2.
+        give no row and are counted by `decode_vcf_block`), FORMAT with neither GT nor DS, an
+        unparseable GT, DS, GQ or DP, a GT allele index greater than the number of ALT alleles,
+        ploidy above 2.
+    """
+    block = decode_vcf_block(lines, n_samples=n_samples, source=source, first_line_number=first_line_number,
+                             with_line_numbers=with_line_numbers)
+    return block.table
+
+
+def decode_vcf_block(
+    lines: Sequence[str],
+    *,
+    n_samples: int,
+    source: str,
+    first_line_number: int,
+    with_line_numbers: bool = False,
+    with_call_stats: bool = False,
+    min_gq: float = 0,
+    min_dp: float = 0,
+) -> VcfBlock:
+    """`parse_vcf_records` with the genotype-field options of the ingest job.
+
+    Parameters
+    ----------
+    lines, n_samples, source, first_line_number, with_line_numbers
+        As for `parse_vcf_records`.
+    with_call_stats : bool
+        Add ``float64`` columns ``mean_dp`` and ``mean_gq``: the mean of the samples' DP and GQ
+        over the samples that have one (null when none has).
+    min_gq, min_dp : float
+        Calls whose GQ (DP) is below this are set to missing, as plink2's ``--vcf-min-gq``
+        (``--vcf-min-dp``); calls without a GQ (DP) value are kept. 0 turns a filter off.
+
+    Returns
+    -------
+    VcfBlock
     """
     if n_samples < 1:
         raise ValueError(f"n_samples must be at least 1, got {n_samples}")
     records, line_problem = _split_lines(lines, n_samples, source, first_line_number)
-    alleles = _decode_genotypes(records, n_samples)
     n_alt = np.fromiter((len(a) for a in records.alts), dtype=np.int64, count=len(records.alts))
+    wanted = set()
+    if with_call_stats or min_gq > 0:
+        wanted.add("GQ")
+    if with_call_stats or min_dp > 0:
+        wanted.add("DP")
+    alleles = _decode_genotypes(records, n_samples, n_alt, wanted)
     gt_problem = _first_genotype_problem(records, alleles, n_alt)
     _raise_first(line_problem, gt_problem, records, source, first_line_number)
-    return _build_table(records, alleles, n_alt, n_samples, first_line_number, with_line_numbers)
+    _apply_call_filters(alleles, min_gq, min_dp)
+    table = _build_table(records, alleles, n_alt, n_samples, first_line_number, with_line_numbers, with_call_stats)
+    n_kept = sum(sum(k) for k in records.kept)
+    return VcfBlock(table=table, n_skipped_alts=int(n_alt.sum()) - n_kept)
 
 
 def _split_lines(lines, n_samples, source, first_line_number):
@@ -303,20 +373,20 @@ def _split_lines(lines, n_samples, source, first_line_number):
     so that a genotype problem on an earlier line can still be reported first.
     """
     records = _Records()
-    gt_index_of: dict[str, int] = {}
+    layouts: dict[str, dict[str, int]] = {}
     for index, raw in enumerate(lines):
         line = raw.rstrip("\r\n")
         if not line:
             continue
         try:
-            _split_line(line, n_samples, records, gt_index_of)
+            _split_line(line, n_samples, records, layouts)
         except _RecordProblem as problem:
             return records, (index, problem)
         records.index.append(index)
     return records, None
 
 
-def _split_line(line: str, n_samples: int, records: _Records, gt_index_of: dict[str, int]) -> None:
+def _split_line(line: str, n_samples: int, records: _Records, layouts: dict[str, dict[str, int]]) -> None:
     parts = line.split("\t", 9)
     if len(parts) < 10 or parts[9].count("\t") + 1 != n_samples:
         found = len(parts) if len(parts) < 10 else 10 + parts[9].count("\t")
@@ -331,37 +401,47 @@ def _split_line(line: str, n_samples: int, records: _Records, gt_index_of: dict[
         raise _RecordProblem(f"POS {pos_text!r} is not a positive integer", record)
     if not _BASES.fullmatch(ref):
         raise _RecordProblem(f"REF {ref!r} is not a sequence of A, C, G, T, N", record)
-    alts = _parse_alt(alt, record)
-    if fmt not in gt_index_of:
-        keys = fmt.split(":")
-        gt_index_of[fmt] = keys.index("GT") if "GT" in keys else -1
-    if gt_index_of[fmt] < 0:
-        raise _RecordProblem(f"FORMAT {fmt!r} has no GT field", record)
+    alts, kept = _parse_alt(alt, record)
+    if fmt not in layouts:
+        layouts[fmt] = format_layout(fmt)
+    if "GT" not in layouts[fmt] and "DS" not in layouts[fmt]:
+        raise _RecordProblem(f"FORMAT {fmt!r} has neither a GT nor a DS field", record)
     records.groups.setdefault(fmt, []).append(len(records.contig))
     records.contig.append(contig)
     records.pos.append(int(pos_text))
     records.vid.append(vid)
     records.ref.append(ref.upper())
     records.alts.append(alts)
+    records.kept.append(kept)
     records.samples.append(samples)
 
 
-def _parse_alt(alt: str, record: str) -> list[str]:
+def format_layout(fmt: str) -> dict[str, int]:
+    """Position of each ``:``-separated FORMAT key, e.g. ``{"GT": 0, "GQ": 1}`` for ``GT:GQ``."""
+    layout: dict[str, int] = {}
+    for index, key in enumerate(fmt.split(":")):
+        layout.setdefault(key, index)
+    return layout
+
+
+def is_skipped_alt(allele: str) -> bool:
+    """Symbolic (``<DEL>``, ``<*>``), breakend (``G]17:198982]``) or spanning deletion (``*``)."""
+    return allele.startswith("<") or allele == "*" or "[" in allele or "]" in allele
+
+
+def _parse_alt(alt: str, record: str) -> tuple[list[str], list[bool]]:
     if alt == ".":
-        return []
+        return [], []
     alts = alt.split(",")
     if len(alts) > _MAX_ALTS:
         raise _RecordProblem(f"{len(alts)} ALT alleles: at most {_MAX_ALTS} are supported", record)
+    kept = []
     for allele in alts:
-        if allele.startswith("<") or allele == "*" or "[" in allele or "]" in allele:
-            raise _RecordProblem(
-                f"ALT allele {allele!r} is symbolic, a breakend or a spanning deletion ('*'): these are not "
-                "supported yet (only sequence alleles of A, C, G, T, N)",
-                record,
-            )
-        if not _BASES.fullmatch(allele):
+        skip = is_skipped_alt(allele)
+        if not skip and not _BASES.fullmatch(allele):
             raise _RecordProblem(f"ALT allele {allele!r} is not a sequence of A, C, G, T, N", record)
-    return [allele.upper() for allele in alts]
+        kept.append(not skip)
+    return [allele if skip else allele.upper() for allele in alts], kept
 
 
 # --------------------------------------------------------------------------------------------
@@ -374,30 +454,113 @@ class _Alleles:
     """Decoded calls of the valid lines: allele indices and per-genotype problem codes.
 
     ``first``/``second`` are ``int8`` of shape (n_lines, n_samples): allele index, -1 missing,
-    -2 absent (haploid). ``code`` is ``uint8`` of the same shape, `_OK` when decoded.
+    -2 absent (haploid). ``code`` is ``uint8`` of the same shape, `_OK` when decoded;
+    ``bad_key`` names the FORMAT key of each `_BAD_NUMBER` code's line. ``numbers`` holds the
+    ``float64`` (n_lines, n_samples) values of GQ/DP (NaN when absent) when asked for, and
+    ``ds`` the ``int8`` (n_alt, n_samples) DS dosages of lines without GT, by line.
     """
 
     first: np.ndarray
     second: np.ndarray
     code: np.ndarray
+    bad_key: dict[int, str] = field(default_factory=dict)
+    numbers: dict[str, np.ndarray] = field(default_factory=dict)
+    ds: dict[int, np.ndarray] = field(default_factory=dict)
 
 
-def _decode_genotypes(records: _Records, n_samples: int) -> _Alleles:
+def _decode_genotypes(records: _Records, n_samples: int, n_alt: np.ndarray, wanted: set[str]) -> _Alleles:
     n_lines = len(records.samples)
     out = _Alleles(
         first=np.empty((n_lines, n_samples), dtype=np.int8),
         second=np.empty((n_lines, n_samples), dtype=np.int8),
         code=np.zeros((n_lines, n_samples), dtype=np.uint8),
     )
+    for key in wanted:
+        out.numbers[key] = np.full((n_lines, n_samples), np.nan)
     for fmt, rows in records.groups.items():
-        gt_index = fmt.split(":").index("GT")
+        layout = format_layout(fmt)
         rows = np.asarray(rows, dtype=np.int64)
         texts = [records.samples[i] for i in rows]
-        if fmt == "GT":
-            rows, texts = _decode_fast(texts, rows, n_samples, out)
-        if len(rows):
-            _decode_general(texts, rows, n_samples, gt_index, out)
+        if "GT" not in layout:
+            _decode_ds(texts, rows, n_samples, layout, n_alt, out)
+        else:
+            gt_rows, gt_texts = rows, texts
+            if fmt == "GT":
+                gt_rows, gt_texts = _decode_fast(texts, rows, n_samples, out)
+            if len(gt_rows):
+                _decode_general(gt_texts, gt_rows, n_samples, layout["GT"], out)
+        # After GT: the GT decoding writes the problem codes of its rows wholesale.
+        for key in sorted(wanted & layout.keys()):
+            _decode_numbers(texts, rows, n_samples, layout, key, out)
     return out
+
+
+def _subfield(texts: list[str], n_samples: int, layout: dict[str, int], key: str) -> pa.Array:
+    """The ``key`` sub-field of every sample field of ``texts``: strings, line-major, "" when cut short."""
+    index = layout[key]
+    fields = pc.list_flatten(pc.split_pattern(pa.array(texts, type=pa.large_string()), "\t"))
+    # Trailing sub-fields may be dropped: padding with colons makes every field long enough.
+    padded = pc.binary_join_element_wise(fields, pa.scalar(":" * (index + 1), pa.large_string()),
+                                         pa.scalar("", pa.large_string()))
+    return pc.list_element(pc.split_pattern(padded, ":", max_splits=index + 1), index)
+
+
+def _to_numbers(strings: pa.Array) -> tuple[np.ndarray, int]:
+    """``float64`` values of number strings (NaN for ``.``/empty), and the index of the first bad one or -1."""
+    missing = pc.or_(pc.equal(strings, "."), pc.equal(strings, ""))
+    cleaned = pc.if_else(missing, pa.scalar(None, strings.type), strings)
+    try:
+        values = pc.cast(cleaned, pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        numeric = pc.match_substring_regex(strings, r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$")
+        bad = np.flatnonzero(~(missing.to_numpy(zero_copy_only=False) | numeric.to_numpy(zero_copy_only=False)))
+        return np.full(len(strings), np.nan), int(bad[0]) if len(bad) else 0
+    return values.to_numpy(zero_copy_only=False).astype(np.float64), -1
+
+
+def _mark_bad(out: _Alleles, rows: np.ndarray, n_samples: int, bad: int, key: str) -> None:
+    row, sample = rows[bad // n_samples], bad % n_samples
+    out.code[row, sample] = _BAD_NUMBER
+    out.bad_key[int(row)] = key
+
+
+def _decode_numbers(texts, rows, n_samples, layout, key, out: _Alleles) -> None:
+    values, bad = _to_numbers(_subfield(texts, n_samples, layout, key))
+    if bad >= 0:
+        _mark_bad(out, rows, n_samples, bad, key)
+    out.numbers[key][rows] = values.reshape(len(rows), n_samples)
+
+
+def _decode_ds(texts, rows, n_samples, layout, n_alt, out: _Alleles) -> None:
+    """Dosages from DS (one value per ALT allele, comma-separated) for lines without GT."""
+    out.first[rows] = MISSING_DOSAGE
+    out.second[rows] = MISSING_DOSAGE
+    strings = _subfield(texts, n_samples, layout, "DS")
+    width = int(max(n_alt[rows].max(initial=1), 1))
+    padded = pc.binary_join_element_wise(strings, pa.scalar("," * width, strings.type), pa.scalar("", strings.type))
+    per_alt = pc.split_pattern(padded, ",", max_splits=width)
+    for k in range(width):
+        values, bad = _to_numbers(pc.list_element(per_alt, k))
+        if bad >= 0:
+            _mark_bad(out, rows, n_samples, bad, "DS")
+            return
+        values = values.reshape(len(rows), n_samples)
+        for i, row in enumerate(rows.tolist()):
+            if k < n_alt[row]:
+                dosage = out.ds.setdefault(row, np.empty((n_alt[row], n_samples), dtype=np.int8))
+                dosage[k] = np.where(np.isnan(values[i]), MISSING_DOSAGE, np.clip(np.rint(values[i]), 0, 2))
+
+
+def _apply_call_filters(alleles: _Alleles, min_gq: float, min_dp: float) -> None:
+    """Set calls below the GQ/DP thresholds to missing (NaN, an absent value, never filters)."""
+    for key, threshold in (("GQ", min_gq), ("DP", min_dp)):
+        if threshold <= 0 or key not in alleles.numbers:
+            continue
+        low = alleles.numbers[key] < threshold
+        alleles.first[low] = MISSING_DOSAGE
+        alleles.second[low] = MISSING_DOSAGE
+        for row, dosage in alleles.ds.items():
+            dosage[:, low[row]] = MISSING_DOSAGE
 
 
 def _decode_fast(texts: list[str], rows: np.ndarray, n_samples: int, out: _Alleles):
@@ -609,16 +772,20 @@ def _first_genotype_problem(records: _Records, alleles: _Alleles, n_alt: np.ndar
         return None
     row = int(bad[0])
     fmt = next(fmt for fmt, rows in records.groups.items() if row in rows)
-    gt_index = fmt.split(":").index("GT")
+    layout = format_layout(fmt)
     if bad_code[row]:
         sample = int(np.flatnonzero(alleles.code[row])[0])
     else:
         calls = np.maximum(alleles.first[row], alleles.second[row])
         sample = int(np.flatnonzero(calls > n_alt[row])[0])
-    gt = records.samples[row].split("\t")[sample].split(":")[gt_index]
-    where = f"GT {gt!r} of sample {sample + 1} (column {10 + sample})"
     code = alleles.code[row, sample]
-    if code == _UNPARSEABLE:
+    key = alleles.bad_key.get(row, "GT") if code == _BAD_NUMBER else "GT"
+    subfields = records.samples[row].split("\t")[sample].split(":")
+    gt = subfields[layout[key]] if layout[key] < len(subfields) else ""
+    where = f"{key} {gt!r} of sample {sample + 1} (column {10 + sample})"
+    if code == _BAD_NUMBER:
+        problem = f"cannot parse {where}: expected a number or '.'"
+    elif code == _UNPARSEABLE:
         problem = f"cannot parse {where}: expected allele indices or '.' separated by '/' or '|'"
     elif code == _POLYPLOID:
         ploidy = gt.count("/") + gt.count("|") + 1
@@ -659,7 +826,19 @@ def _dosages(alleles: _Alleles, n_alt: np.ndarray) -> np.ndarray:
     first, second = first[line_of], second[line_of]
     dosage = (first == allele).view(np.int8) + (second == allele).view(np.int8)
     np.putmask(dosage, (first == MISSING_DOSAGE) | (second == MISSING_DOSAGE), MISSING_DOSAGE)
+    if alleles.ds:
+        row_of_line = np.cumsum(n_alt) - n_alt
+        for line, ds in alleles.ds.items():
+            dosage[row_of_line[line] : row_of_line[line] + len(ds)] = ds
     return dosage
+
+
+def _mean_over_samples(values: np.ndarray) -> np.ndarray:
+    """Row means ignoring NaN; NaN where a row has no value (without numpy's empty-slice warning)."""
+    present = ~np.isnan(values)
+    count = present.sum(axis=1)
+    total = np.where(present, values, 0.0).sum(axis=1)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
 def _binary_column(dosage: np.ndarray) -> pa.ChunkedArray:
@@ -678,7 +857,8 @@ def _binary_column(dosage: np.ndarray) -> pa.ChunkedArray:
     return pa.chunked_array(chunks, type=pa.binary())
 
 
-def _build_table(records, alleles, n_alt, n_samples, first_line_number, with_line_numbers) -> pa.Table:
+def _build_table(records, alleles, n_alt, n_samples, first_line_number, with_line_numbers,
+                 with_call_stats=False) -> pa.Table:
     def per_row(values):
         return [v for v, k in zip(values, n_alt.tolist(), strict=True) for _ in range(k)]
 
@@ -695,4 +875,12 @@ def _build_table(records, alleles, n_alt, n_samples, first_line_number, with_lin
         lines = np.repeat(np.asarray(records.index, dtype=np.int64) + first_line_number, n_alt)
         columns["line"] = pa.array(lines, type=pa.int64())
         schema = schema.append(pa.field("line", pa.int64()))
-    return pa.table(columns, schema=schema)
+    if with_call_stats:
+        for key in ("DP", "GQ"):
+            name = f"mean_{key.lower()}"
+            mean = np.repeat(_mean_over_samples(alleles.numbers[key]), n_alt)
+            columns[name] = pa.array(mean, type=pa.float64(), mask=np.isnan(mean))
+            schema = schema.append(pa.field(name, pa.float64()))
+    table = pa.table(columns, schema=schema)
+    kept = np.fromiter((k for row in records.kept for k in row), dtype=bool, count=int(n_alt.sum()))
+    return table if kept.all() else table.filter(pa.array(kept))

@@ -228,7 +228,7 @@ def compute_drift(spark, storage, output, champion: dict, upstream: dict, cohort
     pp.check_sample_sets(header.samples, clinical, vcf_uri, patient_uri)
     reference = pp._read_reference(storage, storage.uri(p["reference_fasta"]))
     genes = pp._read_genes(storage, storage.uri(p["annotations_gff"]))
-    pp.parse_genotypes(spark, vcf_uri, header, reference, genes, p).write.parquet(output.path("genotypes"))
+    pp.ingest_vcf(spark, vcf_uri, header, output.path("genotypes"), reference=reference, genes=genes, p=p)
     new_genotypes = spark.read.parquet(output.path("genotypes"))
     if new_genotypes.limit(1).count() == 0:
         from genoflow.errors import InputError

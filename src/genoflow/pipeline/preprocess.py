@@ -17,17 +17,14 @@ import posixpath
 import numpy as np
 
 from genoflow.errors import InputError
-from genoflow.genotypes import pack_dosages, stack_dosages
+from genoflow.genotypes import stack_dosages
+from genoflow.pipeline.vcf_ingest import GENOTYPE_SCHEMA_DDL, ingest_vcf, read_vcf_header
 from genoflow.pseudonym import pseudonymise
 
-__all__ = ["run_preprocess", "GENOTYPE_SCHEMA_DDL", "check_sample_sets", "parse_patient_clinical"]
+__all__ = ["run_preprocess", "GENOTYPE_SCHEMA_DDL", "check_sample_sets", "parse_patient_clinical",
+           "read_vcf_header", "ingest_vcf"]
 
 log = logging.getLogger(__name__)
-
-GENOTYPE_SCHEMA_DDL = (
-    "contig string, pos long, id string, ref string, alt string, gene string, line long, "
-    "call_rate double, alt_af double, maf double, hwe_p double, qc_pass boolean, dosages binary"
-)
 
 CLINICAL_FILE = "clinical_data.csv"
 FASTQ_FILE = "genome_sequence.fastq.gz"
@@ -50,8 +47,7 @@ def run_preprocess(spark, storage, output, params: dict, pseudonym_key: str) -> 
     reference = _read_reference(storage, storage.uri(p["reference_fasta"]))
     genes = _read_genes(storage, storage.uri(p["annotations_gff"]))
     genotypes_uri = output.path("genotypes")
-    variants = parse_genotypes(spark, vcf_uri, header, reference, genes, p)
-    variants.write.parquet(genotypes_uri)
+    ingest = ingest_vcf(spark, vcf_uri, header, genotypes_uri, reference=reference, genes=genes, p=p)
 
     genotypes = spark.read.parquet(genotypes_uri)
     n_variants, n_pass = genotypes.selectExpr("count(*)", "coalesce(sum(int(qc_pass)), 0)").first()
@@ -69,6 +65,8 @@ def run_preprocess(spark, storage, output, params: dict, pseudonym_key: str) -> 
         "n_variants": int(n_variants),
         "n_variants_pass_qc": int(n_pass),
         "n_samples_with_reads": int(samples["n_reads"].notna().sum()),
+        "n_vcf_splits": ingest.n_splits,
+        "n_skipped_alt_alleles": ingest.n_skipped_alts,  # symbolic (<DEL>...), breakend and '*' ALTs
         "thresholds": {k: p[k] for k in ("min_call_rate", "min_maf", "min_hwe_p",
                                          "max_sample_missingness", "max_het_sd")},
     }
@@ -76,85 +74,7 @@ def run_preprocess(spark, storage, output, params: dict, pseudonym_key: str) -> 
     return summary
 
 
-# --- VCF -------------------------------------------------------------------------------------
-
-
-def read_vcf_header(spark, vcf_uri: str):
-    """Parse the VCF header from the first lines of the file (reads no further than ``#CHROM``)."""
-    from genoflow.io.vcf import parse_vcf_header
-
-    lines_rdd = spark.sparkContext.textFile(vcf_uri)
-    n = 256
-    while True:
-        head = lines_rdd.take(n)
-        if any(line.startswith("#CHROM") for line in head) or len(head) < n:
-            return parse_vcf_header(head, vcf_uri)
-        n *= 4
-
-
-def parse_genotypes(spark, vcf_uri: str, header, reference: dict, genes, p: dict):
-    """The VCF's records as a genotype DataFrame: decoded, REF-checked, annotated, variant-QC'd.
-
-    Lines are decoded in vectorised blocks of ``vcf_chunk_lines`` inside the executors; each
-    row keeps its 1-based VCF line number so later errors can point at it.
-    """
-    sc = spark.sparkContext
-    n_samples = len(header.samples)
-    ref_bc = sc.broadcast(reference)
-    genes_bc = sc.broadcast(genes)
-    chunk_lines = int(p["vcf_chunk_lines"])
-    thresholds = (float(p["min_call_rate"]), float(p["min_maf"]), float(p["min_hwe_p"]))
-
-    def decode_partition(indexed_lines):
-        block, first = [], None
-        for line, index in indexed_lines:
-            if line.startswith("#") or not line:
-                continue
-            if first is None:
-                first = index + 1
-            block.append(line)
-            if len(block) >= chunk_lines:
-                yield from _decode_block(block, first, vcf_uri, n_samples, ref_bc.value,
-                                         genes_bc.value, thresholds)
-                block, first = [], None
-        if block:
-            yield from _decode_block(block, first, vcf_uri, n_samples, ref_bc.value,
-                                     genes_bc.value, thresholds)
-
-    rows = sc.textFile(vcf_uri).zipWithIndex().mapPartitions(decode_partition)
-    return spark.createDataFrame(rows, GENOTYPE_SCHEMA_DDL)
-
-
-def _decode_block(lines, first_line, source, n_samples, reference, genes, thresholds):
-    from genoflow.io.fasta import check_ref_alleles
-    from genoflow.io.vcf import parse_vcf_records
-    from genoflow.qc.variant_qc import variant_qc
-
-    table = parse_vcf_records(lines, n_samples=n_samples, source=source, first_line_number=first_line,
-                              with_line_numbers=True)
-    cols = table.to_pydict()
-    contig = np.asarray(cols["contig"], dtype=object)
-    pos = np.asarray(cols["pos"], dtype=np.int64)
-    ref = np.asarray(cols["ref"], dtype=object)
-    line_numbers = np.asarray(cols["line"], dtype=np.int64)
-    check_ref_alleles(reference, contig, pos, ref, source=source, line_numbers=line_numbers)
-    gene = genes.annotate(contig, pos)
-    dosages = stack_dosages(cols["dosages"])
-    qc = variant_qc(dosages)
-    min_call_rate, min_maf, min_hwe_p = thresholds
-    qc_pass = (qc["call_rate"] >= min_call_rate) & (qc["maf"] >= min_maf) & (qc["hwe_p"] >= min_hwe_p)
-    for i in range(len(pos)):
-        yield (
-            contig[i], int(pos[i]), cols["id"][i], ref[i], cols["alt"][i], gene[i] or "",
-            int(line_numbers[i]),
-            _float(qc["call_rate"][i]), _float(qc["alt_af"][i]), _float(qc["maf"][i]),
-            _float(qc["hwe_p"][i]), bool(qc_pass[i]), pack_dosages(dosages[i]),
-        )
-
-
-def _float(x) -> float | None:
-    x = float(x)
-    return None if np.isnan(x) else x
+# --- VCF: genoflow.pipeline.vcf_ingest (split BGZF reading, vectorised decoding) ---------------
 
 
 # --- reference and annotations ----------------------------------------------------------------

@@ -11,7 +11,13 @@ import pyarrow as pa
 import pytest
 
 from genoflow.errors import InputError
-from genoflow.io.vcf import VCF_RECORD_SCHEMA, iter_vcf_lines, parse_vcf_header, parse_vcf_records
+from genoflow.io.vcf import (
+    VCF_RECORD_SCHEMA,
+    decode_vcf_block,
+    iter_vcf_lines,
+    parse_vcf_header,
+    parse_vcf_records,
+)
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "io"
 SRC = "cohort.vcf"
@@ -231,11 +237,50 @@ def test_parse_vcf_records__bad_alt():
     assert_input_error(error, 10, "ALT allele 'R'")
 
 
-@pytest.mark.parametrize("alt", ["<DEL>", "*", "G,*", "G]17:198982]"])
-def test_parse_vcf_records__symbolic_alt_unsupported(alt):
+@pytest.mark.parametrize("alt, kept, n_skipped", [
+    ("<DEL>", [], 1), ("*", [], 1), ("G,*", ["G"], 1), ("G]17:198982]", [], 1), ("<*>,T,<DUP>", ["T"], 2),
+])
+def test_decode_vcf_block__symbolic_alts_skipped_and_counted(alt, kept, n_skipped):
+    block = decode_vcf_block([record("0/1", "1/1", alt=alt)], n_samples=2, source=SRC, first_line_number=1)
+    assert block.table.column("alt").to_pylist() == kept
+    assert block.n_skipped_alts == n_skipped
+
+
+def test_decode_vcf_block__skipped_alt_keeps_allele_numbering():
+    # ALT '*' is allele 1, T allele 2: the T row counts the 2s only.
+    block = decode_vcf_block([record("1/2", "2/2", "0/1", alt="*,T")], n_samples=3, source=SRC, first_line_number=1)
+    assert dosages(block.table).tolist() == [[1, 2, 0]]
+
+
+def test_decode_vcf_block__ds_gives_dosage_without_gt():
+    lines = [record("0.1", "1.6", ".", fmt="DS"), record("0.4,1.2", "2,0", "1.9,.", fmt="DS", alt="G,T", pos=200)]
+    block = decode_vcf_block(lines, n_samples=3, source=SRC, first_line_number=1)
+    assert dosages(block.table).tolist() == [[0, 2, -1], [0, 2, 2], [1, 0, -1]]
+
+
+def test_decode_vcf_block__min_gq_and_min_dp_set_calls_missing():
+    lines = [record("0/1:30:12", "1/1:5:40", "0/0:.:3", "0/1", fmt="GT:GQ:DP")]
+    table = decode_vcf_block(lines, n_samples=4, source=SRC, first_line_number=1, min_gq=20).table
+    assert dosages(table).tolist() == [[1, -1, 0, 1]]  # GQ '.' and a cut-short field are kept, as plink2
+    table = decode_vcf_block(lines, n_samples=4, source=SRC, first_line_number=1, min_dp=10).table
+    assert dosages(table).tolist() == [[1, 2, -1, 1]]
+
+
+def test_decode_vcf_block__mean_dp_and_gq():
+    lines = [record("0/1:30:12", "1/1:5:40", "0/0:.:3", fmt="GT:GQ:DP"), record("0/1", "0/0", "./.", pos=200)]
+    table = decode_vcf_block(lines, n_samples=3, source=SRC, first_line_number=1, with_call_stats=True).table
+    assert table.column("mean_gq").to_pylist() == [17.5, None]
+    assert table.column("mean_dp").to_pylist() == [pytest.approx(55 / 3), None]
+
+
+@pytest.mark.parametrize("fmt, call, key", [("GT:GQ", "0/1:x", "GQ"), ("GT:DP", "0/1:1e", "DP"), ("DS", "abc", "DS")])
+def test_decode_vcf_block__malformed_number_field(fmt, call, key):
+    lines = [record("0/1", "0/0"), record(call.replace("x", "30").replace("1e", "3").replace("abc", "1"), call,
+                                          fmt=fmt, pos=200)]
     with pytest.raises(InputError) as error:
-        parse([record("0/1", alt=alt)])
-    assert_input_error(error, 10, "not supported")
+        decode_vcf_block(lines, n_samples=2, source=SRC, first_line_number=10, min_gq=1, min_dp=1)
+    assert_input_error(error, 11, f"cannot parse {key}", "sample 2")
+    assert error.value.record == "1:200"
 
 
 def test_parse_vcf_records__allele_index_out_of_range():
@@ -261,7 +306,7 @@ def test_parse_vcf_records__ploidy_above_two():
 def test_parse_vcf_records__no_gt_in_format():
     with pytest.raises(InputError) as error:
         parse([record("12", fmt="DP")])
-    assert_input_error(error, 10, "FORMAT 'DP' has no GT")
+    assert_input_error(error, 10, "FORMAT 'DP' has neither a GT nor a DS")
 
 
 def test_parse_vcf_records__earliest_bad_line_is_reported():

@@ -1,0 +1,383 @@
+"""VCF ingest on Spark: a (bgzip) VCF -> the variant-major Parquet genotype table.
+
+The file is read through Spark's text source, so ``file://`` and ``hdfs://`` behave alike. With
+genoflow's BGZF codec on the classpath (``hadoop/bgzf-codec``, wired in by
+:func:`genoflow.config.spark_conf`), a bgzip file is split at BGZF block boundaries and every
+core decodes its own part (decision 0006); plain gzip is read whole by one task. Each task gets
+Arrow batches of lines (``mapInArrow``) and decodes them in blocks with the vectorised parser of
+:mod:`genoflow.io.vcf`; rows go back to Spark as Arrow batches, never one Python object per
+genotype.
+
+Line numbers: a task knows the byte offset where its split starts, not how many lines came
+before it. Rows of the first split carry their 1-based VCF line in ``line``; later splits leave
+it null. An error in a later split is raised with its line within the split, and the driver
+turns it into the file's line by counting the lines of the splits before it (only then).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from genoflow.errors import InputError
+
+__all__ = [
+    "GENOTYPE_SCHEMA_DDL",
+    "BGZF_EOF",
+    "IngestResult",
+    "ingest_vcf",
+    "read_vcf_header",
+    "check_bgzf_end",
+]
+
+log = logging.getLogger(__name__)
+
+GENOTYPE_SCHEMA_DDL = (
+    "contig string, pos long, id string, ref string, alt string, gene string, line long, "
+    "call_rate double, alt_af double, maf double, hwe_p double, qc_pass boolean, dosages binary, "
+    "mean_dp double, mean_gq double"
+)
+
+# The empty block bgzip writes last (SAM/BAM spec 4.1.2): a file without it was cut short.
+BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
+_GZIP_MAGIC = b"\x1f\x8b"
+
+# How an executor marks an error whose line is relative to its split (see the module docstring).
+_SPLIT_MARK = re.compile(
+    r"InputError: (?P<source>.+?)(?:, record '(?P<record>[^']*)')?: (?P<problem>[^\n]*?) "
+    r"\[\[split (?P<split>\d+) line (?P<line>\d+)\]\]"
+)
+_CODEC_ERROR = re.compile(r"genoflow-bgzf: ([^\n]*)")
+_FAILED_FILE = re.compile(r"(?:reading file|file) (\S+?)\.?(?:\s|$)")
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What :func:`ingest_vcf` reports besides the table it wrote.
+
+    Attributes
+    ----------
+    n_splits : int
+        Spark partitions the VCF was read in (1 for plain gzip or without the BGZF codec).
+    n_skipped_alts : int
+        Symbolic (``<DEL>``...), breakend and ``*`` ALT alleles left out.
+    """
+
+    n_splits: int
+    n_skipped_alts: int
+
+
+# --------------------------------------------------------------------------------------------
+# Driver side
+# --------------------------------------------------------------------------------------------
+
+
+def read_vcf_header(spark, vcf_uri: str):
+    """Parse the VCF header from the first lines of the file (reads no further than ``#CHROM``).
+
+    Also checks that a BGZF file ends with its end-of-file block (`check_bgzf_end`).
+    """
+    from genoflow.io.vcf import parse_vcf_header
+
+    check_bgzf_end(spark, vcf_uri)
+    lines_rdd = spark.sparkContext.textFile(vcf_uri)
+    n = 256
+    while True:
+        try:
+            head = lines_rdd.take(n)
+        except Exception as err:  # noqa: BLE001 - a damaged file becomes one clear line
+            raise translate_error(spark, vcf_uri, err) or err from None
+        if any(line.startswith("#CHROM") for line in head) or len(head) < n:
+            return parse_vcf_header(head, vcf_uri)
+        n *= 4
+
+
+def check_bgzf_end(spark, uri: str) -> None:
+    """Raise InputError when a BGZF file lacks the end-of-file block (it was truncated).
+
+    htslib only warns; a genotype table silently missing its last records is worse than a stop.
+    Files that are not BGZF (plain text, plain gzip) are left alone.
+    """
+    head, tail = _file_ends(spark, uri, 18, len(BGZF_EOF))
+    is_bgzf = head[:2] == _GZIP_MAGIC and len(head) >= 18 and head[3] & 4 and head[12:14] == b"BC"
+    if is_bgzf and tail != BGZF_EOF:
+        raise InputError(uri, "the BGZF file lacks its end-of-file block: it is truncated (re-create it with bgzip)")
+
+
+def _file_ends(spark, uri: str, n_head: int, n_tail: int) -> tuple[bytes, bytes]:
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    length = fs.getFileStatus(path).getLen()
+    stream = fs.open(path)
+    try:
+        head = bytes(stream.read() & 0xFF for _ in range(min(n_head, length)))
+        stream.seek(max(length - n_tail, 0))
+        tail = bytes(stream.read() & 0xFF for _ in range(min(n_tail, length)))
+    finally:
+        stream.close()
+    return head, tail
+
+
+def ingest_vcf(spark, vcf_uri: str, header, out_uri: str, *, reference: dict, genes, p: dict) -> IngestResult:
+    """Decode ``vcf_uri`` into the genotype table at ``out_uri`` (Parquet; see :mod:`genoflow.genotypes`).
+
+    Parameters
+    ----------
+    spark : SparkSession
+    vcf_uri : str
+        The VCF (plain, gzip or bgzip) under any Hadoop file system.
+    header : genoflow.io.vcf.VcfHeader
+        From `read_vcf_header`.
+    out_uri : str
+        Where to write; the caller commits it (nothing is left usable on error).
+    reference : dict of str to str
+        The reference FASTA's sequences: REF alleles are checked against it and contig names are
+        given its spelling (``1`` becomes ``chr1`` when the FASTA says ``chr1``).
+    genes : genoflow.io.gff.GeneIndex
+        Annotates each variant with its gene.
+    p : dict
+        The ``preprocess`` params: ``min_call_rate``, ``min_maf``, ``min_hwe_p``, ``vcf_chunk_lines``
+        and optionally ``vcf_min_gq``, ``vcf_min_dp`` (0 = off).
+
+    Returns
+    -------
+    IngestResult
+
+    Raises
+    ------
+    InputError
+        The first bad record (file, line, CHROM:POS, problem), a truncated or corrupt gzip/BGZF
+        block (file, byte offset), or records out of order.
+    """
+    from pyspark.sql import functions as F
+
+    sc = spark.sparkContext
+    skipped = sc.accumulator(0)
+    runs = sc.accumulator([], _ListParam())
+    decode = _BlockDecoder(
+        source=vcf_uri, n_samples=header.n_samples, chunk_lines=int(p["vcf_chunk_lines"]),
+        thresholds=(float(p["min_call_rate"]), float(p["min_maf"]), float(p["min_hwe_p"])),
+        min_gq=float(p.get("vcf_min_gq", 0) or 0), min_dp=float(p.get("vcf_min_dp", 0) or 0),
+        reference=sc.broadcast(reference), genes=sc.broadcast(genes), skipped=skipped, runs=runs,
+    )
+    lines = spark.read.text(vcf_uri).select("value", F.input_file_block_start().alias("split"))
+    n_splits = lines.rdd.getNumPartitions()
+    log.info("reading %s in %d split(s)", vcf_uri, n_splits)
+    batch_key = "spark.sql.execution.arrow.maxRecordsPerBatch"
+    saved = spark.conf.get(batch_key, None)
+    spark.conf.set(batch_key, str(max(int(p["vcf_chunk_lines"]), 1)))  # bounds memory for wide VCFs
+    try:
+        lines.mapInArrow(decode, GENOTYPE_SCHEMA_DDL).write.parquet(out_uri)
+    except Exception as err:  # noqa: BLE001 - executor errors arrive wrapped; keep the user's line
+        raise translate_error(spark, vcf_uri, err) or err from None
+    finally:
+        if saved is None:
+            spark.conf.unset(batch_key)
+        else:
+            spark.conf.set(batch_key, saved)
+    _check_order(spark, vcf_uri, runs.value)
+    return IngestResult(n_splits=n_splits, n_skipped_alts=int(skipped.value))
+
+
+def translate_error(spark, vcf_uri: str, err: BaseException) -> InputError | None:
+    """The InputError behind a failed Spark job reading ``vcf_uri``, with file-level line numbers."""
+    text = str(err)
+    marked = _SPLIT_MARK.search(text)
+    if marked:
+        line = _lines_before(spark, marked["source"], int(marked["split"])) + int(marked["line"])
+        return InputError(marked["source"], marked["problem"], line=line, record=marked["record"])
+    codec = _CODEC_ERROR.search(text)
+    if codec:
+        failed = _FAILED_FILE.search(text[: codec.start()]) or _FAILED_FILE.search(text)
+        return InputError(failed.group(1) if failed else vcf_uri, codec.group(1).strip())
+    return None
+
+
+def _lines_before(spark, uri: str, split: int) -> int:
+    """Lines of ``uri`` in the splits that start before byte ``split`` (a JVM-only count)."""
+    from pyspark.sql import functions as F
+
+    lines = spark.read.text(uri).select(F.input_file_block_start().alias("split"))
+    return lines.where(F.col("split") < split).count()
+
+
+def _check_order(spark, vcf_uri: str, runs: list) -> None:
+    """Records must be sorted: each contig in one stretch, positions non-decreasing within it.
+
+    ``runs`` are ``(split, first line in split, contig, first pos, last pos)`` stretches of one
+    contig, reported by the tasks (which already checked the order inside each split).
+    """
+    seen: set[str] = set()
+    previous = None
+    for split, line, contig, first, last in sorted(runs):
+        if previous is not None and previous[2] == contig:
+            if first < previous[4]:
+                _raise_unsorted(spark, vcf_uri, split, line, contig, first, f"{contig}:{previous[4]}")
+        elif contig in seen:
+            _raise_unsorted(spark, vcf_uri, split, line, contig, first, f"other contigs after {contig}")
+        seen.add(contig)
+        previous = (split, line, contig, first, last)
+
+
+def _raise_unsorted(spark, vcf_uri, split, line, contig, pos, after):
+    absolute = line if split == 0 else _lines_before(spark, vcf_uri, split) + line
+    raise InputError(vcf_uri, f"records are not sorted: {contig}:{pos} comes after {after} (sort with "
+                     "`bcftools sort`)", line=absolute, record=f"{contig}:{pos}")
+
+
+# --------------------------------------------------------------------------------------------
+# Executor side
+# --------------------------------------------------------------------------------------------
+
+
+try:  # executors import this module too; pyspark is there, but keep the import cheap and safe
+    from pyspark.accumulators import AccumulatorParam
+except ImportError:  # pragma: no cover - pyspark is a dependency
+    AccumulatorParam = object
+
+
+class _ListParam(AccumulatorParam):
+    """An accumulator of lists, concatenated."""
+
+    def zero(self, value):
+        return []
+
+    def addInPlace(self, value1, value2):  # noqa: N802 - pyspark's name
+        value1.extend(value2)
+        return value1
+
+
+@dataclass
+class _BlockDecoder:
+    """The ``mapInArrow`` function: Arrow batches of (line, split start) -> genotype-table batches."""
+
+    source: str
+    n_samples: int
+    chunk_lines: int
+    thresholds: tuple[float, float, float]
+    min_gq: float
+    min_dp: float
+    reference: object  # Broadcast of dict
+    genes: object  # Broadcast of GeneIndex
+    skipped: object  # Accumulator of int
+    runs: object  # Accumulator of list
+
+    def __call__(self, batches):
+        split, seen, block, first = None, 0, [], 0
+        runs: list = []
+        for batch in batches:
+            values = batch.column(0).to_pylist()
+            splits = batch.column(1).to_numpy(zero_copy_only=False)
+            for line, at in zip(values, splits.tolist(), strict=True):
+                if at != split:
+                    if block:
+                        yield self._decode(block, first, split, runs)
+                    split, seen, block = at, 0, []
+                seen += 1
+                if line.startswith("#"):
+                    if block:  # a header line among records: the parser reports it as a record
+                        block.append(line)
+                    continue
+                if not block:
+                    first = seen
+                block.append(line)
+                if len(block) >= self.chunk_lines:
+                    yield self._decode(block, first, split, runs)
+                    block = []
+        if block:
+            yield self._decode(block, first, split, runs)
+        self.runs.add(runs)
+
+    def _decode(self, lines, first, split, runs):
+        try:
+            return self._decode_block(lines, first, split, runs)
+        except InputError as err:
+            if split == 0 or err.line is None:
+                raise
+            # Only the driver can count the lines before this split: mark the error for it.
+            raise InputError(err.source, f"{err.problem} [[split {split} line {err.line}]]",
+                             record=err.record) from None
+
+    def _decode_block(self, lines, first, split, runs):
+        import pyarrow as pa
+
+        from genoflow.genotypes import dosage_matrix
+        from genoflow.io.fasta import check_ref_alleles, resolve_contig
+        from genoflow.io.vcf import decode_vcf_block
+        from genoflow.qc.variant_qc import variant_qc
+
+        reference = self.reference.value
+        block = decode_vcf_block(lines, n_samples=self.n_samples, source=self.source, first_line_number=first,
+                                 with_line_numbers=True, with_call_stats=True, min_gq=self.min_gq,
+                                 min_dp=self.min_dp)
+        self.skipped.add(block.n_skipped_alts)
+        table = block.table
+        contig = np.asarray(table.column("contig").to_pylist(), dtype=object)
+        pos = table.column("pos").to_numpy()
+        line = table.column("line").to_numpy()
+        _track_order(runs, split, contig, pos, line, self.source)
+        check_ref_alleles(reference, contig, pos, np.asarray(table.column("ref").to_pylist(), dtype=object),
+                          source=self.source, line_numbers=line)
+        names = {name: resolve_contig(name, reference) for name in set(contig.tolist())}
+        contig = np.asarray([names[c] for c in contig.tolist()], dtype=object)
+        dosages = dosage_matrix(table.column("dosages"), self.n_samples)
+        qc = variant_qc(dosages)
+        min_call_rate, min_maf, min_hwe_p = self.thresholds
+        qc_pass = (qc["call_rate"] >= min_call_rate) & (qc["maf"] >= min_maf) & (qc["hwe_p"] >= min_hwe_p)
+
+        def floats(values):
+            values = np.asarray(values, dtype=np.float64)
+            return pa.array(values, type=pa.float64(), mask=np.isnan(values))
+
+        columns = {
+            "contig": pa.array(contig.tolist(), type=pa.string()),
+            "pos": table.column("pos").combine_chunks(),
+            "id": table.column("id").combine_chunks(),
+            "ref": table.column("ref").combine_chunks(),
+            "alt": table.column("alt").combine_chunks(),
+            "gene": pa.array([g or "" for g in self.genes.value.annotate(contig, pos)], type=pa.string()),
+            "line": pa.array(line if split == 0 else np.zeros(len(line)), type=pa.int64(),
+                             mask=None if split == 0 else np.ones(len(line), dtype=bool)),
+            "call_rate": floats(qc["call_rate"]),
+            "alt_af": floats(qc["alt_af"]),
+            "maf": floats(qc["maf"]),
+            "hwe_p": floats(qc["hwe_p"]),
+            "qc_pass": pa.array(np.asarray(qc_pass, dtype=bool), type=pa.bool_()),
+            "dosages": table.column("dosages").combine_chunks(),
+            "mean_dp": table.column("mean_dp").combine_chunks(),
+            "mean_gq": table.column("mean_gq").combine_chunks(),
+        }
+        return pa.RecordBatch.from_pydict(columns)
+
+
+def _track_order(runs: list, split: int, contig: np.ndarray, pos: np.ndarray, line: np.ndarray, source: str):
+    """Check the order of a block's records and extend this task's runs of one contig.
+
+    A run is ``[split, first line, contig, first pos, last pos]``; runs continue across blocks.
+    """
+    if not len(pos):
+        return
+    starts = np.flatnonzero(np.r_[True, contig[1:] != contig[:-1]])
+    ends = np.r_[starts[1:], len(pos)]
+    for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True):
+        name = contig[lo]
+        if runs and runs[-1][0] == split and runs[-1][2] == name:
+            run = runs[-1]
+        else:
+            if any(r[0] == split and r[2] == name for r in runs):
+                raise InputError(source, f"records are not sorted: {name}:{pos[lo]} comes after records of other "
+                                 f"contigs that follow {name} (sort with `bcftools sort`)", line=int(line[lo]),
+                                 record=f"{name}:{pos[lo]}")
+            run = [split, int(line[lo]), name, int(pos[lo]), int(pos[lo])]
+            runs.append(run)
+        back = np.flatnonzero(np.diff(np.r_[run[4], pos[lo:hi]]) < 0)
+        if len(back):
+            i = lo + int(back[0])
+            before = run[4] if i == lo else int(pos[i - 1])
+            raise InputError(source, f"records are not sorted: {name}:{pos[i]} comes after {name}:{before} "
+                             "(sort with `bcftools sort`)", line=int(line[i]), record=f"{name}:{pos[i]}")
+        run[4] = int(pos[hi - 1])
