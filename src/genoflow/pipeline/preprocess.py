@@ -18,7 +18,14 @@ import numpy as np
 
 from genoflow.errors import InputError
 from genoflow.genotypes import stack_dosages
-from genoflow.pipeline.vcf_ingest import GENOTYPE_SCHEMA_DDL, ingest_vcf, read_vcf_header
+from genoflow.pipeline.vcf_ingest import (
+    GENOTYPE_SCHEMA_DDL,
+    ingest_patient_vcfs,
+    ingest_vcf,
+    merged_header,
+    patient_vcf_uris,
+    read_vcf_header,
+)
 from genoflow.pseudonym import pseudonymise
 
 __all__ = ["run_preprocess", "GENOTYPE_SCHEMA_DDL", "check_sample_sets", "parse_patient_clinical",
@@ -28,18 +35,26 @@ log = logging.getLogger(__name__)
 
 CLINICAL_FILE = "clinical_data.csv"
 FASTQ_FILE = "genome_sequence.fastq.gz"
+PATIENT_VCF_FILE = "genome_variants.vcf.gz"  # preprocess.patient_vcf: each patient's VCF (vcf_layout: per_patient)
 
 
 def run_preprocess(spark, storage, output, params: dict, pseudonym_key: str) -> dict:
     """Run the preprocess step, writing into ``output`` (a :class:`~genoflow.storage.StepOutput`)."""
     p = params["preprocess"]
-    vcf_uri = storage.uri(p["vcf"])
+    per_patient = p.get("vcf_layout", "cohort") == "per_patient"
     patient_uri = storage.uri(p["patient_dir"])
-    for key in ("vcf", "reference_fasta", "annotations_gff", "patient_dir"):
+    required = ("reference_fasta", "annotations_gff", "patient_dir") + (() if per_patient else ("vcf",))
+    for key in required:
         if not storage.exists(storage.uri(p[key])):
             raise InputError(storage.uri(p[key]), f"does not exist (preprocess.{key} in params)")
 
-    header = read_vcf_header(spark, vcf_uri)
+    if per_patient:
+        vcf_files = patient_vcf_uris(spark, patient_uri, p.get("patient_vcf", PATIENT_VCF_FILE))
+        vcf_uri = f"{patient_uri}/*/{p.get('patient_vcf', PATIENT_VCF_FILE)}"
+        header = merged_header(spark, vcf_files)
+    else:
+        vcf_uri = storage.uri(p["vcf"])
+        header = read_vcf_header(spark, vcf_uri)
     clinical = load_clinical(spark, patient_uri)
     check_sample_sets(header.samples, clinical, vcf_uri, patient_uri)
     log.info("cohort: %d samples in %s", len(header.samples), vcf_uri)
@@ -47,7 +62,10 @@ def run_preprocess(spark, storage, output, params: dict, pseudonym_key: str) -> 
     reference = _read_reference(storage, storage.uri(p["reference_fasta"]))
     genes = _read_genes(storage, storage.uri(p["annotations_gff"]))
     genotypes_uri = output.path("genotypes")
-    ingest = ingest_vcf(spark, vcf_uri, header, genotypes_uri, reference=reference, genes=genes, p=p)
+    if per_patient:
+        ingest = ingest_patient_vcfs(spark, vcf_files, header, genotypes_uri, reference=reference, genes=genes, p=p)
+    else:
+        ingest = ingest_vcf(spark, vcf_uri, header, genotypes_uri, reference=reference, genes=genes, p=p)
 
     genotypes = spark.read.parquet(genotypes_uri)
     n_variants, n_pass = genotypes.selectExpr("count(*)", "coalesce(sum(int(qc_pass)), 0)").first()

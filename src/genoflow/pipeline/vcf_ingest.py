@@ -28,9 +28,12 @@ __all__ = [
     "GENOTYPE_SCHEMA_DDL",
     "BGZF_EOF",
     "IngestResult",
-    "ingest_vcf",
-    "read_vcf_header",
     "check_bgzf_end",
+    "ingest_patient_vcfs",
+    "ingest_vcf",
+    "merged_header",
+    "patient_vcf_uris",
+    "read_vcf_header",
 ]
 
 log = logging.getLogger(__name__)
@@ -45,10 +48,12 @@ GENOTYPE_SCHEMA_DDL = (
 BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
 _GZIP_MAGIC = b"\x1f\x8b"
 
-# How an executor marks an error whose line is relative to its split (see the module docstring).
-_SPLIT_MARK = re.compile(
-    r"InputError: (?P<source>.+?)(?:, record '(?P<record>[^']*)')?: (?P<problem>[^\n]*?) "
-    r"\[\[split (?P<split>\d+) line (?P<line>\d+)\]\]"
+# An InputError as str() prints it, possibly raised in an executor with a line relative to its
+# split (see the module docstring).
+_INPUT_ERROR = re.compile(
+    r"InputError: (?P<source>.+?)(?:, line (?P<line>\d+))?(?:, record '(?P<record>[^']*)')?: (?P<problem>[^\n]*?)"
+    r"(?: \[\[split (?P<split>\d+) line (?P<split_line>\d+)\]\])?$",
+    re.MULTILINE,
 )
 _CODEC_ERROR = re.compile(r"genoflow-bgzf: ([^\n]*)")
 _FAILED_FILE = re.compile(r"(?:reading file|file) (\S+?)\.?(?:\s|$)")
@@ -185,11 +190,15 @@ def ingest_vcf(spark, vcf_uri: str, header, out_uri: str, *, reference: dict, ge
 
 def translate_error(spark, vcf_uri: str, err: BaseException) -> InputError | None:
     """The InputError behind a failed Spark job reading ``vcf_uri``, with file-level line numbers."""
+    if isinstance(err, InputError):
+        return err
     text = str(err)
-    marked = _SPLIT_MARK.search(text)
-    if marked:
-        line = _lines_before(spark, marked["source"], int(marked["split"])) + int(marked["line"])
-        return InputError(marked["source"], marked["problem"], line=line, record=marked["record"])
+    found = _INPUT_ERROR.search(text)
+    if found:
+        line = int(found["line"]) if found["line"] else None
+        if found["split"]:
+            line = _lines_before(spark, found["source"], int(found["split"])) + int(found["split_line"])
+        return InputError(found["source"], found["problem"], line=line, record=found["record"])
     codec = _CODEC_ERROR.search(text)
     if codec:
         failed = _FAILED_FILE.search(text[: codec.start()]) or _FAILED_FILE.search(text)
@@ -381,3 +390,261 @@ def _track_order(runs: list, split: int, contig: np.ndarray, pos: np.ndarray, li
             raise InputError(source, f"records are not sorted: {name}:{pos[i]} comes after {name}:{before} "
                              "(sort with `bcftools sort`)", line=int(line[i]), record=f"{name}:{pos[i]}")
         run[4] = int(pos[hi - 1])
+
+
+# --------------------------------------------------------------------------------------------
+# Per-patient VCFs merged into the cohort table (as `bcftools merge`)
+# --------------------------------------------------------------------------------------------
+
+PATIENT_CALLS_DDL = (
+    "contig string, pos long, id string, ref string, alt string, sample int, dosage tinyint, dp double, gq double"
+)
+
+
+def patient_vcf_uris(spark, patient_uri: str, file_name: str) -> dict[str, str]:
+    """``{patient id: VCF URI}`` for every ``<patient_uri>/<patient>/<file_name>``, sorted by patient."""
+    jvm = spark.sparkContext._jvm
+    pattern = jvm.org.apache.hadoop.fs.Path(f"{patient_uri.rstrip('/')}/*/{file_name}")
+    fs = pattern.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    statuses = fs.globStatus(pattern) or []
+    uris = sorted(str(status.getPath().toUri()) for status in statuses)
+    if not uris:
+        raise InputError(patient_uri, f"no patient folders with {file_name} (preprocess.patient_vcf)")
+    return {_folder_of(uri): uri for uri in uris}
+
+
+def _folder_of(uri: str) -> str:
+    return uri.rstrip("/").rsplit("/", 2)[-2]
+
+
+def merged_header(spark, files: dict[str, str]):
+    """The cohort's header for per-patient VCFs: one sample per file, named by its patient folder.
+
+    Contigs come from the first file's header; each file's own ``#CHROM`` line is checked while it
+    is decoded (one sample, named as its folder).
+    """
+    from genoflow.io.vcf import VcfHeader
+
+    first = read_vcf_header(spark, next(iter(files.values())))
+    return VcfHeader(samples=list(files), contigs=first.contigs, n_header_lines=0, meta=first.meta)
+
+
+def ingest_patient_vcfs(spark, files: dict[str, str], header, out_uri: str, *, reference: dict, genes,
+                        p: dict) -> IngestResult:
+    """Merge single-sample VCFs (one per patient) into the genotype table at ``out_uri``.
+
+    Like ``bcftools merge`` followed by ``bcftools norm -m-``: records are split per ALT allele,
+    then joined on (CHROM, POS, REF, ALT); a patient without a record at a site gets a missing
+    call (-1), as ``bcftools merge`` writes ``./.`` by default. Rows are sorted by the reference's
+    contig order and position. ``line`` is null (a row comes from many files).
+
+    Raises
+    ------
+    InputError
+        A file whose ``#CHROM`` line has other than one sample or a sample other than its folder's
+        name, a bad record (file, line, CHROM:POS), a damaged gzip/BGZF block, a patient with the
+        same variant twice.
+    """
+    from pyspark.sql import functions as F
+
+    sc = spark.sparkContext
+    skipped = sc.accumulator(0)
+    index = {uri: i for i, uri in enumerate(files.values())}
+    decode = _PatientDecoder(
+        index=index, names=list(files), chunk_lines=int(p["vcf_chunk_lines"]),
+        min_gq=float(p.get("vcf_min_gq", 0) or 0), min_dp=float(p.get("vcf_min_dp", 0) or 0),
+        reference=sc.broadcast(reference), skipped=skipped,
+    )
+    lines = spark.read.text(list(files.values())).select(
+        "value", F.input_file_name().alias("file"), F.input_file_block_start().alias("split"))
+    n_splits = lines.rdd.getNumPartitions()
+    # bcftools merges SNP records with SNP records and indels with indels at one position (-m both);
+    # after splitting, a patient with a record there but not this ALT has 0 copies of it (or a
+    # missing call when its call is missing); a patient with no record there is missing.
+    is_snp = (F.length("ref") == 1) & (F.length("alt") == 1)
+    calls = lines.mapInArrow(decode, PATIENT_CALLS_DDL).withColumn("snp", is_snp)
+    site = ["contig", "pos", "ref", "snp"]
+    present = (calls.groupBy(*site, "sample").agg(F.max(F.col("dosage") >= 0).alias("called"))
+               .groupBy(*site).agg(F.collect_list(F.struct("sample", "called")).alias("present")))
+    grouped = calls.groupBy(*site, "alt").agg(
+        F.min("id").alias("id"), F.collect_list(F.struct("sample", "dosage")).alias("calls"),
+        F.avg("dp").alias("mean_dp"), F.avg("gq").alias("mean_gq"),
+    ).join(present, site)
+    contig_rank = F.array_position(F.array(*[F.lit(name) for name in reference]), F.col("contig"))
+    pack = _CallPacker(names=list(files), sources=list(files.values()), genes=sc.broadcast(genes),
+                       thresholds=(float(p["min_call_rate"]), float(p["min_maf"]), float(p["min_hwe_p"])))
+    table = grouped.orderBy(contig_rank, "pos", "ref", "alt").mapInArrow(pack, GENOTYPE_SCHEMA_DDL)
+    try:
+        table.write.parquet(out_uri)
+    except Exception as err:  # noqa: BLE001 - executor errors arrive wrapped; keep the user's line
+        raise translate_error(spark, next(iter(files.values())), err) or err from None
+    return IngestResult(n_splits=n_splits, n_skipped_alts=int(skipped.value))
+
+
+@dataclass
+class _PatientDecoder:
+    """``mapInArrow``: lines of single-sample VCFs -> one row per (record, kept ALT) of each patient."""
+
+    index: dict  # file URI -> sample index
+    names: list  # sample index -> patient id (the folder)
+    chunk_lines: int
+    min_gq: float
+    min_dp: float
+    reference: object
+    skipped: object
+
+    def __call__(self, batches):
+        current, seen, block, first = None, 0, [], 0
+        for batch in batches:
+            values = batch.column(0).to_pylist()
+            files = batch.column(1).to_pylist()
+            splits = batch.column(2).to_pylist()
+            for line, file, split in zip(values, files, splits, strict=True):
+                if (file, split) != current:
+                    if block:
+                        yield self._decode(block, first, current)
+                    current, seen, block = (file, split), 0, []
+                seen += 1
+                if line.startswith("#"):
+                    if line.startswith("#CHROM"):
+                        self._check_sample(line, file, seen)
+                    elif block:
+                        block.append(line)
+                    continue
+                if not block:
+                    first = seen
+                block.append(line)
+                if len(block) >= self.chunk_lines:
+                    yield self._decode(block, first, current)
+                    block = []
+        if block:
+            yield self._decode(block, first, current)
+
+    def _sample_of(self, file: str) -> int:
+        # input_file_name() gives the URI as Spark resolved it; match on the path's end.
+        if file in self.index:
+            return self.index[file]
+        return next(i for uri, i in self.index.items() if file.endswith(uri.split("://", 1)[-1]))
+
+    def _check_sample(self, line: str, file: str, n: int) -> None:
+        from genoflow.io.vcf import parse_vcf_header
+
+        header = parse_vcf_header([line], file)
+        expected = self.names[self._sample_of(file)]
+        if header.samples != [expected]:
+            raise InputError(file, f"expected one sample named {expected!r} (its patient folder) in the #CHROM "
+                             f"line, found {', '.join(header.samples)}", line=n)
+
+    def _decode(self, lines, first, current):
+        file, split = current
+        try:
+            return self._decode_block(lines, first, file)
+        except InputError as err:
+            if split == 0 or err.line is None:
+                raise
+            raise InputError(err.source, f"{err.problem} [[split {split} line {err.line}]]",
+                             record=err.record) from None
+
+    def _decode_block(self, lines, first, file):
+        import pyarrow as pa
+
+        from genoflow.genotypes import dosage_matrix
+        from genoflow.io.fasta import check_ref_alleles, resolve_contig
+        from genoflow.io.vcf import decode_vcf_block
+
+        reference = self.reference.value
+        block = decode_vcf_block(lines, n_samples=1, source=file, first_line_number=first, with_line_numbers=True,
+                                 with_call_stats=True, min_gq=self.min_gq, min_dp=self.min_dp)
+        self.skipped.add(block.n_skipped_alts)
+        table = block.table
+        contig = np.asarray(table.column("contig").to_pylist(), dtype=object)
+        pos = table.column("pos").to_numpy()
+        check_ref_alleles(reference, contig, pos, np.asarray(table.column("ref").to_pylist(), dtype=object),
+                          source=file, line_numbers=table.column("line").to_numpy())
+        names = {name: resolve_contig(name, reference) for name in set(contig.tolist())}
+        dosage = dosage_matrix(table.column("dosages"), 1)[:, 0]
+        return pa.RecordBatch.from_pydict({
+            "contig": pa.array([names[c] for c in contig.tolist()], type=pa.string()),
+            "pos": table.column("pos").combine_chunks(),
+            "id": table.column("id").combine_chunks(),
+            "ref": table.column("ref").combine_chunks(),
+            "alt": table.column("alt").combine_chunks(),
+            "sample": pa.array(np.full(table.num_rows, self._sample_of(file), dtype=np.int32), type=pa.int32()),
+            "dosage": pa.array(dosage, type=pa.int8()),
+            "dp": table.column("mean_dp").combine_chunks(),
+            "gq": table.column("mean_gq").combine_chunks(),
+        })
+
+
+@dataclass
+class _CallPacker:
+    """``mapInArrow``: merged sites with their (sample, dosage) calls -> genotype-table batches."""
+
+    names: list
+    sources: list
+    genes: object
+    thresholds: tuple[float, float, float]
+
+    def __call__(self, batches):
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from genoflow.qc.variant_qc import variant_qc
+
+        n_samples = len(self.names)
+        for batch in batches:
+            n = batch.num_rows
+            calls = batch.column(batch.schema.get_field_index("calls"))
+            lengths = pc.list_value_length(calls).to_numpy(zero_copy_only=False)
+            flat = pc.list_flatten(calls)
+            sample = flat.field("sample").to_numpy(zero_copy_only=False)
+            dosage = flat.field("dosage").to_numpy(zero_copy_only=False)
+            row = np.repeat(np.arange(n), lengths)
+            self._check_duplicates(batch, row, sample)
+            matrix = np.full((n, n_samples), -1, dtype=np.int8)
+            present = batch.column(batch.schema.get_field_index("present"))
+            at_site = pc.list_flatten(present)
+            site_row = np.repeat(np.arange(n), pc.list_value_length(present).to_numpy(zero_copy_only=False))
+            called = at_site.field("called").to_numpy(zero_copy_only=False).astype(bool)
+            matrix[site_row[called], at_site.field("sample").to_numpy(zero_copy_only=False)[called]] = 0
+            matrix[row, sample] = dosage
+            qc = variant_qc(matrix)
+            min_call_rate, min_maf, min_hwe_p = self.thresholds
+            qc_pass = (qc["call_rate"] >= min_call_rate) & (qc["maf"] >= min_maf) & (qc["hwe_p"] >= min_hwe_p)
+            contig = np.asarray(batch.column(batch.schema.get_field_index("contig")).to_pylist(), dtype=object)
+            pos = batch.column(batch.schema.get_field_index("pos")).to_numpy(zero_copy_only=False)
+
+            def floats(values):
+                values = np.asarray(values, dtype=np.float64)
+                return pa.array(values, type=pa.float64(), mask=np.isnan(values))
+
+            offsets = np.arange(0, (n + 1) * n_samples, n_samples, dtype=np.int32)
+            yield pa.RecordBatch.from_pydict({
+                "contig": batch.column(batch.schema.get_field_index("contig")),
+                "pos": batch.column(batch.schema.get_field_index("pos")),
+                "id": batch.column(batch.schema.get_field_index("id")),
+                "ref": batch.column(batch.schema.get_field_index("ref")),
+                "alt": batch.column(batch.schema.get_field_index("alt")),
+                "gene": pa.array([g or "" for g in self.genes.value.annotate(contig, pos)], type=pa.string()),
+                "line": pa.nulls(n, type=pa.int64()),
+                "call_rate": floats(qc["call_rate"]), "alt_af": floats(qc["alt_af"]), "maf": floats(qc["maf"]),
+                "hwe_p": floats(qc["hwe_p"]), "qc_pass": pa.array(np.asarray(qc_pass, dtype=bool)),
+                "dosages": pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets),
+                                                                  pa.py_buffer(np.ascontiguousarray(matrix))]),
+                "mean_dp": batch.column(batch.schema.get_field_index("mean_dp")),
+                "mean_gq": batch.column(batch.schema.get_field_index("mean_gq")),
+            })
+
+    def _check_duplicates(self, batch, row, sample):
+        if not len(row):
+            return
+        n_samples = len(self.names)
+        keys = row.astype(np.int64) * n_samples + sample
+        unique, counts = np.unique(keys, return_counts=True)
+        if (counts > 1).any():
+            k = int(unique[np.argmax(counts > 1)])
+            r, s = divmod(k, n_samples)
+            site = ":".join(str(batch.column(batch.schema.get_field_index(c))[r].as_py())
+                            for c in ("contig", "pos", "ref", "alt"))
+            raise InputError(self.sources[s], f"patient {self.names[s]} has variant {site} more than once",
+                             record=site)
