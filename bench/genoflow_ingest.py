@@ -25,22 +25,25 @@ def main() -> int:
     args = parser.parse_args()
     p = json.loads(args.params_json)["preprocess"]
 
-    from genoflow.pipeline.preprocess import _read_genes, _read_reference, parse_genotypes, read_vcf_header
+    from genoflow.pipeline.preprocess import _read_genes, _read_reference
+    from genoflow.pipeline.vcf_ingest import ingest_vcf, read_vcf_header
     from genoflow.spark import get_spark
     from genoflow.storage import HadoopStorage
 
     spark = get_spark("bench-genoflow-ingest")
     started = time.perf_counter()
     storage = HadoopStorage(spark, args.storage_root)
+    if storage.exists(args.out):
+        storage.delete(args.out)
     vcf_uri = storage.uri(p["vcf"])
     header = read_vcf_header(spark, vcf_uri)
     reference = _read_reference(storage, storage.uri(p["reference_fasta"]))
     genes = _read_genes(storage, storage.uri(p["annotations_gff"]))
-    parse_genotypes(spark, vcf_uri, header, reference, genes, p).write.mode("overwrite").parquet(args.out)
+    result = ingest_vcf(spark, vcf_uri, header, args.out, reference=reference, genes=genes, p=p)
     seconds = time.perf_counter() - started
     n_variants = spark.read.parquet(args.out).count()
     print("BENCH " + json.dumps({"n_variants": n_variants, "n_samples": len(header.samples),
-                                 "in_session_s": round(seconds, 3)}), flush=True)
+                                 "in_session_s": round(seconds, 3), "n_splits": result.n_splits}), flush=True)
     spark.stop()
     return 0
 
