@@ -75,6 +75,13 @@ def _lineage(args) -> int:
     return 0
 
 
+def _dvc(args) -> int:
+    from genoflow.dvc_remote import configure_remote, dvc_main
+
+    configure_remote(Settings().home)
+    return dvc_main(args.dvc_args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genoflow", description=__doc__)
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -131,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     lineage.add_argument("--target", default="data/raw", help="DVC-tracked raw cohort (default: %(default)s)")
     lineage.add_argument("--remote", default=None, help="DVC remote (default: the repository's default remote)")
     lineage.set_defaults(func=_lineage)
+
+    dvc = verbs.add_parser("dvc", help="DVC's own command line, e.g. `genoflow dvc push` (atomic WebHDFS uploads)",
+                           description="Run `dvc ARGS...` in the project with the GENOFLOW_DVC_REMOTE_URL remote "
+                           "as the default and WebHDFS uploads that never leave a partial object on the remote.")
+    dvc.add_argument("dvc_args", nargs=argparse.REMAINDER, help="arguments for dvc")
+    dvc.set_defaults(func=_dvc)
     return parser
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["dvc_version", "dvc_track", "dvc_remote", "code_commit", "git_toplevel", "git_commit_paths",
-           "pointer_commit"]
+__all__ = ["dvc_version", "dvc_track", "dvc_pull", "dvc_remote", "open_dvc_repo", "code_commit", "git_toplevel",
+           "git_commit_paths", "pointer_commit"]
 
 
 def dvc_version(repo_dir: str | Path, target: str = "data/raw") -> str:
@@ -24,21 +24,37 @@ def dvc_version(repo_dir: str | Path, target: str = "data/raw") -> str:
 def dvc_track(repo_dir: str | Path, target: str = "data/raw", *, push: bool = True,
               remote: str | None = None) -> str:
     """``dvc add`` ``target`` (cheap when unchanged), optionally ``dvc push`` it; returns its version."""
-    from dvc.repo import Repo
-
     path = Path(repo_dir).resolve() / target  # DVC resolves relative targets against the cwd, not the repo
-    with Repo(str(repo_dir)) as repo:
+    with open_dvc_repo(repo_dir) as repo:
         repo.add(str(path))
         if push:
             repo.push(targets=[f"{path}.dvc"], remote=remote)
     return dvc_version(repo_dir, target)
 
 
-def dvc_remote(repo_dir: str | Path, remote: str | None = None) -> tuple[str | None, str | None]:
-    """The name and URL of DVC remote ``remote`` (default: the repository's default remote)."""
+def dvc_pull(repo_dir: str | Path, target: str = "data/raw", *, remote: str | None = None) -> str:
+    """``dvc pull`` ``target`` (the version its ``.dvc`` pointer records) from the remote; returns that version."""
+    path = Path(repo_dir).resolve() / target
+    with open_dvc_repo(repo_dir) as repo:
+        repo.pull(targets=[f"{path}.dvc"], remote=remote)
+    return dvc_version(repo_dir, target)
+
+
+def open_dvc_repo(repo_dir: str | Path):
+    """The DVC repository at ``repo_dir``, with the deployment's remote (GENOFLOW_DVC_REMOTE_URL) as its
+    default and WebHDFS uploads that only ever show complete objects (:mod:`genoflow.dvc_remote`)."""
     from dvc.repo import Repo
 
-    with Repo(str(repo_dir)) as repo:
+    from genoflow.dvc_remote import configure_remote, use_atomic_webhdfs
+
+    use_atomic_webhdfs()
+    configure_remote(repo_dir)
+    return Repo(str(repo_dir))
+
+
+def dvc_remote(repo_dir: str | Path, remote: str | None = None) -> tuple[str | None, str | None]:
+    """The name and URL of DVC remote ``remote`` (default: the repository's default remote)."""
+    with open_dvc_repo(repo_dir) as repo:
         name = remote or repo.config["core"].get("remote")
         remotes = repo.config.get("remote", {})
     if name is None:
