@@ -76,39 +76,53 @@ def test_dvc_webhdfs__push_pull_round_trip_and_versions_listed(tmp_path, remote_
     assert tree_digest(repo / "data" / "raw") == before
 
 
+def assert_objects_intact(hook, objects: str) -> int:
+    """Every object on the remote hashes to its name (DVC never re-uploads one it finds); returns the count."""
+    stored = [(prefix, name) for prefix in hook.list(objects) for name in hook.list(f"{objects}/{prefix}")]
+    for prefix, name in stored:
+        with hook.get_conn().read(f"{hook.path_of(objects)}/{prefix}/{name}") as reader:
+            assert hashlib.md5(reader.read()).hexdigest() == prefix + name.removesuffix(".dir"), f"{prefix}/{name}"
+    return len(stored)
+
+
 def test_dvc_webhdfs__interrupted_push_leaves_remote_consistent_and_next_push_completes(
         tmp_path, remote_env, hdfs_hook):
-    repo = make_repo(tmp_path / "repo", n_patients=150, seed=22)
+    repo = make_repo(tmp_path / "repo", n_patients=30, seed=22)
+    # One large file (like a BAM next to the VCF) so that the kill lands inside an upload, not between two.
+    big = repo / "data" / "raw" / "reads.bin"
+    big.write_bytes(os.urandom(48 << 20))
     env = {**os.environ, "GENOFLOW_HOME": str(repo)}
     genoflow = str(VENV_BIN / "genoflow")
     subprocess.run([genoflow, "dvc", "add", "-q", "data/raw"], cwd=repo, env=env, check=True)
     version = dvc_version(repo, "data/raw")
+    remote_path = hdfs_hook.path_of(remote_env)
     objects = f"{remote_env}/files/md5"
 
     push = subprocess.Popen([genoflow, "dvc", "push", "-j", "1"], cwd=repo, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 600
+    uploaded = 0
     while push.poll() is None and time.monotonic() < deadline:
-        if hdfs_hook.exists(objects) and hdfs_hook.file_count(objects) >= 20:
+        # More bytes than all small files together: the large file's upload is under way.
+        uploaded = (hdfs_hook.get_conn().content(remote_path, strict=False) or {}).get("length", 0)
+        if uploaded >= 16 << 20:
             break
-        time.sleep(0.2)
+        time.sleep(0.05)
     os.killpg(push.pid, signal.SIGKILL)  # mid-upload: no chance to clean up
     push.wait()
     assert push.returncode == -signal.SIGKILL, "the push finished before it could be interrupted"
+    assert uploaded >= 16 << 20
 
-    # Consistent: every object on the remote is complete (its content hashes to its name), and the
-    # version is not listed as complete, so nothing would pull half a cohort.
-    stored = [(prefix, name) for prefix in hdfs_hook.list(objects) for name in hdfs_hook.list(f"{objects}/{prefix}")]
-    assert 0 < len(stored) < 151 * 2
-    for prefix, name in stored:
-        with hdfs_hook.get_conn().read(f"{hdfs_hook.path_of(objects)}/{prefix}/{name}") as reader:
-            assert hashlib.md5(reader.read()).hexdigest() == prefix + name.removesuffix(".dir"), name
+    # Consistent: no object is there in part, and the version is not complete on the remote.
+    assert 0 < assert_objects_intact(hdfs_hook, objects)
     assert [v for v in hdfs_hook.dvc_versions(remote_env) if v["complete"]] == []
 
     finished = subprocess.run([genoflow, "dvc", "push"], cwd=repo, env=env, capture_output=True, text=True)
     assert finished.returncode == 0, finished.stdout + finished.stderr
     [listed] = hdfs_hook.dvc_versions(remote_env)
     assert listed["version"] == version and listed["complete"], listed
+    distinct = set(tree_digest(repo / "data" / "raw").values())
+    assert assert_objects_intact(hdfs_hook, objects) == len(distinct) + 1  # the files and the manifest
 
 
 def test_hdfs_hook__committed_outputs_by_dataset_version_and_namenode_health(hdfs, spark, hdfs_hook):
