@@ -93,14 +93,12 @@ def dataset_lineage(home: str | Path, dataset_version: str, *, target: str = "da
         ``n_files``, ``size``, ``files``: one dict per file, shallow paths first: ``path`` (relative to
         ``target``), ``md5``, ``size``, ``in_cache``, ``on_remote``, ``remote_uri``.
     """
-    from dvc.repo import Repo
-
-    from genoflow.versioning import dvc_remote, dvc_version, pointer_commit
+    from genoflow.versioning import dvc_remote, dvc_version, open_dvc_repo, pointer_commit
 
     home = Path(home)
     current = (home / f"{target}.dvc").exists() and dvc_version(home, target) == dataset_version
     remote_name, remote_url = dvc_remote(home, remote)
-    with Repo(str(home)) as repo:
+    with open_dvc_repo(home) as repo:
         cache = repo.cache.local
         remote_odb = repo.cloud.get_remote_odb(remote_name) if remote_name else None
         entries = _listing(cache, remote_odb, dataset_version, remote_name)
