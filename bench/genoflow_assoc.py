@@ -11,6 +11,7 @@ as Parquet (so every variant is really computed).
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 import time
@@ -33,7 +34,9 @@ def main() -> int:
     samples = samples[samples["sample_qc_pass"] & samples[args.target].notna()].reset_index(drop=True)
     genotypes = spark.read.parquet(f"{args.preprocess}/genotypes").filter("qc_pass")
     covariates = covariate_matrix(samples, [c for c in args.covariates.split(",") if c])
-    scan = association_scan(spark, genotypes, sample_index=samples["sample_index"].to_numpy(),
+    # The features step's scan took the session first before it moved to genoflow.stats' IRLS kernel.
+    lead = (spark, genotypes) if "spark" in inspect.signature(association_scan).parameters else (genotypes,)
+    scan = association_scan(*lead, sample_index=samples["sample_index"].to_numpy(),
                             y=samples[args.target].to_numpy(dtype=float), covariates=covariates)
     scan.write.mode("overwrite").parquet(args.out)
     seconds = time.perf_counter() - started

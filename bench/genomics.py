@@ -73,29 +73,37 @@ class BenchError(RuntimeError):
 
 
 def measure(argv: list[str], log: Path, env: dict | None = None) -> dict:
-    """Run ``argv`` to completion; wall s, peak RSS (MB, whole process tree, sampled every 0.1 s), CPU s."""
+    """Run ``argv`` to completion: wall s, CPU s, peak RSS MB.
+
+    CPU s is the process's own plus its reaped descendants' (``wait4`` rusage: Spark's Python
+    workers and JVM threads count), the number to read on a machine shared with other work, where
+    wall time also measures the queue for the cores. Peak RSS is summed over the live process tree
+    (psutil, sampled every 0.1 s), so a Spark job's JVM and Python workers count together.
+    """
     log.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    peak, cpu = 0, {}
+    peak = 0
     with log.open("w") as out:
         proc = psutil.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO)
-        while proc.poll() is None:
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
             rss = 0
             for p in [proc, *_children(proc)]:
                 try:
                     rss += p.memory_info().rss
-                    t = p.cpu_times()
-                    cpu[p.pid] = t.user + t.system + t.children_user + t.children_system
                 except psutil.Error:
                     pass
             peak = max(peak, rss)
             time.sleep(0.1)
     wall = time.perf_counter() - started
-    if proc.returncode != 0:
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
         tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-15:])
-        raise BenchError(f"{' '.join(argv[:3])} ... failed (exit {proc.returncode}); log {log}:\n{tail}")
-    return {"wall_s": round(wall, 2), "peak_rss_mb": round(peak / 2**20), "cpu_s": round(sum(cpu.values()), 1),
-            **_bench_line(log)}
+        raise BenchError(f"{' '.join(argv[:3])} ... failed (exit {code}); log {log}:\n{tail}")
+    return {"wall_s": round(wall, 2), "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
+            "peak_rss_mb": round(peak / 2**20), **_bench_line(log)}
 
 
 def _children(proc) -> list:
@@ -435,6 +443,16 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x" if b else "n/a"
 
 
+def _per(count: float, cpu_s: float, unit: float) -> str:
+    """Throughput per CPU second ('-' when the tool used < 0.1 CPU s, too little to divide by)."""
+    suffix = " M" if unit == 1e6 else ""
+    return f"{count / cpu_s / unit:,.2f}{suffix}" if cpu_s >= 0.1 else "-"
+
+
+def _cpu_ratio(n_a: float, cpu_a: float, n_b: float, cpu_b: float) -> str:
+    return f"{(n_a / cpu_a) / (n_b / cpu_b):.2f}x" if cpu_a >= 0.1 and cpu_b >= 0.1 else "n/a"
+
+
 def render(results: dict) -> str:
     m = results["machine"]
     out = [f"Machine: {m['logical_cpus']} logical CPUs, {m['memory_gb']} GB, shared with other work (load "
@@ -457,20 +475,28 @@ def _render_cohort(c: dict) -> list[str]:
     gt = c["n_samples"] * c["n_variants"]
     out = [f"### Cohort `{c['cohort']}`: {c['n_samples']:,} samples x {c['n_variants']:,} variants "
            f"({gt / 1e6:,.0f} M genotypes, VCF.gz {c['vcf_mb']} MB), {c['cores']} cores", "", f"({_when(c)})", "",
-           "Ingest (VCF.gz -> each tool's own format):", "",
-           "| tool | wall s | genotypes/s | peak RSS MB | CPU s | genoflow VCF->Parquet vs this |",
-           "|---|---|---|---|---|---|"]
-    gf = c["ingest"]["genoflow VCF->Parquet"]["genotypes_per_s"]
+           "Ingest (VCF.gz -> each tool's own format). Ratios are genoflow VCF->Parquet's throughput over "
+           "the row's, by wall time and by CPU time:", "",
+           "| tool | wall s | CPU s | peak RSS MB | genotypes/s | genotypes/CPU-s | genoflow vs this (wall) "
+           "| genoflow vs this (CPU) |",
+           "|---|---|---|---|---|---|---|---|"]
+    base = c["ingest"]["genoflow VCF->Parquet"]
     for label, r in c["ingest"].items():
-        out.append(f"| {label} | {r['wall_s']} | {r['genotypes_per_s'] / 1e6:,.1f} M | {r['peak_rss_mb']:,} | "
-                   f"{r['cpu_s']} | {ratio(gf, r['genotypes_per_s'])} |")
-    out += ["", "Association (logistic, covariates age + sex, QC: call rate >= 0.95, MAF >= 0.01, HWE p >= 1e-6):",
-            "", "| tool | variants tested | wall s | variants/s | peak RSS MB | CPU s | genoflow vs this |",
-            "|---|---|---|---|---|---|---|"]
-    ga = c["assoc"]["genoflow association_scan"]["variants_per_s"]
+        out.append(f"| {label} | {r['wall_s']} | {r['cpu_s']} | {r['peak_rss_mb']:,} | {gt / r['wall_s'] / 1e6:,.2f} M "
+                   f"| {_per(gt, r['cpu_s'], 1e6)} | {ratio(r['wall_s'], base['wall_s'])} "
+                   f"| {_cpu_ratio(gt, base['cpu_s'], gt, r['cpu_s'])} |")
+    out += ["", "Association (logistic regression per variant, covariates age + sex; variant QC call rate >= 0.95, "
+            "MAF >= 0.01, HWE p >= 1e-6 in each tool). Ratios as above, genoflow's variants/s over the row's:",
+            "", "| tool | variants tested | wall s | CPU s | peak RSS MB | variants/s | variants/CPU-s "
+            "| genoflow vs this (wall) | genoflow vs this (CPU) |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    base = c["assoc"]["genoflow association_scan"]
     for label, r in c["assoc"].items():
-        out.append(f"| {label} | {r['n_variants']:,} | {r['wall_s']} | {r['variants_per_s']:,.0f} | "
-                   f"{r['peak_rss_mb']:,} | {r['cpu_s']} | {ratio(ga, r['variants_per_s'])} |")
+        n = r["n_variants"]
+        out.append(f"| {label} | {n:,} | {r['wall_s']} | {r['cpu_s']} | {r['peak_rss_mb']:,} | "
+                   f"{n / r['wall_s']:,.0f} | {_per(n, r['cpu_s'], 1)} | "
+                   f"{ratio(base['n_variants'] / base['wall_s'], n / r['wall_s'])} | "
+                   f"{_cpu_ratio(base['n_variants'], base['cpu_s'], n, r['cpu_s'])} |")
     q = c.get("quality")
     if q:
         prs = q["plink2_prs"]
