@@ -4,7 +4,7 @@
     python hail_bench.py assoc IN.mt PHENO.tsv OUT.ht --cores 2 --tmp DIR
 
 ``ingest`` is ``hl.import_vcf(...).write(...)``; ``assoc`` filters variants like genoflow's QC
-(call rate >= 0.95, MAF >= 0.01, HWE p >= 1e-6), then ``hl.logistic_regression_rows`` (Wald)
+(``--qc`` JSON: min_call_rate, min_maf, min_hwe_p), then ``hl.logistic_regression_rows`` (Wald)
 with the trait and covariates of PHENO.tsv (columns IID, disease, age, sex), written as a Table.
 Prints one ``BENCH {json}`` line. No genoflow import: Hail's venv has its own pyspark.
 """
@@ -43,7 +43,9 @@ def assoc(args) -> dict:
     mt = mt.annotate_cols(pheno=pheno[mt.s])
     mt = hl.variant_qc(mt)
     qc = mt.variant_qc
-    mt = mt.filter_rows((qc.call_rate >= 0.95) & (hl.min(qc.AF) >= 0.01) & (qc.p_value_hwe >= 1e-6))
+    t = json.loads(args.qc)
+    mt = mt.filter_rows((qc.call_rate >= t["min_call_rate"]) & (hl.min(qc.AF) >= t["min_maf"])
+                        & (qc.p_value_hwe >= t["min_hwe_p"]))
     result = hl.logistic_regression_rows(test="wald", y=mt.pheno.disease, x=mt.GT.n_alt_alleles(),
                                          covariates=[1.0, mt.pheno.age, mt.pheno.sex])
     result.write(args.out, overwrite=True)
@@ -60,6 +62,7 @@ def main() -> int:
     asc.add_argument("mt")
     asc.add_argument("pheno")
     asc.add_argument("out")
+    asc.add_argument("--qc", default='{"min_call_rate": 0.95, "min_maf": 0.01, "min_hwe_p": 1e-6}')
     for p in (ing, asc):
         p.add_argument("--cores", type=int, default=2)
         p.add_argument("--tmp", required=True)

@@ -6,7 +6,7 @@ The standard recipe, run with plink2 (plink 1.9 for clumping: this plink2 build 
 2. ancestry: LD-pruned common variants, ``--pca 10 allele-wts`` on the GWAS patients, projected on
    everyone with ``--score ... variance-standardize``;
 3. GWAS on the GWAS patients: ``--glm`` logistic (Firth fallback), covariates age, sex, PC1-10,
-   with genoflow's variant QC thresholds (``--geno 0.05 --maf 0.01 --hwe 1e-6``);
+   with the cohort's variant QC thresholds (genoflow's ``preprocess`` params as ``--geno/--maf/--hwe``);
 4. clumping (r2 0.1, 250 kb) on the GWAS patients, then ``--score`` at p-value thresholds
    (``--q-score-range``);
 5. the threshold whose score has the best AUC on the tuning patients is kept; a logistic model of
@@ -31,15 +31,15 @@ __all__ = ["plink_prs_baseline", "P_THRESHOLDS"]
 
 P_THRESHOLDS = (5e-8, 1e-6, 1e-5, 1e-4, 1e-3, 0.01, 0.05, 0.1, 0.2, 0.5, 1.0)
 N_PCS = 10
-QC = ["--geno", "0.05", "--maf", "0.01", "--hwe", "1e-6"]
 
 
 def plink_prs_baseline(run, pfile: str, pheno: pd.DataFrame, train_ids: list[str], test_ids: list[str],
-                       work: Path, threads: int) -> dict:
+                       work: Path, threads: int, qc: list[str]) -> dict:
     """Held-out AUCs of the C+T baseline.
 
     ``run(name, argv)`` runs a command (and times it); ``pheno`` has columns IID, disease (0/1),
-    age, male (0/1) for every patient in ``train_ids`` and ``test_ids``.
+    age, male (0/1) for every patient in ``train_ids`` and ``test_ids``; ``qc`` the plink2 variant
+    QC flags of the GWAS.
     """
     work.mkdir(parents=True, exist_ok=True)
     plink = ["plink2", "--pfile", pfile, "--threads", str(threads)]
@@ -62,7 +62,7 @@ def plink_prs_baseline(run, pfile: str, pheno: pd.DataFrame, train_ids: list[str
         pheno_file, sep="\t", index=False)  # plink's case/control coding: 1 control, 2 case
     run("plink2 gwas", plink + ["--keep", keep, "--pheno", str(pheno_file), "--pheno-name", "disease",
                                 "--covar", str(work / "covar.tsv"), "--covar-variance-standardize",
-                                "--glm", "hide-covar", *QC, "--out", str(work / "gwas")])
+                                "--glm", "hide-covar", *qc, "--out", str(work / "gwas")])
     gwas = _read_glm(work / "gwas")
 
     run("plink2 bed for clumping", plink + ["--keep", keep, "--extract", _write_ids(work / "tested.txt", gwas["ID"]),
