@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -14,6 +16,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "plugins"))
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+
+
+def build_bgzf_codec() -> None:
+    """Build the BGZF codec jar (`make codec`) when missing, so in-process sessions split bgzip as the jobs do."""
+    from genoflow.config import BGZF_CODEC_JAR
+
+    if not (REPO / BGZF_CODEC_JAR).exists() and shutil.which("mvn"):
+        subprocess.run(["mvn", "-q", "-f", str(REPO / "hadoop" / "bgzf-codec" / "pom.xml"), "package"], check=True)
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +51,7 @@ def spark(tmp_path_factory):
 
     from genoflow.config import Settings, bgzf_codec_conf
 
+    build_bgzf_codec()
     warehouse = tmp_path_factory.mktemp("spark-warehouse")
     builder = (SparkSession.builder.master("local[2]").appName("genoflow-tests")
                .config("spark.sql.shuffle.partitions", "4")

@@ -1,20 +1,18 @@
 """VCF ingest on Spark: BGZF splitting, decoding, file-level line numbers and bad input.
 
-Runs on the shared local[2] session with genoflow's BGZF codec (built with Maven if missing);
+Runs on the shared local[2] session with genoflow's BGZF codec (tests/conftest.py builds it if missing);
 small split sizes make a ~0.5 MB bgzip file arrive in several splits.
 """
 
 from __future__ import annotations
 
 import gzip
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 from Bio import bgzf
 
-from genoflow.config import BGZF_CODEC_JAR, Settings
 from genoflow.errors import InputError
 from genoflow.genotypes import dosage_matrix
 from genoflow.io.gff import read_genes
@@ -26,15 +24,6 @@ N_SITES = 2500
 STEP = 7
 CONTIG_LENGTH = 40_000
 P = {"vcf_chunk_lines": 300, "min_call_rate": 0.0, "min_maf": 0.0, "min_hwe_p": 0.0}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def codec_jar():
-    """The BGZF codec must be on the session's classpath for these tests: build it when missing."""
-    jar = Settings().home / BGZF_CODEC_JAR
-    if not jar.exists():
-        subprocess.run(["mvn", "-q", "-f", str(jar.parents[1] / "pom.xml"), "package"], check=True)
-    return jar
 
 
 @pytest.fixture
@@ -99,7 +88,7 @@ def test_ingest_vcf__bgzip_is_split_and_equals_the_single_pass_parse(spark, smal
     lines = vcf_lines()
     result, table = ingest(spark, write_bgzf(tmp_path / "c.vcf.gz", lines), tmp_path / "out", reference, genes)
     expected = expected_table(lines)
-    assert result.n_splits > 3
+    assert result.n_splits > 3, "read in one piece: is the BGZF codec (make codec) on the session's classpath?"
     assert table["pos"].tolist() == expected.column("pos").to_pylist()
     assert table["alt"].tolist() == expected.column("alt").to_pylist()
     got = np.stack([np.frombuffer(b, dtype=np.int8) for b in table["dosages"]])
