@@ -2,7 +2,9 @@
 
 Runs the real preprocess and features steps (in-process, real Spark), then reruns features with
 every test patient's labels flipped. If any label-driven statistic (association scans, variant
-selection, imputation values) or any training row used test labels, the two outputs would differ.
+selection, clumping and polygenic-score weights, burden gene choice, imputation values) or any
+training row used test labels, the two outputs would differ. PCA is fitted on every patient but
+never sees a label, so the genotype features of test patients must not move either.
 
 The split itself is stratified on disease status by design (so flipping a label can move a
 patient across strata); the rerun therefore keeps the original patient -> split assignment, and
@@ -91,6 +93,11 @@ def test_features__test_labels_do_not_reach_anything_learned(spark, preprocessed
     table_b = pd.read_parquet(flipped / "table").set_index("pid").sort_index()
     train = table_a["split"] == "train"
     pd.testing.assert_frame_equal(table_a[train], table_b[train])
+    # Every feature of a test patient (PCs, polygenic scores, burdens, dosages) is the same too: only labels moved.
+    labels = ["disease_status", "treatment_response"]
+    pd.testing.assert_frame_equal(table_a.drop(columns=labels), table_b.drop(columns=labels))
+    assert {"pc1", "prs_disease_status_p1em2", "prs_treatment_response_p1em2"} <= set(table_a.columns)
+    assert table_a["prs_disease_status_p1em2"].std() > 0  # weights were learnt (not an all-zero score)
     # The edit really happened: the test rows' labels differ, so the equalities above are not vacuous.
     assert (table_a.loc[~train, "disease_status"] != table_b.loc[~train, "disease_status"]).all()
     assert train.sum() > 100 and (~train).sum() > 30

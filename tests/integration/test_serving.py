@@ -174,7 +174,10 @@ def test_ready__serves_the_registry_champions(http, registry):
 
 def test_skew__api_risk_equals_sparks_held_out_score(http, registry, champion, cohort):
     spec = _spec(registry, champion.run_id)
-    wanted = {f"{v['contig']}:{v['pos']}:{v['ref']}:{v['alt']}" for v in spec["variants"]}
+    from genoflow.features.spec import FeatureSpec
+
+    inputs = FeatureSpec(**spec).input_variants  # selected variants + those of the PCs, PRS and burdens
+    wanted = {f"{v['contig']}:{v['pos']}:{v['ref']}:{v['alt']}" for v in inputs}
     expected = cohort.scores_of(champion.run_id, TARGET)
     assert len(expected) >= N_PATIENTS
     for i, (pid, score) in enumerate(expected.head(N_PATIENTS).items()):
@@ -189,7 +192,7 @@ def test_skew__api_risk_equals_sparks_held_out_score(http, registry, champion, c
         assert result["model"] == {"name": MODEL, "version": str(champion.version), "alias": "champion",
                                    "run_id": champion.run_id}
         assert abs(result["risk"] - score) <= TOLERANCE, (pid, result["risk"], score)
-        assert result["n_variants_used"] + result["n_variants_missing"] == len(spec["variants"])
+        assert result["n_variants_used"] + result["n_variants_missing"] == len(inputs)
 
 
 def test_skew__single_sample_vcf_upload(http, registry, champion, cohort):

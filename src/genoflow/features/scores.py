@@ -18,13 +18,27 @@ feature spec.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from genoflow.genotypes import MISSING, stack_dosages, variant_label
 
-__all__ = ["ScoreBlock", "spark_scores", "pca_block", "prs_block", "burden_block"]
+__all__ = ["ScoreBlock", "spark_scores", "pca_block", "prs_block", "burden_block", "threshold_label", "burden_name"]
+
+
+def threshold_label(threshold: float) -> str:
+    """A p-value threshold as a column-safe label (Spark reads '.' in a column name as a field):
+    1e-4 -> ``1em4``, 0.05 -> ``5em2``, 1 -> ``1e0``."""
+    mantissa, exponent = f"{threshold:.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}".replace("-", "m")
+
+
+def burden_name(gene: str, prefix: str = "burden") -> str:
+    """The feature column of a gene's burden, e.g. ``burden_GF01`` (characters other than letters,
+    digits and '_' become '_')."""
+    return f"{prefix}_" + re.sub(r"[^A-Za-z0-9_]", "_", gene)
 
 
 @dataclass
@@ -63,9 +77,12 @@ class ScoreBlock:
         return [variant_label(c, int(p), r, a) for c, p, r, a in self.variants]
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(center (V,), weights (V, F), offset (F,)) as float64."""
-        w = np.asarray(self.weights, dtype=np.float64).reshape(len(self.variants), len(self.names))
-        return 2.0 * np.asarray(self.alt_freq, dtype=np.float64), w, np.asarray(self.offset, dtype=np.float64)
+        """(center (V,), weights (V, F), offset (F,)) as float64 (built once: the lists are not changed)."""
+        if getattr(self, "_arrays", None) is None:
+            w = np.asarray(self.weights, dtype=np.float64).reshape(len(self.variants), len(self.names))
+            self._arrays = (2.0 * np.asarray(self.alt_freq, dtype=np.float64), w,
+                            np.asarray(self.offset, dtype=np.float64))
+        return self._arrays
 
     def apply(self, dosages: np.ndarray) -> np.ndarray:
         """Scores of patients from their dosages, shape (n, V) float (NaN or negative = missing); (n, F)."""
@@ -108,7 +125,7 @@ def prs_block(frame, thresholds: list[float], prefix: str) -> ScoreBlock:
     pvalue = frame["p"].to_numpy(dtype=np.float64)
     w = np.column_stack([np.where(pvalue <= t, beta, 0.0) for t in thresholds]) if thresholds else \
         np.empty((len(frame), 0))
-    names = [f"{prefix}_p{t:g}" for t in thresholds]
+    names = [f"{prefix}_p{threshold_label(t)}" for t in thresholds]
     offset = (2.0 * p_freq) @ w
     return ScoreBlock("prs", names, _keys(frame), p_freq.tolist(), w.tolist(), offset.tolist(),
                       {"thresholds": list(thresholds), "p": pvalue.tolist(), "beta": beta.tolist()})
@@ -125,7 +142,7 @@ def burden_block(frame, genes: list[str], prefix: str = "burden") -> ScoreBlock:
     minor_expected = 2.0 * np.minimum(p, 1.0 - p)
     offset = minor_expected @ (w != 0)
     keep = rows
-    return ScoreBlock("burden", [f"{prefix}_{g}" for g in genes], [_keys(frame)[i] for i in keep],
+    return ScoreBlock("burden", [burden_name(g, prefix) for g in genes], [_keys(frame)[i] for i in keep],
                       p[keep].tolist(), w[keep].tolist(), offset.tolist(), {"genes": list(genes)})
 
 

@@ -353,10 +353,10 @@ def _raw_features(spark, batch, patients, spec) -> dict:
         raw[column] = (patients[column].to_numpy(dtype=float) if column in patients
                        else np.full(len(patients), np.nan))
     index = patients["sample_index"].to_numpy()
-    for column in spec.variant_columns:
+    for column in spec.input_variant_columns:  # selected variants and those of the genotype scores
         raw[column] = np.full(len(patients), np.nan)
-    if spec.variants:
-        wanted = spark.createDataFrame([(v["contig"], int(v["pos"]), v["ref"], v["alt"]) for v in spec.variants],
+    if spec.input_variants:
+        wanted = spark.createDataFrame([(v["contig"], int(v["pos"]), v["ref"], v["alt"]) for v in spec.input_variants],
                                        "contig string, pos long, ref string, alt string")
         for r in batch.join(wanted, ["contig", "pos", "ref", "alt"]).select(
                 "contig", "pos", "ref", "alt", "dosages").collect():

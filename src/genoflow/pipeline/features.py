@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import asdict
 
 import numpy as np
 
+from genoflow.features.burden import rare_gene_variants
+from genoflow.features.scores import burden_block, burden_name
 from genoflow.genotypes import stack_dosages, unpack_dosages, variant_label
 
-__all__ = ["run_features", "split_samples", "association_scan", "ASSOCIATION_SCHEMA_DDL"]
+__all__ = ["run_features", "split_samples", "association_scan", "ancestry_components", "polygenic_scores",
+           "top_burden_genes", "ASSOCIATION_SCHEMA_DDL"]
 
 log = logging.getLogger(__name__)
 
@@ -34,34 +38,158 @@ def run_features(spark, preprocess_uri: str, output, params: dict) -> dict:
     targets = list(params["train"]["targets"])
     samples = spark.read.parquet(f"{preprocess_uri}/samples").toPandas()  # one row per patient
     samples = split_samples(samples, f)
-    train = samples[samples["split"] == "train"]
+    is_train = (samples["split"] == "train").to_numpy()
+    everyone = samples["sample_index"].to_numpy()
 
-    genotypes = spark.read.parquet(f"{preprocess_uri}/genotypes").filter("qc_pass")
-    covariates = covariate_matrix(samples, f["covariates"])
+    genotypes = spark.read.parquet(f"{preprocess_uri}/genotypes").filter("qc_pass").cache()
+    ancestry = ancestry_components(spark, genotypes, everyone, f)  # unsupervised: every patient, no labels
+    covariates = np.column_stack([covariate_matrix(samples, f["covariates"]),
+                                  ancestry["scores"][:, : int(f["pca_covariates"])]])
+    rare = rare_gene_variants(genotypes, max_maf=float(f["burden_max_maf"]),
+                              min_variants=int(f["burden_min_variants"]))
+    all_genes = sorted(rare["gene"].unique())
+    burden_all = burden_block(rare, all_genes, prefix="burden")
+    burden_values = _block_scores(spark, genotypes, everyone, burden_all)
+
     selected: dict[str, list[tuple]] = {}
+    blocks = [ancestry["block"]] if ancestry["block"].names else []
+    columns, summary = {}, {}
     for target in targets:
-        labelled = train[train[target].notna()]
-        scan = association_scan(
-            spark, genotypes,
-            sample_index=labelled["sample_index"].to_numpy(),
-            y=labelled[target].to_numpy(dtype=float),
-            covariates=covariates[labelled.index.to_numpy()],
-        )
+        labelled = train_rows(samples, target)
+        null = _null_model(samples, labelled, target, covariates)
+        scan = association_scan(spark, genotypes, sample_index=samples.loc[labelled, "sample_index"].to_numpy(),
+                                y=samples.loc[labelled, target].to_numpy(dtype=float), covariates=covariates[labelled],
+                                null=null)
         scan.write.parquet(output.path(f"association/{target}"))
         scan = spark.read.parquet(output.path(f"association/{target}"))
         top = scan.orderBy("p", "contig", "pos").limit(int(f["top_k"]))
         selected[target] = [tuple(r) for r in top.select("contig", "pos", "ref", "alt", "gene", "p").collect()]
-        log.info("%s: top variant %s", target, selected[target][:1])
+        prs = polygenic_scores(spark, scan, genotypes, samples.loc[is_train, "sample_index"].to_numpy(), f, target)
+        genes = top_burden_genes(null, burden_values[labelled], all_genes, int(f["burden_top_k"]))
+        if prs.names:
+            blocks.append(prs)
+        columns[target] = [*ancestry["block"].names, *prs.names, *[burden_name(g) for g in genes]]
+        summary[target] = {**association_summary(scan, output, target, selected[target]),
+                           "n_clumped_index_variants": len(prs.variants), "burden_genes": genes}
+        log.info("%s: top variant %s, %s", target, selected[target][:1], summary[target])
 
-    table, specs = build_feature_table(spark, genotypes, samples, selected, f)
+    chosen_genes = sorted({g for t in targets for g in summary[t]["burden_genes"]})
+    burden = burden_all.subset_names([burden_name(g) for g in chosen_genes]) if chosen_genes else None
+    scores = [(block, _block_scores(spark, genotypes, everyone, block)) for block in blocks]
+    if burden is not None:
+        scores.append((burden, burden_values[:, [all_genes.index(g) for g in chosen_genes]]))
+    table, specs = build_feature_table(spark, genotypes, samples, selected, f, scores, columns)
     spark.createDataFrame(table).coalesce(1).write.parquet(output.path("table"))
     meta = {
-        "targets": {t: {"features": specs[t].names, "spec": json.loads(specs[t].to_json())} for t in targets},
-        "n_train": int((samples["split"] == "train").sum()),
-        "n_test": int((samples["split"] == "test").sum()),
+        "targets": {t: {"features": specs[t].names, "spec": json.loads(specs[t].to_json()), **summary[t]}
+                    for t in targets},
+        "pca": {"eigenvalues": ancestry["block"].meta["eigenvalues"], "n_pruned_variants": ancestry["n_variants"]},
+        "n_train": int(is_train.sum()),
+        "n_test": int((~is_train).sum()),
     }
     output.write_json("features.json", meta)
-    return {k: meta[k] for k in ("n_train", "n_test")}
+    genotypes.unpersist()
+    return {"n_train": meta["n_train"], "n_test": meta["n_test"], "n_pruned_variants": ancestry["n_variants"],
+            **{f"lambda_gc.{t}": summary[t]["lambda_gc"] for t in targets}}
+
+
+def train_rows(samples, target: str) -> np.ndarray:
+    """Row positions of the training patients with a label for ``target``."""
+    return np.flatnonzero(((samples["split"] == "train") & samples[target].notna()).to_numpy())
+
+
+def _null_model(samples, rows: np.ndarray, target: str, covariates: np.ndarray):
+    from genoflow.features.association import fit_null_logistic
+
+    return fit_null_logistic(samples.loc[rows, target].to_numpy(dtype=float), _standardise(covariates[rows]))
+
+
+def ancestry_components(spark, genotypes, sample_index: np.ndarray, f: dict) -> dict:
+    """LD-prune (plink2 --indep-pairwise), then PCA on the pruned variants (plink2 --pca), in Spark.
+
+    Returns the PC score block (loadings + allele frequencies, so a new patient is projected),
+    the samples' scores (n, k) and the number of pruned variants.
+    """
+    from genoflow.features.ld import prune_contigs
+    from genoflow.features.pca import pca_from_gram, spark_gram, spark_loadings
+    from genoflow.features.scores import ScoreBlock, pca_block
+
+    k = min(int(f["pca_components"]), len(sample_index) - 1)
+    if k <= 0:  # PCA switched off
+        return {"block": ScoreBlock("pca", [], [], [], [], [], {"eigenvalues": []}),
+                "scores": np.empty((len(sample_index), 0)), "n_variants": 0}
+    pruned = prune_contigs(genotypes, sample_index=sample_index, window=int(f["prune_window"]),
+                           step=int(f["prune_step"]), r2=float(f["prune_r2"]), window_kb=bool(f["prune_window_kb"]))
+    kept = genotypes.drop("alt_af").join(pruned, ["contig", "pos", "ref", "alt"]).cache()
+    gram, m = spark_gram(kept, sample_index)
+    pca = pca_from_gram(gram, m, k)
+    rows = spark_loadings(kept, sample_index, pca).toPandas().sort_values(["contig", "pos", "ref", "alt"],
+                                                                          ignore_index=True)
+    kept.unpersist()
+    block = pca_block(rows, pca.eigenvalues, [f"pc{i + 1}" for i in range(k)])
+    log.info("PCA: %d pruned variants, eigenvalues %s", m, np.round(pca.eigenvalues, 3).tolist())
+    return {"block": block, "scores": pca.scores, "n_variants": int(m)}
+
+
+def polygenic_scores(spark, scan, genotypes, train_index: np.ndarray, f: dict, target: str):
+    """Clump the training-split scan (LD on training patients), then P+T scores at each threshold."""
+    import pandas as pd
+
+    from genoflow.features.prs import clump_contigs
+    from genoflow.features.scores import prs_block
+
+    thresholds = sorted(float(t) for t in f["prs_thresholds"])
+    if not thresholds:  # polygenic scores switched off
+        return prs_block(pd.DataFrame(columns=["contig", "pos", "ref", "alt", "alt_af", "beta", "p"]), [],
+                         f"prs_{target}")
+    index = clump_contigs(scan.filter(f"p <= {thresholds[-1]!r}"), genotypes, sample_index=train_index,
+                          p1=thresholds[-1], p2=float(f["clump_p2"]), r2=float(f["clump_r2"]), kb=float(f["clump_kb"]))
+    rows = index.join(genotypes.select("contig", "pos", "ref", "alt", "alt_af"), ["contig", "pos", "ref", "alt"])
+    frame = rows.toPandas().sort_values(["contig", "pos", "ref", "alt"], ignore_index=True)
+    return prs_block(frame, thresholds, f"prs_{target}")
+
+
+def top_burden_genes(null, burdens: np.ndarray, genes: list[str], k: int) -> list[str]:
+    """The ``k`` genes whose burden (training rows) is most associated with the trait (p < 1)."""
+    from genoflow.features.burden import score_test_values
+
+    if not genes or k <= 0:
+        return []
+    p = score_test_values(null, burdens.T)
+    order = sorted(range(len(genes)), key=lambda i: (p[i], genes[i]))
+    return [genes[i] for i in order[:k] if p[i] < 1.0]
+
+
+def association_summary(scan, output, target: str, selected: list[tuple]) -> dict:
+    """Genomic inflation of the scan, and its Manhattan and QQ plots written beside the results."""
+    from genoflow.reporting.plots import manhattan_png, qq_png
+    from genoflow.reporting.stats import genomic_inflation
+
+    frame = scan.select("contig", "pos", "p").toPandas()  # one row of three numbers per variant
+    lam = genomic_inflation(frame["p"].to_numpy())
+    title = f"{target} (training split, PCs as covariates)"
+    output.storage.write_bytes(output.path(f"plots/{target}_manhattan.png"), manhattan_png(
+        frame, title=title, selected={(c, p) for c, p, *_ in selected}))
+    output.storage.write_bytes(output.path(f"plots/{target}_qq.png"), qq_png(frame["p"].to_numpy(), title=title))
+    return {"lambda_gc": round(lam, 4)}
+
+
+def _block_scores(spark, genotypes, sample_index: np.ndarray, block) -> np.ndarray:
+    """Every sample's scores of one block (offset included), computed in the executors."""
+    import pandas as pd
+
+    from genoflow.features.scores import spark_scores
+
+    if not block.variants:
+        return np.tile(np.asarray(block.offset, dtype=np.float64), (len(sample_index), 1))
+    weights = spark.createDataFrame(pd.DataFrame({
+        "contig": [v[0] for v in block.variants], "pos": [int(v[1]) for v in block.variants],
+        "ref": [v[2] for v in block.variants], "alt": [v[3] for v in block.variants],
+        "block_af": block.alt_freq, "weights": block.weights}),
+        "contig string, pos long, ref string, alt string, block_af double, weights array<double>")
+    rows = genotypes.select("contig", "pos", "ref", "alt", "dosages").join(weights, ["contig", "pos", "ref", "alt"])
+    partial = spark_scores(rows.withColumnRenamed("block_af", "alt_af"), sample_index, len(block.names))
+    return partial + np.asarray(block.offset, dtype=np.float64)
 
 
 def split_samples(samples, f: dict):
@@ -86,7 +214,8 @@ def covariate_matrix(samples, names: list[str]) -> np.ndarray:
     return np.column_stack(columns) if columns else np.empty((len(samples), 0))
 
 
-def association_scan(spark, genotypes, *, sample_index: np.ndarray, y: np.ndarray, covariates: np.ndarray):
+def association_scan(spark, genotypes, *, sample_index: np.ndarray, y: np.ndarray, covariates: np.ndarray,
+                     null=None):
     """Covariate-adjusted logistic score test of every variant on the given samples only.
 
     Parameters
@@ -99,6 +228,8 @@ def association_scan(spark, genotypes, *, sample_index: np.ndarray, y: np.ndarra
         0/1 labels of those samples, same order.
     covariates : (n, c) float
         Covariates of those samples, same order (an intercept is added).
+    null : NullModel, optional
+        Already fitted on these samples and covariates (standardised); fitted here otherwise.
 
     Returns
     -------
@@ -106,7 +237,7 @@ def association_scan(spark, genotypes, *, sample_index: np.ndarray, y: np.ndarra
     """
     from genoflow.features.association import fit_null_logistic
 
-    null = fit_null_logistic(y, _standardise(covariates))
+    null = null if null is not None else fit_null_logistic(y, _standardise(covariates))
     payload = spark.sparkContext.broadcast((null, np.asarray(sample_index, dtype=np.int64)))
 
     def score(batches):
@@ -138,12 +269,14 @@ def _standardise(x: np.ndarray) -> np.ndarray:
     return (x[:, keep] - x[:, keep].mean(axis=0)) / sd[keep]
 
 
-def build_feature_table(spark, genotypes, samples, selected: dict[str, list[tuple]], f: dict):
+def build_feature_table(spark, genotypes, samples, selected: dict[str, list[tuple]], f: dict,
+                        scores: list[tuple], columns: dict[str, list[str]]):
     """The sample-major table and the feature spec of each target.
 
     Only the selected variants (top-K per target) travel to the driver: K rows of packed dosages,
-    never the cohort. Values become features through :class:`FeatureSpec` (the code the model API
-    runs too); missing dosages and read QC take training-split means.
+    never the cohort. The genotype scores (PCs, polygenic scores, burdens) arrive computed by the
+    executors, with the weights the spec keeps. Values become features through :class:`FeatureSpec`
+    (the code the model API runs too); missing dosages and read QC take training-split means.
     """
     import pandas as pd
 
@@ -162,12 +295,14 @@ def build_feature_table(spark, genotypes, samples, selected: dict[str, list[tupl
                 for rows_ in selected.values() for v in rows_}
     clinical = [c for c in f["covariates"] if c in ("age", "sex")]
     read_qc = [c for c in f["read_qc"] if c in samples]
-    union = FeatureSpec(clinical, read_qc, [variants[k] for k in keys])
+    blocks = [asdict(block) for block, _ in scores]
+    union = FeatureSpec(clinical, read_qc, [variants[k] for k in keys], scores=blocks)
     union.fit_fill(raw, is_train=(samples["split"] == "train").to_numpy())
-    table = pd.DataFrame(union.transform(raw), columns=union.names, index=samples.index)
+    values = np.column_stack([v for _, v in scores]) if scores else np.empty((len(samples), 0))
+    table = pd.DataFrame(union.transform(raw, genotype_scores=values), columns=union.names, index=samples.index)
     table.insert(0, "pid", samples["pid"])
     table.insert(1, "split", samples["split"])
     table.insert(2, "disease_status", samples["disease_status"].astype(float))
     table.insert(3, "treatment_response", samples["treatment_response"].astype("Float64").astype(float))
-    specs = {t: union.subset([variants[v[:4]] for v in selected[t]]) for t in selected}
+    specs = {t: union.subset([variants[v[:4]] for v in selected[t]], columns[t]) for t in selected}
     return table, specs

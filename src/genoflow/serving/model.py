@@ -41,13 +41,14 @@ class ServedModel:
     dataset_version: str | None
     spec: FeatureSpec
     model: PortableModel
-    # Derived once (FeatureSpec computes its column names on every access).
+    # Derived once (FeatureSpec computes its column names on every access). The input variants are the
+    # selected ones and those of the genotype scores (PC projection, polygenic scores, burdens).
     variant_order: tuple[str, ...] = field(init=False, repr=False)
     variant_columns: frozenset[str] = field(init=False, repr=False)
     covariate_columns: frozenset[str] = field(init=False, repr=False)
 
     def __post_init__(self):
-        object.__setattr__(self, "variant_order", tuple(self.spec.variant_columns))
+        object.__setattr__(self, "variant_order", tuple(self.spec.input_variant_columns))
         object.__setattr__(self, "variant_columns", frozenset(self.variant_order))
         object.__setattr__(self, "covariate_columns", frozenset([*self.spec.clinical, *self.spec.read_qc]))
 
@@ -84,7 +85,7 @@ class ServedModel:
 
     def describe(self) -> dict:
         return {**self.ref(), "dataset_version": self.dataset_version, "kind": self.model.kind,
-                "n_features": self.model.n_features, "n_variants": len(self.spec.variants)}
+                "n_features": self.model.n_features, "n_variants": len(self.variant_order)}
 
 
 class ModelStore:

@@ -95,7 +95,7 @@ def prepare(model: ServedModel, patients: Sequence[PatientValues], *, ignore_unk
     if problems:
         raise InputProblem(problems)
     x = spec.transform(frame) if patients else np.empty((0, len(spec.names)))
-    return Prepared(x, used, len(spec.variants) - used)
+    return Prepared(x, used, len(model.variant_order) - used)
 
 
 def _covariates(model: ServedModel, values, frame: dict, where: str, ignore_unknown: bool) -> list[str]:

@@ -64,7 +64,7 @@ async def models(request: Request) -> dict:
     out = {}
     for target, m in request.app.state.store.snapshot().items():
         out[target] = {**m.describe(), "required_covariates": m.spec.clinical, "optional_covariates": m.spec.read_qc,
-                       "variants": [f"{v['contig']}:{v['pos']}:{v['ref']}:{v['alt']}" for v in m.spec.variants]}
+                       "variants": [f"{v['contig']}:{v['pos']}:{v['ref']}:{v['alt']}" for v in m.spec.input_variants]}
     return out
 
 

@@ -57,7 +57,8 @@ class Prediction(BaseModel):
     model: ModelRef
     dataset_version: str | None
     n_variants_used: int = Field(description="the model's variants with a called dosage")
-    n_variants_missing: int = Field(description="the model's variants absent or no-call (training mean used)")
+    n_variants_missing: int = Field(description="the model's variants absent or no-call (imputed: training mean, "
+                                    "or 2 x ALT frequency inside a genotype score)")
 
 
 class BatchItem(BaseModel):

@@ -5,6 +5,9 @@ Their agreement with plink2 / plink 1.9 is tested in tests/concordance/test_ld_p
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -80,7 +83,7 @@ def test_prs_block__score_sum_with_mean_imputation():
     block = prs_block(_frame(alt_af=[0.2, 0.5], beta=[0.5, -1.0], p=[1e-5, 0.02]), [1e-3, 0.05], "prs")
     dosages = np.array([[2, 1], [-1, 0]], dtype=float)
     scores = block.apply(dosages)
-    assert block.names == ["prs_p0.001", "prs_p0.05"]
+    assert block.names == ["prs_p1em3", "prs_p5em2"]
     np.testing.assert_allclose(scores[:, 0], [1.0, 0.5 * 0.4])  # missing -> 2p = 0.4 copies
     np.testing.assert_allclose(scores[:, 1], [0.0, 0.2])
 
@@ -94,7 +97,14 @@ def test_burden_block__counts_minor_alleles_per_gene():
 
 def test_score_block__json_round_trip_and_subset():
     block = prs_block(_frame(alt_af=[0.2, 0.5], beta=[0.5, -1.0], p=[1e-5, 0.02]), [1e-3, 0.05], "prs")
-    again = ScoreBlock(**{k: v for k, v in block.__dict__.items()})
+    again = ScoreBlock(**json.loads(json.dumps(asdict(block))))
     np.testing.assert_array_equal(again.apply(np.ones((1, 2))), block.apply(np.ones((1, 2))))
-    small = block.subset_names(["prs_p0.001"])
+    small = block.subset_names(["prs_p1em3"])
     assert len(small.variants) == 1 and small.offset == [block.offset[0]]
+
+
+def test_threshold_label__column_safe():
+    from genoflow.features.scores import burden_name, threshold_label
+
+    assert [threshold_label(t) for t in (1e-4, 0.05, 1.0, 5e-8)] == ["1em4", "5em2", "1e0", "5em8"]
+    assert burden_name("GENE-1.2") == "burden_GENE_1_2"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -40,7 +41,7 @@ def served(target: str = "disease_status", version: str = "1", intercept: float 
                 "coefficients": COEFFICIENTS, "intercept": intercept}
     return ServedModel.build(target=target, name=f"genoflow_{target}", version=version, alias="champion",
                              run_id=f"run-{target}-{version}", dataset_version="d78f00.dir",
-                             spec=s.__dict__, portable=portable)
+                             spec=asdict(s), portable=portable)
 
 
 def expected_risk(age, sex, phred, dosages) -> float:

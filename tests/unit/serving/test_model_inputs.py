@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import pytest
 
 from genoflow.models.portable import FORMAT
@@ -50,10 +52,10 @@ def test_served_model__refuses_a_model_whose_inputs_are_not_the_spec():
                 "coefficients": [0.0] * len(s.names), "intercept": 0.0}
     with pytest.raises(ModelLoadError, match="not the feature spec's columns"):
         ServedModel.build(target="t", name="n", version="1", alias="champion", run_id="r", dataset_version=None,
-                          spec=s.__dict__, portable=portable)
+                          spec=asdict(s), portable=portable)
     with pytest.raises(ModelLoadError, match="unreadable model artifacts"):
         ServedModel.build(target="t", name="n", version="1", alias="champion", run_id="r", dataset_version=None,
-                          spec=s.__dict__, portable={"format": "pickle"})
+                          spec=asdict(s), portable={"format": "pickle"})
 
 
 def test_settings__from_env():
