@@ -76,7 +76,9 @@ def test_worse_model__does_not_move_champion(project, first_run):
     client = _client(project)
     before = client.get_model_version_by_alias(MODEL, "champion")
     before_auc = client.get_run(before.run_id).data.metrics["test_auc_roc"]
-    worse = {"features": {"top_k": 1, "read_qc": []}, "train": {"models": ["logistic_regression"]}}
+    # One variant and the clinical covariates only: no read QC, PCs, polygenic scores or burdens.
+    worse = {"features": {"top_k": 1, "read_qc": [], "pca_components": 0, "prs_thresholds": [], "burden_top_k": 0},
+             "train": {"models": ["logistic_regression"]}}
     log = trigger(project, conf=worse, logical_date="2026-01-03T00:00:00+00:00")
     assert "preprocess is already committed" in log  # model tuning reuses the preprocessed cohort
 
