@@ -32,7 +32,7 @@ def collect_summary(tracking_uri: str, experiment: str, run_key: str | None = No
         models.append({
             "target": r.data.tags.get(TAG_TARGET), "family": r.data.tags.get(TAG_MODEL_FAMILY),
             "run_id": r.info.run_id, "candidate": r.data.tags.get("genoflow.candidate") == "true",
-            **{k: r.data.metrics.get(k) for k in ("cv_auc_roc", "test_auc_roc", "test_auc_pr")},
+            **{k: r.data.metrics.get(k) for k in ("cv_auc_roc", "test_auc_roc", "test_auc_pr", "lambda_gc")},
         })
     registry = []
     for name in sorted({f"genoflow_{m['target']}" for m in models if m["target"]}):
@@ -79,6 +79,10 @@ def print_summary(settings, run_key: str | None = None) -> int:
         mark = "  <- candidate" if m["candidate"] else ""
         out.append(f"  {m['target']:<20} {m['family']:<20} {_fmt(m['cv_auc_roc']):>7} "
                    f"{_fmt(m['test_auc_roc']):>13} {_fmt(m['test_auc_pr']):>12}{mark}")
+    inflation = {m["target"]: m["lambda_gc"] for m in s["models"] if m.get("lambda_gc") is not None}
+    if inflation:
+        out.append("  association scan (training split, PCs as covariates): genomic inflation lambda_GC "
+                   + ", ".join(f"{t} {v:.3f}" for t, v in sorted(inflation.items())))
     out.append("")
     for r in s["registry"]:
         if "version" in r:

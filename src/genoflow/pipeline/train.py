@@ -49,6 +49,7 @@ def run_train(spark, features_uri: str, output, params: dict, *, experiment_id: 
                 mlflow.log_dict(params, "params.json")
                 # What serving needs to turn a patient's raw values into this model's inputs.
                 mlflow.log_dict(meta["targets"][target]["spec"], "feature_spec.json")
+                _log_association(output.storage, features_uri, meta, target)
                 model_uri = output.path(f"models/{target}/{family}")
                 model.bestModel.write().save(model_uri)
                 mlflow.spark.log_model(model.bestModel, artifact_path="model",
@@ -64,6 +65,29 @@ def run_train(spark, features_uri: str, output, params: dict, *, experiment_id: 
     output.write_json("models.json", {"models": [{**r, "model_path": f"models/{r['target']}/{r['family']}"}
                                                  for r in trained]})
     return trained
+
+
+def _log_association(storage, features_uri: str, meta: dict, target: str) -> None:
+    """The features step's training-split association scan: lambda_GC and its Manhattan/QQ plots."""
+    import os
+    import tempfile
+
+    import mlflow
+
+    info = meta["targets"][target]
+    if info.get("lambda_gc") is not None:
+        mlflow.log_metric("lambda_gc", float(info["lambda_gc"]))
+    if "n_clumped_index_variants" in info:
+        mlflow.log_params({"n_prs_index_variants": info["n_clumped_index_variants"],
+                           "n_pca_pruned_variants": meta.get("pca", {}).get("n_pruned_variants")})
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in ("manhattan", "qq"):
+            uri = f"{features_uri}/plots/{target}_{kind}.png"
+            if storage.exists(uri):
+                path = os.path.join(tmp, f"association_{kind}.png")
+                with open(path, "wb") as handle:
+                    handle.write(storage.read_bytes(uri))
+                mlflow.log_artifact(path)
 
 
 def _model_requirements() -> list[str]:
