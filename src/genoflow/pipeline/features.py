@@ -1,14 +1,22 @@
-"""features: split by patient, scan the training split, build one sample-major feature table.
+"""features: split by patient, ancestry PCs, scan the training split, build one sample-major table.
 
 The split is drawn first, from pseudonyms and the stratifying label only; every statistic that
-looks at labels (the association scans that pick the top variants, imputation values) is
-computed on training patients alone, so nothing learnt from labels has seen a test patient.
+looks at labels (the association scans that pick the top variants, clumping and polygenic-score
+weights, the burden genes, imputation values) is computed on training patients alone, so nothing
+learnt from labels has seen a test patient. Ancestry PCA (LD pruning like plink2 --indep-pairwise,
+then plink2 --pca's standardisation) uses every patient's genotypes but no label.
+
+Steps: prune + PCA (Gram matrix accumulated in the executors) -> per target, logistic regression
+of every QC-passing variant with clinical covariates + the first PCs (genoflow.stats, plink2 --glm)
+-> top-K variants, clumped P+T polygenic scores, top burden genes -> one linear pass per score
+block for every patient's PCs / scores / burdens (the weights are saved in each target's
+FeatureSpec, so the model API projects a new patient the same way).
 
 Writes ``association/<target>/`` (per-variant statistics, all QC-passing variants),
-``table/`` (the feature table: pid, split, targets, covariates, read QC, dosages) and
-``features.json`` (the feature columns of each target and where they came from).
+``plots/<target>/manhattan.png`` and ``qq.png``, ``table/`` (the feature table: pid, split,
+targets, covariates, read QC, PCs, polygenic scores, burdens, dosages) and ``features.json`` (the
+feature columns and spec of each target, lambda_GC, the PCA eigenvalues).
 """
-
 from __future__ import annotations
 
 import json
@@ -19,7 +27,7 @@ import numpy as np
 
 from genoflow.features.burden import rare_gene_variants
 from genoflow.features.scores import burden_block, burden_name
-from genoflow.genotypes import stack_dosages, unpack_dosages, variant_label
+from genoflow.genotypes import unpack_dosages, variant_label
 
 __all__ = ["run_features", "split_samples", "association_scan", "ancestry_components", "polygenic_scores",
            "top_burden_genes", "ASSOCIATION_SCHEMA_DDL"]
@@ -57,9 +65,8 @@ def run_features(spark, preprocess_uri: str, output, params: dict) -> dict:
     for target in targets:
         labelled = train_rows(samples, target)
         null = _null_model(samples, labelled, target, covariates)
-        scan = association_scan(spark, genotypes, sample_index=samples.loc[labelled, "sample_index"].to_numpy(),
-                                y=samples.loc[labelled, target].to_numpy(dtype=float), covariates=covariates[labelled],
-                                null=null)
+        scan = association_scan(genotypes, sample_index=samples.loc[labelled, "sample_index"].to_numpy(),
+                                y=samples.loc[labelled, target].to_numpy(dtype=float), covariates=covariates[labelled])
         scan.write.parquet(output.path(f"association/{target}"))
         scan = spark.read.parquet(output.path(f"association/{target}"))
         top = scan.orderBy("p", "contig", "pos").limit(int(f["top_k"]))
@@ -161,17 +168,16 @@ def top_burden_genes(null, burdens: np.ndarray, genes: list[str], k: int) -> lis
 
 
 def association_summary(scan, output, target: str, selected: list[tuple]) -> dict:
-    """Genomic inflation of the scan, and its Manhattan and QQ plots written beside the results."""
-    from genoflow.reporting.plots import manhattan_png, qq_png
+    """Genomic inflation of the scan, and its Manhattan and QQ plots written beside the results
+    (``plots/<target>/manhattan.png``, ``qq.png``)."""
     from genoflow.reporting.stats import genomic_inflation
+    from genoflow.stats.plots import write_association_plots
 
     frame = scan.select("contig", "pos", "p").toPandas()  # one row of three numbers per variant
-    lam = genomic_inflation(frame["p"].to_numpy())
-    title = f"{target} (training split, PCs as covariates)"
-    output.storage.write_bytes(output.path(f"plots/{target}_manhattan.png"), manhattan_png(
-        frame, title=title, selected={(c, p) for c, p, *_ in selected}))
-    output.storage.write_bytes(output.path(f"plots/{target}_qq.png"), qq_png(frame["p"].to_numpy(), title=title))
-    return {"lambda_gc": round(lam, 4)}
+    write_association_plots(frame, output.storage.write_bytes, output.path(f"plots/{target}"),
+                            title=f"{target}: logistic regression, training split, PCs as covariates",
+                            selected={(c, p) for c, p, *_ in selected})
+    return {"lambda_gc": round(genomic_inflation(frame["p"].to_numpy()), 4)}
 
 
 def _block_scores(spark, genotypes, sample_index: np.ndarray, block) -> np.ndarray:
@@ -214,9 +220,11 @@ def covariate_matrix(samples, names: list[str]) -> np.ndarray:
     return np.column_stack(columns) if columns else np.empty((len(samples), 0))
 
 
-def association_scan(spark, genotypes, *, sample_index: np.ndarray, y: np.ndarray, covariates: np.ndarray,
-                     null=None):
-    """Covariate-adjusted logistic score test of every variant on the given samples only.
+def association_scan(genotypes, *, sample_index: np.ndarray, y: np.ndarray, covariates: np.ndarray):
+    """Logistic regression of the trait on each variant with covariates, on the given samples only.
+
+    ``y ~ 1 + covariates + dosage`` per variant by IRLS with Firth fallback, like ``plink2 --glm``
+    (:func:`genoflow.stats.spark_glm.glm_scan`, block-vectorised in the executors).
 
     Parameters
     ----------
@@ -227,39 +235,23 @@ def association_scan(spark, genotypes, *, sample_index: np.ndarray, y: np.ndarra
     y : (n,) float
         0/1 labels of those samples, same order.
     covariates : (n, c) float
-        Covariates of those samples, same order (an intercept is added).
-    null : NullModel, optional
-        Already fitted on these samples and covariates (standardised); fitted here otherwise.
+        Covariates of those samples, same order (an intercept is added; constant ones are dropped).
 
     Returns
     -------
-    DataFrame with ``ASSOCIATION_SCHEMA_DDL`` columns, one row per variant.
+    DataFrame with ``ASSOCIATION_SCHEMA_DDL`` columns, one row per variant: ``beta`` the per-ALT
+    log odds ratio, ``chi2`` the squared Wald z, ``maf`` over the tested samples, ``n`` the samples
+    called; NaN statistics where plink2 writes NA (a constant variant, one collinear with the covariates).
     """
-    from genoflow.features.association import fit_null_logistic
+    from pyspark.sql import functions as F
 
-    null = null if null is not None else fit_null_logistic(y, _standardise(covariates))
-    payload = spark.sparkContext.broadcast((null, np.asarray(sample_index, dtype=np.int64)))
+    from genoflow.stats.spark_glm import glm_scan
 
-    def score(batches):
-        import pandas as pd
-
-        from genoflow.features.association import score_test_block
-
-        null_model, index = payload.value
-        for batch in batches:
-            if batch.empty:
-                continue
-            dosages = stack_dosages(batch["dosages"])[:, index]
-            stats = score_test_block(null_model, dosages)
-            yield pd.DataFrame({
-                "contig": batch["contig"], "pos": batch["pos"], "ref": batch["ref"], "alt": batch["alt"],
-                "gene": batch["gene"], "maf": batch["maf"],
-                "beta": stats["beta"], "se": stats["se"], "chi2": stats["chi2"], "p": stats["p"],
-                "n": np.asarray(stats["n"], dtype=np.int64),
-            })
-
-    cols = ["contig", "pos", "ref", "alt", "gene", "maf", "dosages"]
-    return genotypes.select(*cols).mapInPandas(score, ASSOCIATION_SCHEMA_DDL)
+    scan = glm_scan(genotypes, y, _standardise(covariates), family="logistic", sample_index=sample_index,
+                    key_columns=("contig", "pos", "ref", "alt", "gene"))
+    return scan.select("contig", "pos", "ref", "alt", "gene",
+                       F.least(F.col("alt_freq"), 1 - F.col("alt_freq")).alias("maf"), "beta", "se",
+                       (F.col("stat") * F.col("stat")).alias("chi2"), "p", F.col("n_obs").alias("n"))
 
 
 def _standardise(x: np.ndarray) -> np.ndarray:

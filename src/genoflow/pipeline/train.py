@@ -81,13 +81,12 @@ def _log_association(storage, features_uri: str, meta: dict, target: str) -> Non
         mlflow.log_params({"n_prs_index_variants": info["n_clumped_index_variants"],
                            "n_pca_pruned_variants": meta.get("pca", {}).get("n_pruned_variants")})
     with tempfile.TemporaryDirectory() as tmp:
-        for kind in ("manhattan", "qq"):
-            uri = f"{features_uri}/plots/{target}_{kind}.png"
+        for name in ("manhattan.png", "qq.png"):
+            uri = f"{features_uri}/plots/{target}/{name}"
             if storage.exists(uri):
-                path = os.path.join(tmp, f"association_{kind}.png")
-                with open(path, "wb") as handle:
+                with open(os.path.join(tmp, name), "wb") as handle:
                     handle.write(storage.read_bytes(uri))
-                mlflow.log_artifact(path)
+        mlflow.log_artifacts(tmp, artifact_path="association")
 
 
 def _model_requirements() -> list[str]:
