@@ -55,7 +55,7 @@ COHORTS = {
 }
 # Growth with samples x variants and with cores: (patients, contig length) points, each at these cores.
 SCALING = {
-    "small": {"points": [(500, 2_500_000), (1000, 2_500_000), (1000, 5_000_000)],
+    "small": {"points": [(500, 2_500_000), (1000, 5_000_000)],
               "cores": [1, 2]},
     "large": {"points": [(2000, 10_000_000), (4000, 10_000_000), (8000, 10_000_000), (8000, 20_000_000)],
               "cores": [1, 2, 4, 8, 16]},
@@ -189,7 +189,7 @@ class Tools:
         self.plink_qc = ["--geno", f"{1 - self.qc['min_call_rate']:g}", "--maf", f"{self.qc['min_maf']:g}",
                          "--hwe", f"{self.qc['min_hwe_p']:g}"]
         self.settings = Settings({"GENOFLOW_HOME": str(REPO)})
-        self.dataset_version = f"bench-{root.name}"
+        self.dataset_version = f"bench-{work.name}"  # runs in other work folders keep their own steps
         self.env = _genoflow_env(work)
         work.mkdir(parents=True, exist_ok=True)
 
@@ -211,7 +211,7 @@ class Tools:
         return Path(step_uri(str(self.root), step, self.dataset_version, self.params))
 
     def genoflow_preprocess(self) -> dict:
-        shutil.rmtree(self.root / "steps", ignore_errors=True)  # a fresh run, not "already committed"
+        shutil.rmtree(self.step_dir("preprocess"), ignore_errors=True)  # a fresh run, not "already committed"
         return measure(self.job("preprocess"), self.work / "logs" / "genoflow_preprocess.log", self.env)
 
     def genoflow_ingest(self) -> dict:
@@ -311,8 +311,11 @@ def _count_lines(path, skip_prefix: str) -> int:
 
 
 def run_cohort(name: str, root: Path, work: Path, cores: int, hail_python: str | None, quality: bool,
-               driver_memory: str) -> dict:
-    """Every tool on one cohort, one after the other (nothing else of ours runs meanwhile)."""
+               driver_memory: str, parts: frozenset = frozenset({"ingest", "assoc"})) -> dict:
+    """Every tool on one cohort, one after the other (nothing else of ours runs meanwhile).
+
+    ``parts`` without "ingest" still runs what the others read (genoflow preprocess, plink2 pgen).
+    """
     tools = Tools(root, work, cores, hail_python, driver_memory, COHORTS[name].get("min_hwe_p"))
     summary = cohort_summary(root)
     n_samples, n_variants = summary["n_patients"], summary["n_variants"]
@@ -324,15 +327,17 @@ def run_cohort(name: str, root: Path, work: Path, cores: int, hail_python: str |
               ("plink2 --make-pgen", tools.plink_ingest), ("bcftools view -Ob", tools.bcftools_ingest)]
     if hail_python:
         ingest.append(("Hail import_vcf().write()", tools.hail_ingest))
+    if "ingest" not in parts:
+        ingest = [row for row in ingest if row[0] in ("genoflow preprocess job", "plink2 --make-pgen")]
     for label, fn in ingest:
         say(f"{name}: ingest: {label}")
         r = fn()
         r["genotypes_per_s"] = round(genotypes / r["wall_s"])
-        result["ingest"][label] = r
+        result["ingest" if "ingest" in parts else "setup"][label] = r
     assoc = [("genoflow association_scan", tools.genoflow_assoc), ("plink2 --glm", lambda: tools.plink_assoc(pheno))]
     if hail_python:
         assoc.append(("Hail logistic_regression_rows", lambda: tools.hail_assoc(pheno)))
-    for label, fn in assoc:
+    for label, fn in assoc if "assoc" in parts else []:
         say(f"{name}: association: {label}")
         r = fn()
         r["variants_per_s"] = round(r["n_variants"] / r["wall_s"], 1)
@@ -489,49 +494,61 @@ def _when(r: dict) -> str:
 def _render_cohort(c: dict) -> list[str]:
     gt = c["n_samples"] * c["n_variants"]
     out = [f"### Cohort `{c['cohort']}`: {c['n_samples']:,} samples x {c['n_variants']:,} variants "
-           f"({gt / 1e6:,.0f} M genotypes, VCF.gz {c['vcf_mb']} MB), {c['cores']} cores", "", f"({_when(c)})", "",
-           "Ingest (VCF.gz -> each tool's own format). Ratios are genoflow VCF->Parquet's throughput over "
-           "the row's, by wall time and by CPU time:", "",
+           f"({gt / 1e6:,.0f} M genotypes, VCF.gz {c['vcf_mb']} MB), {c['cores']} cores", ""]
+    return out + _render_ingest(c, gt) + _render_assoc(c) + _render_quality(c.get("quality")) + [""]
+
+
+def _render_ingest(c: dict, gt: int) -> list[str]:
+    base = c["ingest"].get("genoflow VCF->Parquet")
+    if base is None:
+        return []
+    out = [f"Ingest (VCF.gz -> each tool's own format; {_when(base)}). Ratios are genoflow VCF->Parquet's "
+           "throughput over the row's, by wall time and by CPU time:", "",
            "| tool | wall s | CPU s | peak RSS MB | genotypes/s | genotypes/CPU-s | genoflow vs this (wall) "
-           "| genoflow vs this (CPU) |",
-           "|---|---|---|---|---|---|---|---|"]
-    base = c["ingest"]["genoflow VCF->Parquet"]
+           "| genoflow vs this (CPU) |", "|---|---|---|---|---|---|---|---|"]
     for label, r in c["ingest"].items():
         out.append(f"| {label} | {r['wall_s']} | {r['cpu_s']} | {r['peak_rss_mb']:,} | {gt / r['wall_s'] / 1e6:,.2f} M "
                    f"| {_per(gt, r['cpu_s'], 1e6)} | {ratio(r['wall_s'], base['wall_s'])} "
                    f"| {_cpu_ratio(gt, base['cpu_s'], gt, r['cpu_s'])} |")
+    return out + [""]
+
+
+def _render_assoc(c: dict) -> list[str]:
+    base = c["assoc"].get("genoflow association_scan")
+    if base is None:
+        return []
     qc = c.get("qc", {"min_call_rate": 0.95, "min_maf": 0.01, "min_hwe_p": 1e-6})
-    out += ["", f"Association (logistic regression per variant, covariates age + sex; variant QC call rate >= "
-            f"{qc['min_call_rate']:g}, MAF >= {qc['min_maf']:g}, HWE p >= {qc['min_hwe_p']:g} in each tool). "
-            "Ratios as above, genoflow's variants/s over the row's:",
-            "", "| tool | variants tested | wall s | CPU s | peak RSS MB | variants/s | variants/CPU-s "
-            "| genoflow vs this (wall) | genoflow vs this (CPU) |",
-            "|---|---|---|---|---|---|---|---|---|"]
-    base = c["assoc"]["genoflow association_scan"]
+    out = [f"Association (logistic regression per variant, covariates age + sex; variant QC call rate >= "
+           f"{qc['min_call_rate']:g}, MAF >= {qc['min_maf']:g}, HWE p >= {qc['min_hwe_p']:g} in each tool; "
+           f"{_when(base)}). Ratios as above, genoflow's variants/s over the row's:", "",
+           "| tool | variants tested | wall s | CPU s | peak RSS MB | variants/s | variants/CPU-s "
+           "| genoflow vs this (wall) | genoflow vs this (CPU) |", "|---|---|---|---|---|---|---|---|---|"]
     for label, r in c["assoc"].items():
         n = r["n_variants"]
         out.append(f"| {label} | {n:,} | {r['wall_s']} | {r['cpu_s']} | {r['peak_rss_mb']:,} | "
                    f"{n / r['wall_s']:,.0f} | {_per(n, r['cpu_s'], 1)} | "
                    f"{ratio(base['n_variants'] / base['wall_s'], n / r['wall_s'])} | "
                    f"{_cpu_ratio(base['n_variants'], base['cpu_s'], n, r['cpu_s'])} |")
-    q = c.get("quality")
-    if q:
-        prs = q["plink2_prs"]
-        best = q["genoflow_best"]
-        out += ["", f"Model quality, disease_status, held-out patients (n_train {q['n_train']}, n_test {q['n_test']}):",
-                "", "| model | test AUC-ROC | vs oracle |", "|---|---|---|",
-                f"| genoflow best model (picked by CV AUC: {best['family']}) | {best['test_auc_roc']} | "
-                f"{ratio(best['test_auc_roc'], q['oracle_test_auc'])} |"]
-        for family, auc in q["genoflow_models"].items():
-            out.append(f"| genoflow {family} | {auc} | {ratio(auc, q['oracle_test_auc'])} |")
-        out += [f"| plink2 C+T score alone ({prs['threshold']}, {prs['n_clumped']:,} clumped variants) | "
-                f"{prs['test_auc_prs']} | {ratio(prs['test_auc_prs'], q['oracle_test_auc'])} |",
-                f"| plink2 C+T score + age + sex + 10 PCs | {prs['test_auc_prs_covariates']} | "
-                f"{ratio(prs['test_auc_prs_covariates'], q['oracle_test_auc'])} |",
-                f"| oracle (simulated truth: genetic value + clinical + population effects) | "
-                f"{q['oracle_test_auc']} | 1.00x |",
-                "", f"genoflow steps (wall s): {q['genoflow_step_wall_s']}."]
     return out + [""]
+
+
+def _render_quality(q: dict | None) -> list[str]:
+    if not q:
+        return []
+    prs, best, oracle = q["plink2_prs"], q["genoflow_best"], q["oracle_test_auc"]
+    out = [f"Model quality, disease_status, held-out patients (n_train {q['n_train']}, n_test {q['n_test']}; "
+           f"{_when(q)}):", "", "| model | test AUC-ROC | vs oracle |", "|---|---|---|",
+           f"| genoflow best model (picked by CV AUC: {best['family']}) | {best['test_auc_roc']} | "
+           f"{ratio(best['test_auc_roc'], oracle)} |"]
+    for family, auc in q["genoflow_models"].items():
+        out.append(f"| genoflow {family} | {auc} | {ratio(auc, oracle)} |")
+    return out + [
+        f"| plink2 C+T score alone ({prs['threshold']}, {prs['n_clumped']:,} clumped variants) | "
+        f"{prs['test_auc_prs']} | {ratio(prs['test_auc_prs'], oracle)} |",
+        f"| plink2 C+T score + age + sex + 10 PCs | {prs['test_auc_prs_covariates']} | "
+        f"{ratio(prs['test_auc_prs_covariates'], oracle)} |",
+        f"| oracle (simulated truth: genetic value + clinical + population effects) | {oracle} | 1.00x |",
+        "", f"genoflow steps (wall s): {q['genoflow_step_wall_s']}.", ""]
 
 
 def _render_scaling(scaling: dict) -> list[str]:
@@ -573,6 +590,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--benchmarks-md", type=Path, default=REPO / "BENCHMARKS.md")
     parser.add_argument("--generate-only", action="store_true", help="simulate the cohorts and stop")
+    parser.add_argument("--parts", default="ingest,assoc", help="of ingest, assoc (--quality adds model quality)")
+    parser.add_argument("--merge", type=Path, action="append", default=[],
+                        help="also take the cohort parts (ingest, assoc, quality) of this results file")
+    parser.add_argument("--render-only", action="store_true", help="rewrite BENCHMARKS.md from the results")
     parser.add_argument("--fresh", action="store_true",
                         help="drop earlier results (default: keep the rows of cohorts not run now)")
     args = parser.parse_args(argv)
@@ -585,6 +606,12 @@ def main(argv: list[str] | None = None) -> int:
         if not shutil.which(tool):
             parser.error(f"{tool} is not on PATH: run `make bench-deps` (Debian packages)")
 
+    if args.render_only or args.merge:
+        results = _previous(args.results)
+        for other in args.merge:
+            _merge(results, json.loads(other.read_text()))
+        _save(results, args)
+        return 0
     roots = {name: cohort_dir(args.work, name, COHORTS[name]) for name in names}
     if args.generate_only:
         if args.scaling != "none":
@@ -597,8 +624,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, root in roots.items():
         with _stamped() as stamp:
             result = run_cohort(name, root, args.work / "runs" / name, args.cores, args.hail_python,
-                                name in quality, args.driver_memory)
-        results["cohorts"][name] = {**result, **stamp}
+                                name in quality, args.driver_memory, frozenset(args.parts.split(",")))
+        _merge(results, {"cohorts": {name: {**result, **stamp}}})
         _save(results, args)
     if args.scaling != "none":
         with _stamped() as stamp:
@@ -616,6 +643,24 @@ def _previous(path: Path) -> dict:
         if isinstance(previous.get("cohorts"), dict):
             return previous
     return {"cohorts": {}}
+
+
+def _merge(results: dict, other: dict) -> None:
+    """Cohort by cohort, the parts ``other`` measured replace ours (each part keeps its run stamp)."""
+    for name, entry in other.get("cohorts", {}).items():
+        stamp = {k: entry[k] for k in ("started", "finished", "load_average") if k in entry}
+        mine = results["cohorts"].setdefault(name, {k: v for k, v in entry.items()
+                                                    if k not in ("ingest", "assoc", "quality")})
+        mine.setdefault("ingest", {})
+        mine.setdefault("assoc", {})
+        for part in ("ingest", "assoc"):
+            for label, row in entry.get(part, {}).items():
+                mine[part][label] = {**row, **stamp}
+        if entry.get("quality"):
+            mine["quality"] = {**entry["quality"], **stamp}
+    for key in ("machine", "versions", "scaling"):
+        if key in other:
+            results[key] = other[key]
 
 
 @contextlib.contextmanager
