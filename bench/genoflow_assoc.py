@@ -1,6 +1,7 @@
 """spark-submit driver: genoflow's association scan over every QC-passing variant of a preprocess output.
 
-Calls the scan the features step runs (:func:`genoflow.pipeline.features.association_scan`) on all
+Calls the scan the features step runs (:func:`genoflow.pipeline.features.association_scan`: IRLS
+logistic regression with Firth fallback, like plink2 --glm, block-vectorised in the executors) on all
 QC-passing samples and variants, with the trait and covariates given, and writes the statistics
 as Parquet (so every variant is really computed).
 
@@ -11,7 +12,6 @@ as Parquet (so every variant is really computed).
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import sys
 import time
@@ -34,9 +34,7 @@ def main() -> int:
     samples = samples[samples["sample_qc_pass"] & samples[args.target].notna()].reset_index(drop=True)
     genotypes = spark.read.parquet(f"{args.preprocess}/genotypes").filter("qc_pass")
     covariates = covariate_matrix(samples, [c for c in args.covariates.split(",") if c])
-    # The features step's scan took the session first before it moved to genoflow.stats' IRLS kernel.
-    lead = (spark, genotypes) if "spark" in inspect.signature(association_scan).parameters else (genotypes,)
-    scan = association_scan(*lead, sample_index=samples["sample_index"].to_numpy(),
+    scan = association_scan(genotypes, sample_index=samples["sample_index"].to_numpy(),
                             y=samples[args.target].to_numpy(dtype=float), covariates=covariates)
     scan.write.mode("overwrite").parquet(args.out)
     seconds = time.perf_counter() - started
