@@ -2,7 +2,8 @@
 
 :func:`make_concordance_cohort` simulates, with msprime, diploid samples from three island
 populations exchanging migrants (so principal components separate them), over three autosomes
-and an X chromosome (males haploid there), then makes quality control non-trivial on purpose:
+and an X chromosome (one haplotype per male, written as a homozygous diploid call, as callers with a
+fixed ploidy of 2 do), then makes quality control non-trivial on purpose:
 
 - sporadic missing genotypes everywhere, a few variants with a high missing rate (``--geno``);
 - a few samples with a high missing rate (``--mind``);
@@ -62,7 +63,7 @@ class ConcordanceCohort:
     vcf, reference, pfile_prefix, pheno_file, covar_file, sex_file : Path
         ``pfile_prefix`` is ``root / "cohort"`` (pass as ``--pfile``).
     dosages : numpy.ndarray, shape (n_variants, n_samples), int8
-        ALT dosages 0/1/2 (0/1 for male X calls), ``-1`` missing, in VCF order.
+        ALT dosages 0/1/2 (males 0/2 on X), ``-1`` missing, in VCF order: exactly the VCF's calls.
     variants : pandas.DataFrame
         One row per variant in VCF order: contig, pos (1-based), id, ref, alt.
     samples : pandas.DataFrame
@@ -122,6 +123,9 @@ def make_concordance_cohort(
     autosome_length: float = 400_000,
     x_length: float = 200_000,
     migration_rate: float = 2e-4,
+    x_migration_rate: float = 2e-3,
+    x_mutation_rate: float = 5e-8,
+    x_loci: int = 100,
     seed: int = 20261125,
 ) -> ConcordanceCohort:
     """Simulate the cohort into ``out_dir`` (created) and return its files and arrays (seconds)."""
@@ -135,7 +139,14 @@ def make_concordance_cohort(
     blocks, variant_rows, reference = [], [], {}
     for k, contig in enumerate((*AUTOSOMES, X_CONTIG)):
         length = x_length if contig == X_CONTIG else autosome_length
-        haplotypes, positions = _simulate_haplotypes(n_per_population, length, migration_rate, seed + k)
+        # X: more migration and mutation, and x_loci unlinked loci: a sex check needs many independent
+        # common X sites (real arrays have thousands across 155 Mb); on one short, structured, linked
+        # region the females' X inbreeding F would scatter past plink's 0.2 threshold.
+        if contig == X_CONTIG:
+            haplotypes, positions = _simulate_unlinked(n_per_population, length, x_loci, x_migration_rate,
+                                                       x_mutation_rate, seed + k)
+        else:
+            haplotypes, positions = _simulate_haplotypes(n_per_population, length, migration_rate, 1e-8, seed + k)
         dosages = _diploid_dosages(haplotypes, genetic_sex if contig == X_CONTIG else None)
         bases = _BASES[rng.integers(0, 4, size=int(length))]
         ref = bases[positions - 1]
@@ -162,14 +173,23 @@ def make_concordance_cohort(
     return _write_files(out_dir, dosages, variants, samples, reference, problems, causal)
 
 
-def _simulate_haplotypes(n_per_population, length, migration_rate, seed):
+def _simulate_unlinked(n_per_population, length, n_loci, migration_rate, mutation_rate, seed):
+    """``n_loci`` independent simulations side by side on one contig of ``length`` bp."""
+    size = int(length) // n_loci
+    parts = [_simulate_haplotypes(n_per_population, size, migration_rate, mutation_rate, seed + 100 + i)
+             for i in range(n_loci)]
+    return (np.concatenate([h for h, _ in parts]),
+            np.concatenate([pos + i * size for i, (_, pos) in enumerate(parts)]))
+
+
+def _simulate_haplotypes(n_per_population, length, migration_rate, mutation_rate, seed):
     """(haplotypes (n_sites, 2 n) int8, 1-based positions) of biallelic sites, samples pop by pop."""
     demography = msprime.Demography.island_model([5_000] * len(POPULATIONS), migration_rate=migration_rate)
     ts = msprime.sim_ancestry(
         samples={f"pop_{i}": n_per_population for i in range(len(POPULATIONS))},
         demography=demography, sequence_length=length, recombination_rate=1e-8, random_seed=seed,
     )
-    ts = msprime.sim_mutations(ts, rate=1e-8, random_seed=seed, model=msprime.BinaryMutationModel())
+    ts = msprime.sim_mutations(ts, rate=mutation_rate, random_seed=seed, model=msprime.BinaryMutationModel())
     genotypes = ts.genotype_matrix().astype(np.int8)
     positions = ts.tables.sites.position.astype(np.int64) + 1
     keep = (genotypes.max(axis=1) == 1) & (genotypes.min(axis=1) == 0)
@@ -177,10 +197,10 @@ def _simulate_haplotypes(n_per_population, length, migration_rate, seed):
 
 
 def _diploid_dosages(haplotypes, sex_for_x):
-    """Consecutive haplotype pairs are one individual; on X a male keeps only his first haplotype."""
+    """Consecutive haplotype pairs are one individual; on X a male has his first haplotype twice."""
     dosages = haplotypes[:, 0::2] + haplotypes[:, 1::2]
     if sex_for_x is not None:
-        dosages[:, sex_for_x == 1] = haplotypes[:, 0::2][:, sex_for_x == 1]
+        dosages[:, sex_for_x == 1] = 2 * haplotypes[:, 0::2][:, sex_for_x == 1]
     return dosages.astype(np.int8)
 
 
@@ -288,11 +308,8 @@ def _write_files(out_dir, dosages, variants, samples, reference, problems, causa
 
 
 def _write_vcf(path: Path, dosages, variants, samples, contig_lengths) -> None:
-    """Unphased GT only; male X calls haploid. Vectorised: one string table per genotype code."""
-    is_x = (variants["contig"] == X_CONTIG).to_numpy()
-    male = (samples["genetic_sex"] == 1).to_numpy()
+    """Unphased diploid GT only. Vectorised: one string per genotype code."""
     diploid = np.array(["./.", "0/0", "0/1", "1/1"])
-    haploid = np.array([".", "0", "1", "1"])
     header = [
         "##fileformat=VCFv4.2",
         "##source=tests.concordance.cohort (msprime)",
@@ -301,7 +318,6 @@ def _write_vcf(path: Path, dosages, variants, samples, contig_lengths) -> None:
         "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\t" + "\t".join(samples["iid"]),
     ]
     calls = diploid[dosages + 1]
-    calls[np.ix_(is_x, male)] = haploid[dosages[np.ix_(is_x, male)] + 1]
     fixed = (variants["contig"] + "\t" + variants["pos"].astype(str) + "\t" + variants["id"] + "\t"
              + variants["ref"] + "\t" + variants["alt"] + "\t.\tPASS\t.\tGT\t").to_numpy()
     text = path.with_suffix("")

@@ -6,6 +6,14 @@ patient's clinical CSV and FASTQ. Writes one committed folder:
 ``genotypes/``  variant-major Parquet genotype table (see :mod:`genoflow.genotypes`)
 ``samples/``    one row per sample: pseudonym, clinical columns, sample QC, read QC
 ``qc_summary.json``  counts a person reads first
+
+QC follows plink2's order (:mod:`genoflow.qc.plink_qc`, checked identical to plink2 and plink 1.9 in
+``tests/concordance/test_qc.py``): sample missingness over all variants (``--mind``,
+``max_sample_missingness``) first; then, on the remaining samples, each variant's call rate
+(``--geno``, ``min_call_rate``), exact HWE test (``--hwe``, ``min_hwe_p``) and minor allele frequency
+(``--maf``, ``min_maf``) give ``qc_pass``; last, on the passing variants, the heterozygosity F
+(``--het``; outliers beyond ``max_het_sd`` SD) and the X-chromosome sex check (plink 1.9
+``--check-sex`` against the clinical sex). ``sample_qc_pass`` = all three sample checks passed.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ from genoflow.pipeline.vcf_ingest import (
 from genoflow.pseudonym import pseudonymise
 
 __all__ = ["run_preprocess", "GENOTYPE_SCHEMA_DDL", "check_sample_sets", "parse_patient_clinical",
-           "read_vcf_header", "ingest_vcf"]
+           "read_vcf_header", "ingest_vcf", "run_cohort_qc"]
 
 log = logging.getLogger(__name__)
 
@@ -62,17 +70,17 @@ def run_preprocess(spark, storage, output, params: dict, pseudonym_key: str) -> 
     reference = _read_reference(storage, storage.uri(p["reference_fasta"]))
     genes = _read_genes(storage, storage.uri(p["annotations_gff"]))
     genotypes_uri = output.path("genotypes")
+    parsed_uri = output.path("parsed-before-qc")  # deleted once genotypes/ is written ("_x" is hidden to Spark)
     if per_patient:
-        ingest = ingest_patient_vcfs(spark, vcf_files, header, genotypes_uri, reference=reference, genes=genes, p=p)
+        ingest = ingest_patient_vcfs(spark, vcf_files, header, parsed_uri, reference=reference, genes=genes, p=p)
     else:
-        ingest = ingest_vcf(spark, vcf_uri, header, genotypes_uri, reference=reference, genes=genes, p=p)
+        ingest = ingest_vcf(spark, vcf_uri, header, parsed_uri, reference=reference, genes=genes, p=p)
 
-    genotypes = spark.read.parquet(genotypes_uri)
-    n_variants, n_pass = genotypes.selectExpr("count(*)", "coalesce(sum(int(qc_pass)), 0)").first()
-    if n_variants == 0:
+    parsed = spark.read.parquet(parsed_uri)
+    if parsed.limit(1).count() == 0:
         raise InputError(vcf_uri, "no variant records after the header")
-
-    sample_qc = compute_sample_qc(genotypes, len(header.samples))
+    sample_qc, qc_counts = run_cohort_qc(parsed, genotypes_uri, header.samples, clinical, p)
+    storage.delete(parsed_uri)
     read_qc = load_read_qc(spark, patient_uri)
     samples = build_sample_table(header.samples, clinical, sample_qc, read_qc, p, pseudonym_key)
     spark.createDataFrame(samples).coalesce(1).write.parquet(output.path("samples"))
@@ -80,8 +88,7 @@ def run_preprocess(spark, storage, output, params: dict, pseudonym_key: str) -> 
     summary = {
         "n_samples": len(header.samples),
         "n_samples_pass_qc": int(samples["sample_qc_pass"].sum()),
-        "n_variants": int(n_variants),
-        "n_variants_pass_qc": int(n_pass),
+        **qc_counts,
         "n_samples_with_reads": int(samples["n_reads"].notna().sum()),
         "n_vcf_splits": ingest.n_splits,
         "n_skipped_alt_alleles": ingest.n_skipped_alts,  # symbolic (<DEL>...), breakend and '*' ALTs
@@ -185,6 +192,40 @@ def load_read_qc(spark, patient_uri: str) -> dict[str, dict]:
 # --- samples --------------------------------------------------------------------------------------
 
 
+def run_cohort_qc(parsed, genotypes_uri: str, vcf_samples, clinical, p: dict) -> tuple[dict, dict]:
+    """plink2-order QC of the parsed table (see the module docstring); writes ``genotypes_uri``.
+
+    Returns the per-sample QC arrays (for :func:`build_sample_table`) and the counts of
+    ``qc_summary.json``: samples failing each check, variants failing each filter (a variant can
+    fail several), and the order the filters ran in.
+    """
+    from genoflow.qc.plink_qc import QcThresholds
+    from genoflow.qc.spark_qc import apply_variant_filters, sample_f_statistics, sample_missingness
+
+    t = QcThresholds.from_params(p)
+    male = np.array([clinical[s]["sex"] == "M" for s in vcf_samples])
+    mind = sample_missingness(parsed, male, t)
+    apply_variant_filters(parsed, male, mind, t).write.parquet(genotypes_uri)
+    genotypes = parsed.sparkSession.read.parquet(genotypes_uri)
+    f_stats = sample_f_statistics(genotypes, male, mind, t)
+    row = genotypes.selectExpr(
+        "count(*) AS n_variants", "coalesce(sum(int(qc_pass)), 0) AS n_variants_pass_qc",
+        f"coalesce(sum(int(NOT (call_rate >= {t.min_call_rate - 1e-9}))), 0) AS n_variants_fail_call_rate",
+        f"coalesce(sum(int(hwe_p < {t.min_hwe_p * (1 - 1e-9)})), 0) AS n_variants_fail_hwe",
+        f"coalesce(sum(int(isnan(maf) OR maf < {t.min_maf * (1 - 1e-9)})), 0) AS n_variants_fail_maf",
+    ).first()
+    counts = {k: int(v) for k, v in row.asDict().items()}
+    counts.update({
+        "n_samples_fail_missingness": int((~mind["mind_pass"]).sum()),
+        "n_samples_het_outlier": int(f_stats["het_outlier"].sum()),
+        "n_samples_sex_problem": int(f_stats["sex_problem"].sum()),
+        "qc_order": ["--mind (max_sample_missingness), all variants",
+                     "--geno/--hwe/--maf (min_call_rate, min_hwe_p, min_maf), samples passing --mind",
+                     "--het outliers (max_het_sd) and --check-sex, variants passing"],
+    })
+    return {**mind, **f_stats}, counts
+
+
 def compute_sample_qc(genotypes, n_samples: int) -> dict[str, np.ndarray]:
     """Per-sample missingness and heterozygosity over all variants, merged across partitions."""
     from genoflow.qc.sample_qc import SampleQcAccumulator
@@ -213,8 +254,16 @@ def build_sample_table(vcf_samples, clinical, sample_qc, read_qc, p: dict, pseud
 
     missingness = np.asarray(sample_qc["missingness"], dtype=float)
     het_rate = np.asarray(sample_qc["het_rate"], dtype=float)
-    het_outlier = flag_outliers(het_rate, float(p["max_het_sd"]))
-    qc_pass = (missingness <= float(p["max_sample_missingness"])) & ~het_outlier
+    n = len(vcf_samples)
+    if "sample_qc_pass" in sample_qc:  # run_cohort_qc's plink2-order QC
+        het_outlier = np.asarray(sample_qc["het_outlier"], dtype=bool)
+        qc_pass = np.asarray(sample_qc["sample_qc_pass"], dtype=bool)
+    else:  # compute_sample_qc's counts only: missingness and heterozygosity-rate outliers
+        het_outlier = flag_outliers(het_rate, float(p["max_het_sd"]))
+        qc_pass = (missingness <= float(p["max_sample_missingness"])) & ~het_outlier
+    het_f = np.asarray(sample_qc.get("het_f", np.full(n, np.nan)), dtype=float)
+    sex_f = np.asarray(sample_qc.get("sex_f", np.full(n, np.nan)), dtype=float)
+    sex_problem = np.asarray(sample_qc.get("sex_problem", np.zeros(n, dtype=bool)), dtype=bool)
 
     rows = []
     for index, patient in enumerate(vcf_samples):
@@ -231,6 +280,9 @@ def build_sample_table(vcf_samples, clinical, sample_qc, read_qc, p: dict, pseud
             "missingness": float(missingness[index]),
             "het_rate": float(het_rate[index]),
             "het_outlier": bool(het_outlier[index]),
+            "het_f": float(het_f[index]),
+            "sex_f": float(sex_f[index]),
+            "sex_problem": bool(sex_problem[index]),
             "sample_qc_pass": bool(qc_pass[index]),
             "n_reads": reads.get("n_reads"),
             "mean_phred": reads.get("mean_phred"),

@@ -1,0 +1,157 @@
+"""plink2-order cohort QC over a Spark genotype table (the numpy kernels of :mod:`genoflow.qc.plink_qc`).
+
+Three passes over the variant-major table, none of which brings genotypes to the driver:
+
+1. :func:`sample_missingness`: per-sample missing counts over every variant (``--mind``), and
+   whether male X calls are haploid- or diploid-coded (a ``treeReduce`` of small arrays);
+2. :func:`apply_variant_filters`: a lazy ``mapInPandas`` recomputing each variant's ``call_rate``,
+   ``alt_af``, ``maf``, ``hwe_p`` and ``qc_pass`` on the samples that passed ``--mind`` (``--geno``,
+   ``--hwe``, ``--maf``); the caller writes the result;
+3. :func:`sample_f_statistics`: on the written table's ``qc_pass`` rows, the per-sample counts
+   of plink2 ``--het`` (autosomes) and plink 1.9 ``--check-sex`` (X), then outliers and sex calls.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from genoflow.genotypes import MISSING, stack_dosages
+from genoflow.qc.plink_qc import (
+    QcThresholds,
+    f_from_counts,
+    het_f_counts,
+    het_outliers,
+    is_x_contig,
+    sex_check,
+    sex_check_counts,
+    variant_filter_pass,
+    variant_filter_stats,
+)
+
+__all__ = ["sample_missingness", "apply_variant_filters", "sample_f_statistics"]
+
+_ROWS_PER_BLOCK = 2000
+
+
+def _blocks(rows, columns):
+    """Group an iterator of Rows into lists per column, ``_ROWS_PER_BLOCK`` rows at a time."""
+    block = {c: [] for c in columns}
+    for row in rows:
+        for c in columns:
+            block[c].append(row[c])
+        if len(block[columns[0]]) >= _ROWS_PER_BLOCK:
+            yield block
+            block = {c: [] for c in columns}
+    if block[columns[0]]:
+        yield block
+
+
+def sample_missingness(genotypes, male, t: QcThresholds) -> dict:
+    """Pass 1: ``--mind`` over all variants.
+
+    Returns ``missingness`` (float64, shape (n_samples,)), ``mind_pass`` (bool), ``het_rate``
+    (heterozygous / called genotypes, all variants; informative only), ``n_variants`` and
+    ``haploid_coded`` (male X calls coded 0/1 rather than 0/2; True when there is no X).
+    """
+    male = np.asarray(male, dtype=bool)
+    n = male.size
+
+    def count(rows):
+        missing, het, called, n_variants, male_two = (np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64),
+                                                      np.zeros(n, dtype=np.int64), 0, False)
+        for block in _blocks(rows, ("contig", "dosages")):
+            d = stack_dosages(block["dosages"])
+            if d.shape[1] != n:
+                raise ValueError(f"genotype table: {d.shape[1]} dosages per variant, but {n} samples")
+            missing += (d == MISSING).sum(axis=0)
+            het += (d == 1).sum(axis=0)
+            called += (d != MISSING).sum(axis=0)
+            n_variants += d.shape[0]
+            x = is_x_contig(block["contig"])
+            male_two |= bool((d[x][:, male] == 2).any())
+        yield missing, het, called, n_variants, male_two
+
+    def merge(a, b):
+        return a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3], a[4] or b[4]
+
+    missing, het, called, n_variants, male_two = (
+        genotypes.select("contig", "dosages").rdd.mapPartitions(count).treeReduce(merge)
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        missingness = missing / np.float64(n_variants)
+        het_rate = het / called
+    return {
+        "missingness": missingness,
+        "het_rate": het_rate,
+        "mind_pass": missingness <= t.max_sample_missingness + 1e-9,
+        "n_variants": int(n_variants),
+        "haploid_coded": not male_two,
+    }
+
+
+def apply_variant_filters(genotypes, male, mind: dict, t: QcThresholds):
+    """Pass 2 (lazy): the table with its QC columns recomputed the plink2 way on the ``--mind`` survivors.
+
+    ``genotypes`` must have ``contig``, ``dosages`` and the double columns ``call_rate``, ``alt_af``,
+    ``maf``, ``hwe_p`` and boolean ``qc_pass``, which are replaced; every other column is kept as is.
+    """
+    keep = np.flatnonzero(mind["mind_pass"])
+    kept_male = np.asarray(male, dtype=bool)[keep]
+    coding = mind["haploid_coded"]
+
+    def run(batches):
+        for batch in batches:
+            d = stack_dosages(batch["dosages"])[:, keep]
+            stats = variant_filter_stats(d, is_x=is_x_contig(batch["contig"].to_numpy()), male=kept_male,
+                                         hwe_midp=t.hwe_midp, haploid_coded=coding)
+            batch = batch.copy()
+            for column in ("call_rate", "alt_af", "maf", "hwe_p"):
+                batch[column] = stats[column]
+            batch["qc_pass"] = variant_filter_pass(stats, t)
+            yield batch
+
+    return genotypes.mapInPandas(run, genotypes.schema)
+
+
+def sample_f_statistics(genotypes, male, mind: dict, t: QcThresholds) -> dict:
+    """Pass 3: ``--het`` F and its outliers, ``--check-sex`` F and problems, on the ``qc_pass`` rows.
+
+    Returns per-sample arrays (NaN / False for samples failing ``--mind``): ``het_f``,
+    ``het_outlier``, ``sex_f``, ``snp_sex`` (1 male, 2 female, 0 undetermined), ``sex_problem``,
+    and ``sample_qc_pass`` (``--mind`` passed, not a heterozygosity outlier, no sex problem).
+    """
+    keep = np.flatnonzero(mind["mind_pass"])
+    male = np.asarray(male, dtype=bool)
+    kept_male = male[keep]
+    coding = mind["haploid_coded"]
+    fields = ("o_hom", "n_obs", "e_hom")
+
+    def count(rows):
+        het = {f: np.zeros(keep.size) for f in fields}
+        sex = {f: np.zeros(keep.size) for f in fields}
+        n_x = 0
+        for block in _blocks(rows, ("contig", "dosages")):
+            d = stack_dosages(block["dosages"])[:, keep]
+            x = is_x_contig(block["contig"])
+            for f, v in het_f_counts(d[~x]).items():
+                het[f] += v
+            if x.any():
+                n_x += int(x.sum())
+                for f, v in sex_check_counts(d[x], kept_male, haploid_coded=coding).items():
+                    sex[f] += v
+        yield het, sex, n_x
+
+    def merge(a, b):
+        return ({f: a[0][f] + b[0][f] for f in fields}, {f: a[1][f] + b[1][f] for f in fields}, a[2] + b[2])
+
+    het, sex, n_x = genotypes.filter("qc_pass").select("contig", "dosages").rdd.mapPartitions(count).treeReduce(merge)
+    n = male.size
+    out = {"het_f": np.full(n, np.nan), "het_outlier": np.zeros(n, dtype=bool), "sex_f": np.full(n, np.nan)}
+    out["het_f"][keep] = f_from_counts(het)
+    out["het_outlier"][keep] = het_outliers(out["het_f"][keep], t.max_het_sd)
+    if n_x:
+        out["sex_f"][keep] = f_from_counts(sex)
+    calls = sex_check(out["sex_f"], male, t)
+    out["snp_sex"], out["sex_problem"] = calls["snp_sex"], calls["problem"]
+    out["sample_qc_pass"] = mind["mind_pass"] & ~out["het_outlier"] & ~out["sex_problem"]
+    return out
