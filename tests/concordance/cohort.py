@@ -266,13 +266,13 @@ def _add_phenotypes(dosages, variants, samples, population, rng) -> np.ndarray:
     gc = dosages[causal].astype(float)
     gc[gc < 0] = np.nan
     gc = np.where(np.isnan(gc), np.nanmean(gc, axis=1, keepdims=True), gc)
-    effects = np.array([0.35, -0.3, 0.25, 0.4, -0.2])
+    effects = np.array([0.5, -0.45, 0.4, 0.55, -0.35])
     genetic = effects @ (gc - gc.mean(axis=1, keepdims=True))
     sex = samples["sex"].to_numpy()
     age = samples["age"].to_numpy()
     ancestry = np.array([0.0, 0.5, -0.4])[population]
     qt = genetic + 0.3 * (sex == 2) + 0.02 * (age - 55) + ancestry + rng.normal(0, 1, size=sex.size)
-    eta = -0.8 + 1.2 * genetic + 0.4 * (sex == 2) + 0.03 * (age - 55) + 1.2 * ancestry
+    eta = -0.8 + 1.5 * genetic + 0.4 * (sex == 2) + 0.03 * (age - 55) + 1.2 * ancestry
     cc = (rng.random(sex.size) < 1 / (1 + np.exp(-eta))).astype(float)
     qt[rng.choice(sex.size, size=5, replace=False)] = np.nan
     cc[rng.choice(sex.size, size=5, replace=False)] = np.nan
