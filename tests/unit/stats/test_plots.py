@@ -31,3 +31,22 @@ def test_write_association_plots__writes_two_pngs_under_the_prefix(tmp_path):
 def test_association_plots__names_the_missing_column():
     with pytest.raises(ValueError, match=r"\['p'\]"):
         association_plots(pd.DataFrame({"contig": ["1"], "pos": [1]}), title="x")
+
+
+@pytest.mark.integration  # a real MLflow tracking store (SQLite migrations: seconds)
+def test_log_association_plots__logs_both_pngs_on_the_run(tmp_path):
+    import mlflow
+
+    from genoflow.stats import log_association_plots
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = mlflow.create_experiment("assoc", artifact_location=(tmp_path / "artifacts").as_uri())
+    with mlflow.start_run(experiment_id=experiment) as run:
+        log_association_plots(_results(np.random.default_rng(1)), title="cc: logistic regression")
+    log_association_plots(_results(np.random.default_rng(2)), title="again", run_id=run.info.run_id,
+                          artifact_path="association/again")
+    client = mlflow.MlflowClient()
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "association")} >= {
+        "association/manhattan.png", "association/qq.png", "association/again"}
+    local = client.download_artifacts(run.info.run_id, "association/qq.png", str(tmp_path))
+    assert open(local, "rb").read().startswith(PNG_MAGIC)
