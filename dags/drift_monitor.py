@@ -25,10 +25,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.providers.standard.operators.python import ShortCircuitOperator
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import dag
+from genoflow_plugins.operators import GenoflowSparkSubmitOperator
 
 from genoflow.config import Settings, load_params, spark_conf
 
@@ -79,7 +79,7 @@ def _landing(monitor: dict) -> str:
     default_args={"owner": "genoflow", "retries": 2, "retry_delay": timedelta(minutes=1)},
 )
 def drift_monitor():
-    detect = SparkSubmitOperator(
+    detect = GenoflowSparkSubmitOperator(
         task_id="detect_drift",
         application=str(SETTINGS.home / "jobs" / "drift.py"),
         name="genoflow-drift",

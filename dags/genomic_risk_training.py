@@ -30,10 +30,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag
 from genoflow_plugins.assets import RAW_COHORT
-from genoflow_plugins.operators import PromoteChampionOperator, ResolveDatasetVersionOperator
+from genoflow_plugins.operators import (
+    GenoflowSparkSubmitOperator,
+    PromoteChampionOperator,
+    ResolveDatasetVersionOperator,
+)
 
 from genoflow.config import Settings, load_params, spark_conf
 
@@ -51,9 +54,9 @@ def retraining_schedule():
     return AssetOrTimeSchedule(timetable=CronTriggerTimetable(cron, timezone="UTC"), assets=[RAW_COHORT])
 
 
-def spark_step(task_id: str, step: str) -> SparkSubmitOperator:
-    """A genoflow Spark job, submitted to the cluster of the `spark_default` connection."""
-    return SparkSubmitOperator(
+def spark_step(task_id: str, step: str) -> GenoflowSparkSubmitOperator:
+    """A genoflow Spark job, submitted to the cluster of the `spark_default` connection with the library zipped."""
+    return GenoflowSparkSubmitOperator(
         task_id=task_id,
         application=str(SETTINGS.home / "jobs" / f"{step}.py"),
         name=f"genoflow-{step}",

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import BaseOperator
 
-__all__ = ["IngestCohortOperator", "ResolveDatasetVersionOperator", "PromoteChampionOperator"]
+__all__ = ["IngestCohortOperator", "ResolveDatasetVersionOperator", "PromoteChampionOperator",
+           "GenoflowSparkSubmitOperator"]
 
 
 def run_params(context) -> dict:
@@ -135,3 +137,24 @@ class PromoteChampionOperator(BaseOperator):
             self.log.info("%s v%s -> %s: %s", d["model_name"], d["version"],
                           "champion" if d["promoted"] else "challenger", d["reason"])
         return decisions
+
+
+class GenoflowSparkSubmitOperator(SparkSubmitOperator):
+    """A genoflow Spark job that takes the genoflow library with it (spark-submit ``--py-files``).
+
+    At run time, not parse time, the genoflow package this worker imports is zipped into
+    ``$GENOFLOW_HOME/.genoflow/py-files/genoflow-<content hash>.zip`` (written once per code
+    version) and put first in ``py_files``. The driver and the executors import genoflow from that
+    zip, so the cluster's workers need only the third-party packages in their Python
+    (``PYSPARK_PYTHON``); see docs/decisions/0004-shipping-the-library-to-executors.md.
+    """
+
+    def execute(self, context):
+        from genoflow.config import Settings
+        from genoflow.packaging import build_py_files
+
+        library = str(build_py_files(Settings().state_dir / "py-files"))
+        others = [p for p in (self.py_files or "").split(",") if p and p != library]
+        self.py_files = ",".join([library, *others])
+        self.log.info("genoflow library for the driver and executors: %s", library)
+        return super().execute(context)
