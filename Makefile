@@ -32,7 +32,9 @@ export SPARK_LOCAL_IP               ?= 127.0.0.1
 
 CODEC_JAR := hadoop/bgzf-codec/target/genoflow-bgzf-codec.jar
 
-.PHONY: help install codec system-deps bench bench-deps serve up down status hdfs-up hdfs-down hdfs-status demo demo-data airflow-db test test-unit lint lock mlflow-ui clean
+.PHONY: help install codec system-deps bench bench-deps serve up down status hdfs-up hdfs-down hdfs-status spark-up \
+	spark-down spark-status mlflow-server-up mlflow-server-down cluster-up cluster-down cluster-status cluster-env \
+	py-files demo demo-data airflow-db test test-unit lint lock mlflow-ui clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -124,6 +126,36 @@ hdfs-down:  ## stop the local HDFS
 hdfs-status:
 	hadoop/hdfs.sh status
 
+spark-up: $(STAMP)  ## a Spark standalone master + worker on loopback: spark://127.0.0.1:7077 (UI :8090)
+	scripts/spark-cluster.sh up
+
+spark-down:  ## stop the local Spark master and worker
+	scripts/spark-cluster.sh down
+
+spark-status:
+	scripts/spark-cluster.sh status
+
+mlflow-server-up: $(STAMP)  ## an MLflow tracking server (SQLite, proxied artifacts): http://127.0.0.1:5000
+	scripts/mlflow-server.sh up
+
+mlflow-server-down:
+	scripts/mlflow-server.sh down
+
+cluster-up: $(STAMP)  ## HDFS + Spark standalone + MLflow server on loopback; prints the settings to export
+	scripts/cluster.sh up
+
+cluster-down:  ## stop what cluster-up started
+	scripts/cluster.sh down
+
+cluster-status:
+	scripts/cluster.sh status
+
+cluster-env:  ## the settings for the cluster: eval "$$(make -s cluster-env)"
+	@scripts/cluster.sh env
+
+py-files: $(STAMP)  ## the library zip Spark jobs ship to executors (each job builds it anyway): .genoflow/py-files/
+	$(PY) -c 'from genoflow.config import Settings; from genoflow.packaging import build_py_files; print(build_py_files(Settings().state_dir / "py-files"))'
+
 mlflow-ui: $(STAMP)  ## browse runs and the registry (http://127.0.0.1:5000)
 	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.genoflow/mlflow.db --host 127.0.0.1 --port 5000
 
@@ -137,5 +169,5 @@ status:  ## what `make up` runs
 	@scripts/stack.sh status
 
 clean:  ## remove generated data, runs and local state (keeps .venv)
-	-hadoop/hdfs.sh down >/dev/null 2>&1
+	-scripts/cluster.sh down >/dev/null 2>&1
 	rm -rf data/raw data/truth data/runs data/raw.dvc airflow_home .genoflow

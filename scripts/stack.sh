@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The local genoflow stack on loopback: Airflow (api-server with UI + REST, scheduler,
-# dag-processor, triggerer), the MLflow UI and, once it exists, the model API.
+# dag-processor, triggerer), the MLflow UI (none when MLFLOW_TRACKING_URI names a tracking server:
+# that server is the UI) and the model API.
 #
 #   scripts/stack.sh up       migrate Airflow's DB, start what is not running, wait for health,
 #                             print the URLs and the Airflow login
@@ -38,6 +39,10 @@ MLFLOW_PORT="${MLFLOW_PORT:-5000}"
 SERVING_PORT="${SERVING_PORT:-8000}"
 AIRFLOW_URL="http://$HOST:$AIRFLOW_PORT"
 MLFLOW_URL="http://$HOST:$MLFLOW_PORT"
+# Pointed at an MLflow tracking server (`make cluster-up`: scripts/mlflow-server.sh), that server is the
+# MLflow UI; no second one is started on the embedded SQLite store.
+EXTERNAL_MLFLOW=no
+if [[ "${MLFLOW_TRACKING_URI:-}" =~ ^https?:// ]]; then EXTERNAL_MLFLOW=yes; MLFLOW_URL="$MLFLOW_TRACKING_URI"; fi
 SERVING_URL="http://$HOST:$SERVING_PORT"
 TIMEOUT="${STACK_TIMEOUT:-180}"   # seconds to wait for health
 RUN="$GENOFLOW_HOME/.genoflow/run"
@@ -169,7 +174,7 @@ up() {
     if [[ -z "$(running_pgid api-server)" ]] && port_busy "$AIRFLOW_PORT"; then
         die "port $AIRFLOW_PORT on $HOST is taken by another process (choose one: AIRFLOW_PORT=...)"
     fi
-    if [[ -z "$(running_pgid mlflow)" ]] && port_busy "$MLFLOW_PORT"; then
+    if [[ "$EXTERNAL_MLFLOW" == no && -z "$(running_pgid mlflow)" ]] && port_busy "$MLFLOW_PORT"; then
         die "port $MLFLOW_PORT on $HOST is taken by another process (choose one: MLFLOW_PORT=...)"
     fi
 
@@ -179,7 +184,8 @@ up() {
 
     log "starting services (AIRFLOW_HOME=$AIRFLOW_HOME)"
     local name
-    for name in "${AIRFLOW_SERVICES[@]}" mlflow; do start "$name"; done
+    for name in "${AIRFLOW_SERVICES[@]}"; do start "$name"; done
+    if [[ "$EXTERNAL_MLFLOW" == no ]]; then start mlflow; else log "  mlflow: using the tracking server $MLFLOW_URL"; fi
     local serving=no api_key="(GENOFLOW_API_KEYS)"
     if ! serving_available; then
         log "  serving: skipped, genoflow.serving is not importable yet"
@@ -202,7 +208,11 @@ up() {
     wait_for "answer from $AIRFLOW_URL/api/v2/monitor/health" "${AIRFLOW_SERVICES[*]}" \
         http_ok "$AIRFLOW_URL/api/v2/monitor/health"
     wait_for "healthy scheduler, dag-processor and triggerer" "${AIRFLOW_SERVICES[*]}" airflow_healthy
-    wait_for "answer from $MLFLOW_URL/health" mlflow http_ok "$MLFLOW_URL/health"
+    if [[ "$EXTERNAL_MLFLOW" == no ]]; then
+        wait_for "answer from $MLFLOW_URL/health" mlflow http_ok "$MLFLOW_URL/health"
+    elif ! http_ok "${MLFLOW_URL%/}/health"; then
+        log "  warning: the MLflow tracking server $MLFLOW_URL does not answer /health"
+    fi
 
     local serving_state="not started"
     if [[ "$serving" == yes ]]; then

@@ -74,3 +74,23 @@ def hdfs(tmp_path_factory):
 
     with running_hdfs(tmp_path_factory.mktemp("hdfs")) as service:
         yield service
+
+
+@pytest.fixture(scope="session")
+def spark_cluster(tmp_path_factory):
+    """A real Spark standalone master + worker (2 cores, 2g; tests/services/spark.py) on free loopback
+    ports; ``.master_url`` is what the spark_default connection takes. Stopped at session end."""
+    from tests.services.spark import running_spark_cluster
+
+    with running_spark_cluster(tmp_path_factory.mktemp("spark-cluster")) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real MLflow tracking server (SQLite, proxied artifacts; tests/services/mlflow.py) on a free
+    loopback port; ``.tracking_uri`` is its URL. Stopped at session end."""
+    from tests.services.mlflow import running_mlflow_server
+
+    with running_mlflow_server(tmp_path_factory.mktemp("mlflow-server")) as server:
+        yield server

@@ -42,11 +42,12 @@ class Project:
 
     @property
     def tracking_uri(self) -> str:
-        return f"sqlite:///{self.root / '.genoflow' / 'mlflow.db'}"
+        """MLflow as the project's runs see it: the embedded SQLite store unless env points at a server."""
+        return self.env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.root / '.genoflow' / 'mlflow.db'}"
 
     @property
     def storage_root(self) -> str:
-        return (self.root / "data").as_uri()
+        return self.env.get("GENOFLOW_STORAGE_ROOT") or (self.root / "data").as_uri()
 
     def run(self, *cmd: str, check: bool = True, timeout: int = 1500) -> subprocess.CompletedProcess:
         result = subprocess.run(cmd, cwd=self.root, env=self.env, capture_output=True, text=True, timeout=timeout)

@@ -24,13 +24,13 @@ def test_dag__task_chain(dagbag):
 
 
 def test_dag__operators(dagbag):
-    from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
     from airflow.providers.standard.operators.python import ShortCircuitOperator
     from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+    from genoflow_plugins.operators import GenoflowSparkSubmitOperator
 
     dag = dagbag.dags[DAG_ID]
     detect = dag.get_task("detect_drift")
-    assert isinstance(detect, SparkSubmitOperator)
+    assert isinstance(detect, GenoflowSparkSubmitOperator)
     assert detect.application.endswith("jobs/drift.py")
     assert detect._conn_id == "spark_default"
     args = detect.application_args

@@ -25,14 +25,17 @@ def test_dag__task_chain(dagbag):
 
 
 def test_dag__operators(dagbag):
-    from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-    from genoflow_plugins.operators import PromoteChampionOperator, ResolveDatasetVersionOperator
+    from genoflow_plugins.operators import (
+        GenoflowSparkSubmitOperator,
+        PromoteChampionOperator,
+        ResolveDatasetVersionOperator,
+    )
 
     dag = dagbag.dags[DAG_ID]
     for task_id, job in [("preprocess_cohort", "preprocess"), ("build_features", "features"),
                          ("train_models", "train"), ("evaluate_models", "evaluate"), ("build_report", "report")]:
         task = dag.get_task(task_id)
-        assert isinstance(task, SparkSubmitOperator)
+        assert isinstance(task, GenoflowSparkSubmitOperator)  # ships the library zip (--py-files)
         assert task.application.endswith(f"jobs/{job}.py")
         assert task._conn_id == "spark_default"
     assert isinstance(dag.get_task("resolve_dataset_version"), ResolveDatasetVersionOperator)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import time
 import urllib.request
@@ -17,17 +16,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.conftest import REPO
+from tests.services import HOST, free_port
 
 HDFS_SH = REPO / "hadoop" / "hdfs.sh"
 DEFAULT_LIB = REPO / ".genoflow" / "hadoop" / "lib"
-HOST = "127.0.0.1"
-
-
-def free_port() -> int:
-    """A port nothing listens on now (the kernel's pick; another process may still take it later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 class HdfsService:

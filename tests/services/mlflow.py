@@ -1,0 +1,64 @@
+"""A real MLflow tracking server for tests, through scripts/mlflow-server.sh: SQLite backend,
+artifacts proxied by the server (``mlflow-artifacts:/``), a free loopback port, its own state folder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.conftest import REPO
+from tests.services import HOST, free_port
+
+MLFLOW_SERVER_SH = REPO / "scripts" / "mlflow-server.sh"
+
+
+class MlflowServer:
+    """``tracking_uri`` (``http://127.0.0.1:<port>``) is what clients set as ``MLFLOW_TRACKING_URI``."""
+
+    def __init__(self, state_dir: Path):
+        self.state_dir = Path(state_dir)
+        self.port = free_port()
+
+    @property
+    def tracking_uri(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """Where the server keeps the artifacts clients upload through it."""
+        return self.state_dir / "artifacts"
+
+    def _script(self, command: str, timeout: float = 180, check: bool = True) -> subprocess.CompletedProcess:
+        env = {**os.environ, "MLFLOW_STATE_DIR": str(self.state_dir), "MLFLOW_SERVER_PORT": str(self.port)}
+        result = subprocess.run([str(MLFLOW_SERVER_SH), command], env=env, capture_output=True, text=True,
+                                timeout=timeout)
+        if check and result.returncode != 0:
+            raise RuntimeError(f"scripts/mlflow-server.sh {command} exited {result.returncode}:\n"
+                               f"{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
+        return result
+
+    def start(self) -> MlflowServer:
+        try:
+            self._script("up")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        self._script("down", timeout=60, check=False)
+
+    def __repr__(self) -> str:
+        return f"MlflowServer({self.tracking_uri}, state {self.state_dir})"
+
+
+@contextmanager
+def running_mlflow_server(state_dir: Path):
+    """A started :class:`MlflowServer` answering /health, stopped on exit (also when a test fails)."""
+    server = MlflowServer(state_dir).start()
+    try:
+        yield server
+    finally:
+        server.stop()
