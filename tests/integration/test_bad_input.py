@@ -108,6 +108,100 @@ def test_vcf_wrong_column_count(cohort, capsys):
     assert_nothing_written(cohort)
 
 
+def rewrite_vcf_bgzip(path: Path, edit) -> list[str]:
+    """Rewrite the VCF through ``edit`` as bgzip (BGZF blocks, as htslib writes it); return its lines."""
+    from Bio import bgzf
+
+    lines = edit(gzip.decompress(path.read_bytes()).decode().split("\n"))
+    with bgzf.BgzfWriter(str(path), "wb") as out:
+        out.write("\n".join(lines).encode())
+    return lines
+
+
+def test_vcf_truncated_bgzip_block(cohort, capsys):
+    vcf = cohort / "raw" / "cohort.vcf.gz"
+    rewrite_vcf_bgzip(vcf, lambda lines: lines)
+    data = vcf.read_bytes()
+    vcf.write_bytes(data[: len(data) * 2 // 3])
+    rc, err = run_preprocess(cohort, capsys)
+    assert rc == 2
+    message = err.strip().splitlines()[-1]
+    assert "cohort.vcf.gz" in message and "truncated" in message, message
+    assert_nothing_written(cohort)
+
+
+def test_vcf_unsorted_records(cohort, capsys):
+    vcf = cohort / "raw" / "cohort.vcf.gz"
+    state = {}
+
+    def swap(lines):
+        i = vcf_data_index(lines) + 3
+        lines[i], lines[i + 1] = lines[i + 1], lines[i]
+        state.update(line=i + 2, pos=lines[i + 1].split("\t")[1])
+        return lines
+
+    rewrite_vcf_bgzip(vcf, swap)
+    rc, err = run_preprocess(cohort, capsys)
+    assert rc == 2
+    assert f"line {state['line']}" in err and state["pos"] in err and "not sorted" in err, err
+    assert_nothing_written(cohort)
+
+
+def test_vcf_malformed_genotype(cohort, capsys):
+    vcf = cohort / "raw" / "cohort.vcf.gz"
+    state = {}
+
+    def break_gt(lines):
+        i = vcf_data_index(lines) + 6
+        fields = lines[i].split("\t")
+        fields[12] = "0/x"
+        state.update(line=i + 1, pos=fields[1])
+        lines[i] = "\t".join(fields)
+        return lines
+
+    rewrite_vcf_bgzip(vcf, break_gt)
+    rc, err = run_preprocess(cohort, capsys)
+    assert rc == 2
+    assert f"line {state['line']}" in err and state["pos"] in err and "cannot parse GT '0/x'" in err, err
+    assert_nothing_written(cohort)
+
+
+def test_vcf_duplicate_sample_names(cohort, capsys):
+    vcf = cohort / "raw" / "cohort.vcf.gz"
+    state = {}
+
+    def duplicate(lines):
+        i = next(k for k, line in enumerate(lines) if line.startswith("#CHROM"))
+        fields = lines[i].split("\t")
+        fields[10] = fields[9]
+        state.update(line=i + 1, name=fields[9])
+        lines[i] = "\t".join(fields)
+        return lines
+
+    rewrite_vcf_bgzip(vcf, duplicate)
+    rc, err = run_preprocess(cohort, capsys)
+    assert rc == 2
+    assert f"line {state['line']}" in err and "duplicate sample names" in err and state["name"] in err, err
+    assert_nothing_written(cohort)
+
+
+def test_vcf_symbolic_alt_is_skipped_and_counted(cohort, capsys):
+    vcf = cohort / "raw" / "cohort.vcf.gz"
+
+    def symbolic(lines):
+        i = vcf_data_index(lines) + 2
+        fields = lines[i].split("\t")
+        fields[4] = "<DEL>"
+        lines[i] = "\t".join(fields)
+        return lines
+
+    rewrite_vcf_bgzip(vcf, symbolic)
+    rc, err = run_preprocess(cohort, capsys)
+    assert rc == 0, err
+    summary = json.loads(next((cohort / "steps" / "preprocess").glob("*/qc_summary.json")).read_text())
+    assert summary["n_skipped_alt_alleles"] == 1
+
+
 def test_ref_disagrees_with_fasta(cohort, capsys):
     vcf = cohort / "raw" / "cohort.vcf.gz"
     state = {}

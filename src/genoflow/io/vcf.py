@@ -475,7 +475,9 @@ def _decode_genotypes(records: _Records, n_samples: int, n_alt: np.ndarray, want
         second=np.empty((n_lines, n_samples), dtype=np.int8),
         code=np.zeros((n_lines, n_samples), dtype=np.uint8),
     )
-    for key in wanted:
+    # Only FORMAT keys some record has get a (NaN-filled) matrix: GT-only files pay nothing.
+    present = set().union(*(format_layout(fmt).keys() for fmt in records.groups)) if records.groups else set()
+    for key in wanted & present:
         out.numbers[key] = np.full((n_lines, n_samples), np.nan)
     for fmt, rows in records.groups.items():
         layout = format_layout(fmt)
@@ -878,6 +880,10 @@ def _build_table(records, alleles, n_alt, n_samples, first_line_number, with_lin
     if with_call_stats:
         for key in ("DP", "GQ"):
             name = f"mean_{key.lower()}"
+            if key not in alleles.numbers:
+                columns[name] = pa.nulls(int(n_alt.sum()), type=pa.float64())
+                schema = schema.append(pa.field(name, pa.float64()))
+                continue
             mean = np.repeat(_mean_over_samples(alleles.numbers[key]), n_alt)
             columns[name] = pa.array(mean, type=pa.float64(), mask=np.isnan(mean))
             schema = schema.append(pa.field(name, pa.float64()))
