@@ -156,3 +156,16 @@ def test_hdfs_hook__from_airflow_connection(hdfs, monkeypatch):
     hook.get_conn().makedirs("/hook-conn-it/a")
     assert hook.exists(f"{hdfs.uri}/hook-conn-it/a") and hook.list("/hook-conn-it") == ["a"]
     assert not hook.exists("/hook-conn-it/missing")
+
+
+def test_hdfs_writable_sensor__waits_out_safe_mode_and_a_missing_namenode(hdfs):
+    from genoflow_plugins.sensors import HdfsWritableSensor
+
+    from tests.services.hdfs import free_port
+
+    sensor = HdfsWritableSensor(task_id="wait_for_hdfs", webhdfs_url=hdfs.webhdfs_url, user="root")
+    assert sensor.poke({}) is True
+    with hdfs.safe_mode():
+        assert sensor.poke({}) is False
+    nobody = HdfsWritableSensor(task_id="wait_for_nothing", webhdfs_url=f"http://127.0.0.1:{free_port()}")
+    assert nobody.poke({}) is False
