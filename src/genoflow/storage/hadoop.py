@@ -46,6 +46,7 @@ class HadoopStorage:
         self.root = root.rstrip("/")
         self._jvm = spark.sparkContext._jvm
         self._conf = spark.sparkContext._jsc.hadoopConfiguration()
+        self._contexts = {}  # FileContext per scheme://authority (each one holds its own HDFS client)
 
     def uri(self, *parts: str) -> str:
         """The URI of ``parts`` joined under the root."""
@@ -76,7 +77,7 @@ class HadoopStorage:
         jvm = self._jvm
         src_path, dst_path = self._path(src), self._path(dst)
         self._fs(dst).mkdirs(dst_path.getParent())
-        context = jvm.org.apache.hadoop.fs.FileContext.getFileContext(dst_path.toUri(), self._conf)
+        context = self._file_context(dst_path)
         options = self.spark.sparkContext._gateway.new_array(jvm.org.apache.hadoop.fs.Options.Rename, 1)
         options[0] = jvm.org.apache.hadoop.fs.Options.Rename.NONE
         try:
@@ -86,6 +87,13 @@ class HadoopStorage:
                 return False
             raise
         return True
+
+    def _file_context(self, path):
+        uri = path.toUri()
+        key = f"{uri.getScheme()}://{uri.getAuthority()}"
+        if key not in self._contexts:
+            self._contexts[key] = self._jvm.org.apache.hadoop.fs.FileContext.getFileContext(uri, self._conf)
+        return self._contexts[key]
 
     def list(self, uri: str) -> list[str]:
         """Names of the entries directly under ``uri`` (sorted)."""
