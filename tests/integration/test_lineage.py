@@ -33,7 +33,7 @@ def test_lineage__champion_chain_matches_the_recorded_run(project, first_run):
     client = mlflow.MlflowClient(project.tracking_uri)
     champion = client.get_model_version_by_alias(MODEL, "champion")
     run = client.get_run(champion.run_id)
-    assert lineage["model"]["version"] == champion.version and "champion" in lineage["model"]["aliases"]
+    assert str(lineage["model"]["version"]) == str(champion.version) and "champion" in lineage["model"]["aliases"]
     assert lineage["run"]["id"] == champion.run_id
     assert lineage["run"]["experiment"]["name"] == "genomic_risk_training"
     assert lineage["run"]["metrics"] == run.data.metrics and "test_auc_roc" in lineage["run"]["metrics"]
@@ -59,7 +59,7 @@ def test_lineage__champion_chain_matches_the_recorded_run(project, first_run):
 
 def test_lineage__by_version_number_and_as_text(project, first_run):
     by_alias = json.loads(_lineage(project, MODEL, "--json").stdout)  # champion by default
-    by_number = json.loads(_lineage(project, MODEL, by_alias["model"]["version"], "--json").stdout)
+    by_number = json.loads(_lineage(project, MODEL, str(by_alias["model"]["version"]), "--json").stdout)
     assert by_number["run"]["id"] == by_alias["run"]["id"]
     text = _lineage(project, MODEL).stdout
     for value in (by_alias["run"]["id"], by_alias["dataset"]["version"], by_alias["code"]["git_commit"],

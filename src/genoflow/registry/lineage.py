@@ -74,10 +74,10 @@ def _model_version(client, model: str, ref: str):
     try:
         return client.get_model_version(model, ref) if ref.isdigit() else client.get_model_version_by_alias(model, ref)
     except MlflowException:
-        versions = sorted((v.version for v in client.search_model_versions(f"name = '{model}'")), key=int)
+        versions = sorted(int(v.version) for v in client.search_model_versions(f"name = '{model}'"))
         aliases = ", ".join(f"{a} -> v{v}" for a, v in sorted(registered.aliases.items())) or "none"
         kind = "version" if ref.isdigit() else "alias"
-        raise LineageError(f"{model} has no {kind} {ref!r} (versions: {', '.join(versions) or 'none'}; "
+        raise LineageError(f"{model} has no {kind} {ref!r} (versions: {', '.join(map(str, versions)) or 'none'}; "
                            f"aliases: {aliases})") from None
 
 
