@@ -161,7 +161,7 @@ def test_hdfs_hook__from_airflow_connection(hdfs, monkeypatch):
 def test_hdfs_writable_sensor__waits_out_safe_mode_and_a_missing_namenode(hdfs):
     from genoflow_plugins.sensors import HdfsWritableSensor
 
-    from tests.services.hdfs import free_port
+    from tests.services import free_port
 
     sensor = HdfsWritableSensor(task_id="wait_for_hdfs", webhdfs_url=hdfs.webhdfs_url, user="root")
     assert sensor.poke({}) is True
