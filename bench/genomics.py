@@ -55,10 +55,9 @@ COHORTS = {
 }
 # Growth with samples x variants and with cores: (patients, contig length) points, each at these cores.
 SCALING = {
-    "small": {"points": [(500, 2_500_000), (1000, 5_000_000)],
-              "cores": [1, 2]},
+    "small": {"points": [(500, 2_500_000), (1000, 5_000_000)], "cores": [1, 2], "assoc": False},
     "large": {"points": [(2000, 10_000_000), (4000, 10_000_000), (8000, 10_000_000), (8000, 20_000_000)],
-              "cores": [1, 2, 4, 8, 16]},
+              "cores": [1, 2, 4, 8, 16], "assoc": True},
 }
 
 
@@ -311,11 +310,13 @@ def _count_lines(path, skip_prefix: str) -> int:
 
 
 def run_cohort(name: str, root: Path, work: Path, cores: int, hail_python: str | None, quality: bool,
-               driver_memory: str, parts: frozenset = frozenset({"ingest", "assoc"})) -> dict:
+               driver_memory: str, parts: frozenset = frozenset({"ingest", "assoc"}), save=None) -> dict:
     """Every tool on one cohort, one after the other (nothing else of ours runs meanwhile).
 
     ``parts`` without "ingest" still runs what the others read (genoflow preprocess, plink2 pgen).
+    ``save(result)`` is called after every tool, so a long run keeps what it measured so far.
     """
+    save = save or (lambda result: None)
     tools = Tools(root, work, cores, hail_python, driver_memory, COHORTS[name].get("min_hwe_p"))
     summary = cohort_summary(root)
     n_samples, n_variants = summary["n_patients"], summary["n_variants"]
@@ -323,18 +324,20 @@ def run_cohort(name: str, root: Path, work: Path, cores: int, hail_python: str |
     pheno = clinical_table(root)
     result = {"cohort": name, "n_samples": n_samples, "n_variants": n_variants, "cores": cores, "qc": tools.qc,
               "vcf_mb": round(os.path.getsize(tools.vcf) / 2**20, 1), "ingest": {}, "assoc": {}}
-    ingest = [("genoflow preprocess job", tools.genoflow_preprocess), ("genoflow VCF->Parquet", tools.genoflow_ingest),
-              ("plink2 --make-pgen", tools.plink_ingest), ("bcftools view -Ob", tools.bcftools_ingest)]
+    ingest = [("plink2 --make-pgen", tools.plink_ingest), ("bcftools view -Ob", tools.bcftools_ingest),
+              ("genoflow VCF->Parquet", tools.genoflow_ingest)]
     if hail_python:
         ingest.append(("Hail import_vcf().write()", tools.hail_ingest))
+    ingest.append(("genoflow preprocess job", tools.genoflow_preprocess))
     if "ingest" not in parts:
         ingest = [row for row in ingest if row[0] in ("genoflow preprocess job", "plink2 --make-pgen")]
     for label, fn in ingest:
         say(f"{name}: ingest: {label}")
         r = fn()
         r["genotypes_per_s"] = round(genotypes / r["wall_s"])
-        result["ingest" if "ingest" in parts else "setup"][label] = r
-    assoc = [("genoflow association_scan", tools.genoflow_assoc), ("plink2 --glm", lambda: tools.plink_assoc(pheno))]
+        result.setdefault("ingest" if "ingest" in parts else "setup", {})[label] = r
+        save(result)
+    assoc = [("plink2 --glm", lambda: tools.plink_assoc(pheno)), ("genoflow association_scan", tools.genoflow_assoc)]
     if hail_python:
         assoc.append(("Hail logistic_regression_rows", lambda: tools.hail_assoc(pheno)))
     for label, fn in assoc if "assoc" in parts else []:
@@ -342,6 +345,7 @@ def run_cohort(name: str, root: Path, work: Path, cores: int, hail_python: str |
         r = fn()
         r["variants_per_s"] = round(r["n_variants"] / r["wall_s"], 1)
         result["assoc"][label] = r
+        save(result)
     if quality:
         say(f"{name}: model quality (genoflow features/train/evaluate, plink2 C+T)")
         result["quality"] = model_quality(tools, root, pheno)
@@ -404,30 +408,34 @@ def _scaling_cohort(n: int, length: int) -> tuple[str, dict]:
     return f"ooa-{n}x{length / 1e6:g}Mb", {"kind": "ooa", "n_patients": n, "sequence_length": length}
 
 
-def run_scaling(preset: str, work: Path, driver_memory: str) -> list[dict]:
-    """genoflow (ingest + association) and plink2 at each (patients, length) point and core count."""
+def run_scaling(preset: str, work: Path, driver_memory: str, save=None) -> list[dict]:
+    """genoflow and plink2 (ingest, + association in "large") at each (patients, length) point and core count."""
     rows = []
+    save = save or (lambda rows: None)
     for n, length in SCALING[preset]["points"]:
         name, spec = _scaling_cohort(n, length)
         root = cohort_dir(work, name, spec)
         summary = cohort_summary(root)
         genotypes = n * summary["n_variants"]
         pheno = clinical_table(root)
-        cores_list = SCALING[preset]["cores"]
-        # The association scan reads a preprocess output: one, at the most cores, serves every count.
+        cores_list, with_assoc = SCALING[preset]["cores"], SCALING[preset]["assoc"]
         hwe = COHORTS["ooa"]["min_hwe_p"]
-        Tools(root, work / "runs" / name / "preprocess", max(cores_list), None, driver_memory,
-              hwe).genoflow_preprocess()
+        if with_assoc:  # the association scan reads a preprocess output: one, at the most cores, serves all
+            Tools(root, work / "runs" / name / "preprocess", max(cores_list), None, driver_memory,
+                  hwe).genoflow_preprocess()
         for cores in cores_list:
             say(f"scaling {name} on {cores} core(s)")
             tools = Tools(root, work / "runs" / name / f"c{cores}", cores, None, driver_memory, hwe)
             row = {"cohort": name, "n_samples": n, "n_variants": summary["n_variants"], "cores": cores}
-            row["genoflow_ingest_s"] = tools.genoflow_ingest()["wall_s"]
-            row["genoflow_assoc_s"] = tools.genoflow_assoc()["wall_s"]
+            ingest = tools.genoflow_ingest()
+            row["genoflow_ingest_s"], row["genoflow_ingest_cpu_s"] = ingest["wall_s"], ingest["cpu_s"]
             row["plink_ingest_s"] = tools.plink_ingest()["wall_s"]
-            row["plink_glm_s"] = tools.plink_assoc(pheno)["wall_s"]
+            if with_assoc:
+                row["genoflow_assoc_s"] = tools.genoflow_assoc()["wall_s"]
+                row["plink_glm_s"] = tools.plink_assoc(pheno)["wall_s"]
             row["genoflow_ingest_gt_per_s"] = round(genotypes / row["genoflow_ingest_s"])
             rows.append(row)
+            save(rows)
     return rows
 
 
@@ -460,7 +468,7 @@ def tool_versions(hail_python: str | None) -> dict:
 
 
 def ratio(a: float, b: float) -> str:
-    return f"{a / b:.2f}x" if b else "n/a"
+    return f"{a / b:.2f}x" if a and b else "n/a"
 
 
 def _per(count: float, cpu_s: float, unit: float) -> str:
@@ -499,10 +507,11 @@ def _render_cohort(c: dict) -> list[str]:
 
 
 def _render_ingest(c: dict, gt: int) -> list[str]:
-    base = c["ingest"].get("genoflow VCF->Parquet")
-    if base is None:
+    if not c.get("ingest"):
         return []
-    out = [f"Ingest (VCF.gz -> each tool's own format; {_when(base)}). Ratios are genoflow VCF->Parquet's "
+    base = c["ingest"].get("genoflow VCF->Parquet", {"wall_s": 0, "cpu_s": 0})  # 0: not measured (yet)
+    first = next(iter(c["ingest"].values()))
+    out = [f"Ingest (VCF.gz -> each tool's own format; {_when(first)}). Ratios are genoflow VCF->Parquet's "
            "throughput over the row's, by wall time and by CPU time:", "",
            "| tool | wall s | CPU s | peak RSS MB | genotypes/s | genotypes/CPU-s | genoflow vs this (wall) "
            "| genoflow vs this (CPU) |", "|---|---|---|---|---|---|---|---|"]
@@ -514,13 +523,13 @@ def _render_ingest(c: dict, gt: int) -> list[str]:
 
 
 def _render_assoc(c: dict) -> list[str]:
-    base = c["assoc"].get("genoflow association_scan")
-    if base is None:
+    if not c.get("assoc"):
         return []
+    base = c["assoc"].get("genoflow association_scan", {"n_variants": 0, "wall_s": 1, "cpu_s": 0})
     qc = c.get("qc", {"min_call_rate": 0.95, "min_maf": 0.01, "min_hwe_p": 1e-6})
     out = [f"Association (logistic regression per variant, covariates age + sex; variant QC call rate >= "
            f"{qc['min_call_rate']:g}, MAF >= {qc['min_maf']:g}, HWE p >= {qc['min_hwe_p']:g} in each tool; "
-           f"{_when(base)}). Ratios as above, genoflow's variants/s over the row's:", "",
+           f"{_when(next(iter(c['assoc'].values())))}). Ratios as above, genoflow's variants/s over the row's:", "",
            "| tool | variants tested | wall s | CPU s | peak RSS MB | variants/s | variants/CPU-s "
            "| genoflow vs this (wall) | genoflow vs this (CPU) |", "|---|---|---|---|---|---|---|---|---|"]
     for label, r in c["assoc"].items():
@@ -554,14 +563,15 @@ def _render_quality(q: dict | None) -> list[str]:
 def _render_scaling(scaling: dict) -> list[str]:
     rows = scaling["rows"]
     out = ["### Growth with samples x variants and with cores (genoflow and plink2)", "", f"({_when(scaling)})", "",
-           "| cohort | samples | variants | cores | genoflow VCF->Parquet s | genoflow M genotypes/s | "
+           "| cohort | samples | variants | cores | genoflow VCF->Parquet wall s | CPU s | genoflow M genotypes/s | "
            "genoflow association s | plink2 --make-pgen s | plink2 --glm s |",
-           "|---|---|---|---|---|---|---|---|---|"]
+           "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         out.append(f"| {r['cohort']} | {r['n_samples']:,} | {r['n_variants']:,} | {r['cores']} | "
-                   f"{r['genoflow_ingest_s']} | {r['genoflow_ingest_gt_per_s'] / 1e6:.1f} | "
-                   f"{r['genoflow_assoc_s']} | {r['plink_ingest_s']} | "
-                   f"{r['plink_glm_s']} |")
+                   f"{r['genoflow_ingest_s']} | {r.get('genoflow_ingest_cpu_s', '-')} | "
+                   f"{r['genoflow_ingest_gt_per_s'] / 1e6:.2f} | "
+                   f"{r.get('genoflow_assoc_s', '-')} | {r['plink_ingest_s']} | "
+                   f"{r.get('plink_glm_s', '-')} |")
     return out + [""]
 
 
@@ -623,13 +633,23 @@ def main(argv: list[str] | None = None) -> int:
     quality = set(args.quality.split(","))
     for name, root in roots.items():
         with _stamped() as stamp:
+            def save(partial, stamp=stamp, name=name):
+                _merge(results, {"cohorts": {name: {**partial, **stamp, "finished": _now(),
+                                                    "load_average": [stamp["load_average"][0], _load()]}}})
+                _save(results, args)
+
             result = run_cohort(name, root, args.work / "runs" / name, args.cores, args.hail_python,
-                                name in quality, args.driver_memory, frozenset(args.parts.split(",")))
+                                name in quality, args.driver_memory, frozenset(args.parts.split(",")), save)
         _merge(results, {"cohorts": {name: {**result, **stamp}}})
         _save(results, args)
     if args.scaling != "none":
         with _stamped() as stamp:
-            rows = run_scaling(args.scaling, args.work, args.driver_memory)
+            def save_rows(rows, stamp=stamp):
+                results["scaling"] = {"preset": args.scaling, "rows": rows, **stamp, "finished": _now(),
+                                      "load_average": [stamp["load_average"][0], _load()]}
+                _save(results, args)
+
+            rows = run_scaling(args.scaling, args.work, args.driver_memory, save_rows)
         results["scaling"] = {"preset": args.scaling, "rows": rows, **stamp}
         _save(results, args)
     say(f"results: {args.results}; tables: {args.benchmarks_md}")
@@ -665,10 +685,14 @@ def _merge(results: dict, other: dict) -> None:
 
 @contextlib.contextmanager
 def _stamped():
-    stamp = {"started": _now(), "load_average": [round(os.getloadavg()[0], 1), None]}
+    stamp = {"started": _now(), "load_average": [_load(), None]}
     yield stamp
     stamp["finished"] = _now()
-    stamp["load_average"][1] = round(os.getloadavg()[0], 1)
+    stamp["load_average"][1] = _load()
+
+
+def _load() -> float:
+    return round(os.getloadavg()[0], 1)
 
 
 def _now() -> str:
