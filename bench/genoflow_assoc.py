@@ -19,7 +19,9 @@ import time
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preprocess", required=True, help="URI of a committed preprocess output")
+    parser.add_argument("--preprocess", help="URI of a committed preprocess output (genotypes/ + samples/)")
+    parser.add_argument("--genotypes", help="URI of a genotype table (instead of the preprocess output's)")
+    parser.add_argument("--samples", help="URI of a sample table (instead of the preprocess output's)")
     parser.add_argument("--out", required=True, help="URI of the Parquet statistics to write")
     parser.add_argument("--target", default="disease_status")
     parser.add_argument("--covariates", default="age,sex", help="comma-separated sample-table columns")
@@ -30,9 +32,9 @@ def main() -> int:
 
     spark = get_spark("bench-genoflow-assoc")
     started = time.perf_counter()
-    samples = spark.read.parquet(f"{args.preprocess}/samples").toPandas()
+    samples = spark.read.parquet(args.samples or f"{args.preprocess}/samples").toPandas()
     samples = samples[samples["sample_qc_pass"] & samples[args.target].notna()].reset_index(drop=True)
-    genotypes = spark.read.parquet(f"{args.preprocess}/genotypes").filter("qc_pass")
+    genotypes = spark.read.parquet(args.genotypes or f"{args.preprocess}/genotypes").filter("qc_pass")
     covariates = covariate_matrix(samples, [c for c in args.covariates.split(",") if c])
     scan = association_scan(genotypes, sample_index=samples["sample_index"].to_numpy(),
                             y=samples[args.target].to_numpy(dtype=float), covariates=covariates)

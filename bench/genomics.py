@@ -223,9 +223,23 @@ class Tools:
     def genoflow_assoc(self) -> dict:
         out = self.work / "genoflow_assoc.parquet"
         shutil.rmtree(out, ignore_errors=True)
-        argv = self.spark_submit("bench/genoflow_assoc.py", "--preprocess", self.step_dir("preprocess").as_uri(),
+        if (self.step_dir("preprocess") / "_SUCCESS").exists():
+            source = ["--preprocess", self.step_dir("preprocess").as_uri()]
+        else:  # no preprocess output: the VCF->Parquet table and a sample table from the clinical CSVs
+            source = ["--genotypes", (self.work / "genoflow_genotypes.parquet").as_uri(),
+                      "--samples", self._sample_table().as_uri()]
+        argv = self.spark_submit("bench/genoflow_assoc.py", *source,
                                  "--out", out.as_uri(), "--target", "disease_status", "--covariates", "age,sex")
         return measure(argv, self.work / "logs" / "genoflow_assoc.log", self.env)
+
+    def _sample_table(self) -> Path:
+        """Every patient as a QC-passing sample, in VCF order (the simulated VCF lists PT... in order)."""
+        pheno = clinical_table(self.root)
+        path = self.work / "samples.parquet"
+        pd.DataFrame({"sample_index": range(len(pheno)), "sample_qc_pass": True,
+                      "disease_status": pheno["disease"], "age": pheno["age"],
+                      "sex": pheno["male"].map({1: "M", 0: "F"})}).to_parquet(path)
+        return path
 
     def genoflow_pipeline(self) -> dict:
         """features, train, evaluate on the committed preprocess output (timed, for information)."""
