@@ -276,7 +276,10 @@ class Tools:
                    PATH=f"{JAVA17}/bin:{env.get('PATH', '')}")
         argv = [self.hail_python, str(REPO / "bench" / "hail_bench.py"), *args, "--cores", str(self.cores),
                 "--tmp", str(tmp)]
-        return measure(argv, self.work / "logs" / log, env)
+        result = measure(argv, self.work / "logs" / log, env)
+        # pyspark starts Hail's JVM as a child it never reaps, so rusage misses the JVM's CPU time.
+        result["cpu_counted"] = False
+        return result
 
     def hail_ingest(self) -> dict:
         return self.hail("ingest", self.vcf, str(self.work / "hail" / "cohort.mt"), log="hail_import_vcf.log")
@@ -485,14 +488,20 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x" if a and b else "n/a"
 
 
-def _per(count: float, cpu_s: float, unit: float) -> str:
-    """Throughput per CPU second ('-' when the tool used < 0.1 CPU s, too little to divide by)."""
+def _cpu(label: str, r: dict) -> float | None:
+    """CPU seconds, None where rusage cannot see them (Hail's JVM, never reaped by its parent)."""
+    return r["cpu_s"] if r.get("cpu_counted", not label.startswith("Hail")) else None
+
+
+def _per(count: float, cpu_s: float | None, unit: float) -> str:
+    """Throughput per CPU second ('-' when unknown or < 0.1 CPU s, too little to divide by)."""
     suffix = " M" if unit == 1e6 else ""
-    return f"{count / cpu_s / unit:,.2f}{suffix}" if cpu_s >= 0.1 else "-"
+    return f"{count / cpu_s / unit:,.2f}{suffix}" if cpu_s and cpu_s >= 0.1 else "-"
 
 
-def _cpu_ratio(n_a: float, cpu_a: float, n_b: float, cpu_b: float) -> str:
-    return f"{(n_a / cpu_a) / (n_b / cpu_b):.2f}x" if cpu_a >= 0.1 and cpu_b >= 0.1 else "n/a"
+def _cpu_ratio(n_a: float, cpu_a: float | None, n_b: float, cpu_b: float | None) -> str:
+    ok = cpu_a and cpu_b and cpu_a >= 0.1 and cpu_b >= 0.1
+    return f"{(n_a / cpu_a) / (n_b / cpu_b):.2f}x" if ok else "n/a"
 
 
 def render(results: dict) -> str:
@@ -530,9 +539,10 @@ def _render_ingest(c: dict, gt: int) -> list[str]:
            "| tool | wall s | CPU s | peak RSS MB | genotypes/s | genotypes/CPU-s | genoflow vs this (wall) "
            "| genoflow vs this (CPU) |", "|---|---|---|---|---|---|---|---|"]
     for label, r in c["ingest"].items():
-        out.append(f"| {label} | {r['wall_s']} | {r['cpu_s']} | {r['peak_rss_mb']:,} | {gt / r['wall_s'] / 1e6:,.2f} M "
-                   f"| {_per(gt, r['cpu_s'], 1e6)} | {ratio(r['wall_s'], base['wall_s'])} "
-                   f"| {_cpu_ratio(gt, base['cpu_s'], gt, r['cpu_s'])} |")
+        cpu = _cpu(label, r)
+        out.append(f"| {label} | {r['wall_s']} | {cpu if cpu else 'n/a'} | {r['peak_rss_mb']:,} | "
+                   f"{gt / r['wall_s'] / 1e6:,.2f} M | {_per(gt, cpu, 1e6)} | {ratio(r['wall_s'], base['wall_s'])} "
+                   f"| {_cpu_ratio(gt, base['cpu_s'], gt, cpu)} |")
     return out + [""]
 
 
@@ -547,11 +557,11 @@ def _render_assoc(c: dict) -> list[str]:
            "| tool | variants tested | wall s | CPU s | peak RSS MB | variants/s | variants/CPU-s "
            "| genoflow vs this (wall) | genoflow vs this (CPU) |", "|---|---|---|---|---|---|---|---|---|"]
     for label, r in c["assoc"].items():
-        n = r["n_variants"]
-        out.append(f"| {label} | {n:,} | {r['wall_s']} | {r['cpu_s']} | {r['peak_rss_mb']:,} | "
-                   f"{n / r['wall_s']:,.0f} | {_per(n, r['cpu_s'], 1)} | "
+        n, cpu = r["n_variants"], _cpu(label, r)
+        out.append(f"| {label} | {n:,} | {r['wall_s']} | {cpu if cpu else 'n/a'} | {r['peak_rss_mb']:,} | "
+                   f"{n / r['wall_s']:,.0f} | {_per(n, cpu, 1)} | "
                    f"{ratio(base['n_variants'] / base['wall_s'], n / r['wall_s'])} | "
-                   f"{_cpu_ratio(base['n_variants'], base['cpu_s'], n, r['cpu_s'])} |")
+                   f"{_cpu_ratio(base['n_variants'], base['cpu_s'], n, cpu)} |")
     return out + [""]
 
 
@@ -692,9 +702,10 @@ def _merge(results: dict, other: dict) -> None:
                 mine[part][label] = {**row, **stamp}
         if entry.get("quality"):
             mine["quality"] = {**entry["quality"], **stamp}
-    for key in ("machine", "versions", "scaling"):
+    for key in ("machine", "scaling"):
         if key in other:
             results[key] = other[key]
+    results["versions"] = {**results.get("versions", {}), **other.get("versions", {})}
 
 
 @contextlib.contextmanager
