@@ -60,7 +60,8 @@ class Project:
 
 def make_project(root: Path, n_patients: int, seed: int = 3) -> Project:
     root.mkdir(parents=True, exist_ok=True)
-    for name in ("dags", "jobs", "plugins", "config"):
+    # hadoop/ carries the BGZF codec jar: without it the jobs would read the cohort VCF as one split.
+    for name in ("dags", "jobs", "plugins", "config", "hadoop"):
         (root / name).symlink_to(REPO / name)
     shutil.copy(REPO / "params.yaml", root / "params.yaml")
     project = Project(root)
