@@ -18,13 +18,35 @@ def get_spark(app_name: str, conf: dict[str, str] | None = None):
 
     builder = SparkSession.builder.appName(app_name)
     # spark-submit already passed these (genoflow.config.spark_conf); a session started in-process needs them here.
-    for key, value in {**bgzf_codec_conf(Settings()), **(conf or {})}.items():
+    codec_conf = bgzf_codec_conf(Settings())
+    codecs = codec_conf.pop("spark.hadoop.io.compression.codecs", None)
+    for key, value in {**codec_conf, **(conf or {})}.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     hadoop_conf = spark.sparkContext._jsc.hadoopConfiguration()
+    _register_codecs(hadoop_conf, codecs)
     spark_conf = spark.sparkContext.getConf()
     for key, value in FAIL_FAST_HADOOP_CONF.items():
         if not spark_conf.contains(f"spark.hadoop.{key}"):
             hadoop_conf.set(key, value)
     return spark
+
+
+def _register_codecs(hadoop_conf, codecs: str | None) -> None:
+    """Use the BGZF codec only where the driver JVM can load it.
+
+    A JVM that spark-submit started without genoflow's --conf (a bare ``spark-submit jobs/x.py``)
+    cannot take the jar on its classpath any more; naming an unloadable codec would fail every read
+    of a .gz, so such a run reads each bgzip file whole instead.
+    """
+    if not codecs:
+        return
+    if all(hadoop_conf.getClassByNameOrNull(name) is not None for name in codecs.split(",")):
+        hadoop_conf.set("io.compression.codecs", codecs)
+    else:
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "the BGZF codec is not on the driver's classpath (spark-submit without genoflow's --conf): "
+            "bgzip files are read whole, one task each")
