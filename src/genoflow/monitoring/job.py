@@ -260,10 +260,13 @@ def compute_drift(spark, storage, output, champion: dict, upstream: dict, cohort
 
     # Model inputs: observed values of the new patients vs the training split.
     raw = _raw_features(spark, new_genotypes, new_kept, spec)
+    # Genotype scores (PCs, polygenic scores, burdens) exist only as model inputs, computed from the dosages.
+    inputs = _frame(spec.transform(raw), spec.names)
     bins = int(monitor["psi_bins"])
     psi = {}
     for column in spec.names:
-        observed = encode_sex(raw[column]) if column == "sex" else np.asarray(raw[column], dtype=float)
+        source = raw if column in raw else inputs
+        observed = encode_sex(source[column]) if column == "sex" else np.asarray(source[column], dtype=float)
         psi[column] = (drift.population_stability_index(train[column].to_numpy(dtype=float), observed, bins)
                        if np.isfinite(observed).any() else None)
     observed_psi = {k: v for k, v in psi.items() if v is not None}
@@ -273,7 +276,7 @@ def compute_drift(spark, storage, output, champion: dict, upstream: dict, cohort
     model = _load_model(champion["model_uri"])
     test = table[table["split"] == "test"]
     ref_scores = _score(spark, model, test[spec.names])
-    new_scores = _score(spark, model, _frame(spec.transform(raw), spec.names))
+    new_scores = _score(spark, model, inputs)
     score = drift.score_drift(ref_scores, new_scores, n_bins=int(monitor["score_psi_bins"]))
     labels = new_kept[champion["target"]].to_numpy(dtype=float)
     batch_auc = _auc(new_scores, labels)
