@@ -98,8 +98,10 @@ def test_ingested_cohort_triggers_training_on_its_version(landed, airflow):
     assert (landed.root / ".genoflow" / "dvc-remote" / "files" / "md5" / digest[:2] / f"{digest[2:]}.dir").is_file()
 
     # The scheduler creates the training run from the Asset event.
-    runs = _wait(airflow, f"an Asset-triggered {TRAIN} run",
-                 lambda: api.get(f"/dags/{TRAIN}/dagRuns")["dag_runs"])
+    # Wait until the run has started: Airflow 3.3.2's upstreamAssetEvents endpoint answers 500 while a run
+    # its event created is still queued (its start_date None fails the response model).
+    runs = _wait(airflow, f"an Asset-triggered {TRAIN} run, started",
+                 lambda: [run for run in api.get(f"/dags/{TRAIN}/dagRuns")["dag_runs"] if run.get("start_date")])
     assert [r["run_type"] for r in runs] == ["asset_triggered"]
     run_id = runs[0]["dag_run_id"]
     events = api.get(f"/dags/{TRAIN}/dagRuns/{run_id}/upstreamAssetEvents")["asset_events"]
