@@ -63,8 +63,7 @@ def _landing(monitor: dict) -> str:
     """The batch's local folder, for cohort_ingest (a clear error when it cannot be ingested)."""
     from genoflow.ingest import batch_landing
 
-    return batch_landing(SETTINGS.storage_root, monitor["cohort_vcf"], monitor["patient_dir"],
-                         load_params(SETTINGS.params_file))
+    return batch_landing(SETTINGS.storage_root, monitor["cohort_vcf"], monitor["patient_dir"], PARAMS)
 
 
 @dag(

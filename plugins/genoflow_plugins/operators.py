@@ -18,12 +18,11 @@ def run_params(context) -> dict:
     Airflow also puts every run-conf key (e.g. a drift trigger's reason) into params, and those
     must not change what is computed or its run key.
     """
-    from genoflow.config import Settings, load_params
+    from genoflow.config import Settings, load_params, merge_params
 
-    settings = Settings()
-    file_params = load_params(settings.params_file)
+    file_params = load_params(Settings().params_file)
     overrides = {k: v for k, v in dict(context["params"]).items() if k in file_params}
-    return load_params(settings.params_file, overrides=overrides)
+    return merge_params(file_params, overrides)
 
 
 class IngestCohortOperator(BaseOperator):

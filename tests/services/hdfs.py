@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.conftest import REPO
-from tests.services import HOST, free_port
+from tests.services import HOST, free_port, run_script
 
 HDFS_SH = REPO / "hadoop" / "hdfs.sh"
 DEFAULT_LIB = REPO / ".genoflow" / "hadoop" / "lib"
@@ -60,17 +60,12 @@ class HdfsService:
         return self.state_dir / "conf"
 
     def _env(self) -> dict[str, str]:
-        return {**os.environ, "HDFS_STATE_DIR": str(self.state_dir), "HADOOP_LIB": str(self.lib),
+        return {"HDFS_STATE_DIR": str(self.state_dir), "HADOOP_LIB": str(self.lib),
                 "HDFS_HOST": HOST, "HDFS_RPC_PORT": str(self.rpc_port), "HDFS_HTTP_PORT": str(self.http_port),
                 "HDFS_HEAP": os.environ.get("HDFS_HEAP", "384m")}
 
     def _script(self, *args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
-        result = subprocess.run([str(HDFS_SH), *args], env=self._env(), capture_output=True, text=True,
-                                timeout=timeout)
-        if check and result.returncode != 0:
-            raise RuntimeError(f"hadoop/hdfs.sh {' '.join(args)} exited {result.returncode}:\n"
-                               f"{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
-        return result
+        return run_script(HDFS_SH, *args, env=self._env(), timeout=timeout, check=check)
 
     def start(self) -> HdfsService:
         """Fetch jars if needed, format, start both daemons, wait for a live DataNode and safe mode off."""

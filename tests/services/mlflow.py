@@ -3,13 +3,12 @@ artifacts proxied by the server (``mlflow-artifacts:/``), a free loopback port, 
 
 from __future__ import annotations
 
-import os
 import subprocess
 from contextlib import contextmanager
 from pathlib import Path
 
 from tests.conftest import REPO
-from tests.services import HOST, free_port
+from tests.services import HOST, free_port, run_script
 
 MLFLOW_SERVER_SH = REPO / "scripts" / "mlflow-server.sh"
 
@@ -31,13 +30,8 @@ class MlflowServer:
         return self.state_dir / "artifacts"
 
     def _script(self, command: str, timeout: float = 180, check: bool = True) -> subprocess.CompletedProcess:
-        env = {**os.environ, "MLFLOW_STATE_DIR": str(self.state_dir), "MLFLOW_SERVER_PORT": str(self.port)}
-        result = subprocess.run([str(MLFLOW_SERVER_SH), command], env=env, capture_output=True, text=True,
-                                timeout=timeout)
-        if check and result.returncode != 0:
-            raise RuntimeError(f"scripts/mlflow-server.sh {command} exited {result.returncode}:\n"
-                               f"{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
-        return result
+        env = {"MLFLOW_STATE_DIR": str(self.state_dir), "MLFLOW_SERVER_PORT": str(self.port)}
+        return run_script(MLFLOW_SERVER_SH, command, env=env, timeout=timeout, check=check)
 
     def start(self) -> MlflowServer:
         try:

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.conftest import REPO
-from tests.services import HOST, free_port
+from tests.services import HOST, free_port, run_script
 
 SPARK_CLUSTER_SH = REPO / "scripts" / "spark-cluster.sh"
 
@@ -40,15 +40,10 @@ class SparkCluster:
         return f"http://{HOST}:{self.ui_port}"
 
     def _script(self, command: str, timeout: float = 180, check: bool = True) -> subprocess.CompletedProcess:
-        env = {**os.environ, "SPARK_STATE_DIR": str(self.state_dir), "SPARK_MASTER_PORT": str(self.master_port),
+        env = {"SPARK_STATE_DIR": str(self.state_dir), "SPARK_MASTER_PORT": str(self.master_port),
                "SPARK_MASTER_WEBUI_PORT": str(self.ui_port), "SPARK_WORKER_WEBUI_PORT": str(self.worker_ui_port),
                "SPARK_WORKER_CORES": "2", "SPARK_WORKER_MEMORY": "2g"}
-        result = subprocess.run([str(SPARK_CLUSTER_SH), command], env=env, capture_output=True, text=True,
-                                timeout=timeout)
-        if check and result.returncode != 0:
-            raise RuntimeError(f"scripts/spark-cluster.sh {command} exited {result.returncode}:\n"
-                               f"{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
-        return result
+        return run_script(SPARK_CLUSTER_SH, command, env=env, timeout=timeout, check=check)
 
     def start(self) -> SparkCluster:
         try:

@@ -260,6 +260,44 @@ class _ListParam(AccumulatorParam):
         return value1
 
 
+def _keyed_lines(batches):
+    """(line, key) pairs from Arrow batches of (line, key column, ...); a key of several columns is a tuple."""
+    for batch in batches:
+        lines = batch.column(0).to_pylist()
+        keys = [batch.column(i).to_pylist() for i in range(1, batch.num_columns)]
+        yield from zip(lines, keys[0] if len(keys) == 1 else zip(*keys, strict=True), strict=True)
+
+
+def _record_blocks(keyed_lines, chunk_lines: int, header_line=None):
+    """Blocks of at most ``chunk_lines`` record lines, never across a change of key (a split of a file).
+
+    Yields ``(key, first, lines)`` with ``first`` the 1-based number, within the key's lines, of the
+    block's first line. Header lines before a block are dropped; ``header_line(line, key, n)`` sees each
+    first and returns True when it dealt with it. One among records stays in its block, so the parser
+    reports it as a bad record.
+    """
+    key, seen, block, first = None, 0, [], 0
+    for line, at in keyed_lines:
+        if at != key:
+            if block:
+                yield key, first, block
+            key, seen, block = at, 0, []
+        seen += 1
+        if line.startswith("#"):
+            handled = header_line is not None and header_line(line, key, seen)
+            if block and not handled:
+                block.append(line)
+            continue
+        if not block:
+            first = seen
+        block.append(line)
+        if len(block) >= chunk_lines:
+            yield key, first, block
+            block = []
+    if block:
+        yield key, first, block
+
+
 @dataclass
 class _BlockDecoder:
     """The ``mapInArrow`` function: Arrow batches of (line, split start) -> genotype-table batches."""
@@ -276,28 +314,8 @@ class _BlockDecoder:
     runs: object  # Accumulator of list
 
     def __call__(self, batches):
-        split, seen, block, first = None, 0, [], 0
         runs: list = []
-        for batch in batches:
-            values = batch.column(0).to_pylist()
-            splits = batch.column(1).to_numpy(zero_copy_only=False)
-            for line, at in zip(values, splits.tolist(), strict=True):
-                if at != split:
-                    if block:
-                        yield self._decode(block, first, split, runs)
-                    split, seen, block = at, 0, []
-                seen += 1
-                if line.startswith("#"):
-                    if block:  # a header line among records: the parser reports it as a record
-                        block.append(line)
-                    continue
-                if not block:
-                    first = seen
-                block.append(line)
-                if len(block) >= self.chunk_lines:
-                    yield self._decode(block, first, split, runs)
-                    block = []
-        if block:
+        for split, first, block in _record_blocks(_keyed_lines(batches), self.chunk_lines):
             yield self._decode(block, first, split, runs)
         self.runs.add(runs)
 
@@ -494,31 +512,14 @@ class _PatientDecoder:
     skipped: object
 
     def __call__(self, batches):
-        current, seen, block, first = None, 0, [], 0
-        for batch in batches:
-            values = batch.column(0).to_pylist()
-            files = batch.column(1).to_pylist()
-            splits = batch.column(2).to_pylist()
-            for line, file, split in zip(values, files, splits, strict=True):
-                if (file, split) != current:
-                    if block:
-                        yield self._decode(block, first, current)
-                    current, seen, block = (file, split), 0, []
-                seen += 1
-                if line.startswith("#"):
-                    if line.startswith("#CHROM"):
-                        self._check_sample(line, file, seen)
-                    elif block:
-                        block.append(line)
-                    continue
-                if not block:
-                    first = seen
-                block.append(line)
-                if len(block) >= self.chunk_lines:
-                    yield self._decode(block, first, current)
-                    block = []
-        if block:
+        for current, first, block in _record_blocks(_keyed_lines(batches), self.chunk_lines, self._header_line):
             yield self._decode(block, first, current)
+
+    def _header_line(self, line: str, current: tuple, n: int) -> bool:
+        if not line.startswith("#CHROM"):
+            return False
+        self._check_sample(line, current[0], n)
+        return True
 
     def _sample_of(self, file: str) -> int:
         # input_file_name() gives the URI as Spark resolved it; match on the path's end.
