@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from genoflow._kernels.vcf import decode_fixed_width_calls
 from genoflow.errors import InputError
 from genoflow.io._streams import DECOMPRESSION_ERRORS, decompressing, truncation_problem
 
@@ -69,6 +70,7 @@ _ALLELE_LUT[_ZERO : _ZERO + 10] = np.arange(10, dtype=np.int8)
 _ALLELE_LUT[_DOT] = MISSING_DOSAGE
 _IS_SEP = np.zeros(256, dtype=bool)
 _IS_SEP[[_SLASH, _PIPE]] = True
+
 
 _BASES = re.compile(r"[ACGTNacgtn]+")
 _CONTIG_FIELD = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|[^,>]*)')
@@ -429,7 +431,21 @@ def is_skipped_alt(allele: str) -> bool:
     return allele.startswith("<") or allele == "*" or "[" in allele or "]" in allele
 
 
+# The usual ALT fields (A, C, G, T...) recur on most lines: parse each spelling once (the parsed
+# lists are only read, never changed).
+_SIMPLE_ALTS: dict[str, tuple[list[str], list[bool]]] = {}
+
+
 def _parse_alt(alt: str, record: str) -> tuple[list[str], list[bool]]:
+    parsed = _SIMPLE_ALTS.get(alt)
+    if parsed is None:
+        parsed = _parse_alt_field(alt, record)
+        if len(alt) <= 4:  # a bounded set of spellings
+            _SIMPLE_ALTS[alt] = parsed
+    return parsed
+
+
+def _parse_alt_field(alt: str, record: str) -> tuple[list[str], list[bool]]:
     if alt == ".":
         return [], []
     alts = alt.split(",")
@@ -579,10 +595,9 @@ def _decode_fast(texts: list[str], rows: np.ndarray, n_samples: int, out: _Allel
     fit_texts = [t for t, f in zip(texts, fits, strict=True) if f]
     buffer = ("\t".join(fit_texts) + "\t").encode("latin-1", "replace")
     calls = np.frombuffer(buffer, dtype=np.uint8).reshape(len(fit_texts), n_samples, 4)
-    first = _ALLELE_LUT[calls[:, :, 0]]
-    second = _ALLELE_LUT[calls[:, :, 2]]
-    good = _IS_SEP[calls[:, :, 1]] & (calls[:, :, 3] == _TAB) & (first != _BAD) & (second != _BAD)
-    good_lines = good.all(axis=1)
+    first = np.empty(calls.shape[:2], dtype=np.int8)
+    second = np.empty(calls.shape[:2], dtype=np.int8)
+    good_lines = decode_fixed_width_calls(calls, first, second)
     fit_rows = rows[fits]
     out.first[fit_rows[good_lines]] = first[good_lines]
     out.second[fit_rows[good_lines]] = second[good_lines]

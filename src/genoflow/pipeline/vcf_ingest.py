@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,6 +56,9 @@ _INPUT_ERROR = re.compile(
     r"(?: \[\[split (?P<split>\d+) line (?P<split_line>\d+)\]\])?$",
     re.MULTILINE,
 )
+# Splits per core when a VCF is read (see _ingest_conf).
+_SPLITS_PER_CORE = 3
+
 _CODEC_ERROR = re.compile(r"genoflow-bgzf: ([^\n]*)")
 _FAILED_FILE = re.compile(r"(?:reading file|file) (\S+?)\.?(?:\s|$)")
 
@@ -88,11 +92,11 @@ def read_vcf_header(spark, vcf_uri: str):
     from genoflow.io.vcf import parse_vcf_header
 
     check_bgzf_end(spark, vcf_uri)
-    lines_rdd = spark.sparkContext.textFile(vcf_uri)
+    lines = spark.read.text(vcf_uri)  # a JVM-only scan: no Python worker starts for the header
     n = 256
     while True:
         try:
-            head = lines_rdd.take(n)
+            head = [row.value for row in lines.limit(n).collect()]
         except Exception as err:  # noqa: BLE001 - a damaged file becomes one clear line
             raise translate_error(spark, vcf_uri, err) or err from None
         if any(line.startswith("#CHROM") for line in head) or len(head) < n:
@@ -169,23 +173,41 @@ def ingest_vcf(spark, vcf_uri: str, header, out_uri: str, *, reference: dict, ge
         min_gq=float(p.get("vcf_min_gq", 0) or 0), min_dp=float(p.get("vcf_min_dp", 0) or 0),
         reference=sc.broadcast(reference), genes=sc.broadcast(genes), skipped=skipped, runs=runs,
     )
-    lines = spark.read.text(vcf_uri).select("value", F.input_file_block_start().alias("split"))
-    n_splits = lines.rdd.getNumPartitions()
-    log.info("reading %s in %d split(s)", vcf_uri, n_splits)
-    batch_key = "spark.sql.execution.arrow.maxRecordsPerBatch"
-    saved = spark.conf.get(batch_key, None)
-    spark.conf.set(batch_key, str(max(int(p["vcf_chunk_lines"]), 1)))  # bounds memory for wide VCFs
-    try:
-        lines.mapInArrow(decode, GENOTYPE_SCHEMA_DDL).write.parquet(out_uri)
-    except Exception as err:  # noqa: BLE001 - executor errors arrive wrapped; keep the user's line
-        raise translate_error(spark, vcf_uri, err) or err from None
-    finally:
-        if saved is None:
-            spark.conf.unset(batch_key)
-        else:
-            spark.conf.set(batch_key, saved)
-    _check_order(spark, vcf_uri, runs.value)
+    with _session_conf(spark, _ingest_conf(spark, p)):
+        lines = spark.read.text(vcf_uri).select("value", F.input_file_block_start().alias("split"))
+        n_splits = lines.rdd.getNumPartitions()
+        log.info("reading %s in %d split(s)", vcf_uri, n_splits)
+        try:
+            lines.mapInArrow(decode, GENOTYPE_SCHEMA_DDL).write.parquet(out_uri)
+        except Exception as err:  # noqa: BLE001 - executor errors arrive wrapped; keep the user's line
+            raise translate_error(spark, vcf_uri, err) or err from None
+        # Inside the same settings: a line number is counted over the same splits the tasks saw.
+        _check_order(spark, vcf_uri, runs.value)
     return IngestResult(n_splits=n_splits, n_skipped_alts=int(skipped.value))
+
+
+def _ingest_conf(spark, p: dict) -> dict[str, str]:
+    """Session settings while a VCF is read: Arrow batches of ``vcf_chunk_lines`` lines (bounds
+    memory for wide VCFs) and a few splits per core, so that no core waits on one slow split
+    (BGZF splits are equal in compressed bytes, not in records)."""
+    return {"spark.sql.execution.arrow.maxRecordsPerBatch": str(max(int(p["vcf_chunk_lines"]), 1)),
+            "spark.sql.files.minPartitionNum": str(_SPLITS_PER_CORE * spark.sparkContext.defaultParallelism)}
+
+
+@contextmanager
+def _session_conf(spark, conf: dict[str, str]):
+    """Set SQL settings for the duration of a block, then restore what was there."""
+    saved = {key: spark.conf.get(key, None) for key in conf}
+    for key, value in conf.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
 
 
 def translate_error(spark, vcf_uri: str, err: BaseException) -> InputError | None:
@@ -260,15 +282,32 @@ class _ListParam(AccumulatorParam):
         return value1
 
 
-def _keyed_lines(batches):
-    """(line, key) pairs from Arrow batches of (line, key column, ...); a key of several columns is a tuple."""
+def _keyed_runs(batches):
+    """Runs of consecutive lines with one key, from Arrow batches of (line, key column, ...).
+
+    Yields ``(key, lines, is_header)``: a key of several columns is a tuple; ``is_header`` is None
+    when no line of the run starts with ``#`` (the usual case), else a list of bools per line.
+    """
+    import pyarrow.compute as pc
+
     for batch in batches:
-        lines = batch.column(0).to_pylist()
-        keys = [batch.column(i).to_pylist() for i in range(1, batch.num_columns)]
-        yield from zip(lines, keys[0] if len(keys) == 1 else zip(*keys, strict=True), strict=True)
+        if not batch.num_rows:
+            continue
+        lines = batch.column(0)
+        keys = [batch.column(i).to_numpy(zero_copy_only=False) for i in range(1, batch.num_columns)]
+        changes = np.zeros(batch.num_rows - 1, dtype=bool)
+        for column in keys:
+            changes |= column[1:] != column[:-1]
+        header = pc.starts_with(lines, "#").to_numpy(zero_copy_only=False)
+        lines = lines.to_pylist()
+        bounds = [0, *(np.flatnonzero(changes) + 1).tolist(), batch.num_rows]
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+            key = keys[0][lo].item() if len(keys) == 1 else tuple(column[lo] for column in keys)
+            is_header = header[lo:hi].tolist() if header[lo:hi].any() else None
+            yield key, lines[lo:hi], is_header
 
 
-def _record_blocks(keyed_lines, chunk_lines: int, header_line=None):
+def _record_blocks(keyed_runs, chunk_lines: int, header_line=None):
     """Blocks of at most ``chunk_lines`` record lines, never across a change of key (a split of a file).
 
     Yields ``(key, first, lines)`` with ``first`` the 1-based number, within the key's lines, of the
@@ -277,23 +316,37 @@ def _record_blocks(keyed_lines, chunk_lines: int, header_line=None):
     reports it as a bad record.
     """
     key, seen, block, first = None, 0, [], 0
-    for line, at in keyed_lines:
+    for at, lines, is_header in keyed_runs:
         if at != key:
             if block:
                 yield key, first, block
             key, seen, block = at, 0, []
-        seen += 1
-        if line.startswith("#"):
-            handled = header_line is not None and header_line(line, key, seen)
-            if block and not handled:
-                block.append(line)
+        if is_header is None:  # records only: whole slices, no look at each line
+            done = 0
+            while done < len(lines):
+                if not block:
+                    first = seen + done + 1
+                take = min(chunk_lines - len(block), len(lines) - done)
+                block.extend(lines[done : done + take])
+                done += take
+                if len(block) >= chunk_lines:
+                    yield key, first, block
+                    block = []
+            seen += len(lines)
             continue
-        if not block:
-            first = seen
-        block.append(line)
-        if len(block) >= chunk_lines:
-            yield key, first, block
-            block = []
+        for line, is_hash in zip(lines, is_header, strict=True):
+            seen += 1
+            if is_hash:
+                handled = header_line is not None and header_line(line, key, seen)
+                if block and not handled:
+                    block.append(line)
+                continue
+            if not block:
+                first = seen
+            block.append(line)
+            if len(block) >= chunk_lines:
+                yield key, first, block
+                block = []
     if block:
         yield key, first, block
 
@@ -315,7 +368,7 @@ class _BlockDecoder:
 
     def __call__(self, batches):
         runs: list = []
-        for split, first, block in _record_blocks(_keyed_lines(batches), self.chunk_lines):
+        for split, first, block in _record_blocks(_keyed_runs(batches), self.chunk_lines):
             yield self._decode(block, first, split, runs)
         self.runs.add(runs)
 
@@ -512,7 +565,7 @@ class _PatientDecoder:
     skipped: object
 
     def __call__(self, batches):
-        for current, first, block in _record_blocks(_keyed_lines(batches), self.chunk_lines, self._header_line):
+        for current, first, block in _record_blocks(_keyed_runs(batches), self.chunk_lines, self._header_line):
             yield self._decode(block, first, current)
 
     def _header_line(self, line: str, current: tuple, n: int) -> bool:

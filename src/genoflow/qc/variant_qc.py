@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from genoflow._kernels.hwe import hwe_exact_p_loop
 from genoflow.genotypes import MISSING
 
 __all__ = ["genotype_counts", "hwe_exact_p", "variant_qc"]
@@ -20,14 +21,10 @@ __all__ = ["genotype_counts", "hwe_exact_p", "variant_qc"]
 # Two tables whose probabilities differ by less than this relative amount are treated as tied
 # (both counted in the p-value). Exact ties occur (P(h) == P(h + 2) whenever
 # 4 * hom_rare * hom_common == (h + 2)(h + 1)) and rounding can put a tied table a few ULPs either
-# side of the observed one. Our log-probabilities are accurate to ~1e-12 at cohort sizes, so 1e-9
+# side of the observed one. Our probabilities are accurate to ~1e-13 at cohort sizes, so 1e-9
 # catches every real tie; plink 1.9 also used a tolerance, plink2 now resolves near-ties in
 # extended precision, so the two can differ only for tables within 1e-9 of a tie (negligible).
 _TIE_TOLERANCE = 1e-9
-
-# Upper bound on cells (variants x het-count columns) held at once by the HWE kernel: bounds
-# memory to ~8 MB per temporary whatever the block looks like.
-_MAX_GRID_CELLS = 1 << 20
 
 
 def genotype_counts(dosages: np.ndarray) -> dict[str, np.ndarray]:
@@ -83,13 +80,12 @@ def hwe_exact_p(n_het: np.ndarray, n_hom_ref: np.ndarray, n_hom_alt: np.ndarray)
     and the p-value is the total probability of all het counts no more likely than the observed
     one. This is plink2's default ``--hwe`` / ``--hardy`` p-value (not the mid-p variant).
 
-    The distribution of every variant is built at once on a padded 2-D grid (one row per variant,
-    one column per feasible het count) from the ratio of successive probabilities,
-    ``P(h + 2) / P(h) = 4 n_AA n_BB / ((h + 2)(h + 1))``, summed in log space with a cumulative
-    sum: each step is exact integer arithmetic followed by one division and one log, so the
-    log-probabilities are accurate to ~1e-12 even for hundreds of thousands of samples (a
-    ``gammaln`` formulation loses ~1e-8 there, enough to misclassify ties). Rows are processed in
-    chunks sorted by width, so memory stays bounded.
+    Each variant's distribution is built outwards from its most likely het count with the exact
+    ratio of successive probabilities, ``P(h + 2) / P(h) = 4 n_AA n_BB / ((h + 2)(h + 1))``
+    (integer products, far below 2**53, then one division), in a compiled loop
+    (:mod:`genoflow._kernels.hwe`) that stops where the probabilities underflow: the work is the
+    width of the distribution, not ``n_A / 2``, and relative errors stay ~1e-13 even for hundreds of
+    thousands of samples (a ``gammaln`` formulation loses ~1e-8 there, enough to misclassify ties).
 
     Parameters
     ----------
@@ -124,45 +120,8 @@ def hwe_exact_p(n_het: np.ndarray, n_hom_ref: np.ndarray, n_hom_alt: np.ndarray)
     p[n > 0] = 1.0
     # Fewer than two copies of the minor allele: only one feasible table, p = 1.
     todo = np.flatnonzero(n_rare >= 2)
-    # Sort by width so each chunk's padding is small, then take greedy chunks of rows whose
-    # padded grid (rows x widest row) stays within the cell budget.
-    todo = todo[np.argsort(n_rare[todo], kind="stable")]
-    widths = n_rare[todo] // 2 + 1
-    start = 0
-    while start < todo.size:
-        rows = np.arange(1, todo.size - start + 1)
-        stop = start + max(1, int(np.count_nonzero(rows * widths[start:] <= _MAX_GRID_CELLS)))
-        idx = todo[start:stop]
-        p[idx] = _hwe_p_chunk(n[idx], n_rare[idx], n_het[idx])
-        start = stop
+    p[todo] = hwe_exact_p_loop(n[todo], n_rare[todo], n_het[todo], _TIE_TOLERANCE)
     return p
-
-
-def _hwe_p_chunk(n: np.ndarray, n_rare: np.ndarray, obs_het: np.ndarray) -> np.ndarray:
-    """HWE p-values for one chunk of variants with ``n_rare >= 2`` (see :func:`hwe_exact_p`)."""
-    n_cols = n_rare.max() // 2 + 1
-    # Column k holds het count h = (n_rare mod 2) + 2k; row widths differ, padding is masked.
-    k = np.arange(n_cols, dtype=np.int64)[None, :]
-    het = (n_rare % 2)[:, None] + 2 * k
-    valid = het <= n_rare[:, None]
-    hom_rare = (n_rare[:, None] - het) // 2
-    hom_common = n[:, None] - het - hom_rare
-    # log P(h + 2) - log P(h); products stay far below 2**53, so they are exact in float64.
-    with np.errstate(divide="ignore", invalid="ignore"):
-        step = np.log((4.0 * hom_rare * hom_common) / ((het + 2.0) * (het + 1.0)))
-    step = np.where(het + 2 <= n_rare[:, None], step, 0.0)
-    log_prob = np.zeros(het.shape)
-    np.cumsum(step[:, :-1], axis=1, out=log_prob[:, 1:])
-
-    obs_col = (obs_het - n_rare % 2) // 2
-    rows = np.arange(n.size)
-    log_prob -= log_prob[rows, obs_col][:, None]  # now relative to the observed table
-    log_prob[~valid] = -np.inf
-    mode = log_prob.max(axis=1, keepdims=True)
-    prob = np.exp(log_prob - mode)
-    in_tail = log_prob <= _TIE_TOLERANCE
-    p = (prob * in_tail).sum(axis=1) / prob.sum(axis=1)
-    return np.minimum(p, 1.0)
 
 
 def variant_qc(dosages: np.ndarray) -> dict[str, np.ndarray]:
