@@ -194,12 +194,11 @@ def glm_block(null: GlmNull, dosages, *, firth_fallback: bool = True, max_iter: 
 
 
 def _glm_chunk(null, xx, dosages, firth_fallback, max_iter, tol) -> dict[str, np.ndarray]:
-    if ((dosages < MISSING) | (dosages > 2)).any():
+    if _out_of_range(dosages):
         raise ValueError(f"glm_block: dosages must be {MISSING} (missing), 0, 1 or 2")
-    called = dosages != MISSING
-    m = called.astype(np.float64)
-    g = np.where(called, dosages, 0).astype(np.float64)
-    n_obs = called.sum(axis=1)
+    m = (dosages >= 0).astype(np.float64)
+    g = np.maximum(dosages, 0).astype(np.float64)  # a missing call counts 0 (m drops it)
+    n_obs = m.sum(axis=1).astype(np.int64)
     q = null.x.shape[1]
     with np.errstate(divide="ignore", invalid="ignore"):
         alt_freq = g.sum(axis=1) / (2.0 * n_obs)
@@ -213,11 +212,13 @@ def _glm_chunk(null, xx, dosages, firth_fallback, max_iter, tol) -> dict[str, np
     idx = np.flatnonzero(testable & (n_obs > q + 1))
     if idx.size == 0:
         return out
+    if idx.size < g.shape[0]:
+        g, m = g[idx], m[idx]
     if null.family == "linear":
-        beta, se, stat, log_p = _linear(null, xx, g[idx], m[idx], n_obs[idx])
+        beta, se, stat, log_p = _linear(null, xx, g, m, n_obs[idx])
         firth = np.zeros(idx.size, dtype=bool)
     else:
-        beta, se, firth = _logistic(null, xx, g[idx], m[idx], firth_fallback, max_iter, tol)
+        beta, se, firth = _logistic(null, xx, g, m, firth_fallback, max_iter, tol)
         with np.errstate(divide="ignore", invalid="ignore"):
             stat = beta / se
         log_p = np.log(2.0) + special.log_ndtr(-np.abs(stat))
@@ -226,6 +227,13 @@ def _glm_chunk(null, xx, dosages, firth_fallback, max_iter, tol) -> dict[str, np
     out["neglog10_p"][idx] = -log_p / _LN10
     out["firth"][idx] = firth
     return out
+
+
+def _out_of_range(dosages: np.ndarray) -> bool:
+    """Any dosage other than MISSING (-1), 0, 1, 2."""
+    if dosages.dtype == np.int8:  # one pass: -1..2 plus one is 0..3 as (wrapping) unsigned bytes
+        return bool(((dosages.view(np.uint8) + np.uint8(1)) > 3).any())
+    return bool(((dosages < MISSING) | (dosages > 2)).any())
 
 
 def _testable(null, xx, g, m, n_obs) -> np.ndarray:
@@ -271,16 +279,25 @@ def _logistic(null, xx, g, m, firth_fallback, max_iter, tol):
     # Where the dosage alone separates cases from controls the MLE does not exist and Newton-Raphson
     # would only walk beta towards infinity for max_iter iterations: go to Firth at once.
     active = np.flatnonzero(~_separated_by_dosage(null.y, g, m))
-    for _ in range(max_iter):
-        mu, w = _mu_w(null, coef[active], g[active], m[active])
-        h = _information(null, xx, g[active], w)
-        score = _score(null, g[active], (null.y - mu) * m[active])
+    # Every fit starts from the null model (dosage coefficient 0), whose probabilities are the
+    # same for all variants: the first iteration needs no per-variant exp.
+    null_mu = special.expit(null.x @ null.coef)
+    ga, ma = g[active], m[active]
+    for iteration in range(max_iter):
+        if iteration == 0:
+            mu, w = null_mu, (null_mu * (1.0 - null_mu)) * ma
+        else:
+            mu, w = _mu_w(null, coef[active], ga, ma)
+        h = _information(null, xx, ga, w)
+        score = _score(null, ga, (null.y - mu) * ma)
         step, inv, ok = _solve(h, score)
         coef[active] += np.where(ok[:, None], step, 0.0)
         finished = ok & (np.abs(step).max(axis=1) < tol)
         hinv[active[finished]] = inv[finished]
         done[active[finished]] = True
-        active = active[~finished & ok & np.isfinite(coef[active]).all(axis=1)]
+        going = ~finished & ok & np.isfinite(coef[active]).all(axis=1)
+        if not going.all():
+            active, ga, ma = active[going], ga[going], ma[going]
         if active.size == 0:
             break
     firth = ~done
@@ -301,10 +318,12 @@ def _separated_by_dosage(y, g, m) -> np.ndarray:
     Either is a quasi-complete separation along the dosage (or along 2 * intercept - dosage), so the
     logistic MLE does not exist. Shape (v,), bool.
     """
-    case, control = m * y, m * (1.0 - y)
-    carrier, below_two = g > 0, (g < 2) & (m > 0)
-    return (~((carrier * case).any(axis=1) & (carrier * control).any(axis=1))
-            | ~((below_two * case).any(axis=1) & (below_two * control).any(axis=1)))
+    # Counts by matrix-vector products: a carrier (g > 0) is called; missing calls have m = 0.
+    carrier = (g > 0).astype(np.float64)
+    below_two = ((g < 2) & (m > 0)).astype(np.float64)
+    control = 1.0 - y
+    return ((carrier @ y == 0) | (carrier @ control == 0)
+            | (below_two @ y == 0) | (below_two @ control == 0))
 
 
 def _firth(null, xx, g, m, max_iter, tol):
