@@ -19,7 +19,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from genoflow.config import load_params
+from genoflow.config import load_params, merge_params
 from genoflow.pipeline.features import run_features, split_samples
 from genoflow.pipeline.runner import main
 from genoflow.storage import HadoopStorage
@@ -42,7 +42,7 @@ def preprocessed(tmp_path_factory, spark):
     return root
 
 
-def features_for(spark, root, samples_edit, name):
+def features_for(spark, root, samples_edit, name, params=PARAMS):
     """Run the features step on a copy of the preprocess output whose sample table is edited."""
     (source,) = (root / "steps" / "preprocess").glob("*[!.]")
     copy = root / "variants" / name
@@ -53,7 +53,7 @@ def features_for(spark, root, samples_edit, name):
     storage = HadoopStorage(spark, root.as_uri())
     out = storage.uri("features", name)
     with storage.step_output(out) as output:
-        run_features(spark, copy.as_uri(), output, PARAMS)
+        run_features(spark, copy.as_uri(), output, params)
     return root / "features" / name
 
 
@@ -66,10 +66,15 @@ def flip_test_labels(samples: pd.DataFrame) -> pd.DataFrame:
     return edited
 
 
-def test_features__test_labels_do_not_reach_anything_learned(spark, preprocessed, monkeypatch):
+@pytest.fixture(scope="module")
+def original(spark, preprocessed):
+    return features_for(spark, preprocessed, lambda s: s, "original")
+
+
+def keep_split_of(original, monkeypatch):
+    """Rerun with the original run's patient -> split assignment (flipping labels can move strata)."""
     import genoflow.pipeline.features as features
 
-    original = features_for(spark, preprocessed, lambda s: s, "original")
     assigned = pd.read_parquet(original / "table").set_index("pid")["split"]
 
     def original_split(samples, f):
@@ -78,6 +83,11 @@ def test_features__test_labels_do_not_reach_anything_learned(spark, preprocessed
         return kept
 
     monkeypatch.setattr(features, "split_samples", original_split)
+    return assigned
+
+
+def test_features__test_labels_do_not_reach_anything_learned(spark, preprocessed, original, monkeypatch):
+    keep_split_of(original, monkeypatch)
     flipped = features_for(spark, preprocessed, flip_test_labels, "flipped")
 
     meta_a = json.loads((original / "features.json").read_text())
@@ -101,3 +111,35 @@ def test_features__test_labels_do_not_reach_anything_learned(spark, preprocessed
     # The edit really happened: the test rows' labels differ, so the equalities above are not vacuous.
     assert (table_a.loc[~train, "disease_status"] != table_b.loc[~train, "disease_status"]).all()
     assert train.sum() > 100 and (~train).sum() > 30
+
+
+def test_features__training_polygenic_scores_are_cross_fitted(spark, preprocessed, monkeypatch):
+    """With prs_folds, flip the disease labels of one fold of training patients: their own scores must
+    not move (weights from the other folds), while the other patients' scores, whose weights saw them, do."""
+    import genoflow.features.split as split
+
+    params = merge_params(PARAMS, {"features": {"prs_folds": 3}})
+    k, seed = 3, int(params["features"]["split_seed"])
+    cross_fitted = features_for(spark, preprocessed, lambda s: s, "cross-fitted", params)
+    table = pd.read_parquet(cross_fitted / "table").set_index("pid").sort_index()
+    train = table[(table["split"] == "train") & table["disease_status"].notna()]
+    fold_of = pd.Series(split.stratified_folds(train.index.tolist(), train["disease_status"].to_numpy(), k=k,
+                                               seed=seed), index=train.index)
+    keep_split_of(cross_fitted, monkeypatch)
+    monkeypatch.setattr(split, "stratified_folds", lambda ids, labels, k, seed: fold_of.loc[list(ids)].to_numpy())
+    fold0 = fold_of.index[fold_of == 0]
+
+    def flip_fold0(samples: pd.DataFrame) -> pd.DataFrame:
+        edited = samples.copy()
+        rows = edited["pid"].isin(fold0)
+        edited.loc[rows, "disease_status"] = 1 - edited.loc[rows, "disease_status"]
+        return edited
+
+    edited = pd.read_parquet(features_for(spark, preprocessed, flip_fold0, "fold0-flipped", params) / "table")
+    edited = edited.set_index("pid").sort_index()
+    prs = [c for c in table.columns if c.startswith("prs_disease_status_")]
+    assert prs and len(fold0) >= 10
+    pd.testing.assert_frame_equal(table.loc[fold0, prs], edited.loc[fold0, prs])
+    others = train.index.difference(fold0)
+    assert (table.loc[others, prs] != edited.loc[others, prs]).any(axis=None)
+    assert (table.loc[fold0, "disease_status"] != edited.loc[fold0, "disease_status"]).all()

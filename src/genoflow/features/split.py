@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["stratified_split"]
+__all__ = ["stratified_split", "stratified_folds"]
 
 
 def stratified_split(
@@ -59,14 +59,46 @@ def stratified_split(
         small = strata[sizes.argmin()]
         small = small.item() if isinstance(small, np.generic) else small
         raise ValueError(f"labels: stratum {small!r} has {sizes.min()} patient(s); each needs >= 2")
-    keys = [hashlib.sha256(f"{seed}:{pid}".encode()).hexdigest() for pid in ids]
     is_test = np.zeros(len(ids), dtype=bool)
-    for s, size in enumerate(sizes):
-        n_test = min(max(round(test_fraction * size), 1), size - 1)
-        # Ties between digests are practically impossible; the id makes the order total anyway.
-        ranked = sorted(np.flatnonzero(stratum_of == s), key=lambda i: (keys[i], ids[i]))
+    for s, ranked in enumerate(_ranked_strata(ids, stratum_of, len(sizes), seed)):
+        n_test = min(max(round(test_fraction * sizes[s]), 1), sizes[s] - 1)
         is_test[ranked[:n_test]] = True
     return is_test
+
+
+def stratified_folds(ids: Sequence[str], labels: np.ndarray, *, k: int, seed: int) -> np.ndarray:
+    """Assign each patient to one of ``k`` folds, per label stratum, as `stratified_split` ranks them.
+
+    Within each stratum patients are ranked by ``sha256(f"{seed}:{id}")`` and dealt to folds
+    0, 1, ..., k - 1, 0, ... in that order, so every fold has each label in proportion (when the
+    stratum has at least ``k`` patients) and an assignment depends only on the id, its stratum, ``k``
+    and the seed.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n,), int64
+        The fold of each patient, aligned with ``ids``.
+
+    Examples
+    --------
+    >>> stratified_folds(["a", "b", "c", "d"], np.array([0, 0, 1, 1]), k=2, seed=1).tolist().count(0)
+    2
+    """
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 2:
+        raise ValueError(f"k: must be an int >= 2, got {k!r}")
+    ids, labels = _check(ids, labels, 0.5, seed)
+    strata, stratum_of = np.unique(labels, return_inverse=True)
+    fold = np.zeros(len(ids), dtype=np.int64)
+    for ranked in _ranked_strata(ids, stratum_of, len(strata), seed):
+        fold[ranked] = np.arange(len(ranked)) % k
+    return fold
+
+
+def _ranked_strata(ids: list[str], stratum_of: np.ndarray, n_strata: int, seed: int) -> list[list[int]]:
+    """Each stratum's positions, ranked by their seeded id digests."""
+    keys = [hashlib.sha256(f"{seed}:{pid}".encode()).hexdigest() for pid in ids]
+    # Ties between digests are practically impossible; the id makes the order total anyway.
+    return [sorted(np.flatnonzero(stratum_of == s), key=lambda i: (keys[i], ids[i])) for s in range(n_strata)]
 
 
 def _check(ids, labels, test_fraction, seed) -> tuple[list[str], np.ndarray]:

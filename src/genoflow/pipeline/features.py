@@ -3,8 +3,11 @@
 The split is drawn first, from pseudonyms and the stratifying label only; every statistic that
 looks at labels (the association scans that pick the top variants, clumping and polygenic-score
 weights, the burden genes, imputation values) is computed on training patients alone, so nothing
-learnt from labels has seen a test patient. Ancestry PCA (LD pruning like plink2 --indep-pairwise,
-then plink2 --pca's standardisation) uses every patient's genotypes but no label.
+learnt from labels has seen a test patient. With ``prs_folds`` >= 2 the training patients' own
+polygenic scores are cross-fitted too (each fold scored with weights learnt on the other folds), so
+that cross-validation inside the training split is honest (decision 0008). Ancestry PCA (LD pruning
+like plink2 --indep-pairwise, then plink2 --pca's standardisation) uses every patient's genotypes but
+no label.
 
 Steps: prune + PCA (Gram matrix accumulated in the executors) -> per target, logistic regression
 of every QC-passing variant with clinical covariates + the first PCs (genoflow.stats, plink2 --glm)
@@ -13,6 +16,7 @@ block for every patient's PCs / scores / burdens (the weights are saved in each 
 FeatureSpec, so the model API projects a new patient the same way).
 
 Writes ``association/<target>/`` (per-variant statistics, all QC-passing variants),
+``association_folds/<target>/<fold>/`` (with ``prs_folds``: the scans behind the cross-fitted scores),
 ``plots/<target>/manhattan.png`` and ``qq.png``, ``table/`` (the feature table: pid, split,
 targets, covariates, read QC, PCs, polygenic scores, burdens, dosages) and ``features.json`` (the
 feature columns and spec of each target, lambda_GC, the PCA eigenvalues).
@@ -30,7 +34,7 @@ from genoflow.features.scores import burden_block, burden_name
 from genoflow.genotypes import unpack_dosages, variant_label
 
 __all__ = ["run_features", "split_samples", "association_scan", "ancestry_components", "polygenic_scores",
-           "top_burden_genes", "ASSOCIATION_SCHEMA_DDL"]
+           "out_of_fold_prs", "top_burden_genes", "ASSOCIATION_SCHEMA_DDL"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +65,7 @@ def run_features(spark, preprocess_uri: str, output, params: dict) -> dict:
 
     selected: dict[str, list[tuple]] = {}
     blocks = [ancestry["block"]] if ancestry["block"].names else []
+    out_of_fold: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # id(PRS block) -> (rows, cross-fitted values)
     columns, summary = {}, {}
     for target in targets:
         labelled = train_rows(samples, target)
@@ -75,6 +80,9 @@ def run_features(spark, preprocess_uri: str, output, params: dict) -> dict:
         genes = top_burden_genes(null, burden_values[labelled], all_genes, int(f["burden_top_k"]))
         if prs.names:
             blocks.append(prs)
+        if prs.names and int(f.get("prs_folds", 0) or 0) >= 2:
+            out_of_fold[id(prs)] = out_of_fold_prs(spark, genotypes, samples, labelled, covariates, f, target,
+                                                   output)
         columns[target] = [*ancestry["block"].names, *prs.names, *[burden_name(g) for g in genes]]
         summary[target] = {**association_summary(scan, output, target, selected[target]),
                            "n_clumped_index_variants": len(prs.variants), "burden_genes": genes}
@@ -83,6 +91,10 @@ def run_features(spark, preprocess_uri: str, output, params: dict) -> dict:
     chosen_genes = sorted({g for t in targets for g in summary[t]["burden_genes"]})
     burden = burden_all.subset_names([burden_name(g) for g in chosen_genes]) if chosen_genes else None
     scores = [(block, _block_scores(spark, genotypes, everyone, block)) for block in blocks]
+    for block, values in scores:
+        if id(block) in out_of_fold:
+            rows, cross_fitted = out_of_fold[id(block)]
+            values[rows] = cross_fitted
     if burden is not None:
         scores.append((burden, burden_values[:, [all_genes.index(g) for g in chosen_genes]]))
     table, specs = build_feature_table(spark, genotypes, samples, selected, f, scores, columns)
@@ -154,6 +166,37 @@ def polygenic_scores(spark, scan, genotypes, train_index: np.ndarray, f: dict, t
     rows = index.join(genotypes.select("contig", "pos", "ref", "alt", "alt_af"), ["contig", "pos", "ref", "alt"])
     frame = rows.toPandas().sort_values(["contig", "pos", "ref", "alt"], ignore_index=True)
     return prs_block(frame, thresholds, f"prs_{target}")
+
+
+def out_of_fold_prs(spark, genotypes, samples, labelled: np.ndarray, covariates: np.ndarray, f: dict,
+                    target: str, output) -> tuple[np.ndarray, np.ndarray]:
+    """Cross-fitted polygenic scores of the labelled training patients: (their rows, their scores).
+
+    A score computed from a scan of the same patients carries their own labels (the scan's betas
+    were fitted to them), so a model trained on it learns that echo and cross-validates far above
+    what it reaches on new patients. Each of ``prs_folds`` folds of the training patients is scored
+    with weights from a scan, clumping and thresholds of the other folds alone, as a test patient is
+    scored with weights from the whole training split (``prs_folds`` >= 2).
+    """
+    from genoflow.features.split import stratified_folds
+
+    k = int(f["prs_folds"])
+    folds = stratified_folds(samples.loc[labelled, "pid"].tolist(), samples.loc[labelled, target].to_numpy(),
+                             k=k, seed=int(f["split_seed"]))
+    values = None
+    for fold in range(k):
+        fit, scored = labelled[folds != fold], labelled[folds == fold]
+        path = output.path(f"association_folds/{target}/{fold}")
+        association_scan(genotypes, sample_index=samples.loc[fit, "sample_index"].to_numpy(),
+                         y=samples.loc[fit, target].to_numpy(dtype=float),
+                         covariates=covariates[fit]).write.parquet(path)
+        block = polygenic_scores(spark, spark.read.parquet(path), genotypes,
+                                 samples.loc[fit, "sample_index"].to_numpy(), f, target)
+        fold_values = _block_scores(spark, genotypes, samples.loc[scored, "sample_index"].to_numpy(), block)
+        if values is None:
+            values = np.empty((len(labelled), fold_values.shape[1]))
+        values[folds == fold] = fold_values
+    return labelled, values
 
 
 def top_burden_genes(null, burdens: np.ndarray, genes: list[str], k: int) -> list[str]:

@@ -302,7 +302,8 @@ def _keyed_runs(batches):
         lines = lines.to_pylist()
         bounds = [0, *(np.flatnonzero(changes) + 1).tolist(), batch.num_rows]
         for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
-            key = keys[0][lo].item() if len(keys) == 1 else tuple(column[lo] for column in keys)
+            values = [column[lo].item() if isinstance(column[lo], np.generic) else column[lo] for column in keys]
+            key = values[0] if len(values) == 1 else tuple(values)
             is_header = header[lo:hi].tolist() if header[lo:hi].any() else None
             yield key, lines[lo:hi], is_header
 
