@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["get_spark"]
+from contextlib import contextmanager
+
+__all__ = ["get_spark", "glob_uris", "session_conf"]
 
 
 def get_spark(app_name: str, conf: dict[str, str] | None = None):
@@ -50,3 +52,27 @@ def _register_codecs(hadoop_conf, codecs: str | None) -> None:
         logging.getLogger(__name__).warning(
             "the BGZF codec is not on the driver's classpath (spark-submit without genoflow's --conf): "
             "bgzip files are read whole, one task each")
+
+
+def glob_uris(spark, pattern: str) -> list[str]:
+    """Sorted URIs of the files matching a Hadoop glob (``hdfs://.../*/x.csv``), listed by the driver."""
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(pattern)
+    statuses = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).globStatus(path) or []
+    return sorted(str(status.getPath().toUri()) for status in statuses)
+
+
+@contextmanager
+def session_conf(spark, conf: dict[str, str]):
+    """Set SQL settings for the duration of a block, then restore what was there."""
+    saved = {key: spark.conf.get(key, None) for key in conf}
+    for key, value in conf.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)

@@ -37,7 +37,7 @@ from genoflow.pipeline.vcf_ingest import (
 from genoflow.pseudonym import pseudonymise
 
 __all__ = ["run_preprocess", "GENOTYPE_SCHEMA_DDL", "check_sample_sets", "parse_patient_clinical",
-           "read_vcf_header", "ingest_vcf", "run_cohort_qc"]
+           "patient_files", "read_vcf_header", "ingest_vcf", "run_cohort_qc"]
 
 log = logging.getLogger(__name__)
 
@@ -142,17 +142,28 @@ def parse_patient_clinical(uri: str, content: bytes) -> dict:
     return row
 
 
+def patient_files(spark, patient_uri: str, file_name: str):
+    """DataFrame (path, content) of every ``<patient_uri>/<patient>/<file_name>``, or None if there is none.
+
+    The driver lists the files (one glob) and hands Spark the list: Spark's own listing of thousands
+    of paths starts a job, and ``binaryFiles`` reads them all in one task (2,000 patients: ~19 s
+    against ~1 s).
+    """
+    from genoflow.spark import glob_uris, session_conf
+
+    uris = glob_uris(spark, f"{patient_uri.rstrip('/')}/*/{file_name}")
+    if not uris:
+        return None
+    with session_conf(spark, {"spark.sql.sources.parallelPartitionDiscovery.threshold": str(len(uris) + 1)}):
+        return spark.read.format("binaryFile").load(uris).select("path", "content")
+
+
 def load_clinical(spark, patient_uri: str) -> dict[str, dict]:
-    """Validated clinical rows keyed by patient id (one CSV per patient folder)."""
-    files = spark.sparkContext.binaryFiles(f"{patient_uri}/*/{CLINICAL_FILE}")
-    try:
-        rows = files.map(lambda item: parse_patient_clinical(*item)).collect()
-    except Exception as err:
-        if "Input path does not exist" in str(err) or "matches 0 files" in str(err):
-            raise InputError(patient_uri, f"no patient folders with {CLINICAL_FILE}: the cohort is empty") from None
-        raise
-    if not rows:
+    """Validated clinical rows keyed by patient id (one small CSV per patient folder, parsed by the driver)."""
+    files = patient_files(spark, patient_uri, CLINICAL_FILE)
+    if files is None:
         raise InputError(patient_uri, f"no patient folders with {CLINICAL_FILE}: the cohort is empty")
+    rows = [parse_patient_clinical(row.path, bytes(row.content)) for row in files.collect()]
     return {row["patient_id"]: row for row in rows}
 
 
@@ -175,18 +186,14 @@ def load_read_qc(spark, patient_uri: str) -> dict[str, dict]:
     """Per-patient FASTQ read QC (Biopython parsing in the executors), keyed by patient id."""
     from genoflow.io.fastq import fastq_read_qc
 
-    def qc(item):
-        uri, content = item
-        return _patient_of(uri), fastq_read_qc(io.BytesIO(content), source=uri)
+    def qc(row):
+        return _patient_of(row.path), fastq_read_qc(io.BytesIO(row.content), source=row.path)
 
-    files = spark.sparkContext.binaryFiles(f"{patient_uri}/*/{FASTQ_FILE}")
-    try:
-        return dict(files.map(qc).collect())
-    except Exception as err:
-        if "matches 0 files" in str(err) or "Input path does not exist" in str(err):
-            log.warning("no %s files under %s: read QC features will be missing", FASTQ_FILE, patient_uri)
-            return {}
-        raise
+    files = patient_files(spark, patient_uri, FASTQ_FILE)
+    if files is None:
+        log.warning("no %s files under %s: read QC features will be missing", FASTQ_FILE, patient_uri)
+        return {}
+    return dict(files.rdd.map(qc).collect())
 
 
 # --- samples --------------------------------------------------------------------------------------

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import re
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -173,7 +172,9 @@ def ingest_vcf(spark, vcf_uri: str, header, out_uri: str, *, reference: dict, ge
         min_gq=float(p.get("vcf_min_gq", 0) or 0), min_dp=float(p.get("vcf_min_dp", 0) or 0),
         reference=sc.broadcast(reference), genes=sc.broadcast(genes), skipped=skipped, runs=runs,
     )
-    with _session_conf(spark, _ingest_conf(spark, p)):
+    from genoflow.spark import session_conf
+
+    with session_conf(spark, _ingest_conf(spark, p)):
         lines = spark.read.text(vcf_uri).select("value", F.input_file_block_start().alias("split"))
         n_splits = lines.rdd.getNumPartitions()
         log.info("reading %s in %d split(s)", vcf_uri, n_splits)
@@ -192,22 +193,6 @@ def _ingest_conf(spark, p: dict) -> dict[str, str]:
     (BGZF splits are equal in compressed bytes, not in records)."""
     return {"spark.sql.execution.arrow.maxRecordsPerBatch": str(max(int(p["vcf_chunk_lines"]), 1)),
             "spark.sql.files.minPartitionNum": str(_SPLITS_PER_CORE * spark.sparkContext.defaultParallelism)}
-
-
-@contextmanager
-def _session_conf(spark, conf: dict[str, str]):
-    """Set SQL settings for the duration of a block, then restore what was there."""
-    saved = {key: spark.conf.get(key, None) for key in conf}
-    for key, value in conf.items():
-        spark.conf.set(key, value)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, value)
 
 
 def translate_error(spark, vcf_uri: str, err: BaseException) -> InputError | None:
@@ -475,11 +460,9 @@ PATIENT_CALLS_DDL = (
 
 def patient_vcf_uris(spark, patient_uri: str, file_name: str) -> dict[str, str]:
     """``{patient id: VCF URI}`` for every ``<patient_uri>/<patient>/<file_name>``, sorted by patient."""
-    jvm = spark.sparkContext._jvm
-    pattern = jvm.org.apache.hadoop.fs.Path(f"{patient_uri.rstrip('/')}/*/{file_name}")
-    fs = pattern.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    statuses = fs.globStatus(pattern) or []
-    uris = sorted(str(status.getPath().toUri()) for status in statuses)
+    from genoflow.spark import glob_uris
+
+    uris = glob_uris(spark, f"{patient_uri.rstrip('/')}/*/{file_name}")
     if not uris:
         raise InputError(patient_uri, f"no patient folders with {file_name} (preprocess.patient_vcf)")
     return {_folder_of(uri): uri for uri in uris}
