@@ -17,98 +17,64 @@ def hwe_exact_p_loop(n, n_rare, obs_het, tie_tolerance):
     observed one's probability count as ties.
     """
     out = np.empty(n.size)
+    scratch = np.empty(n_rare.max() // 2 + 1 if n.size else 1)  # probability of het count parity + 2k
     for v in range(n.size):
-        out[v] = _one(n[v], n_rare[v], obs_het[v], tie_tolerance)
+        out[v] = _one(n[v], n_rare[v], obs_het[v], tie_tolerance, scratch)
     return out
 
 
 @njit(cache=True, nogil=True)
-def _one(n, n_rare, obs_het, tie_tolerance):
+def _up(n, n_rare, h):
+    """P(h + 2) / P(h)."""
+    hom_rare = (n_rare - h) // 2
+    return (4.0 * hom_rare * (n - h - hom_rare)) / ((h + 2.0) * (h + 1.0))
+
+
+@njit(cache=True, nogil=True)
+def _down(n, n_rare, h):
+    """P(h - 2) / P(h)."""
+    hom_rare = (n_rare - h) // 2 + 1
+    return (h * (h - 1.0)) / (4.0 * hom_rare * (n - h + 2 - hom_rare))
+
+
+@njit(cache=True, nogil=True)
+def _one(n, n_rare, obs_het, tie_tolerance, prob):
     parity = n_rare % 2
-    # The mode: the het count closest to its expectation under HWE, with n_rare's parity.
-    mid = (n_rare * (2 * n - n_rare)) // (2 * n)
-    if mid % 2 != parity:
-        mid += 1
-    mid = min(mid, n_rare)
-    # Walk down and up from mid once to find the largest probability (the ratio is unimodal).
-    log_mode = 0.0
-    best = mid
-    h = mid
-    acc = 0.0
-    while h + 2 <= n_rare:
-        hom_rare = (n_rare - h) // 2
-        hom_common = n - h - hom_rare
-        acc += np.log((4.0 * hom_rare * hom_common) / ((h + 2.0) * (h + 1.0)))
-        if acc <= log_mode:
-            break
-        log_mode, best = acc, h + 2
-        h += 2
-    if best == mid:
-        h, acc = mid, 0.0
-        while h - 2 >= parity:
-            hom_rare = (n_rare - h) // 2 + 1
-            hom_common = n - h - hom_rare + 2
-            acc += np.log((h * (h - 1.0)) / (4.0 * hom_rare * hom_common))
-            if acc <= log_mode:
-                break
-            log_mode, best = acc, h - 2
-            h -= 2
-    # Probabilities relative to the mode (1 there), down and up until they underflow.
-    p_obs = -1.0
-    total = 1.0
-    if obs_het == best:
-        p_obs = 1.0
-    tail = 0.0  # mass of tables no more likely than the observed one, filled once p_obs is known
-    # Pass 1: total mass and p_obs.
-    prob = 1.0
+    # The mode: start at the het count expected under HWE (with n_rare's parity) and climb; the
+    # distribution is unimodal, so the first step that does not rise ends the climb.
+    best = min((n_rare * (2 * n - n_rare)) // (2 * n), n_rare)
+    if best % 2 != parity:
+        best += 1
+    while best + 2 <= n_rare and _up(n, n_rare, best) > 1.0:
+        best += 2
+    while best - 2 >= parity and _down(n, n_rare, best) > 1.0:
+        best -= 2
+    # prob[k] is P(parity + 2k) / P(mode), filled down and up from the mode until it underflows.
+    lo = hi = (best - parity) // 2
+    prob[lo] = 1.0
     h = best
     while h + 2 <= n_rare:
-        hom_rare = (n_rare - h) // 2
-        hom_common = n - h - hom_rare
-        prob *= (4.0 * hom_rare * hom_common) / ((h + 2.0) * (h + 1.0))
-        h += 2
-        if h == obs_het:
-            p_obs = prob
-        if prob == 0.0:
+        p = prob[hi] * _up(n, n_rare, h)
+        if p == 0.0:
             break
-        total += prob
-    prob = 1.0
+        hi += 1
+        prob[hi] = p
+        h += 2
     h = best
     while h - 2 >= parity:
-        hom_rare = (n_rare - h) // 2 + 1
-        hom_common = n - h - hom_rare + 2
-        prob *= (h * (h - 1.0)) / (4.0 * hom_rare * hom_common)
+        p = prob[lo] * _down(n, n_rare, h)
+        if p == 0.0:
+            break
+        lo -= 1
+        prob[lo] = p
         h -= 2
-        if h == obs_het:
-            p_obs = prob
-        if prob == 0.0:
-            break
-        total += prob
-    if p_obs < 0.0:  # the observed table lies where the probabilities underflowed
-        p_obs = 0.0
-    # Pass 2: the tail, each table compared with the observed one.
-    limit = p_obs * (1.0 + tie_tolerance)
-    tail = 1.0 if 1.0 <= limit else 0.0
-    prob = 1.0
-    h = best
-    while h + 2 <= n_rare:
-        hom_rare = (n_rare - h) // 2
-        hom_common = n - h - hom_rare
-        prob *= (4.0 * hom_rare * hom_common) / ((h + 2.0) * (h + 1.0))
-        h += 2
-        if prob == 0.0:
-            break
-        if prob <= limit:
-            tail += prob
-    prob = 1.0
-    h = best
-    while h - 2 >= parity:
-        hom_rare = (n_rare - h) // 2 + 1
-        hom_common = n - h - hom_rare + 2
-        prob *= (h * (h - 1.0)) / (4.0 * hom_rare * hom_common)
-        h -= 2
-        if prob == 0.0:
-            break
-        if prob <= limit:
-            tail += prob
+    k_obs = (obs_het - parity) // 2
+    observed = prob[k_obs] if lo <= k_obs <= hi else 0.0  # 0: where the probabilities underflowed
+    limit = observed * (1.0 + tie_tolerance)
+    total = 0.0
+    tail = 0.0
+    for k in range(lo, hi + 1):
+        total += prob[k]
+        if prob[k] <= limit:
+            tail += prob[k]
     return min(tail / total, 1.0)
