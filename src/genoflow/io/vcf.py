@@ -71,7 +71,6 @@ _ALLELE_LUT[_DOT] = MISSING_DOSAGE
 _IS_SEP = np.zeros(256, dtype=bool)
 _IS_SEP[[_SLASH, _PIPE]] = True
 
-
 _BASES = re.compile(r"[ACGTNacgtn]+")
 _CONTIG_FIELD = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|[^,>]*)')
 
