@@ -13,7 +13,10 @@ Three passes over the variant-major table, none of which brings genotypes to the
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
+import pyarrow as pa
 
 from genoflow.genotypes import MISSING, stack_dosages
 from genoflow.qc.plink_qc import (
@@ -30,20 +33,22 @@ from genoflow.qc.plink_qc import (
 
 __all__ = ["sample_missingness", "apply_variant_filters", "sample_f_statistics"]
 
-_ROWS_PER_BLOCK = 2000
+_PARTIAL = pa.schema([("partial", pa.binary())])  # one pickled partial result per partition
 
 
-def _blocks(rows, columns):
-    """Group an iterator of Rows into lists per column, ``_ROWS_PER_BLOCK`` rows at a time."""
-    block = {c: [] for c in columns}
-    for row in rows:
-        for c in columns:
-            block[c].append(row[c])
-        if len(block[columns[0]]) >= _ROWS_PER_BLOCK:
-            yield block
-            block = {c: [] for c in columns}
-    if block[columns[0]]:
-        yield block
+def _reduce_partitions(frame, columns, count, merge):
+    """``count(blocks)`` of every partition of ``frame``, merged by ``treeReduce(merge)`` in the executors.
+
+    ``blocks`` yields dicts of column -> list of values, a few thousand variants at a time. The rows
+    cross to Python as Arrow batches (not one pickled Row each); only the small per-partition
+    partials are pickled.
+    """
+    def run(batches):
+        blocks = ({c: batch.column(c).to_pylist() for c in columns} for batch in batches)
+        yield pa.RecordBatch.from_pydict({"partial": [pickle.dumps(count(blocks))]}, schema=_PARTIAL)
+
+    partials = frame.select(*columns).mapInArrow(run, "partial binary")
+    return partials.rdd.map(lambda row: pickle.loads(row.partial)).treeReduce(merge)
 
 
 def sample_missingness(genotypes, male, t: QcThresholds) -> dict:
@@ -56,10 +61,10 @@ def sample_missingness(genotypes, male, t: QcThresholds) -> dict:
     male = np.asarray(male, dtype=bool)
     n = male.size
 
-    def count(rows):
+    def count(blocks):
         missing, het, called, n_variants, male_two = (np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64),
                                                       np.zeros(n, dtype=np.int64), 0, False)
-        for block in _blocks(rows, ("contig", "dosages")):
+        for block in blocks:
             d = stack_dosages(block["dosages"])
             if d.shape[1] != n:
                 raise ValueError(f"genotype table: {d.shape[1]} dosages per variant, but {n} samples")
@@ -69,14 +74,12 @@ def sample_missingness(genotypes, male, t: QcThresholds) -> dict:
             n_variants += d.shape[0]
             x = is_x_contig(block["contig"])
             male_two |= bool((d[x][:, male] == 2).any())
-        yield missing, het, called, n_variants, male_two
+        return missing, het, called, n_variants, male_two
 
     def merge(a, b):
         return a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3], a[4] or b[4]
 
-    missing, het, called, n_variants, male_two = (
-        genotypes.select("contig", "dosages").rdd.mapPartitions(count).treeReduce(merge)
-    )
+    missing, het, called, n_variants, male_two = _reduce_partitions(genotypes, ("contig", "dosages"), count, merge)
     with np.errstate(invalid="ignore", divide="ignore"):
         missingness = missing / np.float64(n_variants)
         het_rate = het / called
@@ -126,11 +129,11 @@ def sample_f_statistics(genotypes, male, mind: dict, t: QcThresholds) -> dict:
     coding = mind["haploid_coded"]
     fields = ("o_hom", "n_obs", "e_hom")
 
-    def count(rows):
+    def count(blocks):
         het = {f: np.zeros(keep.size) for f in fields}
         sex = {f: np.zeros(keep.size) for f in fields}
         n_x = 0
-        for block in _blocks(rows, ("contig", "dosages")):
+        for block in blocks:
             d = stack_dosages(block["dosages"])[:, keep]
             x = is_x_contig(block["contig"])
             for f, v in het_f_counts(d[~x]).items():
@@ -139,12 +142,12 @@ def sample_f_statistics(genotypes, male, mind: dict, t: QcThresholds) -> dict:
                 n_x += int(x.sum())
                 for f, v in sex_check_counts(d[x], kept_male, haploid_coded=coding).items():
                     sex[f] += v
-        yield het, sex, n_x
+        return het, sex, n_x
 
     def merge(a, b):
         return ({f: a[0][f] + b[0][f] for f in fields}, {f: a[1][f] + b[1][f] for f in fields}, a[2] + b[2])
 
-    het, sex, n_x = genotypes.filter("qc_pass").select("contig", "dosages").rdd.mapPartitions(count).treeReduce(merge)
+    het, sex, n_x = _reduce_partitions(genotypes.filter("qc_pass"), ("contig", "dosages"), count, merge)
     n = male.size
     out = {"het_f": np.full(n, np.nan), "het_outlier": np.zeros(n, dtype=bool), "sex_f": np.full(n, np.nan)}
     out["het_f"][keep] = f_from_counts(het)
