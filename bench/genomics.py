@@ -546,8 +546,9 @@ def _render_marginal(cohorts: dict, small: str = "demo", large: str = "ooa") -> 
             if rb is None:
                 continue
             wa, wb = work(a, ra), work(b, rb)
-            lines[label] = {key: _line(wa, ra[key], wb, rb[key]) if value else None
-                            for key, value in (("wall_s", True), ("cpu_s", _cpu(label, ra) and _cpu(label, rb)))}
+            cpu_counted = _cpu(label, ra) and _cpu(label, rb)
+            lines[label] = {"wall_s": _line(wa, ra["wall_s"], wb, rb["wall_s"]),
+                            "cpu_s": _line(wa, ra["cpu_s"], wb, rb["cpu_s"]) if cpu_counted else None}
         mine = lines.get(ours)
         for label, line in lines.items():
             wall, cpu = line["wall_s"], line["cpu_s"]

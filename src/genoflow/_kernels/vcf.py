@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-_BAD = -128
-_MISSING = -1
+from genoflow.genotypes import MISSING
+
+_BAD = -128  # neither a digit nor '.'
 _TAB, _SLASH, _PIPE, _DOT, _ZERO = (ord(c) for c in "\t/|.0")
 
 
@@ -15,7 +16,7 @@ def _allele(byte):
     if _ZERO <= byte <= _ZERO + 9:
         return byte - _ZERO
     if byte == _DOT:
-        return _MISSING
+        return MISSING
     return _BAD
 
 
