@@ -64,6 +64,9 @@ def make_project(root: Path, n_patients: int, seed: int = 3) -> Project:
     for name in ("dags", "jobs", "plugins", "config", "hadoop"):
         (root / name).symlink_to(REPO / name)
     shutil.copy(REPO / "params.yaml", root / "params.yaml")
+    # The driver class archive `make archive` wrote (genoflow.jvm_archive): jobs start ~4 s sooner.
+    (root / ".genoflow").mkdir(exist_ok=True)
+    (root / ".genoflow" / "jvm").symlink_to(REPO / ".genoflow" / "jvm")
     project = Project(root)
     # A git repository, as a real project is: cohort_ingest commits the .dvc pointer of each cohort.
     (root / ".gitignore").write_text("".join(f"/{path}/\n" for path in GIT_IGNORED))

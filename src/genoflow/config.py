@@ -50,12 +50,15 @@ class Settings:
 DRIVER_JVM_OPTIONS = "-XX:TieredStopAtLevel=1"
 
 
-def spark_conf(settings: Settings, params: dict) -> dict[str, str]:
-    """spark-submit --conf values for genoflow jobs: params.yaml's `spark:`, quiet driver logging and
-    C1-only compilation in the driver JVM, the BGZF codec."""
+def spark_conf(settings: Settings, params: dict, *, share_classes: bool = True) -> dict[str, str]:
+    """spark-submit --conf values for genoflow jobs: params.yaml's `spark:`, quiet driver logging,
+    C1-only compilation and (once built) the class archive in the driver JVM, the BGZF codec."""
+    from genoflow.jvm_archive import sharing_option
+
     log4j = settings.home / "config" / "spark" / "log4j2.properties"
-    logging_option = f"-Dlog4j2.configurationFile={log4j.as_uri()} " if log4j.exists() else ""
-    conf = {"spark.driver.extraJavaOptions": logging_option + DRIVER_JVM_OPTIONS}
+    options = [f"-Dlog4j2.configurationFile={log4j.as_uri()}" if log4j.exists() else "", DRIVER_JVM_OPTIONS,
+               sharing_option(settings) if share_classes else ""]
+    conf = {"spark.driver.extraJavaOptions": " ".join(option for option in options if option)}
     return {**conf, **bgzf_codec_conf(settings), **{k: str(v) for k, v in (params.get("spark") or {}).items()}}
 
 

@@ -1,4 +1,4 @@
-from genoflow.config import Settings, load_params, merge_params, run_key, step_key
+from genoflow.config import Settings, load_params, merge_params, run_key, spark_conf, step_key
 from tests.conftest import REPO
 
 
@@ -56,3 +56,16 @@ def test_run_key__integral_floats_equal_ints():
     assert params["preprocess"]["max_het_sd"] == 4.0 and isinstance(params["preprocess"]["max_het_sd"], float)
     assert run_key("v", params) == run_key("v", from_form)
     assert step_key("preprocess", "v", params) == step_key("preprocess", "v", from_form)
+
+
+def test_spark_conf__maps_the_driver_class_archive_once_built(tmp_path):
+    settings = Settings({"GENOFLOW_HOME": str(tmp_path)})
+    params = {"spark": {"spark.driver.memory": "1g"}}
+    assert "SharedArchiveFile" not in spark_conf(settings, params)["spark.driver.extraJavaOptions"]
+    archive = tmp_path / ".genoflow" / "jvm" / "spark-driver.jsa"
+    archive.parent.mkdir(parents=True)
+    archive.write_bytes(b"")
+    options = spark_conf(settings, params)["spark.driver.extraJavaOptions"].split()
+    assert f"-XX:SharedArchiveFile={archive}" in options and "-XX:TieredStopAtLevel=1" in options
+    # Writing a new archive must not map the old one underneath it.
+    assert "SharedArchiveFile" not in spark_conf(settings, params, share_classes=False)["spark.driver.extraJavaOptions"]

@@ -84,23 +84,42 @@ class IngestResult:
 
 
 def read_vcf_header(spark, vcf_uri: str):
-    """Parse the VCF header from the first lines of the file (reads no further than ``#CHROM``).
+    """Parse the VCF header from the start of the file (reads no further than the ``#CHROM`` line).
 
-    Also checks that a BGZF file ends with its end-of-file block (`check_bgzf_end`).
+    Also checks that a BGZF file ends with its end-of-file block (`check_bgzf_end`). The driver
+    reads the bytes through Hadoop's file system and codecs: no Spark job for a few kilobytes.
     """
+    from py4j.protocol import Py4JJavaError
+
     from genoflow.io.vcf import parse_vcf_header
 
     check_bgzf_end(spark, vcf_uri)
-    lines = spark.read.text(vcf_uri)  # a JVM-only scan: no Python worker starts for the header
-    n = 256
+    n_bytes = 1 << 16
     while True:
         try:
-            head = [row.value for row in lines.limit(n).collect()]
-        except Exception as err:  # noqa: BLE001 - a damaged file becomes one clear line
+            head = _decompressed_head(spark, vcf_uri, n_bytes)
+        except Py4JJavaError as err:  # a damaged file becomes one clear line
             raise translate_error(spark, vcf_uri, err) or err from None
-        if any(line.startswith("#CHROM") for line in head) or len(head) < n:
-            return parse_vcf_header(head, vcf_uri)
-        n *= 4
+        lines = head.decode("utf-8", errors="replace").splitlines(keepends=True)
+        ends_at = next((i for i, line in enumerate(lines) if line.startswith("#CHROM")), None)
+        whole_file = len(head) < n_bytes
+        if whole_file or (ends_at is not None and lines[ends_at].endswith("\n")):
+            return parse_vcf_header(lines if ends_at is None else lines[: ends_at + 1], vcf_uri)
+        n_bytes *= 4
+
+
+def _decompressed_head(spark, uri: str, n_bytes: int) -> bytes:
+    """The first ``n_bytes`` of ``uri`` after decompression (fewer: the whole file)."""
+    jvm = spark.sparkContext._jvm
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    codec = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(conf).getCodec(path)
+    raw = path.getFileSystem(conf).open(path)
+    stream = codec.createInputStream(raw) if codec is not None else raw
+    try:
+        return bytes(stream.readNBytes(n_bytes))
+    finally:
+        stream.close()
 
 
 def check_bgzf_end(spark, uri: str) -> None:
@@ -122,9 +141,9 @@ def _file_ends(spark, uri: str, n_head: int, n_tail: int) -> tuple[bytes, bytes]
     length = fs.getFileStatus(path).getLen()
     stream = fs.open(path)
     try:
-        head = bytes(stream.read() & 0xFF for _ in range(min(n_head, length)))
+        head = bytes(stream.readNBytes(min(n_head, length)))
         stream.seek(max(length - n_tail, 0))
-        tail = bytes(stream.read() & 0xFF for _ in range(min(n_tail, length)))
+        tail = bytes(stream.readNBytes(min(n_tail, length)))
     finally:
         stream.close()
     return head, tail
