@@ -152,6 +152,38 @@ def test_clump__index_variants_equal_plink19_clump(spark, concordance_cohort, wo
     assert _ids(index) == expected
 
 
+def test_top_variants__are_the_strongest_plink19_clump_index_variants(spark, concordance_cohort, workdir, glm, table):
+    """top_k_independent: the model's K variants are plink's K smallest-p clump index SNPs, one per
+    LD clump; without it, the K smallest p-values, which share clumps."""
+    from pyspark.sql import functions as F
+
+    from genoflow.pipeline.features import clumped_index, top_variants
+
+    glm[["ID", "P"]].to_csv(workdir / "assoc_top.txt", sep="\t", index=False)
+    run_plink2("--pfile", concordance_cohort.pfile_prefix, "--extract", "qc.snplist", "--make-bed", "--out", "bed",
+               cwd=workdir)
+    run_plink2("--bfile", "bed", "--clump", "assoc_top.txt", "--clump-snp-field", "ID", "--clump-field", "P",
+               "--clump-p1", CLUMP["p1"], "--clump-p2", CLUMP["p2"], "--clump-r2", CLUMP["r2"],
+               "--clump-kb", CLUMP["kb"], "--out", "clump_top", cwd=workdir, executable="plink1.9")
+    plink = pd.read_csv(workdir / "clump_top.clumped", sep=r"\s+").sort_values("P", kind="stable")
+    k = 3
+    assert len(plink) > k
+    scan = spark.createDataFrame(pd.DataFrame({
+        "contig": glm["#CHROM"].astype(str).to_numpy(), "pos": glm["POS"].to_numpy(dtype=np.int64),
+        "ref": glm["REF"].to_numpy(), "alt": glm["ALT"].to_numpy(), "gene": "", "beta": glm["beta"].to_numpy(),
+        "p": glm["P"].to_numpy(dtype=float)}))
+    f = {"prs_thresholds": [CLUMP["p1"]], "clump_p2": CLUMP["p2"], "clump_r2": CLUMP["r2"], "clump_kb": CLUMP["kb"],
+         "top_k": k}
+    index = clumped_index(scan, table.withColumn("gene", F.lit("")), np.arange(len(concordance_cohort.samples)), f)
+    chosen = top_variants(scan, index, f)
+    keys = zip(glm["#CHROM"].astype(str), glm["POS"], glm["REF"], glm["ALT"], strict=True)
+    by_id = dict(zip(keys, glm["ID"], strict=True))
+    assert [by_id[key[:4]] for key in chosen] == plink["SNP"].head(k).tolist()
+    smallest = top_variants(scan, index, {**f, "top_k_independent": False})
+    assert [p for *_, p in smallest] == sorted(glm["P"])[:k]
+    assert smallest != chosen  # the cohort's strongest signals have LD proxies, or this showed nothing
+
+
 def test_clump__kernel_edge_cases():
     """Hand-checkable: two perfectly linked variants clump; a distant or unlinked one stays an index."""
     g = np.array([[0, 1, 2, 1, 0, 2], [0, 1, 2, 1, 0, 2], [2, 1, 0, 0, 1, 2], [0, 1, 2, 1, 0, 2]], dtype=np.int8)

@@ -33,8 +33,8 @@ from genoflow.features.burden import rare_gene_variants
 from genoflow.features.scores import burden_block, burden_name
 from genoflow.genotypes import unpack_dosages, variant_label
 
-__all__ = ["run_features", "split_samples", "association_scan", "ancestry_components", "polygenic_scores",
-           "out_of_fold_prs", "top_burden_genes", "ASSOCIATION_SCHEMA_DDL"]
+__all__ = ["run_features", "split_samples", "association_scan", "ancestry_components", "clumped_index",
+           "top_variants", "polygenic_scores", "out_of_fold_prs", "top_burden_genes", "ASSOCIATION_SCHEMA_DDL"]
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +74,10 @@ def run_features(spark, preprocess_uri: str, output, params: dict) -> dict:
                                 y=samples.loc[labelled, target].to_numpy(dtype=float), covariates=covariates[labelled])
         scan.write.parquet(output.path(f"association/{target}"))
         scan = spark.read.parquet(output.path(f"association/{target}"))
-        top = scan.orderBy("p", "contig", "pos").limit(int(f["top_k"]))
-        selected[target] = [tuple(r) for r in top.select("contig", "pos", "ref", "alt", "gene", "p").collect()]
-        prs = polygenic_scores(spark, scan, genotypes, samples.loc[is_train, "sample_index"].to_numpy(), f, target)
+        index = clumped_index(scan, genotypes, samples.loc[is_train, "sample_index"].to_numpy(), f)
+        selected[target] = top_variants(scan, index, f)
+        prs = polygenic_scores(spark, scan, genotypes, samples.loc[is_train, "sample_index"].to_numpy(), f, target,
+                               index=index)
         genes = top_burden_genes(null, burden_values[labelled], all_genes, int(f["burden_top_k"]))
         if prs.names:
             blocks.append(prs)
@@ -150,22 +151,52 @@ def ancestry_components(spark, genotypes, sample_index: np.ndarray, f: dict) -> 
     return {"block": block, "scores": pca.scores, "n_variants": int(m)}
 
 
-def polygenic_scores(spark, scan, genotypes, train_index: np.ndarray, f: dict, target: str):
-    """Clump the training-split scan (LD on training patients), then P+T scores at each threshold."""
+# Clumping threshold when no polygenic score sets one (the index variants still pick the top K).
+_CLUMP_P1_WITHOUT_SCORES = 0.05
+
+
+def clumped_index(scan, genotypes, train_index: np.ndarray, f: dict):
+    """The training-split scan clumped like plink --clump (LD on training patients): one index
+    variant per clump, with p <= the largest score threshold, as pandas (contig, pos, ref, alt, gene,
+    alt_af, beta, p), in genome order."""
+    from genoflow.features.prs import clump_contigs
+
+    p1 = max((float(t) for t in f["prs_thresholds"]), default=_CLUMP_P1_WITHOUT_SCORES)
+    index = clump_contigs(scan.filter(f"p <= {p1!r}"), genotypes, sample_index=train_index,
+                          p1=p1, p2=float(f["clump_p2"]), r2=float(f["clump_r2"]), kb=float(f["clump_kb"]))
+    keys = ["contig", "pos", "ref", "alt"]
+    rows = index.join(genotypes.select(*keys, "gene", "alt_af"), keys)
+    return rows.toPandas().sort_values(["contig", "pos", "ref", "alt"], ignore_index=True)
+
+
+def top_variants(scan, index, f: dict) -> list[tuple]:
+    """The K variants that become model features: (contig, pos, ref, alt, gene, p), smallest p first.
+
+    With ``top_k_independent`` (the default) they are the K strongest clump index variants, one per
+    LD clump; otherwise the K smallest p-values, which around a strong locus are mostly its LD proxies
+    (on the three-population cohort the 40 smallest fell in 4 loci).
+    """
+    k = int(f["top_k"])
+    if not f.get("top_k_independent", True):
+        top = scan.orderBy("p", "contig", "pos").limit(k).select("contig", "pos", "ref", "alt", "gene", "p")
+        return [tuple(r) for r in top.collect()]
+    top = index.sort_values(["p", "contig", "pos"], kind="stable").head(k)
+    return [(str(r.contig), int(r.pos), str(r.ref), str(r.alt), None if r.gene is None else str(r.gene), float(r.p))
+            for r in top.itertuples(index=False)]
+
+
+def polygenic_scores(spark, scan, genotypes, train_index: np.ndarray, f: dict, target: str, *, index=None):
+    """P+T scores at each threshold from the clumped training-split scan (``index``: already clumped)."""
     import pandas as pd
 
-    from genoflow.features.prs import clump_contigs
     from genoflow.features.scores import prs_block
 
     thresholds = sorted(float(t) for t in f["prs_thresholds"])
     if not thresholds:  # polygenic scores switched off
         return prs_block(pd.DataFrame(columns=["contig", "pos", "ref", "alt", "alt_af", "beta", "p"]), [],
                          f"prs_{target}")
-    index = clump_contigs(scan.filter(f"p <= {thresholds[-1]!r}"), genotypes, sample_index=train_index,
-                          p1=thresholds[-1], p2=float(f["clump_p2"]), r2=float(f["clump_r2"]), kb=float(f["clump_kb"]))
-    rows = index.join(genotypes.select("contig", "pos", "ref", "alt", "alt_af"), ["contig", "pos", "ref", "alt"])
-    frame = rows.toPandas().sort_values(["contig", "pos", "ref", "alt"], ignore_index=True)
-    return prs_block(frame, thresholds, f"prs_{target}")
+    index = clumped_index(scan, genotypes, train_index, f) if index is None else index
+    return prs_block(index, thresholds, f"prs_{target}")
 
 
 def out_of_fold_prs(spark, genotypes, samples, labelled: np.ndarray, covariates: np.ndarray, f: dict,
