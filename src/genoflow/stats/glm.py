@@ -43,7 +43,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special, stats
 
-from genoflow._kernels.glm import logistic_newton
 from genoflow.genotypes import MISSING
 
 __all__ = ["FAMILIES", "GlmNull", "prepare_glm", "glm_block", "RESULT_COLUMNS"]
@@ -271,17 +270,36 @@ def _linear(null, xx, g, m, n_obs):
 
 
 def _logistic(null, xx, g, m, firth_fallback, max_iter, tol):
-    """Newton-Raphson per variant (compiled: one pass over the samples per information entry), Firth
-    where it fails: (beta, se, firth), each (v,)."""
+    """Newton-Raphson per variant, Firth where it fails: (beta, se, firth), each (v,)."""
     q = null.x.shape[1]
-    coef = np.full((g.shape[0], q + 1), np.nan)
+    start = np.concatenate([null.coef, [0.0]])
+    coef = np.tile(start, (g.shape[0], 1))
     hinv = np.full((g.shape[0], q + 1, q + 1), np.nan)
     done = np.zeros(g.shape[0], dtype=bool)
     # Where the dosage alone separates cases from controls the MLE does not exist and Newton-Raphson
     # would only walk beta towards infinity for max_iter iterations: go to Firth at once.
-    separated = _separated_by_dosage(null.y, g, m)
-    logistic_newton(np.ascontiguousarray(null.x.T), null.y, special.expit(null.x @ null.coef), g, m, separated,
-                    np.concatenate([null.coef, [0.0]]), max_iter, tol, coef, hinv, done)
+    active = np.flatnonzero(~_separated_by_dosage(null.y, g, m))
+    # Every fit starts from the null model (dosage coefficient 0), whose probabilities are the
+    # same for all variants: the first iteration needs no per-variant exp.
+    null_mu = special.expit(null.x @ null.coef)
+    ga, ma = g[active], m[active]
+    for iteration in range(max_iter):
+        if iteration == 0:
+            mu, w = null_mu, (null_mu * (1.0 - null_mu)) * ma
+        else:
+            mu, w = _mu_w(null, coef[active], ga, ma)
+        h = _information(null, xx, ga, w)
+        score = _score(null, ga, (null.y - mu) * ma)
+        step, inv, ok = _solve(h, score)
+        coef[active] += np.where(ok[:, None], step, 0.0)
+        finished = ok & (np.abs(step).max(axis=1) < tol)
+        hinv[active[finished]] = inv[finished]
+        done[active[finished]] = True
+        going = ~finished & ok & np.isfinite(coef[active]).all(axis=1)
+        if not going.all():
+            active, ga, ma = active[going], ga[going], ma[going]
+        if active.size == 0:
+            break
     firth = ~done
     beta = coef[:, q].copy()
     if firth.any():

@@ -159,26 +159,3 @@ def test_prepare_glm__rejects_bad_input():
         glm_block(null, np.full((1, 300), 3, dtype=np.int8))
     with pytest.raises(ValueError, match="integer"):
         glm_block(null, g.astype(float))
-
-
-def test_logistic_kernel__inverse_matches_numpy_and_flags_singular():
-    from genoflow._kernels.glm import _invert
-
-    rng = np.random.default_rng(7)
-    inv, work = np.empty((4, 4)), np.empty((4, 4))
-    for _ in range(20):
-        a = rng.normal(size=(4, 6))
-        h = a @ a.T
-        assert _invert(h, inv, work)
-        np.testing.assert_allclose(inv, np.linalg.inv(h), rtol=1e-9, atol=1e-12)
-    singular = np.ones((4, 4))
-    assert not _invert(singular, inv, work)
-
-
-def test_glm_block__fits_not_converged_in_max_iter_go_to_firth_or_nan():
-    rng = np.random.default_rng(4)
-    cov, g, y, _ = _cohort(rng)
-    null = prepare_glm(y, cov, family="logistic")
-    assert np.isnan(glm_block(null, g, max_iter=1, firth_fallback=False)["beta"]).all()
-    firth = glm_block(null, g, max_iter=1)
-    assert firth["firth"].all() and np.isfinite(firth["beta"]).all()
