@@ -159,3 +159,12 @@ def test_prepare_glm__rejects_bad_input():
         glm_block(null, np.full((1, 300), 3, dtype=np.int8))
     with pytest.raises(ValueError, match="integer"):
         glm_block(null, g.astype(float))
+
+
+def test_glm_block__fits_not_converged_in_max_iter_go_to_firth_or_nan():
+    rng = np.random.default_rng(4)
+    cov, g, y, _ = _cohort(rng)
+    null = prepare_glm(y, cov, family="logistic")
+    assert np.isnan(glm_block(null, g, max_iter=1, firth_fallback=False)["beta"]).all()
+    firth = glm_block(null, g, max_iter=1)
+    assert firth["firth"].all() and np.isfinite(firth["beta"]).all()
