@@ -1,16 +1,16 @@
 """A class-data-sharing archive for the driver JVM of genoflow's Spark jobs (decision 0010).
 
 A Spark driver running a demo ingest loads some 20,000 classes, 13,000 of them from pyspark's 277
-jars: about 4 s of every job on the development machine. Java's class-data sharing maps them instead from an
-archive written once by a JVM that ran the pipeline (``-XX:ArchiveClassesAtExit``): the demo
-cohort's VCF->Parquet ingest falls from 11.1 to 7.2 s. ``make archive`` (part of ``make demo``
+jars: about 4 s of every job on the development machine. Java's class-data sharing maps them from
+an archive instead, written once by a JVM that ran the pipeline (``-XX:ArchiveClassesAtExit``): the
+demo cohort's VCF->Parquet ingest falls from 11.1 to 7.2 s. ``make archive`` (part of ``make demo``
 and ``make test``) writes it; :func:`genoflow.config.spark_conf` hands it to every job it finds.
 
 The JVM checks the archive against its own build and class path and quietly loads classes the
 usual way when they differ (another JDK, a reinstalled pyspark, a rebuilt codec jar, a cluster
 node without the file), so a stale or absent archive costs its speed, never a job.
 
-    python -m genoflow.jvm_archive            # build it (spark-submits this module's warm-up)
+    python -m genoflow.jvm_archive     # build it (spark-submits jobs/jvm_warm_up.py once)
 """
 
 from __future__ import annotations

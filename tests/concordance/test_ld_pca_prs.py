@@ -133,52 +133,52 @@ def glm(concordance_cohort, workdir):
     return out
 
 
-def test_clump__index_variants_equal_plink19_clump(spark, concordance_cohort, workdir, glm, table):
+@pytest.fixture(scope="module")
+def plink_clumped(concordance_cohort, workdir, glm):
+    """plink 1.9 --clump of the glm results with CLUMP: its index SNPs (SNP, P), smallest P first."""
     run_plink2("--pfile", concordance_cohort.pfile_prefix, "--extract", "qc.snplist", "--make-bed", "--out", "bed",
                cwd=workdir)
     glm[["ID", "P"]].to_csv(workdir / "assoc.txt", sep="\t", index=False)
     run_plink2("--bfile", "bed", "--clump", "assoc.txt", "--clump-snp-field", "ID", "--clump-field", "P",
                "--clump-p1", CLUMP["p1"], "--clump-p2", CLUMP["p2"], "--clump-r2", CLUMP["r2"],
                "--clump-kb", CLUMP["kb"], "--out", "clump", cwd=workdir, executable="plink1.9")
-    expected = set(pd.read_csv(workdir / "clump.clumped", sep=r"\s+")["SNP"])
-    assert len(expected) >= 3
+    return pd.read_csv(workdir / "clump.clumped", sep=r"\s+").sort_values("P", kind="stable", ignore_index=True)
 
-    scan = spark.createDataFrame(pd.DataFrame({
+
+def _scan(spark, glm, **columns):
+    """The glm results as a genoflow association scan (contig, pos, ref, alt, beta, p, and ``columns``)."""
+    return spark.createDataFrame(pd.DataFrame({
         "contig": glm["#CHROM"].astype(str).to_numpy(), "pos": glm["POS"].to_numpy(dtype=np.int64),
-        "ref": glm["REF"].to_numpy(), "alt": glm["ALT"].to_numpy(), "beta": glm["beta"].to_numpy(),
+        "ref": glm["REF"].to_numpy(), "alt": glm["ALT"].to_numpy(), **columns, "beta": glm["beta"].to_numpy(),
         "p": glm["P"].to_numpy(dtype=float)}))
+
+
+def test_clump__index_variants_equal_plink19_clump(spark, concordance_cohort, glm, table, plink_clumped):
+    expected = set(plink_clumped["SNP"])
+    assert len(expected) >= 3
     n = len(concordance_cohort.samples)
-    index = clump_contigs(scan, table, sample_index=np.arange(n), **CLUMP).toPandas()
+    index = clump_contigs(_scan(spark, glm), table, sample_index=np.arange(n), **CLUMP).toPandas()
     assert _ids(index) == expected
 
 
-def test_top_variants__are_the_strongest_plink19_clump_index_variants(spark, concordance_cohort, workdir, glm, table):
+def test_top_variants__are_the_strongest_plink19_clump_index_variants(spark, concordance_cohort, glm, table,
+                                                                      plink_clumped):
     """top_k_independent: the model's K variants are plink's K smallest-p clump index SNPs, one per
     LD clump; without it, the K smallest p-values, which share clumps."""
     from pyspark.sql import functions as F
 
     from genoflow.pipeline.features import clumped_index, top_variants
 
-    glm[["ID", "P"]].to_csv(workdir / "assoc_top.txt", sep="\t", index=False)
-    run_plink2("--pfile", concordance_cohort.pfile_prefix, "--extract", "qc.snplist", "--make-bed", "--out", "bed",
-               cwd=workdir)
-    run_plink2("--bfile", "bed", "--clump", "assoc_top.txt", "--clump-snp-field", "ID", "--clump-field", "P",
-               "--clump-p1", CLUMP["p1"], "--clump-p2", CLUMP["p2"], "--clump-r2", CLUMP["r2"],
-               "--clump-kb", CLUMP["kb"], "--out", "clump_top", cwd=workdir, executable="plink1.9")
-    plink = pd.read_csv(workdir / "clump_top.clumped", sep=r"\s+").sort_values("P", kind="stable")
     k = 3
-    assert len(plink) > k
-    scan = spark.createDataFrame(pd.DataFrame({
-        "contig": glm["#CHROM"].astype(str).to_numpy(), "pos": glm["POS"].to_numpy(dtype=np.int64),
-        "ref": glm["REF"].to_numpy(), "alt": glm["ALT"].to_numpy(), "gene": "", "beta": glm["beta"].to_numpy(),
-        "p": glm["P"].to_numpy(dtype=float)}))
+    assert len(plink_clumped) > k
+    scan = _scan(spark, glm, gene="")
     f = {"prs_thresholds": [CLUMP["p1"]], "clump_p2": CLUMP["p2"], "clump_r2": CLUMP["r2"], "clump_kb": CLUMP["kb"],
          "top_k": k}
     index = clumped_index(scan, table.withColumn("gene", F.lit("")), np.arange(len(concordance_cohort.samples)), f)
     chosen = top_variants(scan, index, f)
     keys = zip(glm["#CHROM"].astype(str), glm["POS"], glm["REF"], glm["ALT"], strict=True)
     by_id = dict(zip(keys, glm["ID"], strict=True))
-    assert [by_id[key[:4]] for key in chosen] == plink["SNP"].head(k).tolist()
+    assert [by_id[key[:4]] for key in chosen] == plink_clumped["SNP"].head(k).tolist()
     smallest = top_variants(scan, index, {**f, "top_k_independent": False})
     assert [p for *_, p in smallest] == sorted(glm["P"])[:k]
     assert smallest != chosen  # the cohort's strongest signals have LD proxies, or this showed nothing
