@@ -11,8 +11,10 @@ validation, read QC and pseudonyms. Then, on QC-passing patients:
 
 - **allele frequencies**: every training QC-passing variant, training-split patients vs new
   patients (:func:`genoflow.monitoring.drift.allele_frequency_shift`);
-- **features**: PSI of each model input, training split vs the new patients' observed values
-  (imputed values are left out: a batch without reads is not a read-QC shift);
+- **features**: PSI of each model input, training split vs the new patients' observed values, both
+  computed from raw values by the champion's feature spec (imputed values are left out: a batch
+  without reads is not a read-QC shift; training patients' polygenic scores are recomputed with the
+  weights new patients get, not the cross-fitted ones of the feature table);
 - **scores**: the champion (``mlflow.spark.load_model``) scores the held-out test split and the new
   patients (training-split scores of a tree model are optimistically confident, which would look
   like drift); PSI and KS between the two, and the AUC on the batch when it has labels.
@@ -214,7 +216,6 @@ def compute_drift(spark, storage, output, champion: dict, upstream: dict, cohort
     """Run the comparison, write the batch tables and per-variant statistics; return (report, png)."""
     import numpy as np
 
-    from genoflow.features.spec import encode_sex
     from genoflow.monitoring import drift
     from genoflow.pipeline import preprocess as pp
 
@@ -249,8 +250,8 @@ def compute_drift(spark, storage, output, champion: dict, upstream: dict, cohort
     new_index = new_kept["sample_index"].to_numpy()
 
     # Allele frequencies of every training QC-passing variant.
-    counts = _allele_counts(spark, spark.read.parquet(f"{upstream['preprocess']}/genotypes").filter("qc_pass"),
-                            new_genotypes, ref_index, new_index)
+    ref_genotypes = spark.read.parquet(f"{upstream['preprocess']}/genotypes").filter("qc_pass")
+    counts = _allele_counts(spark, ref_genotypes, new_genotypes, ref_index, new_index)
     shift = drift.allele_frequency_shift(counts["ref_ac"], counts["ref_an"], counts["new_ac"], counts["new_an"])
     af = counts.assign(**{k: v for k, v in shift.items()})
     af_summary = drift.summarise_af_shift(shift, counts["ref_an"].to_numpy(), counts["new_an"].to_numpy(),
@@ -258,16 +259,17 @@ def compute_drift(spark, storage, output, champion: dict, upstream: dict, cohort
     af_summary["n_training_variants_missing_in_batch"] = int((counts["new_an"] == 0).sum())
     spark.createDataFrame(af).coalesce(1).write.parquet(output.path("af_shift"))
 
-    # Model inputs: observed values of the new patients vs the training split.
-    raw = _raw_features(spark, new_genotypes, new_kept, spec)
-    # Genotype scores (PCs, polygenic scores, burdens) exist only as model inputs, computed from the dosages.
-    inputs = _frame(spec.transform(raw), spec.names)
+    # Model inputs: the new patients' observed values vs the training split's, both computed from
+    # raw values by the champion's spec, as the model API computes them. (The feature table holds
+    # cross-fitted polygenic scores for training patients, which no new patient gets.)
+    ref_raw, ref_inputs = _model_inputs(spark, ref_genotypes,
+                                        ref_samples.set_index("pid").loc[train["pid"]].reset_index(), spec)
+    raw, inputs = _model_inputs(spark, new_genotypes, new_kept, spec)
     bins = int(monitor["psi_bins"])
     psi = {}
     for column in spec.names:
-        source = raw if column in raw else inputs
-        observed = encode_sex(source[column]) if column == "sex" else np.asarray(source[column], dtype=float)
-        psi[column] = (drift.population_stability_index(train[column].to_numpy(dtype=float), observed, bins)
+        observed = _observed(raw, inputs, column)
+        psi[column] = (drift.population_stability_index(_observed(ref_raw, ref_inputs, column), observed, bins)
                        if np.isfinite(observed).any() else None)
     observed_psi = {k: v for k, v in psi.items() if v is not None}
     max_feature = max(observed_psi, key=observed_psi.get) if observed_psi else None
@@ -345,8 +347,26 @@ def _allele_counts(spark, reference, batch, ref_index, new_index):
                                                                      ignore_index=True)
 
 
+def _model_inputs(spark, genotypes, patients, spec):
+    """The raw values of the spec's inputs, and the model inputs the spec computes from them (genotype
+    scores included), as the model API computes them."""
+    raw = _raw_features(spark, genotypes, patients, spec)
+    return raw, _frame(spec.transform(raw), spec.names)
+
+
+def _observed(raw: dict, inputs, column: str):
+    """A model input as observed, float64: its raw value where the spec reads one (NaN where missing),
+    else the score computed from the dosages."""
+    import numpy as np
+
+    from genoflow.features.spec import encode_sex
+
+    values = raw[column] if column in raw else inputs[column]
+    return encode_sex(values) if column == "sex" else np.asarray(values, dtype=float)
+
+
 def _raw_features(spark, batch, patients, spec) -> dict:
-    """The new patients' raw values of the spec's inputs; missing dosages / read QC are NaN."""
+    """The patients' raw values of the spec's inputs; missing dosages / read QC are NaN."""
     import numpy as np
 
     from genoflow.genotypes import unpack_dosages, variant_label
