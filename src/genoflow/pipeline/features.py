@@ -76,8 +76,7 @@ def run_features(spark, preprocess_uri: str, output, params: dict) -> dict:
         scan = spark.read.parquet(output.path(f"association/{target}"))
         index = clumped_index(scan, genotypes, samples.loc[is_train, "sample_index"].to_numpy(), f)
         selected[target] = top_variants(scan, index, f)
-        prs = polygenic_scores(spark, scan, genotypes, samples.loc[is_train, "sample_index"].to_numpy(), f, target,
-                               index=index)
+        prs = polygenic_scores(index, f, target)
         genes = top_burden_genes(null, burden_values[labelled], all_genes, int(f["burden_top_k"]))
         if prs.names:
             blocks.append(prs)
@@ -185,18 +184,13 @@ def top_variants(scan, index, f: dict) -> list[tuple]:
             for r in top.itertuples(index=False)]
 
 
-def polygenic_scores(spark, scan, genotypes, train_index: np.ndarray, f: dict, target: str, *, index=None):
-    """P+T scores at each threshold from the clumped training-split scan (``index``: already clumped)."""
-    import pandas as pd
-
+def polygenic_scores(index, f: dict, target: str):
+    """P+T scores at each threshold from the clumped training-split scan (:func:`clumped_index`)."""
     from genoflow.features.scores import prs_block
 
     thresholds = sorted(float(t) for t in f["prs_thresholds"])
-    if not thresholds:  # polygenic scores switched off
-        return prs_block(pd.DataFrame(columns=["contig", "pos", "ref", "alt", "alt_af", "beta", "p"]), [],
-                         f"prs_{target}")
-    index = clumped_index(scan, genotypes, train_index, f) if index is None else index
-    return prs_block(index, thresholds, f"prs_{target}")
+    # Switched off (no thresholds): an empty block, which reads no variant.
+    return prs_block(index if thresholds else index.iloc[:0], thresholds, f"prs_{target}")
 
 
 def out_of_fold_prs(spark, genotypes, samples, labelled: np.ndarray, covariates: np.ndarray, f: dict,
@@ -221,8 +215,8 @@ def out_of_fold_prs(spark, genotypes, samples, labelled: np.ndarray, covariates:
         association_scan(genotypes, sample_index=samples.loc[fit, "sample_index"].to_numpy(),
                          y=samples.loc[fit, target].to_numpy(dtype=float),
                          covariates=covariates[fit]).write.parquet(path)
-        block = polygenic_scores(spark, spark.read.parquet(path), genotypes,
-                                 samples.loc[fit, "sample_index"].to_numpy(), f, target)
+        block = polygenic_scores(clumped_index(spark.read.parquet(path), genotypes,
+                                               samples.loc[fit, "sample_index"].to_numpy(), f), f, target)
         fold_values = _block_scores(spark, genotypes, samples.loc[scored, "sample_index"].to_numpy(), block)
         if values is None:
             values = np.empty((len(labelled), fold_values.shape[1]))

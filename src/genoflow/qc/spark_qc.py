@@ -18,7 +18,7 @@ import pickle
 import numpy as np
 import pyarrow as pa
 
-from genoflow.genotypes import MISSING, stack_dosages
+from genoflow.genotypes import MISSING, dosage_matrix, stack_dosages
 from genoflow.qc.plink_qc import (
     QcThresholds,
     f_from_counts,
@@ -36,18 +36,19 @@ __all__ = ["sample_missingness", "apply_variant_filters", "sample_f_statistics"]
 _PARTIAL = pa.schema([("partial", pa.binary())])  # one pickled partial result per partition
 
 
-def _reduce_partitions(frame, columns, count, merge):
+def _reduce_partitions(frame, n_samples: int, count, merge):
     """``count(blocks)`` of every partition of ``frame``, merged by ``treeReduce(merge)`` in the executors.
 
-    ``blocks`` yields dicts of column -> list of values, a few thousand variants at a time. The rows
-    cross to Python as Arrow batches (not one pickled Row each); only the small per-partition
-    partials are pickled.
+    ``blocks`` yields ``(contig names, dosages)`` per Arrow batch, the dosages an (n_variants,
+    ``n_samples``) int8 view of the batch's buffer (:func:`~genoflow.genotypes.dosage_matrix`, which
+    raises ValueError for a row of another length). Only the small per-partition partials are pickled.
     """
     def run(batches):
-        blocks = ({c: batch.column(c).to_pylist() for c in columns} for batch in batches)
+        blocks = ((batch.column("contig").to_pylist(), dosage_matrix(batch.column("dosages"), n_samples))
+                  for batch in batches)
         yield pa.RecordBatch.from_pydict({"partial": [pickle.dumps(count(blocks))]}, schema=_PARTIAL)
 
-    partials = frame.select(*columns).mapInArrow(run, "partial binary")
+    partials = frame.select("contig", "dosages").mapInArrow(run, "partial binary")
     return partials.rdd.map(lambda row: pickle.loads(row.partial)).treeReduce(merge)
 
 
@@ -64,22 +65,19 @@ def sample_missingness(genotypes, male, t: QcThresholds) -> dict:
     def count(blocks):
         missing, het, called, n_variants, male_two = (np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64),
                                                       np.zeros(n, dtype=np.int64), 0, False)
-        for block in blocks:
-            d = stack_dosages(block["dosages"])
-            if d.shape[1] != n:
-                raise ValueError(f"genotype table: {d.shape[1]} dosages per variant, but {n} samples")
+        for contig, d in blocks:
             missing += (d == MISSING).sum(axis=0)
             het += (d == 1).sum(axis=0)
             called += (d != MISSING).sum(axis=0)
             n_variants += d.shape[0]
-            x = is_x_contig(block["contig"])
+            x = is_x_contig(contig)
             male_two |= bool((d[x][:, male] == 2).any())
         return missing, het, called, n_variants, male_two
 
     def merge(a, b):
         return a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3], a[4] or b[4]
 
-    missing, het, called, n_variants, male_two = _reduce_partitions(genotypes, ("contig", "dosages"), count, merge)
+    missing, het, called, n_variants, male_two = _reduce_partitions(genotypes, n, count, merge)
     with np.errstate(invalid="ignore", divide="ignore"):
         missingness = missing / np.float64(n_variants)
         het_rate = het / called
@@ -133,9 +131,9 @@ def sample_f_statistics(genotypes, male, mind: dict, t: QcThresholds) -> dict:
         het = {f: np.zeros(keep.size) for f in fields}
         sex = {f: np.zeros(keep.size) for f in fields}
         n_x = 0
-        for block in blocks:
-            d = stack_dosages(block["dosages"])[:, keep]
-            x = is_x_contig(block["contig"])
+        for contig, all_samples in blocks:
+            d = all_samples[:, keep]
+            x = is_x_contig(contig)
             for f, v in het_f_counts(d[~x]).items():
                 het[f] += v
             if x.any():
@@ -147,8 +145,8 @@ def sample_f_statistics(genotypes, male, mind: dict, t: QcThresholds) -> dict:
     def merge(a, b):
         return ({f: a[0][f] + b[0][f] for f in fields}, {f: a[1][f] + b[1][f] for f in fields}, a[2] + b[2])
 
-    het, sex, n_x = _reduce_partitions(genotypes.filter("qc_pass"), ("contig", "dosages"), count, merge)
     n = male.size
+    het, sex, n_x = _reduce_partitions(genotypes.filter("qc_pass"), n, count, merge)
     out = {"het_f": np.full(n, np.nan), "het_outlier": np.zeros(n, dtype=bool), "sex_f": np.full(n, np.nan)}
     out["het_f"][keep] = f_from_counts(het)
     out["het_outlier"][keep] = het_outliers(out["het_f"][keep], t.max_het_sd)
