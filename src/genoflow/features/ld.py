@@ -210,7 +210,7 @@ def prune_contigs(genotypes, *, sample_index: np.ndarray, window: int, step: int
         import pandas as pd
 
         frame = frame.sort_values(["pos", "ref", "alt"], kind="stable")
-        g = stack_dosages(frame["dosages"])[:, index]
+        g = stack_dosages(frame["dosages"], index)
         keep = indep_pairwise(g, frame["pos"].to_numpy(), window=window, step=step, r2=r2, window_kb=window_kb)
         x, c = _called(g[keep])
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -103,10 +103,10 @@ def _blocks(rows, sample_index: np.ndarray, rows_per_block: int = 2048):
         packed.append(row["dosages"])
         freq.append(row["alt_af"])
         if len(packed) == rows_per_block:
-            yield stack_dosages(packed)[:, sample_index], np.asarray(freq)
+            yield stack_dosages(packed, sample_index), np.asarray(freq)
             packed, freq = [], []
     if packed:
-        yield stack_dosages(packed)[:, sample_index], np.asarray(freq)
+        yield stack_dosages(packed, sample_index), np.asarray(freq)
 
 
 def spark_gram(variants, sample_index: np.ndarray) -> tuple[np.ndarray, int]:
@@ -140,7 +140,7 @@ def spark_loadings(variants, sample_index: np.ndarray, pca: Pca):
         for batch in batches:
             if batch.empty:
                 continue
-            block = stack_dosages(batch["dosages"])[:, index]
+            block = stack_dosages(batch["dosages"], index)
             v = loadings(block, batch["alt_af"].to_numpy(), pca)
             out = batch[["contig", "pos", "ref", "alt", "alt_af"]].copy()
             out["loadings"] = list(v)

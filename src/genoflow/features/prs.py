@@ -83,7 +83,7 @@ def clump_contigs(scan, genotypes, *, sample_index: np.ndarray, p1: float, p2: f
 
     def run(frame):
         frame = frame.sort_values(["pos", "ref", "alt"], kind="stable").reset_index(drop=True)
-        g = stack_dosages(frame["dosages"])[:, index]
+        g = stack_dosages(frame["dosages"], index)
         is_index, size = clump(frame["p"].to_numpy(), frame["pos"].to_numpy(), g, p1=p1, p2=p2, r2=r2, kb=kb)
         out = frame.loc[is_index, ["contig", "pos", "ref", "alt", "beta", "p"]].copy()
         out["clump_size"] = size[is_index]

@@ -160,7 +160,7 @@ def spark_scores(variants, sample_index: np.ndarray, n_scores: int) -> np.ndarra
         packed, freq, weights = [], [], []
 
         def flush():
-            x = stack_dosages(packed)[:, index]
+            x = stack_dosages(packed, index)
             deviation = np.where(x == MISSING, 0.0, x - 2.0 * np.asarray(freq)[:, None])
             return deviation.T @ np.asarray(weights, dtype=np.float64).reshape(len(packed), n_scores)
 

@@ -331,13 +331,13 @@ def _allele_counts(spark, reference, batch, ref_index, new_index):
         for frame in batches:
             if frame.empty:
                 continue
-            ref_ac, ref_an = allele_counts(stack_dosages(frame["ref_dosages"])[:, ref_idx])
+            ref_ac, ref_an = allele_counts(stack_dosages(frame["ref_dosages"], ref_idx))
             present = frame["new_dosages"].notna().to_numpy()
             new_ac = np.zeros(len(frame), np.int64)
             new_an = np.zeros(len(frame), np.int64)
             if present.any():
                 new_ac[present], new_an[present] = allele_counts(
-                    stack_dosages(frame.loc[present, "new_dosages"])[:, new_idx])
+                    stack_dosages(frame.loc[present, "new_dosages"], new_idx))
             yield pd.DataFrame({**{k: frame[k] for k in (*keys, "gene")}, "ref_ac": ref_ac, "ref_an": ref_an,
                                 "new_ac": new_ac, "new_an": new_an})
 

@@ -102,7 +102,7 @@ def apply_variant_filters(genotypes, male, mind: dict, t: QcThresholds):
 
     def run(batches):
         for batch in batches:
-            d = stack_dosages(batch["dosages"])[:, keep]
+            d = stack_dosages(batch["dosages"], keep)
             stats = variant_filter_stats(d, is_x=is_x_contig(batch["contig"].to_numpy()), male=kept_male,
                                          hwe_midp=t.hwe_midp, haploid_coded=coding)
             batch = batch.copy()

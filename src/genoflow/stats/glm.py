@@ -14,7 +14,9 @@ together: each variant has its own (1 + c + 1)-square normal equations (its own 
 below), built for the whole block with a few matrix products
 (``X' W_v X = W @ (x_i x_i')``, ``X' W_v g_v = (W * G) @ X``) and solved with one batched
 ``numpy.linalg.solve``. The logistic Newton-Raphson (IRLS) iterates all unconverged variants of a
-block together, starting from the null model's coefficients.
+block together, starting from the null model's coefficients, in single precision until close, then
+in double precision to convergence (the float32 iterations cost half as much; the results are the
+double-precision maximum).
 
 Matching plink2 2.00a3.5 ``--glm`` (the concordance tests compare with it):
 
@@ -59,6 +61,9 @@ _LN10 = float(np.log(10.0))
 # penalised log-likelihood is flat to rounding near its maximum and the steps stall at ~1e-7
 # instead of shrinking; 1e-5 is already ten times tighter than R's logistf (xconv = 1e-4).
 _FIRTH_TOL = 1e-5
+# The single-precision Newton phase hands a variant to the double-precision one once no coefficient
+# moves more than this (float32 rounding leaves ~1e-7).
+_SINGLE_TOL = 1e-5
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: array fields make == and hash meaningless
@@ -142,7 +147,7 @@ def prepare_glm(y, covariates=None, *, family: str, max_vif: float = 50.0) -> Gl
 
 
 def glm_block(null: GlmNull, dosages, *, firth_fallback: bool = True, max_iter: int = 25,
-              tol: float = 1e-8) -> dict[str, np.ndarray]:
+              tol: float = 1e-6) -> dict[str, np.ndarray]:
     """Test every variant of a dosage block: ``y ~ 1 + covariates + dosage``, one fit per variant.
 
     Parameters
@@ -156,9 +161,11 @@ def glm_block(null: GlmNull, dosages, *, firth_fallback: bool = True, max_iter: 
         converge (plink2's default ``firth-fallback``). False: NaN statistics there (``no-firth``).
     max_iter : int, default 25
         Newton-Raphson iterations (logistic, and Firth) before a fit is declared not converged.
-    tol : float, default 1e-8
-        Convergence when no coefficient moves by more than ``tol`` in an iteration (Firth: at
-        least 1e-5, see ``_FIRTH_TOL``).
+    tol : float, default 1e-6
+        Convergence when no coefficient moves by more than ``tol`` in a double-precision Newton
+        iteration (Firth: at least 1e-5, see ``_FIRTH_TOL``). Newton converges quadratically: the
+        coefficients are then within ~tol**2 of the maximum (R's ``glm`` stops at a relative
+        deviance change of 1e-8, about a 1e-4 step).
 
     Returns
     -------
@@ -196,8 +203,10 @@ def glm_block(null: GlmNull, dosages, *, firth_fallback: bool = True, max_iter: 
 def _glm_chunk(null, xx, dosages, firth_fallback, max_iter, tol) -> dict[str, np.ndarray]:
     if _out_of_range(dosages):
         raise ValueError(f"glm_block: dosages must be {MISSING} (missing), 0, 1 or 2")
-    m = (dosages >= 0).astype(np.float64)
-    g = np.maximum(dosages, 0).astype(np.float64)  # a missing call counts 0 (m drops it)
+    # Row-major whatever the input's layout: a sample subset taken as dosages[:, index] is
+    # column-major, and every per-variant reduction below would then stride across memory (6x slower).
+    m = (dosages >= 0).astype(np.float64, order="C")
+    g = np.maximum(dosages, 0).astype(np.float64, order="C")  # a missing call counts 0 (m drops it)
     n_obs = m.sum(axis=1).astype(np.int64)
     q = null.x.shape[1]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -270,7 +279,14 @@ def _linear(null, xx, g, m, n_obs):
 
 
 def _logistic(null, xx, g, m, firth_fallback, max_iter, tol):
-    """Newton-Raphson per variant, Firth where it fails: (beta, se, firth), each (v,)."""
+    """Newton-Raphson per variant, Firth where it fails: (beta, se, firth), each (v,).
+
+    Single precision first, to within ``_SINGLE_TOL``, then double precision to ``tol``: a float32
+    iteration moves half the bytes and its exp costs a third, and its rounding (~1e-7 on the
+    coefficients: the score's rounding error is divided by an information that grows with n) is
+    within Newton's quadratic reach, so one double-precision step then converges. The
+    single-precision phase can only send a variant on, never decide its result.
+    """
     q = null.x.shape[1]
     start = np.concatenate([null.coef, [0.0]])
     coef = np.tile(start, (g.shape[0], 1))
@@ -278,28 +294,18 @@ def _logistic(null, xx, g, m, firth_fallback, max_iter, tol):
     done = np.zeros(g.shape[0], dtype=bool)
     # Where the dosage alone separates cases from controls the MLE does not exist and Newton-Raphson
     # would only walk beta towards infinity for max_iter iterations: go to Firth at once.
-    active = np.flatnonzero(~_separated_by_dosage(null.y, g, m))
-    # Every fit starts from the null model (dosage coefficient 0), whose probabilities are the
-    # same for all variants: the first iteration needs no per-variant exp.
-    null_mu = special.expit(null.x @ null.coef)
-    ga, ma = g[active], m[active]
-    for iteration in range(max_iter):
-        if iteration == 0:
-            mu, w = null_mu, (null_mu * (1.0 - null_mu)) * ma
-        else:
-            mu, w = _mu_w(null, coef[active], ga, ma)
-        h = _information(null, xx, ga, w)
-        score = _score(null, ga, (null.y - mu) * ma)
-        step, inv, ok = _solve(h, score)
-        coef[active] += np.where(ok[:, None], step, 0.0)
-        finished = ok & (np.abs(step).max(axis=1) < tol)
-        hinv[active[finished]] = inv[finished]
-        done[active[finished]] = True
-        going = ~finished & ok & np.isfinite(coef[active]).all(axis=1)
-        if not going.all():
-            active, ga, ma = active[going], ga[going], ma[going]
-        if active.size == 0:
-            break
+    rows = np.flatnonzero(~_separated_by_dosage(null.y, g, m))
+    single = [a.astype(np.float32) for a in (null.x, xx, null.y)]
+    g32, m32 = (a.astype(np.float32) if rows.size == a.shape[0] else a[rows].astype(np.float32) for a in (g, m))
+    # Every fit starts from the null model (dosage coefficient 0), whose probabilities are the same
+    # for all variants: the first iteration needs no per-variant exp.
+    null_mu = special.expit(null.x @ null.coef).astype(np.float32)
+    near, _, unsettled = _newton(*single, g32, m32, coef, rows, max_iter, _SINGLE_TOL, null_mu=null_mu)
+    # Every row goes on to double precision; one that failed in single precision starts over.
+    coef[np.setdiff1d(rows, np.concatenate([near, unsettled]))] = start
+    g64, m64 = (g, m) if rows.size == g.shape[0] else (g[rows], m[rows])
+    converged, inv, _ = _newton(null.x, xx, null.y, g64, m64, coef, rows, max_iter, tol)
+    hinv[converged], done[converged] = inv, True
     firth = ~done
     beta = coef[:, q].copy()
     if firth.any():
@@ -310,6 +316,36 @@ def _logistic(null, xx, g, m, firth_fallback, max_iter, tol):
     with np.errstate(invalid="ignore"):
         se = np.sqrt(hinv[:, q, q])
     return beta, se, firth
+
+
+def _newton(x, xx, y, g, m, coef, rows, max_iter, tol, null_mu=None):
+    """Newton-Raphson (IRLS) on the variants ``rows`` of ``coef`` (updated in place), in the precision
+    of ``x`` (the design), ``xx`` (its row outer products) and ``y``; ``g`` and ``m`` are those rows'.
+
+    ``null_mu``: the fitted probabilities at ``coef`` when every row is at the null start.
+    Returns (rows converged: no coefficient moved more than ``tol``, their inverse information at the
+    last step (float64), rows neither converged nor failed after ``max_iter``); a singular
+    information or a non-finite coefficient fails a row.
+    """
+    finished_rows, finished_inv = [np.empty(0, dtype=np.int64)], [np.empty((0, x.shape[1] + 1, x.shape[1] + 1))]
+    for iteration in range(max_iter):
+        if iteration == 0 and null_mu is not None:
+            mu, w = null_mu, null_mu * (1 - null_mu) * m
+        else:
+            mu, w = _mu_w(x, coef[rows], g, m)
+        h = _information(x, xx, g, w)
+        score = _score(x, g, (y - mu) * m)
+        step, inv, ok = _solve(h.astype(np.float64, copy=False), score.astype(np.float64, copy=False))
+        coef[rows] += np.where(ok[:, None], step, 0.0)
+        finished = ok & (np.abs(step).max(axis=1) < tol)
+        finished_rows.append(rows[finished])
+        finished_inv.append(inv[finished])
+        going = ~finished & ok & np.isfinite(coef[rows]).all(axis=1)
+        if not going.all():
+            rows, g, m = rows[going], g[going], m[going]
+        if rows.size == 0:
+            break
+    return np.concatenate(finished_rows), np.concatenate(finished_inv), rows
 
 
 def _separated_by_dosage(y, g, m) -> np.ndarray:
@@ -341,7 +377,7 @@ def _firth(null, xx, g, m, max_iter, tol):
         # Firth's modified score: X'(y - mu + h (1/2 - mu)), h the leverages of W^1/2 X.
         mu_a = mu[active]
         lev = _leverages(null, ga, w[active], inv)
-        step = np.einsum("vij,vj->vi", inv, _score(null, ga, (null.y - mu_a + lev * (0.5 - mu_a)) * ma))
+        step = np.einsum("vij,vj->vi", inv, _score(null.x, ga, (null.y - mu_a + lev * (0.5 - mu_a)) * ma))
         new = list(_firth_state(null, xx, c + step, ga, ma))
         # Fisher scoring overshoots where the penalty dominates (rare variants: about twice the
         # step, so it oscillates): halve the step while that raises the penalised log-likelihood, or
@@ -382,32 +418,43 @@ def _firth_state(null, xx, coef, g, m):
     ll = (m * (null.y * eta - softplus)).sum(axis=1)
     mu = np.where(eta >= 0, 1.0, e) / (1.0 + e)
     w = mu * (1.0 - mu) * m
-    info = _information(null, xx, g, w)
+    info = _information(null.x, xx, g, w)
     sign, logdet = np.linalg.slogdet(info)
     return np.where(sign > 0, ll + 0.5 * logdet, -np.inf), mu, w, info
 
 
-def _mu_w(null, coef, g, m):
-    """Fitted probabilities (v, n) and IRLS weights mu (1 - mu), 0 for a missing genotype."""
-    q = null.x.shape[1]
-    mu = special.expit(coef[:, :q] @ null.x.T + coef[:, q:] * g)
-    return mu, mu * (1.0 - mu) * m
+def _mu_w(x, coef, g, m):
+    """Fitted probabilities (v, n) and IRLS weights mu (1 - mu), 0 for a missing genotype, in x's precision."""
+    q = x.shape[1]
+    coef = coef.astype(x.dtype, copy=False)
+    eta = coef[:, :q] @ x.T
+    eta += coef[:, q:] * g
+    # 1 / (1 + e^-eta) with numpy's exp (SIMD), in place: twice as fast as scipy's expit. e^-eta
+    # overflows to inf for eta < -88 (float32), giving mu = 0 as it should.
+    with np.errstate(over="ignore"):
+        mu = np.exp(np.negative(eta, out=eta), out=eta)
+    mu += 1
+    np.reciprocal(mu, out=mu)
+    w = np.subtract(1, mu)
+    w *= mu
+    w *= m
+    return mu, w
 
 
-def _information(null, xx, g, w):
-    """Per-variant Fisher information [X, g]' W_v [X, g], shape (v, q + 1, q + 1)."""
-    q = null.x.shape[1]
+def _information(x, xx, g, w):
+    """Per-variant Fisher information [X, g]' W_v [X, g], shape (v, q + 1, q + 1), in w's precision."""
+    q = x.shape[1]
     wg = w * g
-    h = np.empty((g.shape[0], q + 1, q + 1))
+    h = np.empty((g.shape[0], q + 1, q + 1), dtype=w.dtype)
     h[:, :q, :q] = (w @ xx).reshape(-1, q, q)
-    h[:, :q, q] = h[:, q, :q] = wg @ null.x
-    h[:, q, q] = (wg * g).sum(axis=1)
+    h[:, :q, q] = h[:, q, :q] = wg @ x
+    h[:, q, q] = np.einsum("vn,vn->v", wg, g)
     return h
 
 
-def _score(null, g, r):
+def _score(x, g, r):
     """[X, g]' r per variant, shape (v, q + 1), for residuals r (v, n)."""
-    return np.concatenate([r @ null.x, (r * g).sum(axis=1)[:, None]], axis=1)
+    return np.concatenate([r @ x, np.einsum("vn,vn->v", r, g)[:, None]], axis=1)
 
 
 def _solve(h, rhs):

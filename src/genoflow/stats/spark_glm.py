@@ -91,7 +91,7 @@ def _block_runner(null: GlmNull, index: np.ndarray, keys: list, block_size: int,
                         f"glm_scan: variant {chunk.iloc[0][keys].tolist()}: {dosages.shape[1]} dosages, "
                         f"but sample_index reaches {index.max()}"
                     )
-                stats = glm_block(null, dosages[:, index], firth_fallback=firth_fallback)
+                stats = glm_block(null, np.take(dosages, index, axis=1), firth_fallback=firth_fallback)  # row-major
                 frame = chunk[keys].reset_index(drop=True)
                 yield pd.concat([frame, pd.DataFrame({k: stats[k] for k in RESULT_COLUMNS})], axis=1)
 

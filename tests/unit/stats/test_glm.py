@@ -127,7 +127,10 @@ def test_glm_block__chunks_give_the_same_answer(monkeypatch):
     monkeypatch.setattr(glm, "_MAX_CHUNK_CELLS", 2 * 300)  # two variants per chunk
     chunked = glm_block(prepare_glm(y, cov, family="logistic"), g)
     for key in RESULT_COLUMNS:
-        np.testing.assert_allclose(whole[key], chunked[key], rtol=1e-12)  # BLAS may sum in another order
+        # BLAS may sum in another order, and the single-precision Newton phase ends ~1e-7 from the
+        # maximum at a point that depends on it: the double-precision step takes the coefficients to
+        # the same maximum, the standard errors (information at the step's start) agree to ~1e-7.
+        np.testing.assert_allclose(whole[key], chunked[key], rtol=1e-6)
 
 
 def test_glm_block__empty_block():

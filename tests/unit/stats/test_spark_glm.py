@@ -39,7 +39,8 @@ def test_glm_scan__equals_glm_block_on_the_selected_samples(spark, family):
     expected = glm_block(prepare_glm(y, cov, family=family), dosages[:, index])
     assert scan["id"].tolist() == frame["id"].tolist()
     for key in RESULT_COLUMNS:
-        np.testing.assert_allclose(scan[key].to_numpy(dtype=float), expected[key].astype(float), rtol=1e-12)
+        # Blocks of 5 here, one block of 37 there: see test_glm_block__chunks_give_the_same_answer.
+        np.testing.assert_allclose(scan[key].to_numpy(dtype=float), expected[key].astype(float), rtol=1e-6)
 
 
 def test_glm_scan__checks_its_arguments_before_spark_runs(spark):
