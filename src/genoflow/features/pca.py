@@ -3,14 +3,16 @@
 Genotypes are standardised as plink2 does, ``z = (x - 2p) / sqrt(2p(1 - p))`` with ``p`` the ALT
 frequency over the samples, and a missing call set to 0 (mean imputation). The sample relationship
 matrix ``K = Z'Z / M`` (samples x samples) is accumulated over blocks of variants in the Spark
-executors (each partition adds its block's ``Z_b'Z_b``; ``treeReduce`` sums them) and
-eigendecomposed on the driver.
+executors (each partition adds its block's ``Z_b'Z_b``), summed row band by row band through a
+shuffle, and eigendecomposed on the driver.
 
 Why the Gram matrix rather than a randomized SVD: for a cohort of up to some tens of thousands of
-patients, ``n x n`` float64 fits in memory (10k patients: 800 MB), one pass over the variants gives
-the exact decomposition plink2 computes, and the result does not depend on a random start or an
-iteration count. The memory is bounded by samples², never by the number of variants; past ~30k
-samples a randomized range finder over the same blocks would be the next step.
+patients, ``n x n`` float64 fits in a Python process (8k patients: 512 MB), one pass over the
+variants gives the exact decomposition plink2 computes, and the result does not depend on a random
+start or an iteration count. The memory is bounded by samples², never by the number of variants;
+no JVM ever holds more than one band of ``_BAND_BYTES`` (a whole partial Gram as one task result
+ran the 2 GB driver out of heap at 8k patients); past ~30k samples a randomized range finder over
+the same blocks would be the next step.
 
 Projection: with ``K = U diag(lambda) U'``, the sample scores are ``U * sqrt(n)`` (unit variance per
 component) and the variant loadings ``V = Z'U sqrt(n) / (M lambda)`` satisfy ``Z V = U sqrt(n)``, so
@@ -27,6 +29,10 @@ import numpy as np
 from genoflow.genotypes import MISSING, stack_dosages
 
 __all__ = ["Pca", "standardise", "gram_block", "pca_from_gram", "spark_gram", "spark_loadings"]
+
+# Bytes of one row band of a partial Gram matrix: the unit that Spark serialises, shuffles and sends
+# to the driver (the JVM holds a record whole).
+_BAND_BYTES = 32 << 20
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,13 +81,18 @@ def pca_from_gram(gram: np.ndarray, n_variants: int, k: int) -> Pca:
     Eigenvector signs are fixed so that each column's largest-magnitude entry is positive
     (eigenvectors have no intrinsic sign; this makes reruns identical).
     """
+    from scipy.linalg import eigh
+
     n = gram.shape[0]
     if not 1 <= k < n:
         raise ValueError(f"pca: need 1 <= components < samples ({n}), got {k}")
     if n_variants < 1:
         raise ValueError("pca: no variants to build the relationship matrix from")
-    values, vectors = np.linalg.eigh(gram / n_variants)
-    top = np.argsort(values)[::-1][:k]
+    # Only the top k eigenpairs (LAPACK's syevr over an index range): the full set costs several
+    # times more at thousands of samples.
+    values, vectors = eigh(gram, subset_by_index=[n - k, n - 1])
+    values /= n_variants
+    top = np.argsort(values)[::-1]
     values, vectors = values[top], vectors[:, top]
     flip = np.sign(vectors[np.abs(vectors).argmax(axis=0), np.arange(k)])
     return Pca(values, vectors * flip * np.sqrt(n), int(n_variants))
@@ -112,23 +123,32 @@ def _blocks(rows, sample_index: np.ndarray, rows_per_block: int = 2048):
 def spark_gram(variants, sample_index: np.ndarray) -> tuple[np.ndarray, int]:
     """Spark: ``Z'Z`` summed over the rows of ``variants`` (dosages, alt_af) and their count.
 
-    Each partition returns one (n, n) partial; ``treeReduce`` adds them in the executors, so the
-    driver receives one matrix and never a genotype.
+    Each partition accumulates one (n, n) partial in its Python worker and emits it as row bands of
+    at most ``_BAND_BYTES``; ``reduceByKey`` sums each band over the partitions (a shuffle, which
+    spills to disk), and the driver assembles the bands one partition at a time
+    (``toLocalIterator``). The driver receives one matrix and never a genotype.
     """
     index = np.asarray(sample_index, dtype=np.int64)
     n = index.size
+    band = max(1, _BAND_BYTES // (8 * max(n, 1)))
 
     def partial(rows):
         gram, count = np.zeros((n, n)), 0
         for block, freq in _blocks(rows, index):
             gram += gram_block(block, freq)
             count += block.shape[0]
-        yield gram, count
+        for start in range(0, n, band):
+            yield start, (gram[start : start + band].copy(), count)
 
     def add(a, b):
         return a[0] + b[0], a[1] + b[1]
 
-    return variants.select("dosages", "alt_af").rdd.mapPartitions(partial).treeReduce(add)
+    n_bands = -(-n // band)
+    gram, count = np.zeros((n, n)), 0
+    summed = variants.select("dosages", "alt_af").rdd.mapPartitions(partial).reduceByKey(add, n_bands)
+    for start, (rows, count) in summed.toLocalIterator():
+        gram[start : start + rows.shape[0]] = rows
+    return gram, count
 
 
 def spark_loadings(variants, sample_index: np.ndarray, pca: Pca):
