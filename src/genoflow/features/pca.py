@@ -146,8 +146,9 @@ def spark_gram(variants, sample_index: np.ndarray) -> tuple[np.ndarray, int]:
     n_bands = -(-n // band)
     gram, count = np.zeros((n, n)), 0
     summed = variants.select("dosages", "alt_af").rdd.mapPartitions(partial).reduceByKey(add, n_bands)
-    for start, (rows, count) in summed.toLocalIterator():
+    for start, (rows, total) in summed.toLocalIterator():
         gram[start : start + rows.shape[0]] = rows
+        count = total  # every band carries the variant count of all partitions
     return gram, count
 
 
