@@ -123,10 +123,11 @@ def _blocks(rows, sample_index: np.ndarray, rows_per_block: int = 2048):
 def spark_gram(variants, sample_index: np.ndarray) -> tuple[np.ndarray, int]:
     """Spark: ``Z'Z`` summed over the rows of ``variants`` (dosages, alt_af) and their count.
 
-    Each partition accumulates one (n, n) partial in its Python worker and emits it as row bands of
-    at most ``_BAND_BYTES``; ``reduceByKey`` sums each band over the partitions (a shuffle, which
-    spills to disk), and the driver assembles the bands one partition at a time
-    (``toLocalIterator``). The driver receives one matrix and never a genotype.
+    The rows are coalesced to one partition per core. Each partition accumulates one (n, n) partial
+    in its Python worker and emits it as row bands of at most ``_BAND_BYTES``; ``reduceByKey`` sums
+    each band over the partitions (a shuffle, which spills to disk), and the driver assembles the
+    bands one partition at a time (``toLocalIterator``). The driver receives one matrix and never a
+    genotype.
     """
     index = np.asarray(sample_index, dtype=np.int64)
     n = index.size
@@ -145,9 +146,13 @@ def spark_gram(variants, sample_index: np.ndarray) -> tuple[np.ndarray, int]:
 
     n_bands = -(-n // band)
     gram, count = np.zeros((n, n)), 0
-    summed = variants.select("dosages", "alt_af").rdd.mapPartitions(partial).reduceByKey(add, n_bands)
-    for start, (rows, total) in summed.toLocalIterator():
-        gram[start : start + rows.shape[0]] = rows
+    variant_rows = variants.select("dosages", "alt_af").rdd
+    # One partial per core is all the parallelism there is; each further partition adds n² to the shuffle.
+    cores = variant_rows.context.defaultParallelism
+    variant_rows = variant_rows.coalesce(max(1, min(variant_rows.getNumPartitions(), cores)))
+    summed = variant_rows.mapPartitions(partial).reduceByKey(add, n_bands)
+    for start, (band_rows, total) in summed.toLocalIterator():
+        gram[start : start + band_rows.shape[0]] = band_rows
         count = total  # every band carries the variant count of all partitions
     return gram, count
 
