@@ -52,7 +52,7 @@ COHORTS = {
     # the sites and 20 of the 50 causal variants fail); every tool gets this cohort's relaxed threshold.
     "ooa": {"kind": "ooa", "n_patients": 2000, "sequence_length": 10_000_000, "min_hwe_p": 1e-50},
     "large": {"kind": "ooa", "n_patients": 8000, "sequence_length": 20_000_000, "min_hwe_p": 1e-50},
-    # The largest the 2-core, 24 GB development machine simulates (~1.6 G genotypes, 4.5x "ooa"): where
+    # The largest the 2-core, 24 GB development machine simulates (~2.1 G genotypes, 5.9x "ooa"): where
     # the fixed cost of a Spark job stops deciding the ratios.
     "ooa8k": {"kind": "ooa", "n_patients": 8000, "sequence_length": 10_000_000, "min_hwe_p": 1e-50},
 }

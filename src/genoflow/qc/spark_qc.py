@@ -132,7 +132,7 @@ def sample_f_statistics(genotypes, male, mind: dict, t: QcThresholds) -> dict:
         sex = {f: np.zeros(keep.size) for f in fields}
         n_x = 0
         for contig, all_samples in blocks:
-            d = all_samples[:, keep]
+            d = np.take(all_samples, keep, axis=1)  # row-major, as stack_dosages(packed, samples)
             x = is_x_contig(contig)
             for f, v in het_f_counts(d[~x]).items():
                 het[f] += v
