@@ -1,9 +1,13 @@
 """VCF 4.x parsing into the variant-major dosage layout of decision 0001.
 
-Pure Python/numpy/pyarrow (no Spark): the Spark jobs call `parse_vcf_records` from executors on
-chunks of lines. Records are validated line by line in Python (a handful of string operations per
-line), but genotypes are never touched one by one in Python: all the sample fields of a chunk
-are joined into one byte buffer and their GT sub-fields decoded with numpy.
+Pure Python/numpy/pyarrow (no Spark): the Spark jobs call `decode_vcf_block` from executors on
+blocks of lines, handed over as the Arrow string arrays of Spark's text source and read in place.
+One compiled pass (`genoflow._kernels.vcf.scan_lines`) finds where each line's fixed columns end,
+counts its columns and decodes the calls of GT-only lines of one-digit diploid calls straight from
+the bytes. The fixed columns are then validated line by line in Python (a handful of string
+operations on the ~40 bytes before the samples); the calls of any other line (other FORMAT
+layouts, haploid calls, multi-digit alleles, errors) are joined into one byte buffer and decoded
+with whole-array numpy operations. No genotype is ever touched one by one in Python.
 
 Dosage encoding (the registry is `genoflow.genotypes`): ``int8`` alternate-allele count, 0/1/2,
 haploid 0/1, ``-1`` when any allele of the call is missing. Multi-allelic records are split into
@@ -27,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from genoflow._kernels.vcf import decode_fixed_width_calls
+from genoflow._kernels.vcf import scan_lines, word_views
 from genoflow.errors import InputError
 from genoflow.io._streams import DECOMPRESSION_ERRORS, decompressing, truncation_problem
 
@@ -254,7 +258,6 @@ class _Records:
     ref: list[str] = field(default_factory=list)
     alts: list[list[str]] = field(default_factory=list)  # every ALT allele, for allele numbering
     kept: list[list[bool]] = field(default_factory=list)  # False for symbolic/breakend/'*' alleles
-    samples: list[str] = field(default_factory=list)  # the sample columns, still tab-joined
     groups: dict[str, list[int]] = field(default_factory=dict)  # FORMAT -> positions in the lists
 
 
@@ -322,7 +325,7 @@ def parse_vcf_records(
 
 
 def decode_vcf_block(
-    lines: Sequence[str],
+    lines: Sequence[str] | pa.Array,
     *,
     n_samples: int,
     source: str,
@@ -336,7 +339,10 @@ def decode_vcf_block(
 
     Parameters
     ----------
-    lines, n_samples, source, first_line_number, with_line_numbers
+    lines : sequence of str, or pyarrow string array
+        As for `parse_vcf_records`; an Arrow array (e.g. a batch of Spark's text source) is read in
+        place, without a Python string per line.
+    n_samples, source, first_line_number, with_line_numbers
         As for `parse_vcf_records`.
     with_call_stats : bool
         Add ``float64`` columns ``mean_dp`` and ``mean_gq``: the mean of the samples' DP and GQ
@@ -351,15 +357,16 @@ def decode_vcf_block(
     """
     if n_samples < 1:
         raise ValueError(f"n_samples must be at least 1, got {n_samples}")
-    records, line_problem = _split_lines(lines, n_samples, source, first_line_number)
+    text = _Lines.scan(lines, n_samples)
+    records, line_problem = _split_lines(text, n_samples)
     n_alt = np.fromiter((len(a) for a in records.alts), dtype=np.int64, count=len(records.alts))
     wanted = set()
     if with_call_stats or min_gq > 0:
         wanted.add("GQ")
     if with_call_stats or min_dp > 0:
         wanted.add("DP")
-    alleles = _decode_genotypes(records, n_samples, n_alt, wanted)
-    gt_problem = _first_genotype_problem(records, alleles, n_alt)
+    alleles = _decode_genotypes(text, records, n_samples, n_alt, wanted)
+    gt_problem = _first_genotype_problem(text, records, alleles, n_alt)
     _raise_first(line_problem, gt_problem, records, source, first_line_number)
     _apply_call_filters(alleles, min_gq, min_dp)
     table = _build_table(records, alleles, n_alt, n_samples, first_line_number, with_line_numbers, with_call_stats)
@@ -367,7 +374,61 @@ def decode_vcf_block(
     return VcfBlock(table=table, n_skipped_alts=int(n_alt.sum()) - n_kept)
 
 
-def _split_lines(lines, n_samples, source, first_line_number):
+@dataclass
+class _Lines:
+    """A block of lines as the bytes of one Arrow string array, scanned once (`scan_lines`).
+
+    Line ``i`` is ``data[starts[i]:ends[i]]`` (without its line break); its fixed columns end at
+    ``fixed_end[i]`` and its sample columns follow. ``first``/``second`` hold the calls of the
+    ``decoded`` lines (GT-only, one-digit diploid calls), read straight from ``data``.
+    """
+
+    data: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+    fixed_end: np.ndarray
+    n_columns: np.ndarray
+    decoded: np.ndarray
+    first: np.ndarray
+    second: np.ndarray
+
+    @classmethod
+    def scan(cls, lines: Sequence[str] | pa.Array, n_samples: int) -> _Lines:
+        array = lines if isinstance(lines, (pa.Array, pa.ChunkedArray)) else pa.array(lines, type=pa.large_string())
+        if isinstance(array, pa.ChunkedArray):
+            array = array.combine_chunks()
+        _, offsets_buffer, data_buffer = array.buffers()
+        offset_type = np.int64 if pa.types.is_large_string(array.type) else np.int32
+        offsets = np.frombuffer(offsets_buffer, dtype=offset_type)[array.offset : array.offset + len(array) + 1]
+        offsets = offsets.astype(np.int64)
+        data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
+        first = np.empty((len(array), n_samples), dtype=np.int8)
+        second = np.empty((len(array), n_samples), dtype=np.int8)
+        ends, fixed_end, n_columns, decoded = scan_lines(data, word_views(data), offsets[:-1], offsets[1:], n_samples,
+                                                           first, second)
+        return cls(data, offsets[:-1], ends, fixed_end, n_columns, decoded, first, second)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def _text(self, lo: int, hi: int) -> str:
+        return str(memoryview(self.data)[lo:hi], "utf-8", "replace")
+
+    def line(self, i: int) -> str:
+        return self._text(int(self.starts[i]), int(self.ends[i]))
+
+    def fixed_columns(self) -> list[str | None]:
+        """CHROM to FORMAT of each line, tab-joined; None where a line has fewer than 9 columns."""
+        view = memoryview(self.data)
+        return [str(view[lo:hi], "utf-8", "replace") if hi >= 0 else None
+                for lo, hi in zip(self.starts.tolist(), self.fixed_end.tolist(), strict=True)]
+
+    def samples(self, i: int) -> str:
+        """The sample columns of line ``i``, tab-joined."""
+        return self._text(int(self.fixed_end[i]) + 1, int(self.ends[i]))
+
+
+def _split_lines(lines: _Lines, n_samples: int):
     """Validate the fixed columns of each line; stop at the first bad line.
 
     Returns the records before the bad line and ``(index, _RecordProblem)`` for it (or None),
@@ -375,26 +436,27 @@ def _split_lines(lines, n_samples, source, first_line_number):
     """
     records = _Records()
     layouts: dict[str, dict[str, int]] = {}
-    for index, raw in enumerate(lines):
-        line = raw.rstrip("\r\n")
-        if not line:
+    for index, (fixed, found) in enumerate(zip(lines.fixed_columns(), lines.n_columns.tolist(), strict=True)):
+        if not found:  # an empty line
             continue
         try:
-            _split_line(line, n_samples, records, layouts)
+            if found != 9 + n_samples:
+                raise _column_count_problem(lines.line(index), found, n_samples)
+            _split_line(fixed, records, layouts)
         except _RecordProblem as problem:
             return records, (index, problem)
         records.index.append(index)
     return records, None
 
 
-def _split_line(line: str, n_samples: int, records: _Records, layouts: dict[str, dict[str, int]]) -> None:
-    parts = line.split("\t", 9)
-    if len(parts) < 10 or parts[9].count("\t") + 1 != n_samples:
-        found = len(parts) if len(parts) < 10 else 10 + parts[9].count("\t")
-        hint = " (are the columns separated by spaces instead of tabs?)" if found == 1 and " " in line else ""
-        expected = f"{9 + n_samples} tab-separated columns (9 fixed + {n_samples} samples)"
-        raise _RecordProblem(f"expected {expected}, found {found}{hint}")
-    contig, pos_text, vid, ref, alt, _qual, _filter, _info, fmt, samples = parts
+def _column_count_problem(line: str, found: int, n_samples: int) -> _RecordProblem:
+    hint = " (are the columns separated by spaces instead of tabs?)" if found == 1 and " " in line else ""
+    expected = f"{9 + n_samples} tab-separated columns (9 fixed + {n_samples} samples)"
+    return _RecordProblem(f"expected {expected}, found {found}{hint}")
+
+
+def _split_line(fixed: str, records: _Records, layouts: dict[str, dict[str, int]]) -> None:
+    contig, pos_text, vid, ref, alt, _qual, _filter, _info, fmt = fixed.split("\t")
     record = f"{contig}:{pos_text}"
     if not contig:
         raise _RecordProblem("empty CHROM", record)
@@ -414,7 +476,6 @@ def _split_line(line: str, n_samples: int, records: _Records, layouts: dict[str,
     records.ref.append(ref.upper())
     records.alts.append(alts)
     records.kept.append(kept)
-    records.samples.append(samples)
 
 
 def format_layout(fmt: str) -> dict[str, int]:
@@ -483,31 +544,37 @@ class _Alleles:
     ds: dict[int, np.ndarray] = field(default_factory=dict)
 
 
-def _decode_genotypes(records: _Records, n_samples: int, n_alt: np.ndarray, wanted: set[str]) -> _Alleles:
-    n_lines = len(records.samples)
+def _decode_genotypes(lines: _Lines, records: _Records, n_samples: int, n_alt: np.ndarray,
+                      wanted: set[str]) -> _Alleles:
+    line_of = np.asarray(records.index, dtype=np.int64)
+    every_line = len(line_of) == len(lines)  # no empty line, no bad one: the scan's rows are the records'
     out = _Alleles(
-        first=np.empty((n_lines, n_samples), dtype=np.int8),
-        second=np.empty((n_lines, n_samples), dtype=np.int8),
-        code=np.zeros((n_lines, n_samples), dtype=np.uint8),
+        first=lines.first if every_line else lines.first[line_of],
+        second=lines.second if every_line else lines.second[line_of],
+        code=np.zeros((len(line_of), n_samples), dtype=np.uint8),
     )
+    decoded = lines.decoded[line_of]
     # Only FORMAT keys some record has get a (NaN-filled) matrix: GT-only files pay nothing.
     present = set().union(*(format_layout(fmt).keys() for fmt in records.groups)) if records.groups else set()
     for key in wanted & present:
-        out.numbers[key] = np.full((n_lines, n_samples), np.nan)
+        out.numbers[key] = np.full((len(line_of), n_samples), np.nan)
     for fmt, rows in records.groups.items():
         layout = format_layout(fmt)
         rows = np.asarray(rows, dtype=np.int64)
-        texts = [records.samples[i] for i in rows]
+        fields = wanted & layout.keys()
+        undecoded = rows if "GT" not in layout else rows[~decoded[rows]]
+        if not len(undecoded) and not fields:
+            continue
+        texts = [lines.samples(i) for i in line_of[rows].tolist()]
         if "GT" not in layout:
             _decode_ds(texts, rows, n_samples, layout, n_alt, out)
-        else:
-            gt_rows, gt_texts = rows, texts
-            if fmt == "GT":
-                gt_rows, gt_texts = _decode_fast(texts, rows, n_samples, out)
-            if len(gt_rows):
-                _decode_general(gt_texts, gt_rows, n_samples, layout["GT"], out)
+        elif len(undecoded):
+            # Everything the scan left (haploid calls, multi-digit alleles, other layouts, errors).
+            redo = ~decoded[rows]
+            _decode_general([t for t, r in zip(texts, redo.tolist(), strict=True) if r], undecoded, n_samples,
+                            layout["GT"], out)
         # After GT: the GT decoding writes the problem codes of its rows wholesale.
-        for key in sorted(wanted & layout.keys()):
+        for key in sorted(fields):
             _decode_numbers(texts, rows, n_samples, layout, key, out)
     return out
 
@@ -578,32 +645,6 @@ def _apply_call_filters(alleles: _Alleles, min_gq: float, min_dp: float) -> None
         alleles.second[low] = MISSING_DOSAGE
         for row, dosage in alleles.ds.items():
             dosage[:, low[row]] = MISSING_DOSAGE
-
-
-def _decode_fast(texts: list[str], rows: np.ndarray, n_samples: int, out: _Alleles):
-    """Decode GT-only lines whose calls are all ``a/b`` or ``a|b`` with one-digit alleles.
-
-    Such a line is exactly ``4 * n_samples - 1`` characters, so after appending a tab the
-    chunk is an ``(n_lines, n_samples, 4)`` byte array with alleles at offsets 0 and 2.
-    Returns the rows (and their texts) that need the general path.
-    """
-    width = 4 * n_samples - 1
-    fits = np.fromiter((len(t) == width for t in texts), dtype=bool, count=len(texts))
-    if not fits.any():
-        return rows, texts
-    fit_texts = [t for t, f in zip(texts, fits, strict=True) if f]
-    buffer = ("\t".join(fit_texts) + "\t").encode("latin-1", "replace")
-    calls = np.frombuffer(buffer, dtype=np.uint8).reshape(len(fit_texts), n_samples, 4)
-    first = np.empty(calls.shape[:2], dtype=np.int8)
-    second = np.empty(calls.shape[:2], dtype=np.int8)
-    good_lines = decode_fixed_width_calls(calls, first, second)
-    fit_rows = rows[fits]
-    out.first[fit_rows[good_lines]] = first[good_lines]
-    out.second[fit_rows[good_lines]] = second[good_lines]
-    # Everything else (haploid calls, multi-digit alleles, errors) goes the general way.
-    redo = np.ones(len(rows), dtype=bool)
-    redo[np.flatnonzero(fits)[good_lines]] = False
-    return rows[redo], [t for t, r in zip(texts, redo, strict=True) if r]
 
 
 def _decode_general(texts: list[str], rows: np.ndarray, n_samples: int, gt_index: int, out: _Alleles) -> None:
@@ -776,7 +817,7 @@ def _allele_values(matrix: np.ndarray, lo: np.ndarray, hi: np.ndarray):
     return value, all_digits | is_dot
 
 
-def _first_genotype_problem(records: _Records, alleles: _Alleles, n_alt: np.ndarray):
+def _first_genotype_problem(lines: _Lines, records: _Records, alleles: _Alleles, n_alt: np.ndarray):
     """``(index into records, problem)`` for the first line with a bad call, or None."""
     if not len(n_alt):
         return None
@@ -796,7 +837,7 @@ def _first_genotype_problem(records: _Records, alleles: _Alleles, n_alt: np.ndar
         sample = int(np.flatnonzero(calls > n_alt[row])[0])
     code = alleles.code[row, sample]
     key = alleles.bad_key.get(row, "GT") if code == _BAD_NUMBER else "GT"
-    subfields = records.samples[row].split("\t")[sample].split(":")
+    subfields = lines.samples(records.index[row]).split("\t")[sample].split(":")
     gt = subfields[layout[key]] if layout[key] < len(subfields) else ""
     where = f"{key} {gt!r} of sample {sample + 1} (column {10 + sample})"
     if code == _BAD_NUMBER:

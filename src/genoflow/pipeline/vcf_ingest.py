@@ -289,8 +289,9 @@ class _ListParam(AccumulatorParam):
 def _keyed_runs(batches):
     """Runs of consecutive lines with one key, from Arrow batches of (line, key column, ...).
 
-    Yields ``(key, lines, is_header)``: a key of several columns is a tuple; ``is_header`` is None
-    when no line of the run starts with ``#`` (the usual case), else a list of bools per line.
+    Yields ``(key, lines, is_header)``: ``lines`` a slice of the batch's Arrow string array (no
+    Python string per line); a key of several columns is a tuple; ``is_header`` is None when no line
+    of the run starts with ``#`` (the usual case), else a list of bools per line.
     """
     import pyarrow.compute as pc
 
@@ -303,57 +304,91 @@ def _keyed_runs(batches):
         for column in keys:
             changes |= column[1:] != column[:-1]
         header = pc.starts_with(lines, "#").to_numpy(zero_copy_only=False)
-        lines = lines.to_pylist()
         bounds = [0, *(np.flatnonzero(changes) + 1).tolist(), batch.num_rows]
         for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
             values = [column[lo].item() if isinstance(column[lo], np.generic) else column[lo] for column in keys]
             key = values[0] if len(values) == 1 else tuple(values)
             is_header = header[lo:hi].tolist() if header[lo:hi].any() else None
-            yield key, lines[lo:hi], is_header
+            yield key, lines.slice(lo, hi - lo), is_header
+
+
+class _Block:
+    """Lines gathered for one decode: Arrow slices kept as they are, single lines as Python strings."""
+
+    def __init__(self):
+        self.pieces: list = []
+        self.loose: list[str] = []
+        self.size = 0
+        self.first = 0
+
+    def add_slice(self, lines) -> None:
+        self._close_loose()
+        self.pieces.append(lines)
+        self.size += len(lines)
+
+    def add_line(self, line: str) -> None:
+        self.loose.append(line)
+        self.size += 1
+
+    def _close_loose(self) -> None:
+        if self.loose:
+            import pyarrow as pa
+
+            self.pieces.append(pa.array(self.loose, type=pa.large_string()))
+            self.loose = []
+
+    def lines(self):
+        """One Arrow string array (a copy only when the lines came in several pieces)."""
+        import pyarrow as pa
+
+        self._close_loose()
+        if len(self.pieces) == 1:
+            return self.pieces[0]
+        return pa.concat_arrays([piece.cast(pa.large_string()) for piece in self.pieces])
 
 
 def _record_blocks(keyed_runs, chunk_lines: int, header_line=None):
     """Blocks of at most ``chunk_lines`` record lines, never across a change of key (a split of a file).
 
     Yields ``(key, first, lines)`` with ``first`` the 1-based number, within the key's lines, of the
-    block's first line. Header lines before a block are dropped; ``header_line(line, key, n)`` sees each
-    first and returns True when it dealt with it. One among records stays in its block, so the parser
-    reports it as a bad record.
+    block's first line and ``lines`` an Arrow string array. Header lines before a block are dropped;
+    ``header_line(line, key, n)`` sees each first and returns True when it dealt with it. One among
+    records stays in its block, so the parser reports it as a bad record.
     """
-    key, seen, block, first = None, 0, [], 0
+    key, seen, block = None, 0, _Block()
     for at, lines, is_header in keyed_runs:
         if at != key:
-            if block:
-                yield key, first, block
-            key, seen, block = at, 0, []
+            if block.size:
+                yield key, block.first, block.lines()
+            key, seen, block = at, 0, _Block()
         if is_header is None:  # records only: whole slices, no look at each line
             done = 0
             while done < len(lines):
-                if not block:
-                    first = seen + done + 1
-                take = min(chunk_lines - len(block), len(lines) - done)
-                block.extend(lines[done : done + take])
+                if not block.size:
+                    block.first = seen + done + 1
+                take = min(chunk_lines - block.size, len(lines) - done)
+                block.add_slice(lines.slice(done, take))
                 done += take
-                if len(block) >= chunk_lines:
-                    yield key, first, block
-                    block = []
+                if block.size >= chunk_lines:
+                    yield key, block.first, block.lines()
+                    block = _Block()
             seen += len(lines)
             continue
-        for line, is_hash in zip(lines, is_header, strict=True):
+        for line, is_hash in zip(lines.to_pylist(), is_header, strict=True):
             seen += 1
             if is_hash:
                 handled = header_line is not None and header_line(line, key, seen)
-                if block and not handled:
-                    block.append(line)
+                if block.size and not handled:
+                    block.add_line(line)
                 continue
-            if not block:
-                first = seen
-            block.append(line)
-            if len(block) >= chunk_lines:
-                yield key, first, block
-                block = []
-    if block:
-        yield key, first, block
+            if not block.size:
+                block.first = seen
+            block.add_line(line)
+            if block.size >= chunk_lines:
+                yield key, block.first, block.lines()
+                block = _Block()
+    if block.size:
+        yield key, block.first, block.lines()
 
 
 @dataclass

@@ -204,6 +204,46 @@ def test_parse_vcf_records__fast_and_general_paths_agree_with_oracle():
     assert (dosages(parse(with_dp)) == expected).all()
 
 
+@pytest.mark.parametrize("arrow_type", [pa.string(), pa.large_string()])
+def test_decode_vcf_block__arrow_slice_reads_like_python_lines(arrow_type):
+    """Spark hands the decoder slices of Arrow batches: offsets into a shared buffer, read in place."""
+    rng = np.random.default_rng(3)
+    pool = np.array(["0/0", "0|1", "1/1", "./.", "1", "0/.", "10/1"])
+    calls = pool[rng.integers(0, len(pool), size=(30, 7))]
+    calls[::3] = pool[rng.integers(0, 3, size=(10, 7))]  # whole lines of one-digit diploid calls
+    lines = ["junk before the block", *(record(*row, pos=i + 1, alt=",".join(["T"] * 10)) for i, row in
+                                         enumerate(calls)), "junk after"]
+    batch = pa.array(lines, type=arrow_type)
+    from_arrow = decode_vcf_block(batch.slice(1, 30), n_samples=7, source=SRC, first_line_number=2,
+                                  with_line_numbers=True).table
+    from_python = decode_vcf_block(lines[1:31], n_samples=7, source=SRC, first_line_number=2,
+                                   with_line_numbers=True).table
+    assert from_arrow.equals(from_python)
+    assert from_arrow.num_rows == 300
+
+
+@pytest.mark.parametrize("calls, expected", [
+    (["0/1", "1/1", "0|0", "1"], [1, 2, 0, 1]),  # a haploid call last: the line is not fixed-width
+    (["0/1", "./.", "0|.", "1/0"], [1, -1, -1, 1]),  # missing alleles stay on the one-pass decode
+    (["0/1", "1/1", "0/0", "0/1\t"], None),  # a trailing tab is a fifth (empty) column
+])
+def test_decode_vcf_block__one_pass_decode_edges(calls, expected):
+    line = record(*calls[:-1], calls[-1])
+    if expected is None:
+        with pytest.raises(InputError) as error:
+            parse([line], n_samples=4)
+        assert_input_error(error, 10, "expected 13 tab-separated columns", "found 14")
+    else:
+        assert dosages(parse([line], n_samples=4)).tolist() == [expected]
+
+
+def test_decode_vcf_block__fixed_width_line_with_a_space_for_a_tab():
+    """Exactly 4 n - 1 bytes of calls, yet one column short: found by the one-pass decode too."""
+    with pytest.raises(InputError) as error:
+        parse([record("0/1", "1/1 0/0")], n_samples=3)
+    assert_input_error(error, 10, "expected 12 tab-separated columns", "found 11")
+
+
 # --- records: errors ----------------------------------------------------------------------------
 
 
