@@ -118,3 +118,27 @@ def scan_lines(data, words, starts, ends, n_samples, first, second):
                 tabs += 1
         n_columns[i] = tabs + 1
     return trimmed, fixed_end, n_columns, decoded
+
+
+@njit(cache=True, nogil=True)
+def allele_dosages(first, second, line_of, allele, dosage):
+    """``dosage[r, j]``: copies of allele ``allele[r]`` in call ``j`` of line ``line_of[r]``; ``MISSING``
+    where either of its alleles is (``second`` is -2, not missing, for a haploid call)."""
+    for r in range(len(line_of)):
+        line, k = line_of[r], allele[r]
+        for j in range(dosage.shape[1]):
+            a, b = first[line, j], second[line, j]
+            copies = np.int8(a == k) + np.int8(b == k)
+            dosage[r, j] = MISSING if (a == MISSING) | (b == MISSING) else copies
+
+
+@njit(cache=True, nogil=True)
+def highest_alleles(first, second):
+    """The highest allele index called on each line (int8, shape (n_lines,))."""
+    highest = np.empty(first.shape[0], dtype=np.int8)
+    for i in range(first.shape[0]):
+        top = np.int8(-128)
+        for j in range(first.shape[1]):
+            top = max(top, first[i, j], second[i, j])
+        highest[i] = top
+    return highest

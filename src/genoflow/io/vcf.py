@@ -31,7 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from genoflow._kernels.vcf import scan_lines, word_views
+from genoflow._kernels.vcf import allele_dosages, highest_alleles, scan_lines, word_views
 from genoflow.errors import InputError
 from genoflow.io._streams import DECOMPRESSION_ERRORS, decompressing, truncation_problem
 
@@ -821,7 +821,7 @@ def _first_genotype_problem(lines: _Lines, records: _Records, alleles: _Alleles,
     """``(index into records, problem)`` for the first line with a bad call, or None."""
     if not len(n_alt):
         return None
-    highest = np.maximum(alleles.first, alleles.second).max(axis=1)
+    highest = highest_alleles(alleles.first, alleles.second)
     out_of_range = highest > n_alt
     bad_code = alleles.code.any(axis=1)
     bad = np.flatnonzero(out_of_range | bad_code)
@@ -873,16 +873,10 @@ def _raise_first(line_problem, gt_problem, records: _Records, source: str, first
 
 def _dosages(alleles: _Alleles, n_alt: np.ndarray) -> np.ndarray:
     """Split records per ALT and count alleles: ``int8`` of shape (sum(n_alt), n_samples)."""
-    first, second = alleles.first, alleles.second
-    if (n_alt == 1).all():
-        line_of, allele = slice(None), np.ones((len(n_alt), 1), dtype=np.int8)
-    else:
-        line_of = np.repeat(np.arange(len(n_alt)), n_alt)
-        row_start = np.repeat(np.cumsum(n_alt) - n_alt, n_alt)
-        allele = (np.arange(len(line_of)) - row_start + 1).astype(np.int8)[:, None]
-    first, second = first[line_of], second[line_of]
-    dosage = (first == allele).view(np.int8) + (second == allele).view(np.int8)
-    np.putmask(dosage, (first == MISSING_DOSAGE) | (second == MISSING_DOSAGE), MISSING_DOSAGE)
+    line_of = np.repeat(np.arange(len(n_alt)), n_alt)
+    allele = (np.arange(len(line_of)) - np.repeat(np.cumsum(n_alt) - n_alt, n_alt) + 1).astype(np.int8)
+    dosage = np.empty((len(line_of), alleles.first.shape[1]), dtype=np.int8)
+    allele_dosages(alleles.first, alleles.second, line_of, allele, dosage)
     if alleles.ds:
         row_of_line = np.cumsum(n_alt) - n_alt
         for line, ds in alleles.ds.items():

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from genoflow._kernels.counts import dosage_counts
 from genoflow._kernels.hwe import hwe_exact_p_loop
 from genoflow.genotypes import MISSING
 
@@ -46,13 +47,9 @@ def genotype_counts(dosages: np.ndarray) -> dict[str, np.ndarray]:
         If ``dosages`` is not 2-D or holds a value other than -1, 0, 1, 2.
     """
     dosages = _as_dosage_block(dosages)
-    counts = {
-        "n_hom_ref": np.count_nonzero(dosages == 0, axis=1),
-        "n_het": np.count_nonzero(dosages == 1, axis=1),
-        "n_hom_alt": np.count_nonzero(dosages == 2, axis=1),
-        "n_missing": np.count_nonzero(dosages == MISSING, axis=1),
-    }
-    counts = {k: v.astype(np.int64, copy=False) for k, v in counts.items()}
+    by_value = dosage_counts(dosages)  # columns: MISSING, 0, 1, 2
+    counts = {"n_hom_ref": by_value[:, 1], "n_het": by_value[:, 2], "n_hom_alt": by_value[:, 3],
+              "n_missing": by_value[:, 0]}
     counts["n_called"] = counts["n_hom_ref"] + counts["n_het"] + counts["n_hom_alt"]
     # The four counts cover every legal value, so any shortfall is an illegal code: this
     # validates the block without another pass over it.
