@@ -60,7 +60,17 @@ def _logistic(cov, g_row, y, firth=False):
     return beta, se, 2 * stats.norm.sf(abs(beta / se))
 
 
-def test_glm_block__linear_matches_per_variant_ols():
+@pytest.fixture(params=["fused", "blas"])
+def xwx_path(request, monkeypatch):
+    """Run a test with X' W X from the compiled per-pair sums (few covariates) and from BLAS (many)."""
+    import genoflow.stats.glm as glm
+
+    if request.param == "blas":
+        monkeypatch.setattr(glm, "_FUSED_MAX_Q", 0)
+    return request.param
+
+
+def test_glm_block__linear_matches_per_variant_ols(xwx_path):
     rng = np.random.default_rng(1)
     cov, g, _, y = _cohort(rng)
     res = glm_block(prepare_glm(y, cov, family="linear"), g)
@@ -75,7 +85,7 @@ def test_glm_block__linear_matches_per_variant_ols():
     assert list(res) == list(RESULT_COLUMNS)
 
 
-def test_glm_block__logistic_matches_per_variant_mle():
+def test_glm_block__logistic_matches_per_variant_mle(xwx_path):
     rng = np.random.default_rng(2)
     cov, g, y, _ = _cohort(rng)
     res = glm_block(prepare_glm(y, cov, family="logistic"), g)
@@ -88,7 +98,7 @@ def test_glm_block__logistic_matches_per_variant_mle():
     np.testing.assert_allclose(res["stat"], res["beta"] / res["se"])
 
 
-def test_glm_block__separated_variant_falls_back_to_firth():
+def test_glm_block__separated_variant_falls_back_to_firth(xwx_path):
     rng = np.random.default_rng(3)
     cov, g, y, _ = _cohort(rng, n_variants=2, missing=0.0)
     g[1] = 0
@@ -104,7 +114,7 @@ def test_glm_block__separated_variant_falls_back_to_firth():
 
 
 @pytest.mark.parametrize("family", ["linear", "logistic"])
-def test_glm_block__untestable_variants_get_nan(family):
+def test_glm_block__untestable_variants_get_nan(family, xwx_path):
     rng = np.random.default_rng(4)
     cov, g, y_bin, y_qt = _cohort(rng, n_variants=4, missing=0.0)
     y = y_bin if family == "logistic" else y_qt
