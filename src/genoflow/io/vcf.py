@@ -565,14 +565,17 @@ def _decode_genotypes(lines: _Lines, records: _Records, n_samples: int, n_alt: n
         undecoded = rows if "GT" not in layout else rows[~decoded[rows]]
         if not len(undecoded) and not fields:
             continue
-        texts = [lines.samples(i) for i in line_of[rows].tolist()]
+        # The sample columns as text, only where the scan did not decode them or other keys are read.
+        texts = [lines.samples(i) for i in line_of[rows].tolist()] if fields or "GT" not in layout else None
         if "GT" not in layout:
             _decode_ds(texts, rows, n_samples, layout, n_alt, out)
         elif len(undecoded):
             # Everything the scan left (haploid calls, multi-digit alleles, other layouts, errors).
-            redo = ~decoded[rows]
-            _decode_general([t for t, r in zip(texts, redo.tolist(), strict=True) if r], undecoded, n_samples,
-                            layout["GT"], out)
+            if texts is None:
+                gt_texts = [lines.samples(i) for i in line_of[undecoded].tolist()]
+            else:
+                gt_texts = [t for t, redo in zip(texts, (~decoded[rows]).tolist(), strict=True) if redo]
+            _decode_general(gt_texts, undecoded, n_samples, layout["GT"], out)
         # After GT: the GT decoding writes the problem codes of its rows wholesale.
         for key in sorted(fields):
             _decode_numbers(texts, rows, n_samples, layout, key, out)

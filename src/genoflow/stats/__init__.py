@@ -6,14 +6,37 @@
 - :func:`genomic_inflation`: lambda_GC of a scan's p-values;
 - :func:`write_association_plots` / :func:`log_association_plots`: Manhattan + QQ PNGs beside the
   results / on an MLflow run (``genoflow.stats.plots``).
+
+Names load on first use: a Spark worker that unpickles the scan's block function imports
+``genoflow.stats.glm`` through this package, and should not pay for scipy.stats and matplotlib
+(~0.7 s per worker) that only the driver's summary and plots use.
 """
 
-from genoflow.reporting.stats import genomic_inflation
-from genoflow.stats.glm import FAMILIES, RESULT_COLUMNS, GlmNull, glm_block, prepare_glm
-from genoflow.stats.plots import association_plots, log_association_plots, write_association_plots
-from genoflow.stats.spark_glm import GLM_RESULT_DDL, glm_scan
+from __future__ import annotations
+
+import importlib
+
+_HOMES = {
+    "genomic_inflation": "genoflow.reporting.stats",
+    **dict.fromkeys(("FAMILIES", "RESULT_COLUMNS", "GlmNull", "glm_block", "prepare_glm"), "genoflow.stats.glm"),
+    **dict.fromkeys(("association_plots", "log_association_plots", "write_association_plots"),
+                    "genoflow.stats.plots"),
+    **dict.fromkeys(("GLM_RESULT_DDL", "glm_scan"), "genoflow.stats.spark_glm"),
+}
 
 __all__ = [
     "FAMILIES", "RESULT_COLUMNS", "GLM_RESULT_DDL", "GlmNull", "prepare_glm", "glm_block", "glm_scan",
     "genomic_inflation", "association_plots", "write_association_plots", "log_association_plots",
 ]
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOMES[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
