@@ -223,7 +223,7 @@ def _glm_chunk(null, xx, dosages, firth_fallback, max_iter, tol) -> dict[str, np
     # and every per-variant pass would then stride across memory (6x slower).
     calls = np.ascontiguousarray(dosages, dtype=np.int8)
     design = _design(null, np.float64)
-    sums = _CallSums(calls, design)
+    sums = _call_sums(calls, design)
     n_obs = sums.column(N_OBS).astype(np.int64)
     q = null.x.shape[1]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -255,39 +255,41 @@ def _glm_chunk(null, xx, dosages, firth_fallback, max_iter, tol) -> dict[str, np
     return out
 
 
+@dataclass(frozen=True)
 class _CallSums:
     """`call_sums` of a block: per-variant counts and covariate sums over the called samples."""
 
-    def __init__(self, calls, design, values=None):
-        self.q = design.xt.shape[0]
-        if values is None:
-            values = np.empty((calls.shape[0], 7 + design.xxt.shape[0] + self.q))
-            called = np.empty(calls.shape if design.xx_by_blas else (0, 0))
-            call_sums(calls, design.y, design.xt, design.xxt, values, called)
-            if design.xx_by_blas:
-                values[:, 7 : 7 + design.xxt.shape[0]] = called @ design.xxt.T
-        self.values = values
+    values: np.ndarray  # (v, 7 + q (q + 1) / 2 + q), columns as `call_sums` documents
+    q: int
 
     def rows(self, idx) -> _CallSums:
-        subset = object.__new__(_CallSums)
-        subset.q, subset.values = self.q, self.values[idx]
-        return subset
+        return _CallSums(self.values[idx], self.q)
 
     def column(self, name: int) -> np.ndarray:
         return self.values[:, name]
 
     def xmx(self) -> np.ndarray:
         """X' M_v X per variant, (v, q, q)."""
-        q = self.q
-        upper = np.triu_indices(q)
-        full = np.empty((self.values.shape[0], q, q))
-        full[:, upper[0], upper[1]] = self.values[:, 7 : 7 + len(upper[0])]
-        full[:, upper[1], upper[0]] = self.values[:, 7 : 7 + len(upper[0])]
+        upper = np.triu_indices(self.q)
+        pairs = self.values[:, 7 : 7 + len(upper[0])]
+        full = np.empty((self.values.shape[0], self.q, self.q))
+        full[:, upper[0], upper[1]] = pairs
+        full[:, upper[1], upper[0]] = pairs
         return full
 
     def xg(self) -> np.ndarray:
         """X' g per variant, (v, q)."""
         return self.values[:, -self.q :]
+
+
+def _call_sums(calls, design) -> _CallSums:
+    q, n_pairs = design.xt.shape[0], design.xxt.shape[0]
+    values = np.empty((calls.shape[0], 7 + n_pairs + q))
+    called = np.empty(calls.shape if design.xx_by_blas else (0, 0))
+    call_sums(calls, design.y, design.xt, design.xxt, values, called)
+    if design.xx_by_blas:
+        values[:, 7 : 7 + n_pairs] = called @ design.xxt.T
+    return _CallSums(values, q)
 
 
 def _float_calls(calls):
