@@ -26,9 +26,15 @@ def collect_summary(tracking_uri: str, experiment: str, run_key: str | None = No
         raise LookupError(f"no genoflow runs{' for run key ' + run_key if run_key else ''} in {experiment!r}")
     run_key = run_key or runs[0].data.tags[TAG_RUN_KEY]
     runs = [r for r in runs if r.data.tags[TAG_RUN_KEY] == run_key]
+    # A run key trains again when its train step reruns (an Airflow retry, committed outputs
+    # deleted): the newest run of each (target, family) is the run's result, the older ones history.
+    latest = {}
+    for r in runs:  # newest first
+        latest.setdefault((r.data.tags.get(TAG_TARGET, ""), r.data.tags.get(TAG_MODEL_FAMILY, "")), r)
+    superseded = len(runs) - len(latest)
     client = MlflowClient()
     models = []
-    for r in sorted(runs, key=lambda r: (r.data.tags.get(TAG_TARGET, ""), r.data.tags.get(TAG_MODEL_FAMILY, ""))):
+    for _, r in sorted(latest.items()):
         models.append({
             "target": r.data.tags.get(TAG_TARGET), "family": r.data.tags.get(TAG_MODEL_FAMILY),
             "run_id": r.info.run_id, "candidate": r.data.tags.get("genoflow.candidate") == "true",
@@ -50,7 +56,8 @@ def collect_summary(tracking_uri: str, experiment: str, run_key: str | None = No
     reports = [_report_location(client, m["run_id"]) for m in models if m["candidate"]]
     return {"run_key": run_key, "dataset_version": runs[0].data.tags.get(TAG_DATASET_VERSION),
             "git_commit": runs[0].data.tags.get("mlflow.source.git.commit"), "models": models,
-            "registry": registry, "tracking_uri": tracking_uri, "reports": [r for r in reports if r]}
+            "registry": registry, "tracking_uri": tracking_uri, "reports": [r for r in reports if r],
+            "superseded_runs": superseded}
 
 
 def _report_location(client, run_id: str) -> str | None:
@@ -79,6 +86,9 @@ def print_summary(settings, run_key: str | None = None) -> int:
         mark = "  <- candidate" if m["candidate"] else ""
         out.append(f"  {m['target']:<20} {m['family']:<20} {_fmt(m['cv_auc_roc']):>7} "
                    f"{_fmt(m['test_auc_roc']):>13} {_fmt(m['test_auc_pr']):>12}{mark}")
+    if s["superseded_runs"]:
+        out.append(f"  ({s['superseded_runs']} earlier training run(s) of this run key not shown: the newest of "
+                   "each model counts)")
     inflation = {m["target"]: m["lambda_gc"] for m in s["models"] if m.get("lambda_gc") is not None}
     if inflation:
         out.append("  association scan (training split, PCs as covariates): genomic inflation lambda_GC "
