@@ -685,6 +685,7 @@ def warm_kernels() -> None:
     """
     import pyarrow as pa
 
+    from genoflow.genotypes import dosage_matrix
     from genoflow.io.vcf import decode_vcf_block
     from genoflow.qc.variant_qc import variant_qc
     from genoflow.stats.glm import glm_block, prepare_glm
@@ -695,8 +696,7 @@ def warm_kernels() -> None:
                          *(f"{a}|{b}" for a, b in row)]) for i, row in enumerate(calls)]
     table = decode_vcf_block(pa.array(lines, type=pa.large_string()), n_samples=40, source="warm-up",
                              first_line_number=1, with_line_numbers=True, with_call_stats=True).table
-    dosages = np.frombuffer(b"".join(table.column("dosages").to_pylist()), dtype=np.int8).reshape(-1, 40)
-    variant_qc(dosages)
+    variant_qc(dosage_matrix(table.column("dosages"), 40))
     y = rng.integers(0, 2, size=200).astype(float)
     glm_block(prepare_glm(y, rng.normal(size=(200, 2)), family="logistic"),
               rng.integers(-1, 3, size=(16, 200)).astype(np.int8))

@@ -9,19 +9,19 @@ from numba import njit
 
 from genoflow.genotypes import MISSING
 
-_BAD = -128  # neither a digit nor '.'
+BAD_ALLELE = -128  # a byte that is neither an allele digit nor '.'
 _TAB, _SLASH, _PIPE, _DOT, _ZERO, _LF, _CR, _G, _T = (ord(c) for c in "\t/|.0\n\rGT")
 _N_FIXED = 9  # CHROM ... FORMAT
 
 
 def _allele_table():
-    table = np.full(256, _BAD, dtype=np.int8)
+    table = np.full(256, BAD_ALLELE, dtype=np.int8)
     table[_ZERO : _ZERO + 10] = np.arange(10)
     table[_DOT] = MISSING
     return table
 
 
-_ALLELE = _allele_table()  # byte -> allele index, -1 for '.', _BAD otherwise
+ALLELE_OF_BYTE = _allele_table()  # byte -> allele index, MISSING for '.', BAD_ALLELE otherwise
 # A call "a/b<TAB>" read as one little-endian 32-bit word, its separator and tab bytes masked in.
 _SHAPE_MASK = np.uint32(0xFF00FF00)
 _UNPHASED = np.uint32(_TAB << 24 | _SLASH << 8)
@@ -45,15 +45,15 @@ def _decode_calls(data, words, at, n_samples, first, second):
     for j in range(n_samples - 1):
         word = view[base + j]
         shape = word & _SHAPE_MASK
-        a, b = _ALLELE[word & np.uint32(0xFF)], _ALLELE[(word >> np.uint32(16)) & np.uint32(0xFF)]
-        ok &= ((shape == _UNPHASED) | (shape == _PHASED)) & (a != _BAD) & (b != _BAD)
+        a, b = ALLELE_OF_BYTE[word & np.uint32(0xFF)], ALLELE_OF_BYTE[(word >> np.uint32(16)) & np.uint32(0xFF)]
+        ok &= ((shape == _UNPHASED) | (shape == _PHASED)) & (a != BAD_ALLELE) & (b != BAD_ALLELE)
         first[j] = a
         second[j] = b
     p = at + 4 * (n_samples - 1)
-    a, b = _ALLELE[data[p]], _ALLELE[data[p + 2]]
+    a, b = ALLELE_OF_BYTE[data[p]], ALLELE_OF_BYTE[data[p + 2]]
     first[n_samples - 1] = a
     second[n_samples - 1] = b
-    return ok and (data[p + 1] == _SLASH or data[p + 1] == _PIPE) and a != _BAD and b != _BAD
+    return ok and (data[p + 1] == _SLASH or data[p + 1] == _PIPE) and a != BAD_ALLELE and b != BAD_ALLELE
 
 
 @njit(cache=True, nogil=True)

@@ -31,7 +31,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from genoflow._kernels.vcf import allele_dosages, highest_alleles, scan_lines, word_views
+from genoflow._kernels.vcf import (
+    ALLELE_OF_BYTE,
+    BAD_ALLELE,
+    allele_dosages,
+    highest_alleles,
+    scan_lines,
+    word_views,
+)
 from genoflow.errors import InputError
 from genoflow.io._streams import DECOMPRESSION_ERRORS, decompressing, truncation_problem
 
@@ -63,15 +70,13 @@ VCF_RECORD_SCHEMA = pa.schema(
 
 _TAB, _COLON, _SLASH, _PIPE, _DOT, _ZERO = (ord(c) for c in "\t:/|.0")
 _ABSENT = -2  # the (absent) second allele of a haploid call; unlike MISSING it is not a no-call
-_BAD = -128  # a byte that is neither an allele digit nor '.'
+_BAD = BAD_ALLELE  # a byte that is neither an allele digit nor '.'
 _MAX_ALTS = 126  # allele indices are held as int8
 _MAX_GT_CHARS = 16  # longer GT strings are rejected rather than padded into a huge matrix
 _BLOCK = 1 << 20  # genotypes decoded per block on the general path, to bound temporaries
 
-# Per-byte decode tables for the fast path: digit -> 0..9, '.' -> missing, others -> _BAD.
-_ALLELE_LUT = np.full(256, _BAD, dtype=np.int8)
-_ALLELE_LUT[_ZERO : _ZERO + 10] = np.arange(10, dtype=np.int8)
-_ALLELE_LUT[_DOT] = MISSING_DOSAGE
+# Per-byte decode tables: digit -> 0..9, '.' -> missing, others -> _BAD (the compiled scan's own).
+_ALLELE_LUT = ALLELE_OF_BYTE
 _IS_SEP = np.zeros(256, dtype=bool)
 _IS_SEP[[_SLASH, _PIPE]] = True
 

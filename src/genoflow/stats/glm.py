@@ -210,20 +210,21 @@ def glm_block(null: GlmNull, dosages, *, firth_fallback: bool = True, max_iter: 
     if max_iter < 1:
         raise ValueError(f"glm_block: max_iter must be >= 1, got {max_iter}")
     rows = max(1, _MAX_CHUNK_CELLS // max(1, null.n))
-    xx = _outer_rows(null.x)
-    parts = [_glm_chunk(null, xx, dosages[i : i + rows], firth_fallback, max_iter, tol)
+    designs = (_design(null, np.float64), _design(null, np.float32))
+    parts = [_glm_chunk(null, designs, dosages[i : i + rows], firth_fallback, max_iter, tol)
              for i in range(0, max(dosages.shape[0], 1), rows)]
     return {key: np.concatenate([part[key] for part in parts]) for key in RESULT_COLUMNS}
 
 
-def _glm_chunk(null, xx, dosages, firth_fallback, max_iter, tol) -> dict[str, np.ndarray]:
+def _glm_chunk(null, designs, dosages, firth_fallback, max_iter, tol) -> dict[str, np.ndarray]:
+    """One chunk of `glm_block`; ``designs`` is the covariate design in float64 and float32."""
     if _out_of_range(dosages):
         raise ValueError(f"glm_block: dosages must be {MISSING} (missing), 0, 1 or 2")
     # Row-major int8 whatever the input: a sample subset taken as dosages[:, index] is column-major,
     # and every per-variant pass would then stride across memory (6x slower).
     calls = np.ascontiguousarray(dosages, dtype=np.int8)
-    design = _design(null, np.float64)
-    sums = _call_sums(calls, design)
+    double = designs[0]
+    sums = _call_sums(calls, double)
     n_obs = sums.column(N_OBS).astype(np.int64)
     q = null.x.shape[1]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -241,10 +242,10 @@ def _glm_chunk(null, xx, dosages, firth_fallback, max_iter, tol) -> dict[str, np
     if idx.size < calls.shape[0]:
         calls, sums = calls[idx], sums.rows(idx)
     if null.family == "linear":
-        beta, se, stat, log_p = _linear(null, xx, *_float_calls(calls), n_obs[idx])
+        beta, se, stat, log_p = _linear(null, double.xx, *_float_calls(calls), n_obs[idx])
         firth = np.zeros(idx.size, dtype=bool)
     else:
-        beta, se, firth = _logistic(null, xx, calls, sums, firth_fallback, max_iter, tol)
+        beta, se, firth = _logistic(null, designs, calls, sums, firth_fallback, max_iter, tol)
         with np.errstate(divide="ignore", invalid="ignore"):
             stat = beta / se
         log_p = np.log(2.0) + special.log_ndtr(-np.abs(stat))
@@ -341,7 +342,7 @@ def _linear(null, xx, g, m, n_obs):
     return beta, se, t, log_p
 
 
-def _logistic(null, xx, calls, sums: _CallSums, firth_fallback, max_iter, tol):
+def _logistic(null, designs, calls, sums: _CallSums, firth_fallback, max_iter, tol):
     """Newton-Raphson per variant, Firth where it fails: (beta, se, firth), each (v,).
 
     Single precision first, to within ``_SINGLE_TOL``, then double precision to ``tol``: a float32
@@ -362,17 +363,18 @@ def _logistic(null, xx, calls, sums: _CallSums, firth_fallback, max_iter, tol):
     # Every fit starts from the null model (dosage coefficient 0), whose probabilities are the same
     # for all variants: the first iteration needs no per-variant exp.
     null_e = np.exp(-(null.x @ null.coef)).astype(np.float32)
-    near, _, unsettled = _newton(_design(null, np.float32), fitted, coef, rows, max_iter, _SINGLE_TOL,
-                                 null_e=null_e)
+    double, single = designs
+    near, _, unsettled = _newton(single, fitted, coef, rows, max_iter, _SINGLE_TOL, null_e=null_e)
     # Every row goes on to double precision; one that failed in single precision starts over.
     coef[np.setdiff1d(rows, np.concatenate([near, unsettled]))] = start
-    converged, inv, _ = _newton(_design(null, np.float64), fitted, coef, rows, max_iter, tol)
+    converged, inv, _ = _newton(double, fitted, coef, rows, max_iter, tol)
     hinv[converged], done[converged] = inv, True
     firth = ~done
     beta = coef[:, q].copy()
     if firth.any():
         if firth_fallback:
-            beta[firth], hinv[firth] = _firth(null, xx, *_float_calls(calls[firth]), max_iter, max(tol, _FIRTH_TOL))
+            g, m = _float_calls(calls[firth])
+            beta[firth], hinv[firth] = _firth(null, double.xx, g, m, max_iter, max(tol, _FIRTH_TOL))
         else:
             beta[firth] = np.nan
     with np.errstate(invalid="ignore"):
