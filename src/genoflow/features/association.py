@@ -312,3 +312,25 @@ def _is_separated(y: np.ndarray, x: np.ndarray) -> bool:
     margins = a @ res.x
     # Guard against the solver's feasibility tolerance passing a non-separating b.
     return bool(margins.max() > 1e-6 and margins.min() >= -1e-9)
+
+
+def fit_null_linear(y: np.ndarray, covariates: np.ndarray | None = None) -> NullModel:
+    """Least squares ``y = b0 + covariates @ b``, as a :class:`NullModel` whose score test
+    (:func:`genoflow.features.burden.score_test_values`) is the linear model's: residuals and weights
+    are scaled by the residual variance, so ``u^2 / v`` is ``(x'r)^2 / (sigma^2 x'(I - H)x)``.
+
+    Raises ValueError for a constant ``y``, NaNs, or a rank-deficient design.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    if y.ndim != 1 or not np.isfinite(y).all():
+        raise ValueError("y: expected a 1-D array of finite values")
+    if np.ptp(y) == 0:
+        raise ValueError("y: has no variation")
+    x = _design(covariates, y.shape[0])
+    coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+    fitted = x @ coef
+    residual = y - fitted
+    sigma2 = float(residual @ residual) / max(y.shape[0] - x.shape[1], 1)
+    q, _ = np.linalg.qr(x)
+    return NullModel(coef=coef, fitted=fitted, loglik=float("nan"), n_iter=1, converged=True,
+                     residual=residual / sigma2, sqrt_weight=np.full(y.shape[0], 1.0 / np.sqrt(sigma2)), q=q)

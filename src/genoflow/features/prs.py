@@ -23,7 +23,7 @@ import numpy as np
 from genoflow.features.ld import haplotype_r2_with
 from genoflow.genotypes import stack_dosages
 
-__all__ = ["clump", "clump_contigs", "CLUMP_SCHEMA_DDL"]
+__all__ = ["clump", "clump_contigs", "clump_scans", "CLUMP_SCHEMA_DDL"]
 
 CLUMP_SCHEMA_DDL = "contig string, pos long, ref string, alt string, beta double, p double, clump_size long"
 
@@ -93,3 +93,27 @@ def clump_contigs(scan, genotypes, *, sample_index: np.ndarray, p1: float, p2: f
     rows = candidates.join(genotypes.select("contig", "pos", "ref", "alt", "dosages"),
                            ["contig", "pos", "ref", "alt"])
     return rows.groupBy("contig").applyInPandas(run, CLUMP_SCHEMA_DDL)
+
+
+def clump_scans(scans, genotypes, *, sample_indexes: dict[int, np.ndarray], p1: float, p2: float, r2: float,
+                kb: float):
+    """Spark: :func:`clump_contigs` for many scans at once (``scans`` has a ``scan`` column, as
+    :func:`genoflow.stats.spark_glm.glm_scans` writes), LD of scan ``s`` on ``sample_indexes[s]``.
+
+    Returns the index variants with a leading ``scan`` column.
+    """
+    indexes = {int(s): np.asarray(index, dtype=np.int64) for s, index in sample_indexes.items()}
+
+    def run(frame):
+        scan = int(frame["scan"].iloc[0])
+        frame = frame.sort_values(["pos", "ref", "alt"], kind="stable").reset_index(drop=True)
+        g = stack_dosages(frame["dosages"], indexes[scan])
+        is_index, size = clump(frame["p"].to_numpy(), frame["pos"].to_numpy(), g, p1=p1, p2=p2, r2=r2, kb=kb)
+        out = frame.loc[is_index, ["scan", "contig", "pos", "ref", "alt", "beta", "p"]].copy()
+        out["clump_size"] = size[is_index]
+        return out
+
+    candidates = scans.filter(f"p <= {max(p1, p2)!r}").select("scan", "contig", "pos", "ref", "alt", "beta", "p")
+    rows = candidates.join(genotypes.select("contig", "pos", "ref", "alt", "dosages"),
+                           ["contig", "pos", "ref", "alt"])
+    return rows.groupBy("scan", "contig").applyInPandas(run, "scan int, " + CLUMP_SCHEMA_DDL)

@@ -1,5 +1,5 @@
-"""Spark MLlib model families and their cross-validated training."""
+"""Spark MLlib model families and their pipelines."""
 
-from genoflow.models.estimators import MODEL_FAMILIES, build_cross_validator
+from genoflow.models.estimators import MODEL_FAMILIES, TARGET_TYPES, build_pipeline, param_grid
 
-__all__ = ["MODEL_FAMILIES", "build_cross_validator"]
+__all__ = ["MODEL_FAMILIES", "TARGET_TYPES", "build_pipeline", "param_grid"]

@@ -1,47 +1,46 @@
-"""Model families (Spark MLlib) and the cross-validator around each, built from params."""
+"""Model families (Spark MLlib): one estimator per family and target type, its grid, its pipeline."""
 
 from __future__ import annotations
 
-__all__ = ["MODEL_FAMILIES", "build_cross_validator"]
+__all__ = ["MODEL_FAMILIES", "TARGET_TYPES", "build_pipeline", "param_grid"]
 
 MODEL_FAMILIES = ("logistic_regression", "random_forest", "gbt")
+TARGET_TYPES = ("binary", "quantitative")
 
 
-def _estimator(family: str, label: str, seed: int):
+def _estimator(family: str, label: str, seed: int, kind: str = "binary"):
     from pyspark.ml.classification import GBTClassifier, LogisticRegression, RandomForestClassifier
+    from pyspark.ml.regression import GBTRegressor, LinearRegression, RandomForestRegressor
 
     common = {"featuresCol": "features", "labelCol": label}
-    if family == "logistic_regression":
-        return LogisticRegression(maxIter=100, standardization=True, **common)
+    binary = kind == "binary"
+    if family == "logistic_regression":  # linear regression (elastic net) for a quantitative target
+        return LogisticRegression(maxIter=100, standardization=True, **common) if binary else \
+            LinearRegression(maxIter=100, standardization=True, **common)
     if family == "random_forest":
-        return RandomForestClassifier(seed=seed, **common)
+        return (RandomForestClassifier if binary else RandomForestRegressor)(seed=seed, **common)
     if family == "gbt":
-        return GBTClassifier(seed=seed, **common)
+        return (GBTClassifier if binary else GBTRegressor)(seed=seed, **common)
     raise ValueError(f"train.models: unknown model family {family!r}; expected one of {MODEL_FAMILIES}")
 
 
-def build_cross_validator(family: str, *, features: list[str], label: str, grid: dict, folds: int,
-                          seed: int, parallelism: int):
-    """A CrossValidator over Pipeline(VectorAssembler -> estimator) with the family's grid.
-
-    ``grid`` maps MLlib parameter names to lists of values, e.g. ``{"regParam": [0.01, 0.1]}``.
-    Selection metric: area under the ROC curve, averaged over ``folds`` folds.
-    """
+def build_pipeline(family: str, *, features: list[str], label: str, seed: int, kind: str = "binary"):
+    """Pipeline(VectorAssembler -> the family's estimator) and the estimator (to address its params)."""
     from pyspark.ml import Pipeline
-    from pyspark.ml.evaluation import BinaryClassificationEvaluator
     from pyspark.ml.feature import VectorAssembler
-    from pyspark.ml.tuning import CrossValidator, ParamGridBuilder
 
-    estimator = _estimator(family, label, seed)
+    estimator = _estimator(family, label, seed, kind)
+    return Pipeline(stages=[VectorAssembler(inputCols=features, outputCol="features"), estimator]), estimator
+
+
+def param_grid(estimator, family: str, grid: dict) -> list[dict]:
+    """The grid's param maps (``{"regParam": [0.01, 0.1]}`` -> two maps) for ``estimator``."""
+    from pyspark.ml.tuning import ParamGridBuilder
+
     builder = ParamGridBuilder()
     for name, values in (grid or {}).items():
         if not estimator.hasParam(name):
             raise ValueError(f"train.grid.{family}: {type(estimator).__name__} has no parameter {name!r}")
         builder = builder.addGrid(estimator.getParam(name), list(values))
-    pipeline = Pipeline(stages=[VectorAssembler(inputCols=features, outputCol="features"), estimator])
-    return CrossValidator(
-        estimator=pipeline,
-        estimatorParamMaps=builder.build(),
-        evaluator=BinaryClassificationEvaluator(labelCol=label, metricName="areaUnderROC"),
-        numFolds=folds, seed=seed, parallelism=parallelism,
-    )
+    return builder.build()
+

@@ -1,10 +1,17 @@
-"""evaluate: held-out metrics of every trained model, plots, and the candidate of each target.
+"""evaluate: held-out metrics of every trained model, the candidate of each target, the gate's numbers.
 
-Each model is scored on the test patients only: AUC-ROC and AUC-PR (Spark's evaluator), a ROC
-curve PNG and a metrics JSON, logged on the model's own MLflow run; the per-patient scores are
-kept in ``scores/`` (pid, target, family, run_id, score, label). The candidate for promotion
-is picked by cross-validated AUC on the training split, never by the test metric, so the
-held-out numbers stay an honest estimate of the promoted model.
+Each model is scored on the test patients only and its metrics are logged on its own MLflow run, each
+with its uncertainty (:mod:`genoflow.evaluation.metrics`): AUC-ROC with its 95% DeLong CI, AUC-PR,
+Brier score and calibration for a binary target; R^2 and RMSE with 95% CIs for a quantitative one;
+a ROC curve PNG and a metrics JSON. The candidate of a target is the model family with the best
+nested-CV metric (the test split never picks a model); the baselines are never candidates.
+
+For the promotion gate the candidate's run also gets, on the same held-out patients:
+``gate_p_vs_baseline`` (one-sided paired test of the candidate against the covariates-only baseline)
+and, when the target has a champion, ``gate_champion_delta`` (candidate minus champion metric, the
+champion scored with its own feature spec and portable model on *these* patients; the split is by
+pseudonym hash, so an earlier cohort's champion never trained on them) with the champion's version
+in the tag ``genoflow.gate.champion_version``. Per-patient held-out scores go to ``scores/``.
 """
 
 from __future__ import annotations
@@ -16,75 +23,170 @@ import tempfile
 
 import numpy as np
 
-__all__ = ["run_evaluate", "roc_points"]
+__all__ = ["run_evaluate", "roc_points", "GATE_P_VS_BASELINE", "GATE_CHAMPION_DELTA", "TAG_GATE_CHAMPION"]
 
 log = logging.getLogger(__name__)
 
+GATE_P_VS_BASELINE = "gate_p_vs_baseline"
+GATE_CHAMPION_DELTA = "gate_champion_delta"
+TAG_GATE_CHAMPION = "genoflow.gate.champion_version"
+
 
 def run_evaluate(spark, features_uri: str, train_uri: str, output, params: dict) -> dict:
-    import mlflow
+    import pandas as pd
     from pyspark.ml import PipelineModel
-    from pyspark.ml.evaluation import BinaryClassificationEvaluator
-    from pyspark.ml.functions import vector_to_array
 
-    from genoflow.registry import TAG_CANDIDATE
+    from genoflow.pipeline.train import prediction_frame
+    from genoflow.study import targets as study_targets
 
     storage = output.storage
     models = json.loads(storage.read_text(f"{train_uri}/models.json"))["models"]
     test = spark.read.parquet(f"{features_uri}/table").filter("split = 'test'").cache()
-    results, all_scores = [], []
+    kinds = study_targets(params)
+    results, scores = [], []
     for m in models:
-        target = m["target"]
-        scored = (PipelineModel.load(f"{train_uri}/{m['model_path']}")
-                  .transform(test.filter(f"{target} is not null"))
-                  .withColumn("score", vector_to_array("probability")[1]).cache())
-        evaluator = BinaryClassificationEvaluator(labelCol=target, rawPredictionCol="rawPrediction")
-        auc_roc = evaluator.setMetricName("areaUnderROC").evaluate(scored)
-        auc_pr = evaluator.setMetricName("areaUnderPR").evaluate(scored)
-        # The test split is small (one row per held-out patient): its scores fit on the driver.
-        pairs = scored.select("pid", "score", target).toPandas()
-        scored.unpersist()
-        all_scores.append(pairs.assign(target=target, family=m["family"], run_id=m["run_id"])
-                          .rename(columns={target: "label"}))
-        fpr, tpr = roc_points(pairs["score"].to_numpy(), pairs[target].to_numpy())
-        metrics = {"test_auc_roc": auc_roc, "test_auc_pr": auc_pr, "n_test": len(pairs),
-                   "test_prevalence": float(pairs[target].mean())}
-        with mlflow.start_run(run_id=m["run_id"]):
-            mlflow.log_metrics({k: v for k, v in metrics.items() if k.startswith("test_")})
-            mlflow.log_metric("n_test", metrics["n_test"])
-            with tempfile.TemporaryDirectory() as tmp:
-                png = os.path.join(tmp, "roc_curve.png")
-                plot_roc(fpr, tpr, auc_roc, f"{target} — {m['family']}", png)
-                mlflow.log_artifact(png)
-                with open(os.path.join(tmp, "metrics.json"), "w") as handle:
-                    json.dump(metrics, handle, indent=2)
-                mlflow.log_artifact(os.path.join(tmp, "metrics.json"))
+        target, kind = m["target"], kinds[m["target"]]
+        model = PipelineModel.load(f"{train_uri}/{m['model_path']}")
+        pairs = prediction_frame(model.transform(test.filter(f"`{target}` is not null")), target, kind)
+        metrics = _log_held_out(m, pairs, kind)
+        scores.append(pairs.assign(target=target, family=m["family"], run_id=m["run_id"]))
         results.append({**m, **metrics})
-        log.info("%s %s: held-out AUC-ROC %.3f AUC-PR %.3f", target, m["family"], auc_roc, auc_pr)
 
-    candidates = {}
-    for target in params["train"]["targets"]:
+    candidates, gates = {}, {}
+    for target, kind in kinds.items():
         own = [r for r in results if r["target"] == target]
-        best = max(own, key=lambda r: r["cv_auc_roc"])
-        candidates[target] = best["run_id"]
-        mlflow.MlflowClient().set_tag(best["run_id"], TAG_CANDIDATE, "true")
-    output.write_json("metrics.json", {"models": results, "candidates": candidates})
+        candidate = max((r for r in own if not r.get("baseline")), key=lambda r: r[r["cv_metric"]])
+        candidates[target] = candidate["run_id"]
+        gates[target] = _gate(spark, features_uri, storage, params, target, kind, candidate, own, scores)
+    output.write_json("metrics.json", {"models": results, "candidates": candidates, "gates": gates})
     # Per-patient held-out scores (pseudonyms only): what the model API must reproduce exactly.
+    spark.createDataFrame(pd.concat(scores, ignore_index=True)).coalesce(1).write.parquet(output.path("scores"))
+    return {"models": results, "candidates": candidates, "gates": gates}
+
+
+def _log_held_out(m: dict, pairs, kind: str) -> dict:
+    """Held-out metrics of one model (numbers with their CIs), logged on its run with a plot."""
+    import mlflow
+
+    from genoflow.evaluation.metrics import binary_report, quantitative_report
+
+    y, score = pairs["label"].to_numpy(dtype=float), pairs["score"].to_numpy(dtype=float)
+    report = binary_report(y, score) if kind == "binary" else quantitative_report(y, score)
+    metrics = {f"test_{k}": float(v) for k, v in report.items() if isinstance(v, int | float) and np.isfinite(v)}
+    with mlflow.start_run(run_id=m["run_id"]):
+        mlflow.log_metrics(metrics)
+        with tempfile.TemporaryDirectory() as tmp:
+            if kind == "binary":
+                png = os.path.join(tmp, "roc_curve.png")
+                fpr, tpr = roc_points(score, y)
+                plot_roc(fpr, tpr, metrics["test_auc_roc"], f"{m['target']} — {m['family']}", png)
+                mlflow.log_artifact(png)
+            with open(os.path.join(tmp, "metrics.json"), "w") as handle:
+                json.dump(report, handle, indent=2, default=float)
+            mlflow.log_artifact(os.path.join(tmp, "metrics.json"))
+    log.info("%s %s: held-out %s", m["target"], m["family"],
+             {k: round(v, 4) for k, v in metrics.items() if "bin" not in k})
+    return metrics
+
+
+def _gate(spark, features_uri: str, storage, params: dict, target: str, kind: str, candidate: dict,
+          own: list[dict], scores: list) -> dict:
+    """The gate's numbers for a target's candidate, logged on its run (see the module docstring)."""
+    import mlflow
+
+    from genoflow.registry.tracking import TAG_CANDIDATE
+
+    by_run = {s["run_id"].iloc[0]: s for s in scores if len(s)}
+    mine = by_run[candidate["run_id"]]
+    baseline = next((r for r in own if r.get("baseline") == "covariates"), None)
+    base_score = (by_run[baseline["run_id"]].set_index("pid")["score"].reindex(mine["pid"]).to_numpy()
+                  if baseline else np.full(len(mine), mine["label"].mean()))  # no covariates: the intercept
+    gate = {"baseline": baseline["run_id"] if baseline else None,
+            GATE_P_VS_BASELINE: _paired_p(mine["label"].to_numpy(float), mine["score"].to_numpy(float),
+                                          base_score, kind)}
+    champion = _champion_scores(spark, features_uri, storage, params, target, kind, mine["pid"])
+    client = mlflow.MlflowClient()
+    if champion is not None:
+        version, champion_score = champion
+        gate[TAG_GATE_CHAMPION] = version
+        gate[GATE_CHAMPION_DELTA] = _metric(mine["label"].to_numpy(float), mine["score"].to_numpy(float), kind) - \
+            _metric(mine["label"].to_numpy(float), champion_score, kind)
+        client.set_tag(candidate["run_id"], TAG_GATE_CHAMPION, version)
+    with mlflow.start_run(run_id=candidate["run_id"]):
+        mlflow.log_metrics({k: float(v) for k, v in gate.items() if k in (GATE_P_VS_BASELINE, GATE_CHAMPION_DELTA)})
+    client.set_tag(candidate["run_id"], TAG_CANDIDATE, "true")
+    log.info("%s: candidate %s, gate %s", target, candidate["family"], gate)
+    return gate
+
+
+def _metric(y: np.ndarray, score: np.ndarray, kind: str) -> float:
+    from sklearn.metrics import r2_score, roc_auc_score
+
+    return float(roc_auc_score(y, score) if kind == "binary" else r2_score(y, score))
+
+
+def _paired_p(y: np.ndarray, candidate: np.ndarray, baseline: np.ndarray, kind: str) -> float:
+    """One-sided p that the candidate beats the baseline on the same patients: paired DeLong on AUC
+    (binary), a paired test of squared errors (quantitative)."""
+    from genoflow.evaluation.metrics import paired_delong, paired_squared_error_test
+
+    if kind == "binary":
+        return float(paired_delong(y, candidate, baseline)[-1])
+    return float(paired_squared_error_test(y, candidate, baseline))
+
+
+def _champion_scores(spark, features_uri: str, storage, params: dict, target: str, kind: str, pids):
+    """(version, scores) of the target's current champion on the patients ``pids`` (in that order),
+    through its own feature spec and portable model; None without a champion."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from genoflow.features.spec import FeatureSpec
+    from genoflow.models.portable import PortableModel
+    from genoflow.registry.tracking import model_name
+
+    client = mlflow.MlflowClient()
+    try:
+        version = client.get_model_version_by_alias(model_name(params["promote"]["model_name_prefix"], target),
+                                                    "champion")
+    except MlflowException:
+        return None
+    spec = FeatureSpec.from_json(json.dumps(mlflow.artifacts.load_dict(f"runs:/{version.run_id}/feature_spec.json")))
+    model = PortableModel.from_dict(mlflow.artifacts.load_dict(f"runs:/{version.run_id}/portable_model.json"))
+    raw = _raw_patients(spark, features_uri, storage, spec, list(pids))
+    x = spec.transform(raw)
+    scores = model.predict_proba(x) if kind == "binary" else model.predict(x)
+    return str(version.version), np.asarray(scores, dtype=float)
+
+
+def _raw_patients(spark, features_uri: str, storage, spec, pids: list[str]) -> dict:
+    """The raw values ``spec`` reads (patient columns from the sample table, dosages of its input
+    variants from the genotype table) of the patients ``pids``: a few hundred rows, never the cohort."""
     import pandas as pd
 
-    spark.createDataFrame(pd.concat(all_scores, ignore_index=True)).coalesce(1).write.parquet(output.path("scores"))
-    return {"models": results, "candidates": candidates}
+    from genoflow.genotypes import unpack_dosages, variant_label
+
+    preprocess_uri = json.loads(storage.read_text(f"{features_uri}/inputs.json"))["upstream"]["preprocess"]
+    samples = spark.read.parquet(f"{preprocess_uri}/samples").toPandas().set_index("pid").loc[pids]
+    raw = {col: samples[col].to_numpy() for col in spec.names if col in samples}
+    raw.update({col: samples[col].to_numpy() for col in samples.columns if col not in raw})
+    keys = pd.DataFrame(spec.input_variants)
+    if len(keys):
+        wanted = spark.createDataFrame(keys[["contig", "pos", "ref", "alt"]].astype({"pos": "int64"}))
+        rows = spark.read.parquet(f"{preprocess_uri}/genotypes").join(wanted, ["contig", "pos", "ref", "alt"]) \
+            .select("contig", "pos", "ref", "alt", "dosages").collect()
+        index = samples["sample_index"].to_numpy()
+        raw.update({variant_label(r.contig, r.pos, r.ref, r.alt): unpack_dosages(r.dosages)[index].astype(float)
+                    for r in rows})
+    return raw
 
 
 def roc_points(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """False- and true-positive rates at every distinct score threshold, shape (k,) each."""
-    order = np.argsort(-scores, kind="mergesort")
-    scores, labels = scores[order], labels[order].astype(float)
-    distinct = np.r_[np.nonzero(np.diff(scores))[0], len(scores) - 1]
-    tps = np.cumsum(labels)[distinct]
-    fps = (distinct + 1) - tps
-    positives, negatives = max(labels.sum(), 1.0), max(len(labels) - labels.sum(), 1.0)
-    return np.r_[0.0, fps / negatives], np.r_[0.0, tps / positives]
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(labels, scores)
+    return fpr, tpr
 
 
 def plot_roc(fpr, tpr, auc: float, title: str, path: str) -> None:

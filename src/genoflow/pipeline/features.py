@@ -1,40 +1,46 @@
-"""features: split by patient, ancestry PCs, scan the training split, build one sample-major table.
+"""features: split by patient, ancestry PCs, what labels teach learnt per learning set, one table per set.
 
-The split is drawn first, from pseudonyms and the stratifying label only; every statistic that
-looks at labels (the association scans that pick the top variants, clumping and polygenic-score
+The split is drawn first, from pseudonyms (stratified on the first binary target); every statistic
+that looks at labels (the association scans that pick the top variants, clumping and polygenic-score
 weights, the burden genes, imputation values) is computed on training patients alone, so nothing
-learnt from labels has seen a test patient. With ``prs_folds`` >= 2 the training patients' own
-polygenic scores are cross-fitted too (each fold scored with weights learnt on the other folds), so
-that cross-validation inside the training split is honest (decision 0008). Ancestry PCA (LD pruning
-like plink2 --indep-pairwise, then plink2 --pca's standardisation) uses every patient's genotypes but
-no label.
+learnt from labels has seen a test patient. Nested cross-validation (decision 0011): the same
+statistics are learnt again for each of ``train.cv_folds`` folds on the other folds' patients only
+(:mod:`genoflow.features.learning`), and each fold's features are written as their own table, so the
+train step's CV estimate predicts the held-out result. With ``prs_folds`` >= 2 a set's own patients'
+polygenic scores are cross-fitted (decision 0008). Ancestry PCA (LD pruning like plink2
+--indep-pairwise, then plink2 --pca's standardisation) uses every patient's genotypes but no label.
 
-Steps: prune + PCA (Gram matrix accumulated in the executors) -> per target, logistic regression
-of every QC-passing variant with clinical covariates + the first PCs (genoflow.stats, plink2 --glm)
--> top-K variants, clumped P+T polygenic scores, top burden genes -> one linear pass per score
-block for every patient's PCs / scores / burdens (the weights are saved in each target's
-FeatureSpec, so the model API projects a new patient the same way).
-
-Writes ``association/<target>/`` (per-variant statistics, all QC-passing variants),
-``association_folds/<target>/<fold>/`` (with ``prs_folds``: the scans behind the cross-fitted scores),
-``plots/<target>/manhattan.png`` and ``qq.png``, ``table/`` (the feature table: pid, split,
-targets, covariates, read QC, PCs, polygenic scores, burdens, dosages) and ``features.json`` (the
-feature columns and spec of each target, lambda_GC, the PCA eigenvalues).
+Writes ``association/<target>/`` (the final scan: per-variant statistics, all QC-passing variants),
+``scans/<target>/`` (every scan of the target, ``scan`` 0 the final one),
+``plots/<target>/manhattan.png`` and ``qq.png``, ``table/`` (the final feature table: pid, split,
+targets, then every target's feature columns), ``folds/<target>/<k>/`` (fold k's table: pid,
+``role`` fit|validate, the target, the fold's feature columns) and ``features.json`` (each target's
+type, feature columns and spec, and each fold's; lambda_GC; the PCA eigenvalues).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
-from dataclasses import asdict
 
 import numpy as np
 
 from genoflow.features.burden import rare_gene_variants
+from genoflow.features.learning import (
+    FINAL,
+    LearningSet,
+    Learnt,
+    cross_fitted_prs,
+    learn_target,
+    learning_sets,
+    score_blocks,
+    standardise,
+)
 from genoflow.features.scores import burden_block, burden_name
 from genoflow.genotypes import unpack_dosages, variant_label
 
-__all__ = ["run_features", "split_samples", "association_scan", "ancestry_components", "clumped_index",
-           "top_variants", "polygenic_scores", "out_of_fold_prs", "top_burden_genes", "ASSOCIATION_SCHEMA_DDL"]
+__all__ = ["run_features", "split_samples", "association_scan", "ancestry_components", "train_rows",
+           "ASSOCIATION_SCHEMA_DDL"]
 
 log = logging.getLogger(__name__)
 
@@ -44,64 +50,57 @@ ASSOCIATION_SCHEMA_DDL = (
 )
 
 
+@dataclasses.dataclass
+class TargetFeatures:
+    """One target's learning sets, what each learnt, and each set's score values (every sample)."""
+
+    name: str
+    kind: str  # binary | quantitative
+    sets: list[LearningSet]
+    learnt: list[Learnt]
+    prs: list[np.ndarray]  # per set: (n_samples, n_prs) polygenic scores, cross-fitted for its fit rows
+
+
 def run_features(spark, preprocess_uri: str, output, params: dict) -> dict:
     """Run the features step on a committed preprocess output, writing into ``output``."""
+    from genoflow.study import targets as study_targets
+
     f = params["features"]
-    targets = list(params["train"]["targets"])
+    kinds = study_targets(params)
     samples = spark.read.parquet(f"{preprocess_uri}/samples").toPandas()  # one row per patient
-    samples = split_samples(samples, f)
+    samples = split_samples(samples, f, params)
     is_train = (samples["split"] == "train").to_numpy()
     everyone = samples["sample_index"].to_numpy()
 
     genotypes = spark.read.parquet(f"{preprocess_uri}/genotypes").filter("qc_pass").cache()
     ancestry = ancestry_components(spark, genotypes, everyone, f)  # unsupervised: every patient, no labels
-    covariates = np.column_stack([covariate_matrix(samples, f["covariates"]),
-                                  ancestry["scores"][:, : int(f["pca_covariates"])]])
+    base = base_spec(samples, f, is_train)
+    raw = raw_values(samples, base)
+    covariates = np.column_stack([base.transform(raw), ancestry["scores"][:, : int(f["pca_covariates"])]])
     rare = rare_gene_variants(genotypes, max_maf=float(f["burden_max_maf"]),
                               min_variants=int(f["burden_min_variants"]))
     all_genes = sorted(rare["gene"].unique())
     burden_all = burden_block(rare, all_genes, prefix="burden")
-    burden_values = _block_scores(spark, genotypes, everyone, burden_all)
+    burden_values = score_blocks(spark, genotypes, everyone, [burden_all])[id(burden_all)]
 
-    selected: dict[str, list[tuple]] = {}
-    blocks = [ancestry["block"]] if ancestry["block"].names else []
-    out_of_fold: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # id(PRS block) -> (rows, cross-fitted values)
-    columns, summary = {}, {}
-    for target in targets:
-        labelled = train_rows(samples, target)
-        null = _null_model(samples, labelled, target, covariates)
-        scan = association_scan(genotypes, sample_index=samples.loc[labelled, "sample_index"].to_numpy(),
-                                y=samples.loc[labelled, target].to_numpy(dtype=float), covariates=covariates[labelled])
-        scan.write.parquet(output.path(f"association/{target}"))
-        scan = spark.read.parquet(output.path(f"association/{target}"))
-        index = clumped_index(scan, genotypes, samples.loc[is_train, "sample_index"].to_numpy(), f)
-        selected[target] = top_variants(scan, index, f)
-        prs = polygenic_scores(index, f, target)
-        genes = top_burden_genes(null, burden_values[labelled], all_genes, int(f["burden_top_k"]))
-        if prs.names:
-            blocks.append(prs)
-        if prs.names and int(f.get("prs_folds", 0) or 0) >= 2:
-            out_of_fold[id(prs)] = out_of_fold_prs(spark, genotypes, samples, labelled, covariates, f, target,
-                                                   output)
-        columns[target] = [*ancestry["block"].names, *prs.names, *[burden_name(g) for g in genes]]
-        summary[target] = {**association_summary(scan, output, target, selected[target]),
-                           "n_clumped_index_variants": len(prs.variants), "burden_genes": genes}
-        log.info("%s: top variant %s, %s", target, selected[target][:1], summary[target])
+    learnt, summary = {}, {}
+    for target, kind in kinds.items():
+        learnt[target] = learn_features(spark, genotypes, samples, target, kind, covariates, burden_values,
+                                        all_genes, f, int(params["train"]["cv_folds"]), output)
+        final = learnt[target].learnt[0]
+        summary[target] = {**association_summary(spark.read.parquet(output.path(f"association/{target}")), output,
+                                                 target, final.selected, kind),
+                           "type": kind, "n_clumped_index_variants": final.n_index, "burden_genes": final.genes}
+        log.info("%s: top variant %s, %s", target, final.selected[:1], summary[target])
 
-    chosen_genes = sorted({g for t in targets for g in summary[t]["burden_genes"]})
-    burden = burden_all.subset_names([burden_name(g) for g in chosen_genes]) if chosen_genes else None
-    scores = [(block, _block_scores(spark, genotypes, everyone, block)) for block in blocks]
-    for block, values in scores:
-        if id(block) in out_of_fold:
-            rows, cross_fitted = out_of_fold[id(block)]
-            values[rows] = cross_fitted
-    if burden is not None:
-        scores.append((burden, burden_values[:, [all_genes.index(g) for g in chosen_genes]]))
-    table, specs = build_feature_table(spark, genotypes, samples, selected, f, scores, columns)
+    raw.update(selected_dosages(spark, genotypes, samples, learnt.values()))
+    blocks = Blocks(ancestry, burden_all, all_genes, burden_values)
+    table, specs = final_table(samples, base, raw, blocks, learnt)
     spark.createDataFrame(table).coalesce(1).write.parquet(output.path("table"))
+    folds = {t: write_fold_tables(spark, samples, base, raw, blocks, tf, output) for t, tf in learnt.items()}
     meta = {
-        "targets": {t: {"features": specs[t].names, "spec": json.loads(specs[t].to_json()), **summary[t]}
-                    for t in targets},
+        "targets": {t: {"features": specs[t].names, "spec": json.loads(specs[t].to_json()), "folds": folds[t],
+                        **summary[t]} for t in kinds},
         "pca": {"eigenvalues": ancestry["block"].meta["eigenvalues"], "n_pruned_variants": ancestry["n_variants"]},
         "n_train": int(is_train.sum()),
         "n_test": int((~is_train).sum()),
@@ -109,18 +108,37 @@ def run_features(spark, preprocess_uri: str, output, params: dict) -> dict:
     output.write_json("features.json", meta)
     genotypes.unpersist()
     return {"n_train": meta["n_train"], "n_test": meta["n_test"], "n_pruned_variants": ancestry["n_variants"],
-            **{f"lambda_gc.{t}": summary[t]["lambda_gc"] for t in targets}}
+            **{f"lambda_gc.{t}": summary[t]["lambda_gc"] for t in kinds}}
+
+
+def learn_features(spark, genotypes, samples, target: str, kind: str, covariates, burden_values, all_genes,
+                   f: dict, cv_folds: int, output) -> TargetFeatures:
+    """Every learning set of ``target`` (final + CV folds), learnt in a few Spark passes; writes the scans
+    and the final one as ``association/<target>``."""
+    binary = kind == "binary"
+    sets = learning_sets(samples, train_rows(samples, target), target, binary, f, cv_folds)
+    learnt, scans = learn_target(spark, genotypes, samples, sets, target, binary, covariates, burden_values,
+                                 all_genes, f, output.path(f"scans/{target}"))
+    scans.filter("scan = 0").drop("scan").select(
+        "contig", "pos", "ref", "alt", "gene", "n_obs", "alt_freq", "beta", "se", "stat", "p"
+    ).transform(_association_columns).write.parquet(output.path(f"association/{target}"))
+    blocks = [b for one in learnt for b in (one.prs, *one.inner_prs)]
+    values = score_blocks(spark, genotypes, samples["sample_index"].to_numpy(), blocks)
+    prs = [cross_fitted_prs(ls, one, values) for ls, one in zip(sets, learnt, strict=True)]
+    return TargetFeatures(target, kind, sets, learnt, prs)
+
+
+def _association_columns(scan):
+    from pyspark.sql import functions as F
+
+    return scan.select("contig", "pos", "ref", "alt", "gene",
+                       F.least(F.col("alt_freq"), 1 - F.col("alt_freq")).alias("maf"), "beta", "se",
+                       (F.col("stat") * F.col("stat")).alias("chi2"), "p", F.col("n_obs").alias("n"))
 
 
 def train_rows(samples, target: str) -> np.ndarray:
     """Row positions of the training patients with a label for ``target``."""
     return np.flatnonzero(((samples["split"] == "train") & samples[target].notna()).to_numpy())
-
-
-def _null_model(samples, rows: np.ndarray, target: str, covariates: np.ndarray):
-    from genoflow.features.association import fit_null_logistic
-
-    return fit_null_logistic(samples.loc[rows, target].to_numpy(dtype=float), _standardise(covariates[rows]))
 
 
 def ancestry_components(spark, genotypes, sample_index: np.ndarray, f: dict) -> dict:
@@ -150,120 +168,183 @@ def ancestry_components(spark, genotypes, sample_index: np.ndarray, f: dict) -> 
     return {"block": block, "scores": pca.scores, "n_variants": int(m)}
 
 
-# Clumping threshold when no polygenic score sets one (the index variants still pick the top K).
-_CLUMP_P1_WITHOUT_SCORES = 0.05
-
-
-def clumped_index(scan, genotypes, train_index: np.ndarray, f: dict):
-    """The training-split scan clumped like plink --clump (LD on training patients): one index
-    variant per clump, with p <= the largest score threshold, as pandas (contig, pos, ref, alt, gene,
-    alt_af, beta, p), in genome order."""
-    from genoflow.features.prs import clump_contigs
-
-    p1 = max((float(t) for t in f["prs_thresholds"]), default=_CLUMP_P1_WITHOUT_SCORES)
-    index = clump_contigs(scan.filter(f"p <= {p1!r}"), genotypes, sample_index=train_index,
-                          p1=p1, p2=float(f["clump_p2"]), r2=float(f["clump_r2"]), kb=float(f["clump_kb"]))
-    keys = ["contig", "pos", "ref", "alt"]
-    rows = index.join(genotypes.select(*keys, "gene", "alt_af"), keys)
-    return rows.toPandas().sort_values(["contig", "pos", "ref", "alt"], ignore_index=True)
-
-
-def top_variants(scan, index, f: dict) -> list[tuple]:
-    """The K variants that become model features: (contig, pos, ref, alt, gene, p), smallest p first.
-
-    With ``top_k_independent`` (the default) they are the K strongest clump index variants, one per
-    LD clump; otherwise the K smallest p-values, which around a strong locus are mostly its LD proxies
-    (on the three-population cohort the 40 smallest fell in 4 loci).
-    """
-    k = int(f["top_k"])
-    if not f.get("top_k_independent", True):
-        top = scan.orderBy("p", "contig", "pos").limit(k).select("contig", "pos", "ref", "alt", "gene", "p")
-        return [tuple(r) for r in top.collect()]
-    top = index.sort_values(["p", "contig", "pos"], kind="stable").head(k)
-    return [(str(r.contig), int(r.pos), str(r.ref), str(r.alt), None if r.gene is None else str(r.gene), float(r.p))
-            for r in top.itertuples(index=False)]
-
-
-def polygenic_scores(index, f: dict, target: str):
-    """P+T scores at each threshold from the clumped training-split scan (:func:`clumped_index`)."""
-    from genoflow.features.scores import prs_block
-
-    thresholds = sorted(float(t) for t in f["prs_thresholds"])
-    # Switched off (no thresholds): an empty block, which reads no variant.
-    return prs_block(index if thresholds else index.iloc[:0], thresholds, f"prs_{target}")
-
-
-def out_of_fold_prs(spark, genotypes, samples, labelled: np.ndarray, covariates: np.ndarray, f: dict,
-                    target: str, output) -> tuple[np.ndarray, np.ndarray]:
-    """Cross-fitted polygenic scores of the labelled training patients: (their rows, their scores).
-
-    A score computed from a scan of the same patients carries their own labels (the scan's betas
-    were fitted to them), so a model trained on it learns that echo and cross-validates far above
-    what it reaches on new patients. Each of ``prs_folds`` folds of the training patients is scored
-    with weights from a scan, clumping and thresholds of the other folds alone, as a test patient is
-    scored with weights from the whole training split (``prs_folds`` >= 2).
-    """
-    from genoflow.features.split import stratified_folds
-
-    k = int(f["prs_folds"])
-    folds = stratified_folds(samples.loc[labelled, "pid"].tolist(), samples.loc[labelled, target].to_numpy(),
-                             k=k, seed=int(f["split_seed"]))
-    values = None
-    for fold in range(k):
-        fit, scored = labelled[folds != fold], labelled[folds == fold]
-        path = output.path(f"association_folds/{target}/{fold}")
-        association_scan(genotypes, sample_index=samples.loc[fit, "sample_index"].to_numpy(),
-                         y=samples.loc[fit, target].to_numpy(dtype=float),
-                         covariates=covariates[fit]).write.parquet(path)
-        block = polygenic_scores(clumped_index(spark.read.parquet(path), genotypes,
-                                               samples.loc[fit, "sample_index"].to_numpy(), f), f, target)
-        fold_values = _block_scores(spark, genotypes, samples.loc[scored, "sample_index"].to_numpy(), block)
-        if values is None:
-            values = np.empty((len(labelled), fold_values.shape[1]))
-        values[folds == fold] = fold_values
-    return labelled, values
-
-
-def top_burden_genes(null, burdens: np.ndarray, genes: list[str], k: int) -> list[str]:
-    """The ``k`` genes whose burden (training rows) is most associated with the trait (p < 1)."""
-    from genoflow.features.burden import score_test_values
-
-    if not genes or k <= 0:
-        return []
-    p = score_test_values(null, burdens.T)
-    order = sorted(range(len(genes)), key=lambda i: (p[i], genes[i]))
-    return [genes[i] for i in order[:k] if p[i] < 1.0]
-
-
-def association_summary(scan, output, target: str, selected: list[tuple]) -> dict:
+def association_summary(scan, output, target: str, selected: list[tuple], kind: str = "binary") -> dict:
     """Genomic inflation of the scan, and its Manhattan and QQ plots written beside the results
     (``plots/<target>/manhattan.png``, ``qq.png``)."""
     from genoflow.reporting.stats import genomic_inflation
     from genoflow.stats.plots import write_association_plots
 
     frame = scan.select("contig", "pos", "p").toPandas()  # one row of three numbers per variant
+    model = "logistic" if kind == "binary" else "linear"
     write_association_plots(frame, output.storage.write_bytes, output.path(f"plots/{target}"),
-                            title=f"{target}: logistic regression, training split, PCs as covariates",
+                            title=f"{target}: {model} regression, training split, PCs as covariates",
                             selected={(c, p) for c, p, *_ in selected})
     return {"lambda_gc": round(genomic_inflation(frame["p"].to_numpy()), 4)}
 
 
-def _block_scores(spark, genotypes, sample_index: np.ndarray, block) -> np.ndarray:
-    """Every sample's scores of one block (offset included), computed in the executors."""
+# --- feature tables -------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Blocks:
+    """The genotype scores shared by every learning set: ancestry PCs and every gene's burden."""
+
+    ancestry: dict
+    burden: object  # ScoreBlock of every gene
+    genes: list[str]
+    burden_values: np.ndarray  # (n_samples, n_genes)
+
+    def burden_subset(self, genes: list[str]):
+        return (self.burden.subset_names([burden_name(g) for g in genes]),
+                self.burden_values[:, [self.genes.index(g) for g in genes]])
+
+
+def base_spec(samples, f: dict, is_train: np.ndarray):
+    """The spec's patient columns: the study covariates (encoded as the spec says) and the read-QC
+    columns that have values, with fill values from the training patients."""
     import pandas as pd
 
-    from genoflow.features.scores import spark_scores
+    from genoflow.features.spec import FeatureSpec
 
-    if not block.variants:
-        return np.tile(np.asarray(block.offset, dtype=np.float64), (len(sample_index), 1))
-    weights = spark.createDataFrame(pd.DataFrame({
-        "contig": [v[0] for v in block.variants], "pos": [int(v[1]) for v in block.variants],
-        "ref": [v[2] for v in block.variants], "alt": [v[3] for v in block.variants],
-        "block_af": block.alt_freq, "weights": block.weights}),
-        "contig string, pos long, ref string, alt string, block_af double, weights array<double>")
-    rows = genotypes.select("contig", "pos", "ref", "alt", "dosages").join(weights, ["contig", "pos", "ref", "alt"])
-    partial = spark_scores(rows.withColumnRenamed("block_af", "alt_af"), sample_index, len(block.names))
-    return partial + np.asarray(block.offset, dtype=np.float64)
+    def has_values(col: str) -> bool:
+        return col in samples and pd.to_numeric(samples.loc[is_train, col], errors="coerce").notna().any()
+
+    read_qc = [c for c in f["read_qc"] if has_values(c)]
+    spec = FeatureSpec(list(f["covariates"]), read_qc, [])
+    return spec.fit_fill(raw_values(samples, spec), is_train)
+
+
+def raw_values(samples, spec) -> dict[str, np.ndarray]:
+    """The sample table's columns a spec reads (covariates, read QC), every sample."""
+    return {col: samples[col].to_numpy() for col in (*spec.clinical, *spec.read_qc)}
+
+
+def selected_dosages(spark, genotypes, samples, targets) -> dict[str, np.ndarray]:
+    """Every sample's dosages of every variant any learning set selected: K rows per set, never the cohort."""
+    keys = sorted({v[:4] for tf in targets for one in tf.learnt for v in one.selected})
+    if not keys:
+        return {}
+    wanted = spark.createDataFrame(keys, "contig string, pos long, ref string, alt string")
+    rows = genotypes.join(wanted, ["contig", "pos", "ref", "alt"]).select(
+        "contig", "pos", "ref", "alt", "dosages").collect()
+    index = samples["sample_index"].to_numpy()
+    return {variant_label(r.contig, r.pos, r.ref, r.alt): unpack_dosages(r.dosages)[index].astype(float)
+            for r in rows}
+
+
+def _variant_dicts(selected: list[tuple]) -> list[dict]:
+    return [dict(zip(("contig", "pos", "ref", "alt", "gene", "train_p"), v, strict=True)) for v in selected]
+
+
+def set_spec(base, raw: dict, blocks: Blocks, tf: TargetFeatures, s: int):
+    """Learning set ``s`` of one target: its spec (fill values from its fit rows) and its genotype
+    score values (every sample, in the spec's score-column order)."""
+    learnt = tf.learnt[s]
+    parts = []
+    if blocks.ancestry["block"].names:
+        parts.append((blocks.ancestry["block"], blocks.ancestry["scores"]))
+    if learnt.prs.names:
+        parts.append((learnt.prs, tf.prs[s]))
+    if learnt.genes:
+        parts.append(blocks.burden_subset(learnt.genes))
+    spec = dataclasses.replace(base, variants=_variant_dicts(learnt.selected), fill=dict(base.fill),
+                               scores=[dataclasses.asdict(block) for block, _ in parts])
+    n = len(blocks.burden_values)
+    fit = np.zeros(n, dtype=bool)
+    fit[tf.sets[s].fit] = True
+    spec.fit_fill(raw, is_train=fit)
+    values = np.column_stack([v for _, v in parts]) if parts else np.empty((n, 0))
+    return spec, values
+
+
+def _rows(raw: dict, rows: np.ndarray) -> dict:
+    return {col: values[rows] for col, values in raw.items()}
+
+
+def final_table(samples, base, raw: dict, blocks: Blocks, targets: dict[str, TargetFeatures]):
+    """The sample-major table of every patient (the final sets' features of every target) and each
+    target's spec. Values become features through :class:`FeatureSpec` (the code the model API runs
+    too); missing dosages and read QC take the training patients' means."""
+    import pandas as pd
+
+    columns, union_parts, variants = {}, [], {}
+    if blocks.ancestry["block"].names:
+        union_parts.append((blocks.ancestry["block"], blocks.ancestry["scores"]))
+    for target, tf in targets.items():
+        final = tf.learnt[0]
+        if final.prs.names:
+            union_parts.append((final.prs, tf.prs[0]))
+        variants.update({v[:4]: d for v, d in zip(final.selected, _variant_dicts(final.selected), strict=True)})
+        columns[target] = [*blocks.ancestry["block"].names, *final.prs.names,
+                           *[burden_name(g) for g in final.genes]]
+    genes = sorted({g for tf in targets.values() for g in tf.learnt[0].genes})
+    if genes:
+        union_parts.append(blocks.burden_subset(genes))
+    union = dataclasses.replace(base, variants=[variants[k] for k in sorted(variants)], fill=dict(base.fill),
+                                scores=[dataclasses.asdict(block) for block, _ in union_parts])
+    union.fit_fill(raw, is_train=(samples["split"] == "train").to_numpy())
+    values = np.column_stack([v for _, v in union_parts]) if union_parts else np.empty((len(samples), 0))
+    table = pd.DataFrame(union.transform(raw, genotype_scores=values), columns=union.names, index=samples.index)
+    table.insert(0, "pid", samples["pid"])
+    table.insert(1, "split", samples["split"])
+    for position, target in enumerate(targets, start=2):
+        table.insert(position, target, pd.to_numeric(samples[target], errors="coerce").astype(float))
+    specs = {t: union.subset([variants[v[:4]] for v in tf.learnt[0].selected], columns[t])
+             for t, tf in targets.items()}
+    return table, specs
+
+
+def write_fold_tables(spark, samples, base, raw: dict, blocks: Blocks, tf: TargetFeatures, output) -> list[dict]:
+    """Each CV fold's table (its labelled training patients, ``role`` fit or validate, its own features)
+    at ``folds/<target>/<k>/``; returns each fold's feature columns and spec for features.json."""
+    import pandas as pd
+
+    folds = []
+    for s, ls in enumerate(tf.sets):
+        if ls.name == FINAL:
+            continue
+        spec, values = set_spec(base, raw, blocks, tf, s)
+        rows = ls.scored
+        table = pd.DataFrame(spec.transform(_rows(raw, rows), genotype_scores=values[rows]), columns=spec.names)
+        table.insert(0, "pid", samples["pid"].to_numpy()[rows])
+        table.insert(1, "role", np.where(np.isin(rows, ls.fit), "fit", "validate"))
+        table.insert(2, tf.name, pd.to_numeric(samples[tf.name], errors="coerce").to_numpy(dtype=float)[rows])
+        path = output.path(f"folds/{tf.name}/{ls.name}")
+        spark.createDataFrame(table).coalesce(1).write.parquet(path)
+        folds.append({"name": ls.name, "path": f"folds/{tf.name}/{ls.name}", "features": spec.names,
+                      "spec": json.loads(spec.to_json()), "n_fit": len(ls.fit), "n_validate": len(ls.validate)})
+    return folds
+
+
+def association_scan(genotypes, *, sample_index: np.ndarray, y: np.ndarray, covariates: np.ndarray,
+                     family: str = "logistic"):
+    """Regression of the trait on each variant with covariates, on the given samples only.
+
+    ``y ~ 1 + covariates + dosage`` per variant (logistic by IRLS with Firth fallback, or linear),
+    like ``plink2 --glm`` (:func:`genoflow.stats.spark_glm.glm_scan`, block-vectorised in the executors).
+
+    Parameters
+    ----------
+    genotypes : DataFrame
+        Genotype table rows (see :mod:`genoflow.genotypes`).
+    sample_index : (n,) int
+        Columns of the packed dosages to use (the training patients).
+    y : (n,) float
+        The trait of those samples (0/1 for logistic), same order.
+    covariates : (n, c) float
+        Covariates of those samples, same order (an intercept is added; constant ones are dropped).
+
+    Returns
+    -------
+    DataFrame with ``ASSOCIATION_SCHEMA_DDL`` columns, one row per variant: ``beta`` the per-ALT
+    effect, ``chi2`` the squared Wald statistic, ``maf`` over the tested samples, ``n`` the samples
+    called; NaN statistics where plink2 writes NA (a constant variant, one collinear with the covariates).
+    """
+    from genoflow.stats.spark_glm import glm_scan
+
+    scan = glm_scan(genotypes, y, standardise(covariates), family=family, sample_index=sample_index,
+                    key_columns=("contig", "pos", "ref", "alt", "gene"))
+    return _association_columns(scan)
 
 
 def split_samples(samples, f: dict):
@@ -286,83 +367,3 @@ def covariate_matrix(samples, names: list[str]) -> np.ndarray:
     columns = [encode_sex(samples[name]) if name == "sex" else np.asarray(samples[name], dtype=float)
                for name in names]
     return np.column_stack(columns) if columns else np.empty((len(samples), 0))
-
-
-def association_scan(genotypes, *, sample_index: np.ndarray, y: np.ndarray, covariates: np.ndarray):
-    """Logistic regression of the trait on each variant with covariates, on the given samples only.
-
-    ``y ~ 1 + covariates + dosage`` per variant by IRLS with Firth fallback, like ``plink2 --glm``
-    (:func:`genoflow.stats.spark_glm.glm_scan`, block-vectorised in the executors).
-
-    Parameters
-    ----------
-    genotypes : DataFrame
-        Genotype table rows (see :mod:`genoflow.genotypes`).
-    sample_index : (n,) int
-        Columns of the packed dosages to use (the training patients).
-    y : (n,) float
-        0/1 labels of those samples, same order.
-    covariates : (n, c) float
-        Covariates of those samples, same order (an intercept is added; constant ones are dropped).
-
-    Returns
-    -------
-    DataFrame with ``ASSOCIATION_SCHEMA_DDL`` columns, one row per variant: ``beta`` the per-ALT
-    log odds ratio, ``chi2`` the squared Wald z, ``maf`` over the tested samples, ``n`` the samples
-    called; NaN statistics where plink2 writes NA (a constant variant, one collinear with the covariates).
-    """
-    from pyspark.sql import functions as F
-
-    from genoflow.stats.spark_glm import glm_scan
-
-    scan = glm_scan(genotypes, y, _standardise(covariates), family="logistic", sample_index=sample_index,
-                    key_columns=("contig", "pos", "ref", "alt", "gene"))
-    return scan.select("contig", "pos", "ref", "alt", "gene",
-                       F.least(F.col("alt_freq"), 1 - F.col("alt_freq")).alias("maf"), "beta", "se",
-                       (F.col("stat") * F.col("stat")).alias("chi2"), "p", F.col("n_obs").alias("n"))
-
-
-def _standardise(x: np.ndarray) -> np.ndarray:
-    """Centre and scale each covariate; drop constant ones (e.g. one sex only), which carry nothing."""
-    sd = x.std(axis=0)
-    keep = sd > 0
-    return (x[:, keep] - x[:, keep].mean(axis=0)) / sd[keep]
-
-
-def build_feature_table(spark, genotypes, samples, selected: dict[str, list[tuple]], f: dict,
-                        scores: list[tuple], columns: dict[str, list[str]]):
-    """The sample-major table and the feature spec of each target.
-
-    Only the selected variants (top-K per target) travel to the driver: K rows of packed dosages,
-    never the cohort. The genotype scores (PCs, polygenic scores, burdens) arrive computed by the
-    executors, with the weights the spec keeps. Values become features through :class:`FeatureSpec`
-    (the code the model API runs too); missing dosages and read QC take training-split means.
-    """
-    import pandas as pd
-
-    from genoflow.features.spec import FeatureSpec
-
-    keys = sorted({v[:4] for rows in selected.values() for v in rows})
-    wanted = spark.createDataFrame(keys, "contig string, pos long, ref string, alt string")
-    rows = genotypes.join(wanted, ["contig", "pos", "ref", "alt"]).select(
-        "contig", "pos", "ref", "alt", "dosages").collect()
-    index = samples["sample_index"].to_numpy()
-    raw = {col: samples[col].to_numpy() for col in ("age", "sex", *f["read_qc"]) if col in samples}
-    for r in rows:
-        raw[variant_label(r.contig, r.pos, r.ref, r.alt)] = unpack_dosages(r.dosages)[index].astype(float)
-
-    variants = {v[:4]: dict(zip(("contig", "pos", "ref", "alt", "gene", "train_p"), v, strict=True))
-                for rows_ in selected.values() for v in rows_}
-    clinical = [c for c in f["covariates"] if c in ("age", "sex")]
-    read_qc = [c for c in f["read_qc"] if c in samples]
-    blocks = [asdict(block) for block, _ in scores]
-    union = FeatureSpec(clinical, read_qc, [variants[k] for k in keys], scores=blocks)
-    union.fit_fill(raw, is_train=(samples["split"] == "train").to_numpy())
-    values = np.column_stack([v for _, v in scores]) if scores else np.empty((len(samples), 0))
-    table = pd.DataFrame(union.transform(raw, genotype_scores=values), columns=union.names, index=samples.index)
-    table.insert(0, "pid", samples["pid"])
-    table.insert(1, "split", samples["split"])
-    table.insert(2, "disease_status", samples["disease_status"].astype(float))
-    table.insert(3, "treatment_response", samples["treatment_response"].astype("Float64").astype(float))
-    specs = {t: union.subset([variants[v[:4]] for v in selected[t]], columns[t]) for t in selected}
-    return table, specs

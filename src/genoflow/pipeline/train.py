@@ -1,4 +1,16 @@
-"""train: cross-validated Spark MLlib models for each target, each logged as one MLflow run.
+"""train: every model of every target, honestly cross-validated, each logged as one MLflow run.
+
+Cross-validation is nested (decision 0011): the features step learnt its label-driven features
+(scan, top-K, polygenic-score weights, burden genes) once per CV fold on the other folds' patients
+and wrote each fold's table; here each grid point of each model is fitted on a fold's ``fit`` rows
+and scored on its ``validate`` rows. The grid point scored on fold k is the one best on the *other*
+folds, so no fold's estimate picked its own hyper-parameters; the CV metric is the mean over folds
+of those scores (with its SD). The final model refits the grid point best over all folds on the
+whole training split's features.
+
+Besides the model families, two baselines per target on the same split and folds, never candidates:
+``covariates`` (study covariates + PCs) and ``prs`` (the polygenic scores alone), logistic (binary)
+or linear (quantitative) regression.
 
 Every run carries the pipeline run key, the DVC dataset version, the git commit and the params;
 the fitted PipelineModel is saved twice: under the step output (for evaluate, on any storage
@@ -10,61 +22,179 @@ from __future__ import annotations
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
-__all__ = ["run_train"]
+import numpy as np
+
+__all__ = ["run_train", "Plan", "plans", "foldwise_choice", "BASELINES"]
 
 log = logging.getLogger(__name__)
 
+BASELINES = ("covariates", "prs")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One model to train for a target: a family on all features, or a baseline on some of them."""
+
+    family: str
+    baseline: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"baseline_{self.baseline}" if self.baseline else self.family
+
+    def columns(self, spec) -> list[str]:
+        """The model's input columns, from a feature spec (the final one or a fold's)."""
+        if self.baseline is None:
+            return spec.names
+        kinds = {name: block.kind for block in spec.score_blocks for name in block.names}
+        if self.baseline == "prs":
+            return [name for name in spec.names if kinds.get(name) == "prs"]
+        genotype = {*kinds, *spec.variant_columns, *spec.read_qc}
+        return [name for name in spec.names if name not in genotype or kinds.get(name) == "pca"]
+
+
+def plans(families: list[str]) -> list[Plan]:
+    return [*(Plan(family) for family in families), *(Plan("logistic_regression", b) for b in BASELINES)]
+
+
+def foldwise_choice(metric: np.ndarray) -> tuple[list[int], int]:
+    """Grid choices from ``metric[g, k]`` (grid point g scored on fold k; higher is better).
+
+    Returns, per fold k, the grid point with the best mean over the other folds (so fold k's score
+    is not the maximum of its own noisy estimates), and the grid point best over all folds (the
+    final model's). Ties go to the earlier grid point.
+
+    >>> foldwise_choice(np.array([[0.70, 0.60, 0.80], [0.72, 0.62, 0.50]]))
+    ([0, 0, 1], 0)
+    """
+    g, k = metric.shape
+    per_fold = []
+    for fold in range(k):
+        others = np.delete(metric, fold, axis=1)
+        per_fold.append(int(np.argmax(others.mean(axis=1))) if others.size else 0)
+    return per_fold, int(np.argmax(metric.mean(axis=1)))
+
 
 def run_train(spark, features_uri: str, output, params: dict, *, experiment_id: str, tags: dict) -> list[dict]:
-    """Train every (target, model family) pair on the training split; returns one record per model."""
-    import mlflow
-
-    from genoflow.models import build_cross_validator
-    from genoflow.models.portable import export_portable
-    from genoflow.registry import TAG_MODEL_FAMILY, TAG_TARGET
+    """Train every (target, model) pair on the training split; returns one record per model."""
+    from genoflow.features.spec import FeatureSpec
+    from genoflow.study import targets as study_targets
 
     t = params["train"]
     meta = json.loads(output.storage.read_text(f"{features_uri}/features.json"))
     table = spark.read.parquet(f"{features_uri}/table").filter("split = 'train'").cache()
     trained = []
-    for target in t["targets"]:
-        features = meta["targets"][target]["features"]
-        data = table.filter(f"{target} is not null").select(target, *features).cache()
-        for family in t["models"]:
-            started = time.time()
-            cv = build_cross_validator(
-                family, features=features, label=target, grid=t["grid"].get(family, {}),
-                folds=int(t["cv_folds"]), seed=int(t["seed"]), parallelism=int(t["parallelism"]),
-            )
-            run_tags = {**tags, TAG_TARGET: target, TAG_MODEL_FAMILY: family}
-            with mlflow.start_run(experiment_id=experiment_id, run_name=f"{target}-{family}",
-                                  tags=run_tags) as run:
-                model = cv.fit(data)
-                best = max(range(len(model.avgMetrics)), key=model.avgMetrics.__getitem__)
-                best_params = {p.name: v for p, v in model.getEstimatorParamMaps()[best].items()}
-                mlflow.log_params({"target": target, "model_family": family, "n_features": len(features),
-                                   "cv_folds": t["cv_folds"], **{f"best.{k}": v for k, v in best_params.items()}})
-                mlflow.log_metric("cv_auc_roc", model.avgMetrics[best])
-                mlflow.log_dict(params, "params.json")
-                # What serving needs to turn a patient's raw values into this model's inputs.
-                mlflow.log_dict(meta["targets"][target]["spec"], "feature_spec.json")
-                _log_association(output.storage, features_uri, meta, target)
-                model_uri = output.path(f"models/{target}/{family}")
-                model.bestModel.write().save(model_uri)
-                mlflow.spark.log_model(model.bestModel, artifact_path="model",
-                                       pip_requirements=_model_requirements())
-                # The same fitted model as plain arrays: the model API scores it without Spark.
-                mlflow.log_dict(export_portable(model.bestModel), "portable_model.json")
-            record = {"target": target, "family": family, "run_id": run.info.run_id,
-                      "cv_auc_roc": float(model.avgMetrics[best]), "best_params": best_params,
-                      "seconds": round(time.time() - started, 1)}
+    for target, kind in study_targets(params).items():
+        info = meta["targets"][target]
+        spec = FeatureSpec.from_json(json.dumps(info["spec"]))
+        folds = [(FeatureSpec.from_json(json.dumps(fold["spec"])),
+                  spark.read.parquet(f"{features_uri}/{fold['path']}").cache()) for fold in info["folds"]]
+        data = table.filter(f"`{target}` is not null").cache()
+        for plan in plans(t["models"]):
+            if not plan.columns(spec):
+                log.info("%s: no %s columns, so no %s", target, plan.baseline, plan.name)
+                continue
+            record = _train_plan(plan, target, kind, spec, data, folds, params, output, meta, features_uri,
+                                 experiment_id=experiment_id, tags=tags)
             log.info("trained %s", record)
             trained.append(record)
         data.unpersist()
-    output.write_json("models.json", {"models": [{**r, "model_path": f"models/{r['target']}/{r['family']}"}
-                                                 for r in trained]})
+        for _, fold in folds:
+            fold.unpersist()
+    output.write_json("models.json", {"models": trained})
     return trained
+
+
+def _train_plan(plan: Plan, target: str, kind: str, spec, data, folds, params: dict, output, meta: dict,
+                features_uri: str, *, experiment_id: str, tags: dict) -> dict:
+    import mlflow
+
+    from genoflow.models.portable import export_portable
+    from genoflow.registry.tracking import TAG_BASELINE, TAG_MODEL_FAMILY, TAG_TARGET, TAG_TARGET_TYPE
+
+    started = time.time()
+    t = params["train"]
+    metric = _selection_metric(kind)
+    grid = t["grid"].get(plan.family, {})
+    features = plan.columns(spec)
+    pipeline, _, maps = _pipeline(plan, target, kind, features, grid, t)
+    scores = _fold_scores(plan, target, kind, folds, grid, len(maps), t)  # [grid point, fold]
+    per_fold, best = foldwise_choice(scores)
+    cv = np.array([scores[g, k] for k, g in enumerate(per_fold)])
+    run_tags = {**tags, TAG_TARGET: target, TAG_MODEL_FAMILY: plan.family, TAG_TARGET_TYPE: kind,
+                **({TAG_BASELINE: plan.baseline} if plan.baseline else {})}
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{target}-{plan.name}", tags=run_tags) as run:
+        model = pipeline.fit(data.select(target, *features), params=maps[best])
+        best_params = {p.name: v for p, v in maps[best].items()}
+        mlflow.log_params({"target": target, "model_family": plan.family, "model": plan.name,
+                           "n_features": len(features), "cv_folds": len(folds),
+                           **{f"best.{k}": v for k, v in best_params.items()}})
+        mlflow.log_metrics({f"cv_{metric}": float(cv.mean()), f"cv_{metric}_sd": float(cv.std(ddof=1)),
+                            **{f"cv_{metric}_fold{k}": float(v) for k, v in enumerate(cv)}})
+        mlflow.log_dict(params, "params.json")
+        mlflow.log_dict({"features": features}, "model_columns.json")
+        # What serving needs to turn a patient's raw values into this model's inputs.
+        mlflow.log_dict(meta["targets"][target]["spec"], "feature_spec.json")
+        if plan.baseline is None:
+            _log_association(output.storage, features_uri, meta, target)
+        model_path = f"models/{target}/{plan.name}"
+        model.write().save(output.path(model_path))
+        mlflow.spark.log_model(model, artifact_path="model", pip_requirements=_model_requirements())
+        # The same fitted model as plain arrays: the model API scores it without Spark.
+        mlflow.log_dict(export_portable(model), "portable_model.json")
+    return {"target": target, "type": kind, "family": plan.name, "baseline": plan.baseline,
+            "run_id": run.info.run_id, f"cv_{metric}": float(cv.mean()), f"cv_{metric}_sd": float(cv.std(ddof=1)),
+            "cv_metric": f"cv_{metric}", "best_params": best_params, "features": features,
+            "seconds": round(time.time() - started, 1), "model_path": model_path}
+
+
+def _selection_metric(kind: str) -> str:
+    return "auc_roc" if kind == "binary" else "r2"
+
+
+def _pipeline(plan: Plan, target: str, kind: str, features: list[str], grid: dict, t: dict):
+    from genoflow.models import build_pipeline, param_grid
+
+    pipeline, estimator = build_pipeline(plan.family, features=features, label=target, seed=int(t["seed"]),
+                                         kind=kind)
+    return pipeline, estimator, param_grid(estimator, plan.family, grid) or [{}]
+
+
+def _fold_scores(plan: Plan, target: str, kind: str, folds, grid: dict, n_grid: int, t: dict) -> np.ndarray:
+    """The metric of every grid point on every fold's validation rows, fitted on its fit rows;
+    ``train.parallelism`` fits at once (MLlib fits of small tables are mostly Spark job overhead)."""
+    def fit_and_score(job: tuple[int, int]) -> float:
+        g, k = job
+        spec, table = folds[k]
+        features = plan.columns(spec)
+        pipeline, _, maps = _pipeline(plan, target, kind, features, grid, t)
+        model = pipeline.fit(table.filter("role = 'fit'").select(target, *features), params=maps[g])
+        scored = prediction_frame(model.transform(table.filter("role = 'validate'")), target, kind)
+        return fold_metric(scored["label"].to_numpy(), scored["score"].to_numpy(), kind)
+
+    jobs = [(g, k) for g in range(n_grid) for k in range(len(folds))]
+    with ThreadPoolExecutor(max_workers=max(int(t.get("parallelism", 1)), 1)) as pool:
+        values = list(pool.map(fit_and_score, jobs))
+    return np.asarray(values, dtype=float).reshape(n_grid, len(folds))
+
+
+def prediction_frame(scored, target: str, kind: str):
+    """pandas (pid, label, score) of a transformed DataFrame: P(case) for binary, the prediction otherwise."""
+    from pyspark.ml.functions import vector_to_array
+    from pyspark.sql import functions as F
+
+    score = vector_to_array("probability")[1] if kind == "binary" else F.col("prediction")
+    return scored.select("pid", F.col(f"`{target}`").alias("label"), score.alias("score")).toPandas()
+
+
+def fold_metric(labels: np.ndarray, scores: np.ndarray, kind: str) -> float:
+    """AUC-ROC (binary) or R^2 (quantitative) of one fold's validation patients."""
+    from sklearn.metrics import r2_score, roc_auc_score
+
+    return float(roc_auc_score(labels, scores) if kind == "binary" else r2_score(labels, scores))
 
 
 def _log_association(storage, features_uri: str, meta: dict, target: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "ensure_experiment", "model_name",
     "TAG_RUN_KEY", "TAG_DATASET_VERSION", "TAG_GIT_COMMIT", "TAG_TARGET", "TAG_MODEL_FAMILY", "TAG_CANDIDATE",
+    "TAG_BASELINE", "TAG_TARGET_TYPE",
 ]
 
 TAG_RUN_KEY = "genoflow.run_key"
@@ -13,6 +14,8 @@ TAG_GIT_COMMIT = "mlflow.source.git.commit"
 TAG_TARGET = "genoflow.target"
 TAG_MODEL_FAMILY = "genoflow.model_family"
 TAG_CANDIDATE = "genoflow.candidate"  # "true" on the run evaluate picked for promotion
+TAG_BASELINE = "genoflow.baseline"  # covariates | prs on a baseline run (never a candidate)
+TAG_TARGET_TYPE = "genoflow.target_type"  # binary | quantitative
 
 
 def ensure_experiment(tracking_uri: str, name: str, artifact_root: str | None) -> str:

@@ -13,7 +13,7 @@ import numpy as np
 
 from genoflow.stats.glm import RESULT_COLUMNS, GlmNull, glm_block, prepare_glm
 
-__all__ = ["glm_scan", "GLM_RESULT_DDL"]
+__all__ = ["glm_scan", "glm_scans", "GLM_RESULT_DDL"]
 
 GLM_RESULT_DDL = (
     "n_obs long, alt_freq double, beta double, se double, stat double, p double, neglog10_p double, firth boolean"
@@ -70,12 +70,38 @@ def glm_scan(genotypes, y, covariates=None, *, family: str, sample_index=None, b
         raise ValueError(f"glm_scan: block_size must be >= 1, got {block_size}")
     keys = list(key_columns)
     schema = ", ".join(f"{c} {_KEY_TYPES[c]}" for c in keys) + ", " + GLM_RESULT_DDL
-    run = _block_runner(null, index, keys, block_size, firth_fallback)
+    run = _block_runner([(null, index)], keys, block_size, firth_fallback, with_scan=False)
     return genotypes.select(*keys, "dosages").mapInPandas(run, schema)
 
 
-def _block_runner(null: GlmNull, index: np.ndarray, keys: list, block_size: int, firth_fallback: bool):
+def glm_scans(genotypes, fits, *, family: str, block_size: int = 512, key_columns=("contig", "pos", "ref", "alt"),
+              firth_fallback: bool = True, max_vif: float = 50.0):
+    """Several scans of one genotype table in a single pass: one per ``(y, covariates, sample_index)``.
+
+    Nested cross-validation scans the same variants on many overlapping subsets of the training
+    patients (one per fold, and per inner fold of the cross-fitted scores); reading and unpacking
+    every block once for all of them leaves only the regression itself per scan.
+
+    Returns the :func:`glm_scan` columns with a leading ``scan`` int column: the position of the
+    fit in ``fits``.
+    """
+    keys = list(key_columns)
+    runs = []
+    for y, covariates, sample_index in fits:
+        null = prepare_glm(y, covariates, family=family, max_vif=max_vif)
+        index = np.asarray(sample_index, dtype=np.int64)
+        if index.shape != (null.n,):
+            raise ValueError(f"glm_scans: sample_index must have shape ({null.n},) like y, got {index.shape}")
+        runs.append((null, index))
+    schema = "scan int, " + ", ".join(f"{c} {_KEY_TYPES[c]}" for c in keys) + ", " + GLM_RESULT_DDL
+    run = _block_runner(runs, keys, block_size, firth_fallback, with_scan=True)
+    return genotypes.select(*keys, "dosages").mapInPandas(run, schema)
+
+
+def _block_runner(runs: list[tuple[GlmNull, np.ndarray]], keys: list, block_size: int, firth_fallback: bool,
+                  with_scan: bool):
     """The mapInPandas function; a closure over small arrays only (shipped with each task)."""
+    reach = max((int(index.max(initial=-1)) for _, index in runs), default=-1)
 
     def run(batches):
         import pandas as pd
@@ -86,14 +112,17 @@ def _block_runner(null: GlmNull, index: np.ndarray, keys: list, block_size: int,
             for start in range(0, len(batch), block_size):
                 chunk = batch.iloc[start : start + block_size]
                 dosages = stack_dosages(chunk["dosages"])
-                if dosages.shape[1] <= index.max(initial=-1):
+                if dosages.shape[1] <= reach:
                     raise ValueError(
                         f"glm_scan: variant {chunk.iloc[0][keys].tolist()}: {dosages.shape[1]} dosages, "
-                        f"but sample_index reaches {index.max()}"
+                        f"but sample_index reaches {reach}"
                     )
-                stats = glm_block(null, np.take(dosages, index, axis=1), firth_fallback=firth_fallback)  # row-major
                 frame = chunk[keys].reset_index(drop=True)
-                yield pd.concat([frame, pd.DataFrame({k: stats[k] for k in RESULT_COLUMNS})], axis=1)
+                for scan, (null, index) in enumerate(runs):
+                    stats = glm_block(null, np.take(dosages, index, axis=1), firth_fallback=firth_fallback)
+                    out = pd.concat([frame, pd.DataFrame({k: stats[k] for k in RESULT_COLUMNS})], axis=1)
+                    if with_scan:
+                        out.insert(0, "scan", np.int32(scan))
+                    yield out
 
     return run
-
