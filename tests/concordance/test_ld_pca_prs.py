@@ -167,7 +167,7 @@ def test_top_variants__are_the_strongest_plink19_clump_index_variants(spark, con
     LD clump; without it, the K smallest p-values, which share clumps."""
     from pyspark.sql import functions as F
 
-    from genoflow.pipeline.features import clumped_index, top_variants
+    from genoflow.features.learning import clumped_index, top_variants
 
     k = 3
     assert len(plink_clumped) > k

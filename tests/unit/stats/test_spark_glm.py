@@ -54,3 +54,29 @@ def test_glm_scan__checks_its_arguments_before_spark_runs(spark):
         glm_scan(genotypes, y, cov, family="linear", key_columns=("contig", "rsid"))
     with pytest.raises(Exception, match="sample_index reaches 199"):
         glm_scan(genotypes, rng.normal(size=200), rng.normal(size=(200, 1)), family="linear").collect()
+
+
+@pytest.mark.parametrize("family", ["linear", "logistic"])
+def test_glm_scans__each_scan_equals_its_own_glm_scan(spark, family):
+    """One pass, many (y, covariates, samples): scan s is exactly glm_scan of fit s."""
+    from genoflow.stats import glm_scans
+
+    rng = np.random.default_rng(13)
+    frame, _ = _table(rng)
+    genotypes = spark.createDataFrame(frame).repartition(2)
+    fits = []
+    for n in (60, 90, 75):
+        index = rng.permutation(120)[:n]
+        y = (rng.random(n) < 0.4).astype(float) if family == "logistic" else rng.normal(size=n)
+        fits.append((y, rng.normal(size=(n, 2)), index))
+
+    scans = glm_scans(genotypes, fits, family=family, block_size=7, key_columns=("contig", "pos")).toPandas()
+    assert sorted(scans["scan"].unique()) == [0, 1, 2]
+    for s, (y, cov, index) in enumerate(fits):
+        got = scans[scans["scan"] == s].sort_values("pos").reset_index(drop=True)
+        expected = glm_scan(genotypes, y, cov, family=family, sample_index=index, block_size=7,
+                            key_columns=("contig", "pos")).toPandas().sort_values("pos").reset_index(drop=True)
+        assert len(got) == len(frame)
+        for key in RESULT_COLUMNS:
+            np.testing.assert_allclose(got[key].to_numpy(dtype=float), expected[key].to_numpy(dtype=float),
+                                       rtol=1e-9)
