@@ -396,15 +396,25 @@ def model_quality(tools: Tools, root: Path, pheno: pd.DataFrame) -> dict:
                              tools.work / "prs", tools.cores, tools.plink_qc)
     oracle = _oracle_score(root, pheno).loc[test_ids]
     labels = pheno.set_index("IID").loc[test_ids, "disease"]
+    baselines = {m["baseline"]: m for m in disease if m.get("baseline")}
+    gate = metrics.get("gates", {}).get("disease_status", {})
     return {
         "n_train": len(train_ids), "n_test": len(test_ids),
-        "genoflow_best": {"family": candidate["family"], "test_auc_roc": round(candidate["test_auc_roc"], 4),
-                          "cv_auc_roc": round(candidate["cv_auc_roc"], 4)},
-        "genoflow_models": {m["family"]: round(m["test_auc_roc"], 4) for m in disease},
+        "genoflow_best": {"family": candidate["family"], **_auc_with_ci(candidate),
+                          "cv_auc_roc": round(candidate["cv_auc_roc"], 4),
+                          "cv_auc_roc_sd": round(candidate.get("cv_auc_roc_sd", float("nan")), 4)},
+        "genoflow_models": {m["family"]: round(m["test_auc_roc"], 4) for m in disease if not m.get("baseline")},
+        "genoflow_baselines": {name: _auc_with_ci(m) for name, m in baselines.items()},
+        "gate_p_vs_baseline": gate.get("gate_p_vs_baseline"),
         "genoflow_step_wall_s": {k: v["wall_s"] for k, v in steps.items()},
         "plink2_prs": prs,
         "oracle_test_auc": round(float(roc_auc_score(labels, oracle)), 4),
     }
+
+
+def _auc_with_ci(model: dict) -> dict:
+    return {k: round(model[f"test_{k}"], 4) for k in ("auc_roc", "auc_roc_ci_low", "auc_roc_ci_high")
+            if f"test_{k}" in model} | {"test_auc_roc": round(model["test_auc_roc"], 4)}
 
 
 def _split_ids(tools: Tools, raw_ids: list[str]) -> tuple[list[str], list[str]]:
@@ -633,18 +643,29 @@ def _render_quality(q: dict | None) -> list[str]:
         return []
     prs, best, oracle = q["plink2_prs"], q["genoflow_best"], q["oracle_test_auc"]
     out = [f"Model quality, disease_status, held-out patients (n_train {q['n_train']}, n_test {q['n_test']}; "
-           f"{_when(q)}):", "", "| model | test AUC-ROC | vs oracle |", "|---|---|---|",
-           f"| genoflow best model (picked by CV AUC: {best['family']}) | {best['test_auc_roc']} | "
-           f"{ratio(best['test_auc_roc'], oracle)} |"]
+           f"{_when(q)}):", "", "| model | nested CV AUC | test AUC-ROC (95% CI) | vs oracle |", "|---|---|---|---|",
+           f"| genoflow best model (picked by CV AUC: {best['family']}) | {best['cv_auc_roc']} "
+           f"± {best.get('cv_auc_roc_sd', '-')} | {_ci(best)} | {ratio(best['test_auc_roc'], oracle)} |"]
     for family, auc in q["genoflow_models"].items():
-        out.append(f"| genoflow {family} | {auc} | {ratio(auc, oracle)} |")
+        out.append(f"| genoflow {family} | | {auc} | {ratio(auc, oracle)} |")
+    for name, b in q.get("genoflow_baselines", {}).items():
+        out.append(f"| genoflow baseline: {name} only | | {_ci(b)} | {ratio(b['test_auc_roc'], oracle)} |")
+    gate = q.get("gate_p_vs_baseline")
     return out + [
-        f"| plink2 C+T score alone ({prs['threshold']}, {prs['n_clumped']:,} clumped variants) | "
+        f"| plink2 C+T score alone ({prs['threshold']}, {prs['n_clumped']:,} clumped variants) | | "
         f"{prs['test_auc_prs']} | {ratio(prs['test_auc_prs'], oracle)} |",
-        f"| plink2 C+T score + age + sex + 10 PCs | {prs['test_auc_prs_covariates']} | "
+        f"| plink2 C+T score + age + sex + 10 PCs | | {prs['test_auc_prs_covariates']} | "
         f"{ratio(prs['test_auc_prs_covariates'], oracle)} |",
-        f"| oracle (simulated truth: genetic value + clinical + population effects) | {oracle} | 1.00x |",
-        "", f"genoflow steps (wall s): {q['genoflow_step_wall_s']}.", ""]
+        f"| oracle (simulated truth: genetic value + clinical + population effects) | | {oracle} | 1.00x |",
+        "", f"Gate: the candidate vs the covariates-only baseline on the held-out patients, paired DeLong one-sided "
+        f"p = {gate if gate is None else f'{gate:.3g}'} ({'passes' if gate is not None and gate < 0.05 else 'fails'}"
+        " at 0.05).", "", f"genoflow steps (wall s): {q['genoflow_step_wall_s']}.", ""]
+
+
+def _ci(m: dict) -> str:
+    if "auc_roc_ci_low" not in m:
+        return str(m["test_auc_roc"])
+    return f"{m['test_auc_roc']} ({m['auc_roc_ci_low']}-{m['auc_roc_ci_high']})"
 
 
 def _render_scaling(scaling: dict) -> list[str]:

@@ -77,7 +77,7 @@ def keep_split_of(original, monkeypatch):
 
     assigned = pd.read_parquet(original / "table").set_index("pid")["split"]
 
-    def original_split(samples, f):
+    def original_split(samples, *_):
         kept = samples[samples["sample_qc_pass"]].reset_index(drop=True)
         kept["split"] = kept["pid"].map(assigned).to_numpy()
         return kept
@@ -143,3 +143,48 @@ def test_features__training_polygenic_scores_are_cross_fitted(spark, preprocesse
     others = train.index.difference(fold0)
     assert (table.loc[others, prs] != edited.loc[others, prs]).any(axis=None)
     assert (table.loc[fold0, "disease_status"] != edited.loc[fold0, "disease_status"]).all()
+
+
+def test_features__a_cv_fold_never_learns_from_its_own_validation_labels(spark, preprocessed, original, monkeypatch):
+    """Nested CV: flip the labels of CV fold cv0's validation patients. Everything fold cv0 learnt (its
+    spec: variants, polygenic-score weights, burden genes, fill values) and every feature of its table
+    stays; the final set, which learns from those patients, moves."""
+    import genoflow.features.split as split
+
+    keep_split_of(original, monkeypatch)
+    meta = json.loads((original / "features.json").read_text())
+    fold = meta["targets"]["disease_status"]["folds"][0]
+    table = pd.read_parquet(original / fold["path"]).set_index("pid").sort_index()
+    validate = table.index[table["role"] == "validate"]
+    labelled = table.index
+    # Hold the outer folds as they were (they are stratified on the label, which the flip moves).
+    outer = pd.Series(0, index=labelled)
+    for k, other in enumerate(meta["targets"]["disease_status"]["folds"]):
+        roles = pd.read_parquet(original / other["path"]).set_index("pid")["role"]
+        outer[roles.index[roles == "validate"]] = k
+    real = split.stratified_folds
+
+    def held(ids, labels, k, seed):
+        ids = list(ids)
+        if k == len(meta["targets"]["disease_status"]["folds"]) and set(ids) == set(labelled):
+            return outer.loc[ids].to_numpy()
+        return real(ids, labels, k=k, seed=seed)
+
+    monkeypatch.setattr(split, "stratified_folds", held)
+
+    def flip_validation(samples: pd.DataFrame) -> pd.DataFrame:
+        edited = samples.copy()
+        rows = edited["pid"].isin(validate)
+        edited.loc[rows, "disease_status"] = 1 - edited.loc[rows, "disease_status"]
+        return edited
+
+    flipped = features_for(spark, preprocessed, flip_validation, "cv0-validation-flipped")
+    meta_b = json.loads((flipped / "features.json").read_text())
+    assert meta_b["targets"]["disease_status"]["folds"][0] == fold
+    table_b = pd.read_parquet(flipped / fold["path"]).set_index("pid").sort_index()
+    features = [c for c in table.columns if c != "disease_status"]
+    pd.testing.assert_frame_equal(table[features], table_b[features])
+    assert (table.loc[validate, "disease_status"] != table_b.loc[validate, "disease_status"]).all()
+    # Not vacuous: the final set and the other folds did learn from those labels.
+    assert meta_b["targets"]["disease_status"]["spec"] != meta["targets"]["disease_status"]["spec"]
+    assert len(validate) > 30 and any(c.startswith("prs_disease_status_") for c in features)

@@ -10,7 +10,7 @@ whole training split's features.
 
 Besides the model families, two baselines per target on the same split and folds, never candidates:
 ``covariates`` (study covariates + PCs) and ``prs`` (the polygenic scores alone), logistic (binary)
-or linear (quantitative) regression.
+or linear (quantitative) regression at the first setting of its grid.
 
 Every run carries the pipeline run key, the DVC dataset version, the git commit and the params;
 the fitted PipelineModel is saved twice: under the step output (for evaluate, on any storage
@@ -121,6 +121,8 @@ def _train_plan(plan: Plan, target: str, kind: str, spec, data, folds, params: d
     grid = t["grid"].get(plan.family, {})
     features = plan.columns(spec)
     pipeline, _, maps = _pipeline(plan, target, kind, features, grid, t)
+    if plan.baseline:  # a reference, not a contender: the family's first setting, not a search
+        maps = maps[:1]
     scores = _fold_scores(plan, target, kind, folds, grid, len(maps), t)  # [grid point, fold]
     per_fold, best = foldwise_choice(scores)
     cv = np.array([scores[g, k] for k, g in enumerate(per_fold)])
