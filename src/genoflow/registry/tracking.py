@@ -5,7 +5,8 @@ from __future__ import annotations
 __all__ = [
     "ensure_experiment", "model_name",
     "TAG_RUN_KEY", "TAG_DATASET_VERSION", "TAG_GIT_COMMIT", "TAG_TARGET", "TAG_MODEL_FAMILY", "TAG_CANDIDATE",
-    "TAG_BASELINE", "TAG_TARGET_TYPE",
+    "TAG_BASELINE", "TAG_TARGET_TYPE", "TAG_GATE_CHAMPION", "TAG_PROMOTION", "TAG_PROMOTION_REASON",
+    "GATE_P_VS_BASELINE", "GATE_CHAMPION_DELTA", "HELD_OUT_METRIC", "filter_literal",
 ]
 
 TAG_RUN_KEY = "genoflow.run_key"
@@ -16,6 +17,17 @@ TAG_MODEL_FAMILY = "genoflow.model_family"
 TAG_CANDIDATE = "genoflow.candidate"  # "true" on the run evaluate picked for promotion
 TAG_BASELINE = "genoflow.baseline"  # covariates | prs on a baseline run (never a candidate)
 TAG_TARGET_TYPE = "genoflow.target_type"  # binary | quantitative
+
+# The promotion gate's evidence, logged by evaluate on the candidate's run (decision 0011).
+GATE_P_VS_BASELINE = "gate_p_vs_baseline"  # metric: one-sided paired p, candidate vs the covariates-only baseline
+GATE_CHAMPION_DELTA = "gate_champion_delta"  # metric: candidate minus champion on the same test patients
+TAG_GATE_CHAMPION = "genoflow.gate.champion_version"  # run tag: the champion version evaluate compared with
+# The held-out metric the gate compares, by target type (champion_delta is in this metric).
+HELD_OUT_METRIC = {"binary": "test_auc_roc", "quantitative": "test_r2"}
+
+# Model version tags: the gate's decision and why.
+TAG_PROMOTION = "genoflow.promotion"  # champion | kept challenger
+TAG_PROMOTION_REASON = "genoflow.promotion_reason"
 
 
 def ensure_experiment(tracking_uri: str, name: str, artifact_root: str | None) -> str:
@@ -42,3 +54,21 @@ def ensure_experiment(tracking_uri: str, name: str, artifact_root: str | None) -
 def model_name(prefix: str, target: str) -> str:
     """The registered model name for a target, e.g. ``genoflow_disease_status``."""
     return f"{prefix}_{target}"
+
+
+def filter_literal(value: str) -> str:
+    """``value`` quoted for an MLflow search filter string (``tags.`x` = <literal>``).
+
+    MLflow's parser takes a string between single or double quotes and has no escape sequence, so
+    the value is put between the quote it does not contain, and refused when it holds both (it
+    could not be matched, and would otherwise end the literal early and change the query).
+
+    >>> print(filter_literal("disease_status"), filter_literal("it's"))
+    'disease_status' "it's"
+    """
+    value = str(value)
+    if "'" not in value:
+        return f"'{value}'"
+    if '"' not in value:
+        return f'"{value}"'
+    raise ValueError(f"filter_literal: {value!r} holds both quote characters; MLflow filter strings cannot match it")
