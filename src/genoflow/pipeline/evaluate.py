@@ -23,13 +23,11 @@ import tempfile
 
 import numpy as np
 
-__all__ = ["run_evaluate", "roc_points", "GATE_P_VS_BASELINE", "GATE_CHAMPION_DELTA", "TAG_GATE_CHAMPION"]
+from genoflow.registry.tracking import GATE_CHAMPION_DELTA, GATE_P_VS_BASELINE, TAG_GATE_CHAMPION
+
+__all__ = ["run_evaluate", "roc_points"]
 
 log = logging.getLogger(__name__)
-
-GATE_P_VS_BASELINE = "gate_p_vs_baseline"
-GATE_CHAMPION_DELTA = "gate_champion_delta"
-TAG_GATE_CHAMPION = "genoflow.gate.champion_version"
 
 
 def run_evaluate(spark, features_uri: str, train_uri: str, output, params: dict) -> dict:
@@ -143,12 +141,13 @@ def _champion_scores(spark, features_uri: str, storage, params: dict, target: st
 
     from genoflow.features.spec import FeatureSpec
     from genoflow.models.portable import PortableModel
+    from genoflow.registry.promotion import CHAMPION
     from genoflow.registry.tracking import model_name
 
     client = mlflow.MlflowClient()
     try:
         version = client.get_model_version_by_alias(model_name(params["promote"]["model_name_prefix"], target),
-                                                    "champion")
+                                                    CHAMPION)
     except MlflowException:
         return None
     spec = FeatureSpec.from_json(json.dumps(mlflow.artifacts.load_dict(f"runs:/{version.run_id}/feature_spec.json")))
