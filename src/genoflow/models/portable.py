@@ -1,20 +1,25 @@
-"""Spark-free copies of fitted MLlib classifiers, for serving.
+"""Spark-free copies of fitted MLlib classifiers and regressors, for serving.
 
-`export_portable` reads a fitted ``PipelineModel([VectorAssembler, <classifier>])`` on the driver
+`export_portable` reads a fitted ``PipelineModel([VectorAssembler, <model>])`` on the driver
 and returns a JSON-serialisable dict; `PortableModel.from_dict` turns that dict back into a
-vectorised numpy scorer whose ``predict_proba`` equals Spark's ``probability[1]`` to rounding.
+vectorised numpy scorer whose ``predict_proba`` equals Spark's ``probability[1]`` (classifiers),
+or whose ``predict`` equals Spark's ``prediction`` (regressors), to rounding.
 Training logs the dict next to the Spark model (``portable_model.json``), so the model API scores
 without a JVM, and without a second implementation of the features (that is
 `genoflow.features.spec.FeatureSpec`).
 
 Supported classifiers (binary labels only): ``LogisticRegressionModel`` (binomial),
-``RandomForestClassificationModel`` and ``GBTClassificationModel``, with continuous splits.
-The arithmetic copies Spark's own, so the two agree to floating-point rounding:
+``RandomForestClassificationModel`` and ``GBTClassificationModel``; regressors (quantitative
+targets): ``LinearRegressionModel``, ``RandomForestRegressionModel`` and ``GBTRegressionModel``;
+trees with continuous splits. The arithmetic copies Spark's own, so the two agree to
+floating-point rounding:
 
 - logistic regression: ``m = x . w + b``; Spark computes ``p0 = 1 / (1 + exp(m))``, ``p1 = 1 - p0``;
 - random forest: each tree votes its leaf's class counts normalised to sum 1; the votes are
   summed over trees and normalised again;
-- GBT: ``m = sum_t w_t * leaf_t(x)``; with log loss ``p0 = 1 / (1 + exp(2 m))``, ``p1 = 1 - p0``.
+- GBT: ``m = sum_t w_t * leaf_t(x)``; with log loss ``p0 = 1 / (1 + exp(2 m))``, ``p1 = 1 - p0``;
+- linear regression: ``x . w + b``; random forest regression: the mean of the trees' leaf
+  predictions; GBT regression: ``sum_t w_t * leaf_t(x)``.
 
 Trees are array-encoded (one flat node table for all trees), and all rows descend all trees at
 once, one level per step, so scoring is a few dozen numpy operations whatever the row count.
@@ -26,10 +31,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["FORMAT", "PortableModel", "export_portable"]
+__all__ = ["FORMAT", "KINDS", "CLASSIFIER_KINDS", "REGRESSOR_KINDS", "PortableModel", "export_portable"]
 
 FORMAT = "genoflow.portable_model/1"
-KINDS = ("logistic_regression", "random_forest", "gbt")
+CLASSIFIER_KINDS = ("logistic_regression", "random_forest", "gbt")
+REGRESSOR_KINDS = ("linear_regression", "random_forest_regression", "gbt_regression")
+KINDS = CLASSIFIER_KINDS + REGRESSOR_KINDS
+_SPARK_KINDS = {"LogisticRegressionModel": "logistic_regression",
+                "RandomForestClassificationModel": "random_forest",
+                "GBTClassificationModel": "gbt",
+                "LinearRegressionModel": "linear_regression",
+                "RandomForestRegressionModel": "random_forest_regression",
+                "GBTRegressionModel": "gbt_regression"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -38,21 +51,21 @@ KINDS = ("logistic_regression", "random_forest", "gbt")
 
 
 def export_portable(pipeline_model) -> dict:
-    """A JSON-serialisable description of a fitted Spark classifier pipeline.
+    """A JSON-serialisable description of a fitted Spark classifier or regressor pipeline.
 
     Parameters
     ----------
-    pipeline_model : pyspark.ml.PipelineModel or a fitted classifier model
-        ``PipelineModel([VectorAssembler, classifier])`` as train fits it (a bare classifier is
-        accepted too; its feature names are then unknown). Other pipeline stages are refused:
-        the portable model would silently skip them.
+    pipeline_model : pyspark.ml.PipelineModel or a fitted model
+        ``PipelineModel([VectorAssembler, model])`` as train fits it (a bare model is accepted
+        too; its feature names are then unknown). Other pipeline stages are refused: the portable
+        model would silently skip them.
 
     Returns
     -------
     dict
-        ``format``, ``kind`` (one of ``logistic_regression``, ``random_forest``, ``gbt``),
-        ``n_features``, ``features`` (the assembler's input columns, in vector order, or None),
-        and ``coefficients``/``intercept`` or ``trees`` (+ ``tree_weights`` for GBT). Each tree is
+        ``format``, ``kind`` (one of `KINDS`), ``n_features``, ``features`` (the assembler's input
+        columns, in vector order, or None), and ``coefficients``/``intercept`` or ``trees``
+        (+ ``tree_weights`` for GBT). Each tree is
         a dict of parallel node arrays in pre-order: ``feature`` (split feature, -1 at leaves),
         ``threshold``, ``left``, ``right`` (child node indices, -1 at leaves), ``prediction`` and,
         for forests, ``stats`` (the leaf's class counts, ``[n0, n1]``; ``[]`` at internal nodes).
@@ -60,45 +73,42 @@ def export_portable(pipeline_model) -> dict:
     Raises
     ------
     TypeError
-        A stage or classifier that has no portable form.
+        A stage or model that has no portable form.
     ValueError
         A multi-class or multinomial model, or a categorical split.
     """
     stages = list(getattr(pipeline_model, "stages", [pipeline_model]))
-    classifier, features = stages[-1], None
+    fitted, features = stages[-1], None
     for stage in stages[:-1]:
         if type(stage).__name__ != "VectorAssembler":
             raise TypeError(f"pipeline stage {type(stage).__name__} has no portable form; "
-                            "only VectorAssembler may precede the classifier")
+                            "only VectorAssembler may precede the model")
         features = list(stage.getInputCols())
-    kind = _kind(classifier)
-    n_features = int(classifier.numFeatures)
+    kind = _kind(fitted)
+    n_features = int(fitted.numFeatures)
     if features is not None and len(features) != n_features:
-        raise ValueError(f"the assembler has {len(features)} columns but the classifier expects {n_features}")
+        raise ValueError(f"the assembler has {len(features)} columns but the model expects {n_features}")
     out = {"format": FORMAT, "kind": kind, "n_features": n_features, "features": features}
-    if int(classifier.numClasses) != 2:
-        raise ValueError(f"only binary classifiers are portable; this one has {classifier.numClasses} classes")
-    if kind == "logistic_regression":
-        if classifier.coefficientMatrix.numRows != 1:
-            raise ValueError("multinomial logistic regression is not portable; fit with family='binomial'/'auto'")
-        out["coefficients"] = [float(c) for c in classifier.coefficients.toArray()]
-        out["intercept"] = float(classifier.intercept)
+    if kind in CLASSIFIER_KINDS and int(fitted.numClasses) != 2:
+        raise ValueError(f"only binary classifiers are portable; this one has {fitted.numClasses} classes")
+    if kind == "logistic_regression" and fitted.coefficientMatrix.numRows != 1:
+        raise ValueError("multinomial logistic regression is not portable; fit with family='binomial'/'auto'")
+    if kind in ("logistic_regression", "linear_regression"):
+        out["coefficients"] = [float(c) for c in fitted.coefficients.toArray()]
+        out["intercept"] = float(fitted.intercept)
     else:
         out["trees"] = [_export_tree(tree._java_obj.rootNode(), with_stats=kind == "random_forest")
-                        for tree in classifier.trees]
-        if kind == "gbt":
-            out["tree_weights"] = [float(w) for w in classifier.treeWeights]
+                        for tree in fitted.trees]
+        if kind in ("gbt", "gbt_regression"):
+            out["tree_weights"] = [float(w) for w in fitted.treeWeights]
     return out
 
 
-def _kind(classifier) -> str:
-    name = type(classifier).__name__
-    kinds = {"LogisticRegressionModel": "logistic_regression",
-             "RandomForestClassificationModel": "random_forest",
-             "GBTClassificationModel": "gbt"}
-    if name not in kinds:
-        raise TypeError(f"{name} has no portable form; supported: {', '.join(kinds)}")
-    return kinds[name]
+def _kind(model) -> str:
+    name = type(model).__name__
+    if name not in _SPARK_KINDS:
+        raise TypeError(f"{name} has no portable form; supported: {', '.join(_SPARK_KINDS)}")
+    return _SPARK_KINDS[name]
 
 
 def _export_tree(root, *, with_stats: bool) -> dict:
@@ -212,14 +222,15 @@ def _tree_depth(left: np.ndarray, right: np.ndarray, is_leaf: np.ndarray) -> int
 
 
 class PortableModel:
-    """A binary classifier scored with numpy; built by `from_dict` from `export_portable`'s dict.
+    """A binary classifier or a regressor scored with numpy; built by `from_dict` from
+    `export_portable`'s dict.
 
     Attributes
     ----------
     kind : str
-        ``logistic_regression``, ``random_forest`` or ``gbt``.
+        One of `KINDS`.
     n_features : int
-        Columns ``predict_proba`` expects.
+        Columns ``predict_proba`` / ``predict`` expect.
     features : list of str or None
         The feature names in column order (the training pipeline's assembler inputs).
     """
@@ -250,21 +261,21 @@ class PortableModel:
         features = d.get("features")
         if features is not None and len(features) != n:
             raise ValueError(f"{len(features)} feature names for {n} features")
-        if kind == "logistic_regression":
+        if kind not in KINDS:
+            raise ValueError(f"unknown portable model kind {kind!r}; expected one of {KINDS}")
+        if kind in ("logistic_regression", "linear_regression"):
             coefficients = np.asarray(d["coefficients"], dtype=np.float64)
             if coefficients.shape != (n,):
                 raise ValueError(f"{coefficients.size} coefficients for {n} features")
             return cls(kind, n, features, coefficients=coefficients, intercept=float(d["intercept"]))
         if kind == "random_forest":
             forest = _Forest.from_trees(d["trees"], _class_shares)
-        elif kind == "gbt":
+        else:  # a leaf's prediction: the GBT margin's term, or a regression tree's value
             forest = _Forest.from_trees(d["trees"], lambda t, _: np.asarray(t["prediction"], dtype=np.float64))
-        else:
-            raise ValueError(f"unknown portable model kind {kind!r}; expected one of {KINDS}")
         if forest.feature.size and forest.feature.max() >= n:
             raise ValueError(f"a split on feature {forest.feature.max()} of a {n}-feature model")
         weights = None
-        if kind == "gbt":
+        if kind in ("gbt", "gbt_regression"):
             weights = np.asarray(d["tree_weights"], dtype=np.float64)
             if weights.shape != forest.roots.shape:
                 raise ValueError(f"{weights.size} tree weights for {forest.roots.size} trees")
@@ -281,10 +292,15 @@ class PortableModel:
         Returns
         -------
         numpy.ndarray, shape (n_rows,), float64
+
+        Raises
+        ------
+        TypeError
+            The model is a regressor (use `predict`).
         """
-        x = np.asarray(x, dtype=np.float64)
-        if x.ndim != 2 or x.shape[1] != self.n_features:
-            raise ValueError(f"expected an (n, {self.n_features}) matrix, got shape {x.shape}")
+        if self.is_regressor:
+            raise TypeError(f"a {self.kind} model predicts values, not probabilities: use predict()")
+        x = self._checked(x)
         if self.kind == "logistic_regression":
             margin = x @ self._coefficients + self._intercept
             return 1.0 - 1.0 / (1.0 + np.exp(margin))
@@ -296,6 +312,43 @@ class PortableModel:
             return np.divide(votes[:, 1], total, out=np.zeros_like(total), where=total > 0)
         margin = self._forest.value[leaves] @ self._tree_weights
         return 1.0 - 1.0 / (1.0 + np.exp(2.0 * margin))
+
+    @property
+    def is_regressor(self) -> bool:
+        return self.kind in REGRESSOR_KINDS
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """The predicted value of each row, as a Spark regressor's ``prediction``.
+
+        Parameters
+        ----------
+        x : array_like, shape (n_rows, n_features), float64
+            Model inputs, columns in `features` order.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_rows,), float64
+
+        Raises
+        ------
+        TypeError
+            The model is a classifier (use `predict_proba`).
+        """
+        if not self.is_regressor:
+            raise TypeError(f"a {self.kind} model predicts probabilities: use predict_proba()")
+        x = self._checked(x)
+        if self.kind == "linear_regression":
+            return x @ self._coefficients + self._intercept
+        leaf_values = self._forest.value[self._forest.leaves(x)]  # (n_rows, n_trees)
+        if self.kind == "random_forest_regression":
+            return leaf_values.mean(axis=1)  # Spark: the trees' predictions summed, over the tree count
+        return leaf_values @ self._tree_weights
+
+    def _checked(self, x) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != self.n_features:
+            raise ValueError(f"expected an (n, {self.n_features}) matrix, got shape {x.shape}")
+        return x
 
 
 def _class_shares(tree: dict, is_leaf: np.ndarray) -> np.ndarray:

@@ -160,3 +160,49 @@ def test_from_dict__rejects_inconsistent_models(broken, message):
     d = {"format": FORMAT, "kind": "random_forest", "n_features": 2, "features": None, "trees": [TREE], **broken}
     with pytest.raises(ValueError, match=message):
         PortableModel.from_dict(d)
+
+
+# --- regressors (quantitative targets) --------------------------------------------------------
+
+
+def _regressor(family: str):
+    from pyspark.ml.regression import GBTRegressor, LinearRegression, RandomForestRegressor
+
+    common = {"featuresCol": "features", "labelCol": "label"}
+    return {
+        "linear_regression": lambda: LinearRegression(maxIter=50, regParam=0.01, elasticNetParam=0.5, **common),
+        "random_forest_regression": lambda: RandomForestRegressor(numTrees=20, maxDepth=5, seed=7, **common),
+        "gbt_regression": lambda: GBTRegressor(maxIter=15, maxDepth=3, seed=7, **common),
+    }[family]()
+
+
+@pytest.mark.parametrize("family", ["linear_regression", "random_forest_regression", "gbt_regression"])
+def test_export__portable_regressor_predictions_equal_spark(spark, family):
+    x_train, _ = _data(400, seed=3)
+    x_test, _ = _data(300, seed=4)
+    quantitative = lambda x: 0.03 * x[:, 0] + 0.5 * x[:, 2] - 0.7 * x[:, 3] + x[:, 4]  # noqa: E731
+    y_train = quantitative(x_train) + np.random.default_rng(5).normal(size=len(x_train))
+    model = _fit(_frame(spark, x_train, y_train), _regressor(family))
+    exported = json.loads(json.dumps(export_portable(model)))
+    portable = PortableModel.from_dict(exported)
+    spark_prediction = model.transform(_frame(spark, x_test, np.zeros(len(x_test)))).select("prediction")
+    np.testing.assert_allclose(portable.predict(x_test), spark_prediction.toPandas()["prediction"].to_numpy(),
+                               rtol=0, atol=1e-9)
+    assert portable.kind == family and portable.is_regressor
+    with pytest.raises(TypeError, match="use predict"):
+        portable.predict_proba(x_test)
+
+
+def test_regression_forest__mean_of_leaf_values_and_gbt_weighted_sum():
+    leaf = np.array([0.1, 0.1, -0.2, 0.3, 0.3])
+    forest = {"format": FORMAT, "kind": "random_forest_regression", "n_features": 2, "features": None,
+              "trees": [TREE, {**TREE, "prediction": [0.0, 0.0, 1.0, 1.0, 1.0]}]}
+    np.testing.assert_allclose(PortableModel.from_dict(forest).predict(X), (leaf + 1.0) / 2, rtol=0, atol=1e-15)
+    gbt = {"format": FORMAT, "kind": "gbt_regression", "n_features": 2, "features": None, "trees": [TREE, TREE],
+           "tree_weights": [1.0, 0.1]}
+    np.testing.assert_allclose(PortableModel.from_dict(gbt).predict(X), 1.1 * leaf, rtol=0, atol=1e-15)
+    linear = PortableModel.from_dict({"format": FORMAT, "kind": "linear_regression", "n_features": 2,
+                                      "features": None, "coefficients": [2.0, -1.0], "intercept": 0.5})
+    np.testing.assert_allclose(linear.predict(np.array([[1.0, 1.0], [0.0, 3.0]])), [1.5, -2.5])
+    with pytest.raises(TypeError, match="use predict_proba"):
+        PortableModel.from_dict({**forest, "kind": "random_forest", "trees": [TREE]}).predict(X)
