@@ -17,12 +17,10 @@ import numpy as np
 
 from genoflow.genotypes import variant_label
 from genoflow.serving.errors import InputProblem
-from genoflow.serving.model import ServedModel
+from genoflow.serving.model import Covariate, ServedModel
 
-__all__ = ["PatientValues", "Prepared", "prepare", "variant_column", "AGE_RANGE"]
+__all__ = ["PatientValues", "Prepared", "prepare", "variant_column"]
 
-AGE_RANGE = (0, 120)  # the clinical CSV's valid range (genoflow.io.clinical), the model's training domain
-SEX_VALUES = {"f": "F", "female": "F", "m": "M", "male": "M"}
 DOSAGES = (0, 1, 2)
 MISSING_DOSAGE = -1  # the genotype table's no-call code; JSON null means the same
 MAX_LISTED = 5  # unknown names quoted in an error; the count says how many more
@@ -81,7 +79,8 @@ def prepare(model: ServedModel, patients: Sequence[PatientValues], *, ignore_unk
         0/1/2, malformed variant keys, names the model does not know (unless ``ignore_unknown``).
     """
     spec = model.spec
-    frame: dict[str, list] = {name: [] for name in [*spec.clinical, *spec.read_qc, *model.variant_order]}
+    columns = [*(c.name for c in model.covariates), *spec.read_qc, *model.variant_order]
+    frame: dict[str, list] = {name: [] for name in columns}
     used = np.zeros(len(patients), dtype=np.int64)
     problems: list[str] = []
     for i, patient in enumerate(patients):
@@ -102,11 +101,11 @@ def _covariates(model: ServedModel, values, frame: dict, where: str, ignore_unkn
     if not isinstance(values, Mapping):
         return [f"{where}covariates: expected an object of name -> value"]
     spec, problems = model.spec, []
-    for name in spec.clinical:
-        value, problem = _clinical(name, values.get(name))
-        frame[name].append(value)
+    for covariate in model.covariates:
+        value, problem = _covariate(covariate, values.get(covariate.name))
+        frame[covariate.name].append(value)
         if problem:
-            problems.append(f"{where}covariates.{name}: {problem}")
+            problems.append(f"{where}covariates.{covariate.name}: {problem}")
     for name in spec.read_qc:
         value = values.get(name)
         if value is None:
@@ -119,24 +118,35 @@ def _covariates(model: ServedModel, values, frame: dict, where: str, ignore_unkn
     unknown = sorted(set(values) - model.covariate_columns)
     if unknown and not ignore_unknown:
         problems.append(f"{where}covariates: {_listed(unknown)} not used by {model.name} v{model.version} "
-                        f"(it uses {', '.join(spec.clinical + spec.read_qc)}); send \"ignore_unknown\": true "
+                        f"(it uses {', '.join(sorted(model.covariate_columns))}); send \"ignore_unknown\": true "
                         "to skip unused values")
     return problems
 
 
-def _clinical(name: str, value) -> tuple[object, str | None]:
-    """The raw value for the spec and a problem, if any (clinical covariates are never imputed)."""
+def _covariate(covariate: Covariate, value) -> tuple[object, str | None]:
+    """The raw value for the spec and a problem, if any.
+
+    Numbers must be finite; a categorical value must be one of the levels the model was trained
+    with (exactly, else ignoring case when that names one level), since an unseen level has no
+    column. A missing value is refused unless the study imputes the covariate (the spec fills it).
+    """
     if value is None:
-        return math.nan, "required"
-    if name == "sex":
-        sex = SEX_VALUES.get(value.strip().lower()) if isinstance(value, str) else None
-        return (sex, None) if sex else (math.nan, f"expected F or M (or female/male), got {_short(value)}")
-    number = _finite(value)
-    if number is None:
-        return math.nan, f"expected a number, got {_short(value)}"
-    if name == "age" and not AGE_RANGE[0] <= number <= AGE_RANGE[1]:
-        return math.nan, f"expected an age from {AGE_RANGE[0]} to {AGE_RANGE[1]} years, got {_short(value)}"
-    return number, None
+        return (None if covariate.kind == "categorical" else math.nan), (None if covariate.imputed else "required")
+    if covariate.kind == "numeric":
+        number = _finite(value)
+        return (number, None) if number is not None else (math.nan, f"expected a finite number, got {_short(value)}")
+    text = str(value).strip() if isinstance(value, str) or type(value) is int else None
+    level = _level(covariate.levels, text) if text is not None else None
+    if level is None:
+        return None, f"unknown level {_short(value)}; known levels: {', '.join(map(repr, covariate.levels))}"
+    return level, None
+
+
+def _level(levels: tuple[str, ...], text: str) -> str | None:
+    if text in levels:
+        return text
+    folded = [level for level in levels if level.casefold() == text.casefold()]
+    return folded[0] if len(folded) == 1 else None
 
 
 def _genotypes(model: ServedModel, values, where: str, ignore_unknown: bool) -> tuple[dict[str, float], list[str]]:

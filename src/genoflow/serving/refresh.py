@@ -67,9 +67,11 @@ class Refresher:
         try:
             version = self.source.version_of(name, alias)
             if version is None:
+                reason = None if previous else self.source.absence_reason(name)
+                self.store.set_unserved(target, reason)
                 log.warning("models:/%s@%s does not exist; %s", name, alias,
-                            f"still serving v{previous}" if previous else "nothing to serve")
-                return TargetRefresh(target, "no_alias", previous, previous)
+                            f"still serving v{previous}" if previous else f"nothing to serve ({reason})")
+                return TargetRefresh(target, "no_alias", previous, previous, error=reason)
             if version == previous:
                 return TargetRefresh(target, "unchanged", previous, previous)
             model = self.source.load(target, name, alias)

@@ -25,13 +25,13 @@ router = APIRouter()
 protected = [Depends(require_api_key)]
 
 VCF_FORM = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-    "type": "object", "required": ["vcf", "age", "sex"],
+    "type": "object", "required": ["vcf"],
     "properties": {
         "vcf": {"type": "string", "format": "binary", "description": "single-sample VCF, plain or gzip"},
-        "age": {"type": "number"}, "sex": {"type": "string", "enum": ["F", "M"]},
         "target": {"type": "string"}, "ignore_unknown": {"type": "boolean", "default": True},
     },
-    "additionalProperties": {"type": "number", "description": "optional read-QC covariates, e.g. mean_phred"},
+    "additionalProperties": {"type": "string", "description": "the model's covariates (GET /models): a number, or "
+                             "a level of a categorical covariate; optional read-QC values, e.g. mean_phred"},
 }}}}}
 
 
@@ -43,10 +43,11 @@ async def health() -> dict:
 
 @router.get("/ready")
 async def ready(request: Request) -> JSONResponse:
-    """200 once every served target has a model; 503 (with what is missing) before."""
+    """200 once every served target has a model; 503 (with what is missing, and why when the registry says) before."""
     store = request.app.state.store
     missing = store.missing()
     body = {"ready": not missing, "missing": missing,
+            "reasons": {t: store.unserved_reason(t) for t in missing if store.unserved_reason(t)},
             "models": {t: m.describe() for t, m in store.snapshot().items()}}
     return JSONResponse(body, status_code=503 if missing else 200)
 
@@ -63,23 +64,28 @@ async def models(request: Request) -> dict:
     """What each served model needs: its covariates and the variants it uses (contig:pos:ref:alt)."""
     out = {}
     for target, m in request.app.state.store.snapshot().items():
-        out[target] = {**m.describe(), "required_covariates": m.spec.clinical, "optional_covariates": m.spec.read_qc,
+        out[target] = {**m.describe(),
+                       "required_covariates": [c.name for c in m.covariates if not c.imputed],
+                       "optional_covariates": [*(c.name for c in m.covariates if c.imputed), *m.spec.read_qc],
+                       "categorical_levels": {c.name: list(c.levels) for c in m.covariates if c.kind == "categorical"},
                        "variants": [f"{v['contig']}:{v['pos']}:{v['ref']}:{v['alt']}" for v in m.spec.input_variants]}
     return out
 
 
-@router.post("/predict", dependencies=protected, response_model=Prediction)
+# A response carries ``risk`` (binary target) or ``prediction`` (quantitative), never a null other one.
+@router.post("/predict", dependencies=protected, response_model=Prediction, response_model_exclude_unset=True)
 async def predict(body: PredictRequest, request: Request) -> dict:
-    """Risk of one patient from covariates and genotype dosages (JSON)."""
+    """Risk (or predicted value) of one patient from covariates and genotype dosages (JSON)."""
     model = _model(request, body.target)
     result = predict_one(model, PatientValues(body.covariates, body.genotypes), ignore_unknown=body.ignore_unknown)
-    request.app.state.metrics.observe_risks(model.target, [result["risk"]])
+    _observe(request, model, [result])
     return result
 
 
-@router.post("/predict/batch", dependencies=protected, response_model=BatchPrediction)
+@router.post("/predict/batch", dependencies=protected, response_model=BatchPrediction,
+             response_model_exclude_unset=True)
 async def predict_batch(body: BatchRequest, request: Request) -> dict:
-    """Risks of up to ``max_batch`` patients in one call (one vectorised prediction)."""
+    """Risks (or predicted values) of up to ``max_batch`` patients in one call (one vectorised prediction)."""
     limit = request.app.state.settings.max_batch
     if len(body.patients) > limit:
         raise InputProblem([f"{len(body.patients)} patients in one batch; at most {limit} "
@@ -87,13 +93,14 @@ async def predict_batch(body: BatchRequest, request: Request) -> dict:
     model = _model(request, body.target)
     patients = [PatientValues(p.covariates, p.genotypes) for p in body.patients]
     result = predict_many(model, patients, [p.id for p in body.patients], ignore_unknown=body.ignore_unknown)
-    request.app.state.metrics.observe_risks(model.target, [p["risk"] for p in result["predictions"]])
+    _observe(request, model, result["predictions"])
     return result
 
 
-@router.post("/predict/vcf", dependencies=protected, response_model=Prediction, openapi_extra=VCF_FORM)
+@router.post("/predict/vcf", dependencies=protected, response_model=Prediction, openapi_extra=VCF_FORM,
+             response_model_exclude_unset=True)
 async def predict_vcf(request: Request) -> dict:
-    """Risk of one patient from an uploaded single-sample VCF plus form fields ``age``, ``sex``.
+    """Risk (or predicted value) of one patient from an uploaded single-sample VCF plus its covariates as form fields.
 
     Variants the model does not use are skipped unless ``ignore_unknown=false`` (a VCF usually
     holds more than a model's top variants).
@@ -117,9 +124,10 @@ async def predict_vcf(request: Request) -> dict:
             max_records=settings.max_vcf_records)
     except InputError as error:
         raise InputProblem([str(error)]) from None
-    patient = PatientValues({k: _form_value(k, v) for k, v in fields.items()}, genotypes)
+    categorical = {c.name for c in model.covariates if c.kind == "categorical"}
+    patient = PatientValues({k: _form_value(v, text_value=k in categorical) for k, v in fields.items()}, genotypes)
     result = predict_one(model, patient, ignore_unknown=ignore_unknown)
-    request.app.state.metrics.observe_risks(model.target, [result["risk"]])
+    _observe(request, model, [result])
     return result
 
 
@@ -138,10 +146,16 @@ def _model(request: Request, target: str | None):
     return model
 
 
-def _form_value(name: str, text: str):
-    """A form field as JSON would carry it: numbers for everything but sex ('' is absent)."""
+def _observe(request: Request, model, results: list[dict]) -> None:
+    """Count served risks in the metrics (a quantitative prediction is not a risk)."""
+    if "risk" in (results[0] if results else {}):
+        request.app.state.metrics.observe_risks(model.target, [r["risk"] for r in results])
+
+
+def _form_value(text: str, *, text_value: bool):
+    """A form field as JSON would carry it: text for a categorical covariate, else a number ('' is absent)."""
     text = text.strip()
-    if name == "sex" or not text:
+    if text_value or not text:
         return text or None
     try:
         value = float(text)

@@ -17,8 +17,9 @@ class PatientIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     covariates: dict[str, Any] = Field(
-        description="age (years) and sex (F/M) are required; read-QC values (e.g. mean_phred) are optional "
-                    "and null or absent means the training mean")
+        description="the model's study covariates by name (GET /models lists them): numbers, or one of the known "
+                    "levels of a categorical covariate; read-QC values (e.g. mean_phred) are optional and null or "
+                    "absent means the training mean")
     genotypes: dict[str, Any] = Field(
         default_factory=dict,
         description="variant (contig:pos:ref:alt, or the feature name v_<contig>_<pos>_<ref>_<alt>) -> "
@@ -52,7 +53,10 @@ class ModelRef(BaseModel):
 
 
 class Prediction(BaseModel):
-    risk: float = Field(description="P(y = 1) from the served model, as Spark's probability[1]")
+    risk: float | None = Field(None, description="binary targets: P(y = 1) from the served model, as Spark's "
+                               "probability[1]")
+    prediction: float | None = Field(None, description="quantitative targets: the predicted value, as Spark's "
+                                     "prediction")
     target: str
     model: ModelRef
     dataset_version: str | None
@@ -63,7 +67,8 @@ class Prediction(BaseModel):
 
 class BatchItem(BaseModel):
     id: str | None
-    risk: float
+    risk: float | None = None
+    prediction: float | None = None
     n_variants_used: int
     n_variants_missing: int
 

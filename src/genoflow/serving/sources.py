@@ -1,8 +1,9 @@
 """Where served models come from: the MLflow registry, or (tests, demos) models held in memory.
 
-A source answers two questions: which version an alias points at now (cheap, asked every poll)
-and the servable model of that version (downloads two small JSON artifacts). Neither is ever
-asked on the request path.
+A source answers three questions: which version an alias points at now (cheap, asked every
+poll), the servable model of that version (downloads two small JSON artifacts), and, when the
+alias does not exist, why (the promotion gate's reason on the newest version). None is ever asked
+on the request path.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ class ModelSource(Protocol):
     def load(self, target: str, name: str, alias: str) -> ServedModel:
         """The servable model ``name@alias`` points at (raises ModelLoadError if it cannot be served)."""
 
+    def absence_reason(self, name: str) -> str | None:
+        """Why ``name`` has no version to serve (its newest version's promotion decision), if known."""
+
 
 class MlflowSource:
     """Models from an MLflow registry: ``models:/<name>@<alias>`` and its run's artifacts."""
@@ -45,7 +49,7 @@ class MlflowSource:
         return None if version is None else str(version.version)
 
     def load(self, target: str, name: str, alias: str) -> ServedModel:
-        from genoflow.registry.tracking import TAG_DATASET_VERSION
+        from genoflow.registry.tracking import TAG_DATASET_VERSION, TAG_TARGET_TYPE
 
         version = self._by_alias(name, alias)
         if version is None:
@@ -56,8 +60,25 @@ class MlflowSource:
         return ServedModel.build(
             target=target, name=name, version=str(version.version), alias=alias, run_id=version.run_id,
             dataset_version=run.data.tags.get(TAG_DATASET_VERSION), spec=artifacts[SPEC_ARTIFACT],
-            portable=artifacts[PORTABLE_ARTIFACT],
+            portable=artifacts[PORTABLE_ARTIFACT], target_type=run.data.tags.get(TAG_TARGET_TYPE),
         )
+
+    def absence_reason(self, name: str) -> str | None:
+        from mlflow.exceptions import MlflowException
+
+        from genoflow.registry.tracking import TAG_PROMOTION, TAG_PROMOTION_REASON, filter_literal
+
+        try:
+            versions = self._client.search_model_versions(f"name = {filter_literal(name)}")
+        except MlflowException:
+            return None
+        if not versions:
+            return f"{name} has no registered version yet"
+        newest = max(versions, key=lambda v: int(v.version))
+        decision, reason = newest.tags.get(TAG_PROMOTION), newest.tags.get(TAG_PROMOTION_REASON)
+        if not reason:
+            return f"{name} v{newest.version} has not been through the promotion gate"
+        return f"{name} v{newest.version} {decision or 'not promoted'}: {reason}"
 
     def _by_alias(self, name: str, alias: str):
         from mlflow.exceptions import MlflowException
@@ -93,13 +114,18 @@ class MlflowSource:
 class StaticSource:
     """Models held in memory (no registry): for tests, demos and air-gapped scoring.
 
-    `set` plays the part of moving an alias: the next poll or reload serves the new model.
+    `set` plays the part of moving an alias: the next poll or reload serves the new model;
+    ``reasons`` (model name -> text) plays the registry's promotion reason of a model without one.
     """
 
-    def __init__(self, models: list[ServedModel] | None = None):
+    def __init__(self, models: list[ServedModel] | None = None, reasons: dict[str, str] | None = None):
         self._models: dict[tuple[str, str], ServedModel] = {}
+        self.reasons = dict(reasons or {})
         for model in models or []:
             self.set(model)
+
+    def absence_reason(self, name: str) -> str | None:
+        return self.reasons.get(name)
 
     def set(self, model: ServedModel) -> None:
         self._models[(model.name, model.alias)] = model

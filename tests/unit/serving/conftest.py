@@ -44,6 +44,16 @@ def served(target: str = "disease_status", version: str = "1", intercept: float 
                              spec=asdict(s), portable=portable)
 
 
+def served_quantitative(target: str = "ldl", version: str = "1") -> ServedModel:
+    """A linear regression with the same spec and coefficients: a quantitative target's model."""
+    s = spec()
+    portable = {"format": FORMAT, "kind": "linear_regression", "n_features": len(s.names), "features": s.names,
+                "coefficients": COEFFICIENTS, "intercept": INTERCEPT}
+    return ServedModel.build(target=target, name=f"genoflow_{target}", version=version, alias="champion",
+                             run_id=f"run-{target}-{version}", dataset_version="d78f00.dir",
+                             spec=asdict(s), portable=portable, target_type="quantitative")
+
+
 def expected_risk(age, sex, phred, dosages) -> float:
     """The logistic model by hand: what /predict must answer."""
     x = np.array([age, sex, phred, *dosages])

@@ -8,10 +8,23 @@ import logging
 
 import pytest
 
+from genoflow.models.portable import FORMAT
 from genoflow.serving import create_app
 from genoflow.serving.model import ModelLoadError
 from genoflow.serving.sources import StaticSource
-from tests.unit.serving.conftest import AUTH, FILL, GOOD, KEY, TestClient, expected_risk, served, settings
+from tests.unit.serving.conftest import (
+    AUTH,
+    COEFFICIENTS,
+    FILL,
+    GOOD,
+    INTERCEPT,
+    KEY,
+    TestClient,
+    expected_risk,
+    served,
+    served_quantitative,
+    settings,
+)
 
 GOOD_RISK = expected_risk(61, 0, FILL["mean_phred"], [1, 2, FILL["v_chr22_1200000_A_AT"]])
 
@@ -55,6 +68,7 @@ def test_ready__503_until_every_target_is_loaded_then_reload_fixes_it():
 def test_models__lists_what_each_model_needs(client):
     body = client.get("/models", headers=AUTH).json()
     assert body["disease_status"]["required_covariates"] == ["age", "sex"]
+    assert body["disease_status"]["categorical_levels"] == {"sex": ["F", "M"]}
     assert body["disease_status"]["variants"][0] == "chr22:1114906:C:G"
 
 
@@ -96,7 +110,7 @@ def test_predict__risk_is_the_model_on_the_spec_transform(client):
 
 
 def test_predict__feature_names_read_qc_and_missing_calls(client):
-    body = {"covariates": {"age": 61.5, "sex": "male", "mean_phred": 30.0},
+    body = {"covariates": {"age": 61.5, "sex": "m", "mean_phred": 30.0},  # a level ignoring case
             "genotypes": {"v_chr22_1114906_C_G": 1, "chr22:1120044:t:c": None, "chr22:1200000:A:AT": -1},
             "target": "treatment_response"}
     response = predict(client, body)
@@ -120,11 +134,13 @@ def test_predict__unknown_variants_listed_unless_ignored(client):
 BAD_BODIES = {
     "missing covariates": ({"genotypes": {}}, 422, "covariates"),
     "missing age": ({"covariates": {"sex": "F"}}, 422, "covariates.age: required"),
-    "age as text": ({"covariates": {"age": "61", "sex": "F"}}, 422, "covariates.age: expected a number"),
-    "age as bool": ({"covariates": {"age": True, "sex": "F"}}, 422, "covariates.age: expected a number"),
-    "age out of range": ({"covariates": {"age": 400, "sex": "F"}}, 422, "from 0 to 120"),
-    "age too big for a float": ({"covariates": {"age": 10**400, "sex": "F"}}, 422, "expected a number, got 1000"),
-    "sex unknown": ({"covariates": {"age": 61, "sex": "X"}}, 422, "covariates.sex: expected F or M"),
+    "age as text": ({"covariates": {"age": "61", "sex": "F"}}, 422, "covariates.age: expected a finite number"),
+    "age as bool": ({"covariates": {"age": True, "sex": "F"}}, 422, "covariates.age: expected a finite number"),
+    "age too big for a float": ({"covariates": {"age": 10**400, "sex": "F"}}, 422,
+                                "expected a finite number, got 1000"),
+    "sex unknown level": ({"covariates": {"age": 61, "sex": "X"}}, 422,
+                          "covariates.sex: unknown level 'X'; known levels: 'F', 'M'"),
+    "sex not text": ({"covariates": {"age": 61, "sex": 1.5}}, 422, "covariates.sex: unknown level 1.5"),
     "read QC as text": ({"covariates": {"age": 61, "sex": "F", "mean_phred": "high"}}, 422, "mean_phred"),
     "unknown covariate": ({"covariates": {"age": 61, "sex": "F", "bmi": 22}}, 422, "'bmi' is not used"),
     "dosage 3": ({**GOOD, "genotypes": {"chr22:1114906:C:G": 3}}, 422, "dosage must be 0, 1 or 2"),
@@ -153,7 +169,7 @@ def test_predict__bad_input_is_a_clear_4xx_and_the_server_keeps_serving(client, 
 
 @pytest.mark.parametrize("raw, status, message", [
     (b'{"covariates": {"age": 61, "sex": "F"', 400, "malformed JSON"),
-    (b'{"covariates": {"age": NaN, "sex": "F"}}', 422, "expected a number, got nan"),
+    (b'{"covariates": {"age": NaN, "sex": "F"}}', 422, "expected a finite number, got nan"),
     (b"\xff\xfe not text", 400, "error parsing the body"),
     (b"", 422, "body"),
 ])
@@ -240,7 +256,7 @@ def test_vcf__same_risk_as_json(client, compress):
     (VCF.replace("0|1", "0/5").encode(), {}, 422, "patient.vcf, line 5"),
     (b"not a vcf at all\n", {}, 422, "#CHROM"),
     (gzip.compress(VCF.encode())[:40], {}, 422, "patient.vcf"),
-    (VCF.encode(), {"age": "sixty"}, 422, "expected a number, got 'sixty'"),
+    (VCF.encode(), {"age": "sixty"}, 422, "expected a finite number, got 'sixty'"),
     (VCF.encode(), {"sex": ""}, 422, "covariates.sex: required"),
     (VCF.encode(), {"ignore_unknown": "false"}, 422, "'v_chr22_1000_A_G', 'v_chr22_1120044_T_G' are not used"),
     (VCF.encode(), {"ignore_unknown": "maybe"}, 422, "expected true or false"),
@@ -325,3 +341,55 @@ def test_poller__picks_up_an_alias_move_by_itself():
                 break
             time.sleep(0.01)
         assert predict(client, GOOD).json()["model"]["version"] == "7"
+
+
+# --- the promotion gate's word, quantitative targets ----------------------------------------------------
+
+
+def test_ready__a_target_without_champion_answers_503_with_the_gate_reason():
+    reason = ("genoflow_treatment_response v3 kept challenger: not better than the covariates-only baseline "
+              "(p=0.41 >= 0.05)")
+    source = StaticSource([served("disease_status")], reasons={"genoflow_treatment_response": reason})
+    with TestClient(create_app(settings(), source=source)) as client:
+        ready = client.get("/ready")
+        assert ready.status_code == 503 and ready.json()["reasons"] == {"treatment_response": reason}
+        response = predict(client, {**GOOD, "target": "treatment_response"})
+        assert response.status_code == 503
+        assert response.json()["detail"] == f"no champion model for 'treatment_response': {reason}"
+        assert_still_serving(client)
+
+        source.set(served("treatment_response", version="4"))  # a later candidate passed the gate
+        assert client.post("/admin/reload", headers=AUTH).status_code == 200
+        assert predict(client, {**GOOD, "target": "treatment_response"}).status_code == 200
+        assert client.get("/ready").json()["reasons"] == {}
+
+
+def test_predict__quantitative_target_answers_the_predicted_value():
+    source = StaticSource([served("disease_status"), served_quantitative("ldl")])
+    with TestClient(create_app(settings(targets=("disease_status", "ldl")), source=source)) as client:
+        response = predict(client, {**GOOD, "target": "ldl"})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        x = [61, 0, FILL["mean_phred"], 1, 2, FILL["v_chr22_1200000_A_AT"]]
+        assert "risk" not in body
+        assert body["prediction"] == pytest.approx(sum(c * v for c, v in zip(COEFFICIENTS, x, strict=True))
+                                                   + INTERCEPT, abs=1e-12)
+        batch = client.post("/predict/batch", headers=AUTH, json={"target": "ldl", "patients": [
+            {**GOOD, "id": "a"}, {**GOOD, "id": "b"}]})
+        assert batch.status_code == 200, batch.text
+        assert [p["prediction"] for p in batch.json()["predictions"]] == pytest.approx([body["prediction"]] * 2)
+        assert "risk" not in batch.json()["predictions"][0]
+        assert "prediction" not in predict(client, GOOD).json()  # binary targets keep their risk
+        assert client.get("/models", headers=AUTH).json()["ldl"]["target_type"] == "quantitative"
+
+
+def test_served_model__a_classifier_cannot_serve_a_quantitative_target():
+    from dataclasses import asdict
+
+    m = served()
+    with pytest.raises(ModelLoadError, match="cannot serve a quantitative target"):
+        type(m).build(target="ldl", name="n", version="1", alias="champion", run_id="r", dataset_version=None,
+                      spec=asdict(m.spec), portable={"format": FORMAT, "kind": "logistic_regression",
+                                                     "n_features": len(m.spec.names), "features": m.spec.names,
+                                                     "coefficients": COEFFICIENTS, "intercept": 0.0},
+                      target_type="quantitative")

@@ -36,11 +36,11 @@ def test_prepare__matrix_is_the_spec_transform_with_training_fills():
 
 def test_prepare__collects_every_problem_of_every_patient():
     with pytest.raises(InputProblem) as caught:
-        prepare(served(), [PatientValues({"age": -1}, {"chr22:1114906:C:G": 9}), PatientValues([], {})],
+        prepare(served(), [PatientValues({"age": "old"}, {"chr22:1114906:C:G": 9}), PatientValues([], {})],
                 labels=["patients[0]", "patients[1]"])
     problems = caught.value.problems
     assert len(problems) == 4 and caught.value.status == 422
-    assert problems[0].startswith("patients[0].covariates.age: expected an age from 0 to 120")
+    assert problems[0] == "patients[0].covariates.age: expected a finite number, got 'old'"
     assert problems[1] == "patients[0].covariates.sex: required"
     assert problems[3] == "patients[1].covariates: expected an object of name -> value"
 
