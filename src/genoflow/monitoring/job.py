@@ -412,18 +412,15 @@ def _score(spark, model, features):
 
 
 def _auc(scores, labels) -> float | None:
-    """AUC-ROC by the Mann-Whitney rank formula; None without both classes."""
+    """AUC-ROC of the labelled patients (sklearn); None without both classes."""
     import numpy as np
-    from scipy import stats
+    from sklearn.metrics import roc_auc_score
 
     ok = np.isfinite(labels)
     y = labels[ok].astype(bool)
-    s = np.asarray(scores)[ok]
-    n1, n0 = int(y.sum()), int((~y).sum())
-    if n1 == 0 or n0 == 0:
+    if y.all() or not y.any():
         return None
-    ranks = stats.rankdata(s)
-    return float((ranks[y].sum() - n1 * (n1 + 1) / 2.0) / (n1 * n0))
+    return float(roc_auc_score(y, np.asarray(scores)[ok]))
 
 
 def _plot(af, psi, ref_scores, new_scores, score, af_summary, monitor, cohort, champion, detected) -> bytes:
