@@ -93,7 +93,7 @@ def gather_inputs(spark, storage, upstream: dict, params: dict, *, run: dict) ->
     qc_summary = json.loads(storage.read_text(f"{pre}/qc_summary.json"))
     features = json.loads(storage.read_text(f"{feat}/features.json"))
     metrics = json.loads(storage.read_text(f"{ev}/metrics.json"))
-    targets = list(params["train"]["targets"])
+    targets = list(metrics["candidates"])  # the study's targets, as evaluate saw them
     association = {}
     for target in targets:
         uri = f"{feat}/association/{target}"
@@ -111,8 +111,12 @@ def gather_inputs(spark, storage, upstream: dict, params: dict, *, run: dict) ->
         "selected": {t: features["targets"][t]["spec"]["variants"] for t in targets if t in features["targets"]},
         "metrics": metrics,
         "scores": spark.read.parquet(f"{ev}/scores").toPandas(),
-        "registry": registry_state(params, targets),
+        "registry": registry_state(params, targets, _target_types(metrics)),
     }
+
+
+def _target_types(metrics: dict) -> dict[str, str]:
+    return {m["target"]: m.get("type", "binary") for m in metrics["models"]}
 
 
 def variant_qc_counts(spark, genotypes_uri: str, p: dict) -> dict:
@@ -127,22 +131,33 @@ def variant_qc_counts(spark, genotypes_uri: str, p: dict) -> dict:
     return {k: int(v or 0) for k, v in row.asDict().items()}
 
 
-def registry_state(params: dict, targets: list[str], max_versions: int = 10) -> dict:
-    """Per target: the registered model's latest versions with aliases, promotion tags and the gate metric."""
+def registry_state(params: dict, targets: list[str], types: dict[str, str] | None = None,
+                   max_versions: int = 10) -> dict:
+    """Per target: the registered model's latest versions with aliases, promotion tags and the gate metric
+    (``promote.metric`` for a binary target, ``test_r2`` for a quantitative one)."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    from genoflow.registry import TAG_MODEL_FAMILY, TAG_RUN_KEY, model_name
+    from genoflow.registry import (
+        HELD_OUT_METRIC,
+        TAG_MODEL_FAMILY,
+        TAG_PROMOTION,
+        TAG_PROMOTION_REASON,
+        TAG_RUN_KEY,
+        filter_literal,
+        model_name,
+    )
 
     client = MlflowClient()
     gate = params.get("promote", {})
-    metric = gate.get("metric", "test_auc_roc")
     out = {}
     for target in targets:
+        kind = (types or {}).get(target, "binary")
+        metric = gate.get("metric", "test_auc_roc") if kind == "binary" else HELD_OUT_METRIC[kind]
         name = model_name(gate.get("model_name_prefix", "genoflow"), target)
         try:
             model = client.get_registered_model(name)
-            versions = client.search_model_versions(f"name = '{name}'")
+            versions = client.search_model_versions(f"name = {filter_literal(name)}")
         except MlflowException:
             out[target] = {"model_name": name, "versions": []}
             continue
@@ -154,8 +169,8 @@ def registry_state(params: dict, targets: list[str], max_versions: int = 10) -> 
             run = client.get_run(v.run_id)
             rows.append({"version": str(v.version), "run_id": v.run_id,
                          "aliases": sorted(aliases.get(str(v.version), [])),
-                         "promotion": v.tags.get("genoflow.promotion"),
-                         "reason": v.tags.get("genoflow.promotion_reason"),
+                         "promotion": v.tags.get(TAG_PROMOTION),
+                         "reason": v.tags.get(TAG_PROMOTION_REASON),
                          "metric_value": run.data.metrics.get(metric), "family": run.data.tags.get(TAG_MODEL_FAMILY),
                          "run_key": run.data.tags.get(TAG_RUN_KEY)})
         out[target] = {"model_name": name, "versions": rows}

@@ -1,12 +1,15 @@
-"""Statistics the report shows: genomic inflation, precision-recall points, calibration bins (numpy)."""
+"""Statistics the report shows: genomic inflation, calibration bins with intervals (numpy).
+
+Held-out model metrics (AUC, AUC-PR, Brier, calibration slope) are :mod:`genoflow.evaluation.metrics`';
+the bins here add what sklearn's ``calibration_curve`` lacks: each bin's count and Wilson interval.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 from scipy import stats
 
-__all__ = ["genomic_inflation", "CHI2_1_MEDIAN", "pr_points", "calibration_bins", "wilson_interval", "brier_score",
-           "expected_log10_p"]
+__all__ = ["genomic_inflation", "CHI2_1_MEDIAN", "calibration_bins", "wilson_interval", "expected_log10_p"]
 
 CHI2_1_MEDIAN = float(stats.chi2.ppf(0.5, df=1))
 """Median of a 1-df chi-square, 0.4549364..."""
@@ -30,19 +33,6 @@ def genomic_inflation(p_values) -> float:
 def expected_log10_p(n: int) -> np.ndarray:
     """-log10 of the expected uniform order statistics ``(i - 0.5) / n``, largest first (QQ plot x-axis)."""
     return -np.log10((np.arange(1, n + 1) - 0.5) / n)
-
-
-def pr_points(scores, labels) -> tuple[np.ndarray, np.ndarray]:
-    """Recall and precision at every distinct score threshold (highest first), shape (k,) each."""
-    s = np.asarray(scores, dtype=np.float64)
-    y = np.asarray(labels, dtype=np.float64)
-    order = np.argsort(-s, kind="mergesort")
-    s, y = s[order], y[order]
-    last = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]
-    tp = np.cumsum(y)[last]
-    predicted = last + 1
-    positives = max(y.sum(), 1.0)
-    return tp / positives, tp / predicted
 
 
 def calibration_bins(scores, labels, n_bins: int = 10) -> dict[str, np.ndarray]:
@@ -72,10 +62,3 @@ def wilson_interval(fraction, n, z: float = 1.959964) -> tuple[np.ndarray, np.nd
     centre = (f + z * z / (2 * n)) / (1 + z * z / n)
     half = z * np.sqrt(f * (1 - f) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return centre - half, centre + half
-
-
-def brier_score(scores, labels) -> float:
-    """Mean squared difference between predicted probability and the 0/1 outcome."""
-    s = np.asarray(scores, dtype=np.float64)
-    y = np.asarray(labels, dtype=np.float64)
-    return float(np.mean((s - y) ** 2))

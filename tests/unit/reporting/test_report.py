@@ -24,19 +24,12 @@ def test_genomic_inflation__hand_values():
     assert rstats.genomic_inflation(null) == pytest.approx(1.0, abs=0.03)
 
 
-def test_pr_points__by_hand():
-    recall, precision = rstats.pr_points([0.9, 0.8, 0.7, 0.6], [1, 0, 1, 0])
-    assert recall.tolist() == [0.5, 0.5, 1.0, 1.0]
-    assert precision.tolist() == pytest.approx([1.0, 0.5, 2 / 3, 0.5])
-
-
 def test_calibration_bins_and_wilson_interval():
     bins = rstats.calibration_bins([0.4, 0.1, 0.3, 0.2], [1, 0, 1, 0], n_bins=2)
     assert bins["predicted"].tolist() == pytest.approx([0.15, 0.35])
     assert bins["observed"].tolist() == [0.0, 1.0] and bins["n"].tolist() == [2, 2]
     lo, hi = rstats.wilson_interval(0.5, 10)  # 5/10: (0.2366, 0.7634)
     assert (float(lo), float(hi)) == pytest.approx((0.2366, 0.7634), abs=1e-4)
-    assert rstats.brier_score([0.2, 0.8], [0, 1]) == pytest.approx(0.04)
 
 
 def _inputs(lam_chi2_median: float = 2 * rstats.CHI2_1_MEDIAN) -> dict:
@@ -54,6 +47,7 @@ def _inputs(lam_chi2_median: float = 2 * rstats.CHI2_1_MEDIAN) -> dict:
     samples = pd.DataFrame({
         "pid": [f"P{i:016x}" for i in range(n)], "age": rng.integers(20, 80, n), "sex": rng.choice(["F", "M"], n),
         "disease_status": rng.integers(0, 2, n), "treatment_response": pd.array(rng.integers(0, 2, n), "Int64"),
+        "stratum": rng.choice(["pop1", "<i>pop2"], n),  # a hostile categorical level
         "missingness": rng.uniform(0, 0.01, n), "het_outlier": [True] + [False] * (n - 1),
         "sample_qc_pass": [False] + [True] * (n - 1), "n_reads": 50, "mean_phred": rng.normal(33, 0.3, n),
         "gc_fraction": rng.normal(0.41, 0.01, n), "n_rate": rng.uniform(0, 0.002, n)})
@@ -61,18 +55,23 @@ def _inputs(lam_chi2_median: float = 2 * rstats.CHI2_1_MEDIAN) -> dict:
     scores = pd.concat([pd.DataFrame({"pid": samples["pid"][:30], "target": "disease_status", "family": fam,
                                       "run_id": run, "label": labels,
                                       "score": np.clip(labels * shift + rng.uniform(0, 0.6, 30), 0, 1)})
-                        for fam, run, shift in (("logistic_regression", "run-lr", 0.4), ("gbt", "run-gbt", 0.2))])
-    models = [{"target": "disease_status", "family": "logistic_regression", "run_id": "run-lr", "cv_auc_roc": 0.81,
-               "test_auc_roc": 0.79, "test_auc_pr": 0.61, "n_test": 30, "test_prevalence": 0.4,
-               "best_params": {"regParam": 0.01}},
-              {"target": "disease_status", "family": "gbt", "run_id": "run-gbt", "cv_auc_roc": 0.77,
-               "test_auc_roc": 0.71, "test_auc_pr": 0.52, "n_test": 30, "test_prevalence": 0.4,
-               "best_params": {"maxDepth": 2}}]
+                        for fam, run, shift in (("logistic_regression", "run-lr", 0.4), ("gbt", "run-gbt", 0.2),
+                                                ("logistic_regression", "run-cov", 0.1))])
+    common = {"target": "disease_status", "type": "binary", "baseline": None, "cv_metric": "cv_auc_roc",
+              "test_n": 30, "test_prevalence": 0.4}
+    models = [{**common, "family": "logistic_regression", "run_id": "run-lr", "cv_auc_roc": 0.81,
+               "cv_auc_roc_sd": 0.03, "test_auc_roc": 0.79, "test_auc_roc_ci_low": 0.62, "test_auc_roc_ci_high": 0.96,
+               "test_auc_pr": 0.61, "test_brier": 0.19, "test_calibration_slope": 0.87,
+               "test_calibration_intercept": -0.1, "best_params": {"regParam": 0.01}},
+              {**common, "family": "gbt", "run_id": "run-gbt", "cv_auc_roc": 0.77,
+               "test_auc_roc": 0.71, "test_auc_pr": 0.52, "best_params": {"maxDepth": 2}},
+              {**common, "family": "logistic_regression", "baseline": "covariates", "run_id": "run-cov",
+               "cv_auc_roc": 0.58, "test_auc_roc": 0.55, "test_auc_roc_ci_low": 0.34, "test_auc_roc_ci_high": 0.76,
+               "best_params": {}}]
     return {
         "run": {"run_key": "abc123", "dataset_version": "d78f51b.dir", "git_commit": "0123456789abcdef",
                 "storage_root": "file:///tmp/x", "created": "2026-01-01 00:00 UTC"},
-        "params": {"train": {"targets": ["disease_status"]},
-                   "promote": {"metric": "test_auc_roc", "min_improvement": 0.005}},
+        "params": {"promote": {"metric": "test_auc_roc", "min_improvement": 0.005, "max_p_vs_baseline": 0.05}},
         "qc_summary": {"n_samples": n, "n_samples_pass_qc": n - 1, "n_variants": 300, "n_variants_pass_qc": n_var,
                        "n_samples_with_reads": n,
                        "thresholds": {"min_call_rate": 0.95, "min_maf": 0.01, "min_hwe_p": 1e-6,
@@ -82,7 +81,10 @@ def _inputs(lam_chi2_median: float = 2 * rstats.CHI2_1_MEDIAN) -> dict:
         "split": {"n_train": 29, "n_test": 30},
         "association": {"disease_status": association},
         "selected": {"disease_status": [{"contig": "chr22", "pos": 1000, "ref": "A", "alt": "G"}]},
-        "metrics": {"models": models, "candidates": {"disease_status": "run-lr"}},
+        "metrics": {"models": models, "candidates": {"disease_status": "run-lr"},
+                    "gates": {"disease_status": {"baseline": "run-cov", "gate_p_vs_baseline": 0.012,
+                                                 "genoflow.gate.champion_version": "1",
+                                                 "gate_champion_delta": -0.01}}},
         "scores": scores,
         "registry": {"disease_status": {"model_name": "genoflow_disease_status", "versions": [
             {"version": "2", "run_id": "run-lr", "aliases": ["challenger"], "promotion": "kept challenger",
@@ -117,6 +119,7 @@ def test_page__self_contained_figures(page):
     assert not re.search(r'(src|href)="(https?:)?//', page)
     assert "<link" not in page and "<script" not in page  # the hostile gene name is escaped
     assert "&lt;script&gt;GF01" in page
+    assert "&lt;i&gt;pop2" in page and "<i>" not in page  # a covariate level is text too
 
 
 def test_page__numbers_and_decisions(page):
@@ -134,3 +137,27 @@ def test_page__without_registry_or_reads():
     inputs["samples"] = inputs["samples"].drop(columns=["n_reads", "mean_phred", "gc_fraction", "n_rate"])
     page = build_report_html(inputs)
     assert "not registered" in page and "No registered versions" in page and "No read QC" in page
+
+
+def test_page__cis_baselines_and_the_gate(page):
+    assert "(95% CI 0.620–0.960) on 30 test patients" in page
+    assert "Baseline covariates: held-out AUC-ROC 0.550 (0.340–0.760)" in page
+    assert "0.810 ± 0.030" in page  # the CV metric beside the held-out one
+    assert '<tr class="base"><td>baseline: covariates</td>' in page
+    assert ("Gate: vs the covariates-only baseline, one-sided p = 0.012 (paired DeLong test); vs champion v1 on the "
+            "same held-out patients -0.0100 AUC-ROC.") in page
+    assert "p &lt; 0.05" in page and "0.87 / -0.10" in page
+    assert "<td>stratum</td><td class=\"num\">categorical</td>" in page  # a study column, whatever its name
+
+
+def test_page__quantitative_target():
+    inputs = _inputs()
+    inputs["metrics"] = {"candidates": {"ldl": "run-q"}, "gates": {"ldl": {"gate_p_vs_baseline": 0.3}}, "models": [
+        {"target": "ldl", "type": "quantitative", "family": "linear_regression", "baseline": None, "run_id": "run-q",
+         "cv_metric": "cv_r2", "cv_r2": 0.21, "test_r2": 0.18, "test_r2_ci_low": 0.09, "test_r2_ci_high": 0.27,
+         "test_rmse": 1.25, "test_rmse_ci_low": 1.1, "test_rmse_ci_high": 1.4, "test_n": 30}]}
+    inputs["registry"] = {}
+    page = build_report_html(inputs)
+    assert "Held-out R^2 <b>0.180</b> (95% CI 0.090–0.270)" in page and "RMSE 1.250 (1.100–1.400)" in page
+    assert "paired test of squared errors" in page and "no champion to compare with" in page
+    assert len(re.findall(r"<img", page)) == 0  # no association results given, no ROC for a quantitative target
