@@ -25,3 +25,29 @@ def test_job__help_without_spark():
     out = subprocess.run([sys.executable, str(REPO / "jobs" / "report.py"), "--help"], capture_output=True,
                          text=True, check=True).stdout
     assert "--storage-root" in out and "--dataset-version" in out and "--params-json" in out
+
+
+def test_registry_state__gate_tags_and_the_metric_of_each_target_type(tmp_path):
+    import mlflow
+    from mlflow import MlflowClient
+
+    from genoflow.reporting.job import registry_state
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow.set_experiment("report")
+    client = MlflowClient()
+    for target, metrics in (("disease_status", {"test_auc_roc": 0.7}), ("ldl", {"test_r2": 0.2})):
+        with mlflow.start_run() as run:
+            mlflow.log_metrics(metrics)
+            mlflow.log_text("flavors: {}\n", "model/MLmodel")
+        version = mlflow.register_model(f"runs:/{run.info.run_id}/model", f"genoflow_{target}").version
+        client.set_model_version_tag(f"genoflow_{target}", version, "genoflow.promotion", "kept challenger")
+        client.set_model_version_tag(f"genoflow_{target}", version, "genoflow.promotion_reason", "not better")
+    params = {"promote": {"metric": "test_auc_roc", "model_name_prefix": "genoflow"}}
+    state = registry_state(params, ["disease_status", "ldl", "absent"],
+                           {"disease_status": "binary", "ldl": "quantitative"})
+    assert [v["metric_value"] for v in state["disease_status"]["versions"]] == [0.7]
+    assert [(v["metric_value"], v["promotion"], v["reason"]) for v in state["ldl"]["versions"]] == [
+        (0.2, "kept challenger", "not better")]
+    assert state["absent"] == {"model_name": "genoflow_absent", "versions": []}
+    mlflow.set_tracking_uri(None)
