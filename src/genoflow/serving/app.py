@@ -59,7 +59,8 @@ def create_app(settings: ServingSettings | None = None, *, source=None) -> FastA
             refresher.stop()
 
     app = FastAPI(title="genoflow model API", version="1", lifespan=lifespan,
-                  description="Risk predictions from the registry's champion models, scored without Spark.")
+                  description="Risks (binary targets) and predicted values (quantitative targets) from the "
+                              "registry's champion models, scored without Spark.")
     app.state.settings = settings
     app.state.store = store
     app.state.metrics = metrics

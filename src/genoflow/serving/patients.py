@@ -186,7 +186,7 @@ def _genotypes(model: ServedModel, values, where: str, ignore_unknown: bool) -> 
 
 def _finite(value) -> float | None:
     """``value`` as a finite float, or None (not a number, NaN/inf, or an int too big for a float)."""
-    # bool is an int in Python, but `true` is not an age.
+    # bool is an int in Python, but `true` is not a measurement.
     if not isinstance(value, int | float) or isinstance(value, bool):
         return None
     try:
