@@ -70,3 +70,31 @@ def test_settings__from_env():
     with pytest.raises(ValueError, match="GENOFLOW_SERVING_PORT='http'"):
         ServingSettings.from_env({"GENOFLOW_SERVING_PORT": "http"})
     assert "secret" not in repr(ServingSettings.from_env({"GENOFLOW_API_KEYS": "secret"}))
+
+
+def test_spec_covariates__decision_0011_entries():
+    from types import SimpleNamespace
+
+    from genoflow.serving.model import Covariate, spec_covariates
+
+    entries = [{"name": "bmi", "kind": "numeric", "levels": [], "reference": None, "fill": None},
+               {"name": "stratum", "kind": "categorical", "levels": ["2", "3"], "reference": "1", "fill": None},
+               {"name": "smoker", "kind": "categorical", "levels": ["no", "yes"], "reference": "no", "fill": "no"}]
+    assert spec_covariates(SimpleNamespace(covariates=entries)) == (
+        Covariate("bmi", "numeric"), Covariate("stratum", "categorical", ("1", "2", "3")),
+        Covariate("smoker", "categorical", ("no", "yes"), imputed=True))
+    # A spec from before 0011: age a number, sex F/M, both required.
+    assert spec_covariates(spec()) == (Covariate("age", "numeric"), Covariate("sex", "categorical", ("F", "M")))
+
+
+def test_covariate__levels_exact_or_by_case_numbers_finite():
+    from genoflow.serving.model import Covariate
+    from genoflow.serving.patients import _covariate
+
+    stratum = Covariate("stratum", "categorical", ("1", "2", "pop", "POP"))
+    assert _covariate(stratum, 2) == ("2", None)  # a JSON number naming a level
+    assert _covariate(stratum, " pop ") == ("pop", None)
+    assert _covariate(stratum, "Pop")[1] == "unknown level 'Pop'; known levels: '1', '2', 'pop', 'POP'"  # ambiguous
+    assert _covariate(stratum, None) == (None, "required")
+    assert _covariate(Covariate("stratum", "categorical", ("1",), imputed=True), None) == (None, None)
+    assert _covariate(Covariate("bmi", "numeric"), float("inf"))[1] == "expected a finite number, got inf"
