@@ -8,8 +8,10 @@ STAMP     := $(VENV)/.installed
 PATIENTS  ?= 1000
 # Debian packages the tests use: a real browser for the UI test, docker-compose to validate the stack file,
 # plink2, plink1.9 (--clump, absent from plink2 2.00a3.5) + bcftools + tabix as independent references for the
-# genomics concordance tests.
-SYSTEM_PACKAGES := chromium docker-compose plink2 plink1.9 bcftools tabix
+# genomics concordance tests; Bioconductor's snpStats (R) for the public for.exercise cohort (`make public-cohort`).
+SYSTEM_PACKAGES := chromium docker-compose plink2 plink1.9 bcftools tabix r-bioc-snpstats
+# A real public cohort nobody here made (issue 13): snpStats' for.exercise as a genoflow study folder.
+PUBLIC_COHORT   := $(CURDIR)/.genoflow/public/forexercise
 # The peers of `make bench` (plink 1.9 clumps for the plink2 polygenic-score baseline).
 BENCH_PACKAGES  := plink2 plink1.9 bcftools tabix
 # Hail runs in its own venv (it bundles its own pyspark 3.5, which cannot share ours) on Java 17.
@@ -87,6 +89,10 @@ $(HAIL_VENV)/.installed: bench/hail-requirements.txt
 
 bench: $(STAMP) $(CODEC_JAR) $(JVM_ARCHIVE) bench-deps $(HAIL_VENV)/.installed  ## genoflow vs plink2, bcftools, Hail side by side -> BENCHMARKS.md (BENCH_ARGS=...)
 	$(PY) bench/genomics.py --hail-python $(HAIL_VENV)/bin/python $(BENCH_ARGS)
+
+public-cohort:  ## snpStats' for.exercise (1,000 HapMap subjects x 28,501 SNPs, 500 cases) as a study: $(PUBLIC_COHORT)/raw
+	$(call apt_install,r-bioc-snpstats plink2 bcftools tabix)
+	scripts/public-cohort.sh $(PUBLIC_COHORT)
 
 airflow-db: $(STAMP)
 	@mkdir -p $(AIRFLOW_HOME)
