@@ -58,7 +58,51 @@ class Project:
         return result
 
 
-def make_project(root: Path, n_patients: int, seed: int = 3) -> Project:
+def make_project(root: Path, n_patients: int, seed: int = 3, **cohort) -> Project:
+    """A project on a small simulated cohort; ``cohort`` passes further options to the simulator."""
+    from genoflow.simulate import make_demo_cohort
+
+    project = _init_project(root)
+    options = {"sequence_length": 1_000_000, "reads_per_patient": 60, **cohort}
+    make_demo_cohort(root / "data", n_patients=n_patients, seed=seed, **options)
+    _migrate_airflow(project)
+    return project
+
+
+def make_project_from_raw(root: Path, raw: Path, params: dict | None = None) -> Project:
+    """A project on a cohort someone else made: ``raw`` (a study folder) is copied to data/raw.
+
+    ``params`` is merged into the project's params.yaml (nested dicts key by key, anything else replaced),
+    the way a user describes their own study (decision 0011) rather than passing it on every run.
+    """
+    project = _init_project(root)
+    shutil.copytree(raw, root / "data" / "raw")
+    if params:
+        update_params(project, params)
+    _migrate_airflow(project)
+    return project
+
+
+def update_params(project: Project, overrides: dict) -> dict:
+    """Merge ``overrides`` into the project's params.yaml; returns the params now in effect."""
+    import yaml
+
+    path = project.root / "params.yaml"
+    merged = _merge(yaml.safe_load(path.read_text()), overrides)
+    path.write_text(yaml.safe_dump(merged, sort_keys=False))
+    return merged
+
+
+def _merge(base: dict, overrides: dict) -> dict:
+    out = dict(base)
+    for key, value in overrides.items():
+        both_dicts = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = _merge(out[key], value) if both_dicts else value
+    return out
+
+
+def _init_project(root: Path) -> Project:
+    """The project's skeleton: links to this checkout's code, params.yaml, git and DVC; no data yet."""
     root.mkdir(parents=True, exist_ok=True)
     # hadoop/ carries the BGZF codec jar: without it the jobs would read the cohort VCF as one split.
     for name in ("dags", "jobs", "plugins", "config", "hadoop"):
@@ -77,13 +121,12 @@ def make_project(root: Path, n_patients: int, seed: int = 3) -> Project:
     project.run(str(VENV_BIN / "dvc"), "remote", "add", "-d", "local", str(root / ".genoflow" / "dvc-remote"))
     project.run("git", "add", ".")
     project.run("git", "commit", "-q", "-m", "test project")
-    from genoflow.simulate import make_demo_cohort
-
-    make_demo_cohort(root / "data", n_patients=n_patients, sequence_length=1_000_000, seed=seed,
-                     reads_per_patient=60)
-    (root / "airflow_home").mkdir()
-    project.run(str(VENV_BIN / "airflow"), "db", "migrate")
     return project
+
+
+def _migrate_airflow(project: Project) -> None:
+    (project.root / "airflow_home").mkdir()
+    project.run(str(VENV_BIN / "airflow"), "db", "migrate")
 
 
 DAG_ID = "genomic_risk_training"
