@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
+from contextlib import contextmanager
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import BaseOperator
@@ -13,16 +15,29 @@ __all__ = ["IngestCohortOperator", "ResolveDatasetVersionOperator", "PromoteCham
 
 
 def run_params(context) -> dict:
-    """params.yaml deep-merged with this run's params/conf, limited to params.yaml's own sections.
+    """params.yaml deep-merged with this run's params/conf, limited to params' sections, validated.
 
     Airflow also puts every run-conf key (e.g. a drift trigger's reason) into params, and those
-    must not change what is computed or its run key.
+    must not change what is computed or its run key. Raises ParamsError (see :func:`fail_once`).
     """
-    from genoflow.config import Settings, load_params, merge_params
+    from genoflow.config import Settings, load_params
+    from genoflow.params import SECTIONS
 
-    file_params = load_params(Settings().params_file)
-    overrides = {k: v for k, v in dict(context["params"]).items() if k in file_params}
-    return merge_params(file_params, overrides)
+    overrides = {k: v for k, v in dict(context["params"]).items() if k in SECTIONS}
+    return load_params(Settings().params_file, overrides)
+
+
+@contextmanager
+def fail_once(what: str):
+    """Bad input (InputError, ParamsError) fails the task at once: a retry would fail the same way."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from genoflow.errors import InputError
+
+    try:
+        yield
+    except InputError as err:
+        raise AirflowFailException(f"{what}: {err}") from err
 
 
 class IngestCohortOperator(BaseOperator):
@@ -36,21 +51,16 @@ class IngestCohortOperator(BaseOperator):
     """
 
     def execute(self, context):
-        from airflow.sdk.exceptions import AirflowFailException
-
         from genoflow.config import Settings
-        from genoflow.errors import InputError
         from genoflow_plugins.hooks import DvcHook
 
-        params = run_params(context)
-        ingest = params.get("ingest") or {}
-        hook = DvcHook(Settings().home, remote=ingest.get("remote"))
-        try:
-            result = hook.ingest(ingest["landing_dir"], params, target=ingest.get("target", "data/raw"),
-                                 mode=ingest.get("mode", "replace"), commit=bool(ingest.get("commit", True)),
-                                 full_check_records=int(ingest.get("full_check_records", 2000)))
-        except InputError as err:
-            raise AirflowFailException(f"invalid cohort: {err}") from err
+        with fail_once("invalid params"):
+            params = run_params(context)
+        ingest = params["ingest"]
+        hook = DvcHook(Settings().home, remote=ingest["remote"])
+        with fail_once("invalid cohort"):
+            result = hook.ingest(ingest["landing_dir"], params, target=ingest["target"], mode=ingest["mode"],
+                                 commit=ingest["commit"], full_check_records=ingest["full_check_records"])
         self.log.info("%s at %s (was %s), %d samples x %d variants, pushed to %s, pointer in git commit %s",
                       result["target"], result["dataset_version"], result["previous_version"], result["n_samples"],
                       result["n_variants"], result["remote_url"], result["git_commit"])
@@ -95,7 +105,8 @@ class ResolveDatasetVersionOperator(BaseOperator):
                 f"this run was triggered for dataset version {event['dataset_version']} but {self.target} now "
                 f"holds {version}: a newer cohort was ingested (or {self.target} changed) since, so this run is "
                 "superseded and trains nothing")
-        params = run_params(context)
+        with fail_once("invalid params"):
+            params = run_params(context)
         key = run_key(version, params)
         self.log.info("dataset %s at %s (%s); run key %s", self.target, version,
                       f"from the asset event of {event['source']}" if event else "as found in the workspace", key)
@@ -129,9 +140,11 @@ class PromoteChampionOperator(BaseOperator):
         self.params_json = params_json
 
     def execute(self, context):
+        from genoflow.pipeline.runner import job_params
         from genoflow_plugins.hooks import MlflowRegistryHook
 
-        decisions = MlflowRegistryHook().promote(self.run_key, json.loads(self.params_json))
+        with fail_once("cannot promote"):
+            decisions = MlflowRegistryHook().promote(self.run_key, job_params(self.params_json, "params_json"))
         for d in decisions:
             self.log.info("%s v%s -> %s: %s", d["model_name"], d["version"],
                           "champion" if d["promoted"] else "challenger", d["reason"])
@@ -146,14 +159,43 @@ class GenoflowSparkSubmitOperator(SparkSubmitOperator):
     version) and put first in ``py_files``. The driver and the executors import genoflow from that
     zip, so the cluster's workers need only the third-party packages in their Python
     (``PYSPARK_PYTHON``); see docs/decisions/0004-shipping-the-library-to-executors.md.
+
+    A job that exits :data:`genoflow.errors.INPUT_ERROR_EXIT` (bad input or params) fails the task
+    without retries, with the job's one-line error as the reason; any other failure keeps them.
     """
 
     def execute(self, context):
+        from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
         from genoflow.config import Settings
+        from genoflow.errors import INPUT_ERROR_EXIT
         from genoflow.packaging import build_py_files
 
         library = str(build_py_files(Settings().state_dir / "py-files"))
         others = [p for p in (self.py_files or "").split(",") if p and p != library]
         self.py_files = ",".join([library, *others])
         self.log.info("genoflow library for the driver and executors: %s", library)
-        return super().execute(context)
+        try:
+            return super().execute(context)
+        except AirflowException as err:
+            if isinstance(err, AirflowFailException) or submit_exit_code(err) != INPUT_ERROR_EXIT:
+                raise
+            raise AirflowFailException(job_error_line(err) or f"spark-submit exited {INPUT_ERROR_EXIT}: bad "
+                                       "input (not retried); the job's error is in the log above") from err
+
+
+# SparkSubmitHook.submit's failure: "Cannot execute: <cmd>. Error code is: <rc>.\nLast spark-submit output:\n..."
+_SUBMIT_EXIT = re.compile(r"Error code is: (\d+)")
+_JOB_ERROR = re.compile(r"^genoflow [\w-]+: error: .+$", re.MULTILINE)
+
+
+def submit_exit_code(err: BaseException) -> int | None:
+    """spark-submit's exit status from the Spark provider's failure message; None when it has none."""
+    match = _SUBMIT_EXIT.search(str(err))
+    return int(match.group(1)) if match else None
+
+
+def job_error_line(err: BaseException) -> str | None:
+    """The last ``genoflow <step>: error: ...`` line (genoflow.pipeline.runner.report_errors) in the output tail."""
+    lines = _JOB_ERROR.findall(str(err))
+    return lines[-1] if lines else None

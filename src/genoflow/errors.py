@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-__all__ = ["GenoflowError", "InputError"]
+__all__ = ["GenoflowError", "InputError", "ParamsError", "INPUT_ERROR_EXIT", "UNAVAILABLE_EXIT"]
+
+# Exit codes of the Spark jobs (genoflow.pipeline.runner.report_errors). Bad input is deterministic:
+# the operator fails the Airflow task at once on INPUT_ERROR_EXIT instead of retrying it (decision 0011).
+# An unavailable storage root may come back, so that exit keeps the task's retries.
+INPUT_ERROR_EXIT = 3
+UNAVAILABLE_EXIT = 2
 
 
 class GenoflowError(Exception):
@@ -43,3 +49,25 @@ class InputError(GenoflowError):
 
 def _rebuild_input_error(source, problem, line, record):
     return InputError(source, problem, line=line, record=record)
+
+
+class ParamsError(InputError):
+    """A bad key or value in params.yaml or a run's overrides: ``<source>: <key path>: <problem>``.
+
+    Parameters
+    ----------
+    source : str
+        The params file, or where the overrides came from (``run conf``, ``--params-json``).
+    key : str
+        The dotted key path, e.g. ``features.top_k``.
+    problem : str
+        What is wrong, e.g. ``expected an integer, got 'three'``.
+    """
+
+    def __init__(self, source: str, key: str, problem: str):
+        self.key = key
+        super().__init__(source, f"{key}: {problem}")
+        self.problem = problem
+
+    def __reduce__(self):
+        return (ParamsError, (self.source, self.key, self.problem))

@@ -16,9 +16,9 @@ import sys
 import time
 
 from genoflow.config import STEPS, Settings, run_key, step_key
-from genoflow.errors import InputError
+from genoflow.errors import INPUT_ERROR_EXIT, UNAVAILABLE_EXIT, InputError
 
-__all__ = ["main", "build_parser", "step_uri"]
+__all__ = ["main", "build_parser", "step_uri", "job_params", "report_errors", "user_error"]
 
 log = logging.getLogger("genoflow")
 
@@ -49,22 +49,41 @@ def main(step: str, argv: list[str] | None = None) -> int:
     return report_errors(step, lambda: _run(step, args, json.loads(args.params_json)), args.storage_root)
 
 
-def report_errors(step: str, body, storage_root: str | None = None) -> int:
-    """Run ``body()`` (returns an exit code); a user error becomes one line on stderr and exit 2.
+def job_params(params_json: str, source: str = "--params-json") -> dict:
+    """The run's params a job was given, validated before any Spark work (:func:`genoflow.params.validate_params`).
 
-    User errors are bad input (:class:`InputError`) and an unavailable ``storage_root`` (HDFS
-    NameNode down or in safe mode): both name what to fix, and the traceback stays in the log.
+    The complete dict (the schema's defaults filled in); raises :class:`~genoflow.errors.ParamsError`.
+    """
+    from genoflow.errors import ParamsError
+    from genoflow.params import validate_params
+
+    try:
+        params = json.loads(params_json)
+    except json.JSONDecodeError as err:
+        raise ParamsError(source, "(top level)", f"not JSON: {err}") from None
+    return validate_params(params, source).model_dump()
+
+
+def report_errors(step: str, body, storage_root: str | None = None) -> int:
+    """Run ``body()`` (returns an exit code); a user error becomes one line on stderr and an exit code.
+
+    Bad input (:class:`InputError`, :class:`~genoflow.errors.ParamsError`) exits
+    :data:`~genoflow.errors.INPUT_ERROR_EXIT`: it fails the same way every time, so the Airflow
+    task fails without retrying. An unavailable ``storage_root`` (HDFS NameNode down or in safe
+    mode) exits :data:`~genoflow.errors.UNAVAILABLE_EXIT`: a retry may find it back. Anything
+    else is a bug and keeps its traceback.
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     try:
         return body()
     except Exception as err:  # noqa: BLE001 - one clear line for the user, the traceback in the log
-        message = user_message(err, storage_root)
-        if message is None:
+        failure = user_error(err, storage_root)
+        if failure is None:
             raise
+        message, code = failure
         say(f"genoflow {step}: error: {message}")
-        return 2
+        return code
 
 
 def say(line: str) -> None:
@@ -131,21 +150,23 @@ def _call_step(step, spark, storage, output, upstream, params, args):
     return run_evaluate(spark, upstream["features"], upstream["train"], output, params)
 
 
-_INPUT_ERROR = re.compile(r"InputError: (.+)")
+_INPUT_ERROR = re.compile(r"\b(?:Input|Params)Error: (.+)")
 
 
-def user_message(err: BaseException, storage_root: str | None = None) -> str | None:
-    """The one-line message of an InputError (also when Spark wrapped it from an executor) or of a
+def user_error(err: BaseException, storage_root: str | None = None) -> tuple[str, int] | None:
+    """(one-line message, exit code) of bad input (also when Spark wrapped it from an executor) or of a
     storage outage under ``storage_root``; None for anything else (a bug: the traceback is the message)."""
     if isinstance(err, InputError):
-        return str(err)
+        return str(err), INPUT_ERROR_EXIT
     match = _INPUT_ERROR.search(str(err))
     if match:
-        return match.group(1).strip()
+        return match.group(1).strip(), INPUT_ERROR_EXIT
     if storage_root:
         from genoflow.storage.health import storage_unavailable_message
 
-        return storage_unavailable_message(err, storage_root)
+        message = storage_unavailable_message(err, storage_root)
+        if message is not None:
+            return message, UNAVAILABLE_EXIT
     return None
 
 
