@@ -34,7 +34,8 @@ def test_registry_state__gate_tags_and_the_metric_of_each_target_type(tmp_path):
     from genoflow.reporting.job import registry_state
 
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    mlflow.set_experiment("report")
+    # Artifacts under tmp_path: the default location is ./mlruns of the working directory.
+    mlflow.set_experiment(experiment_id=mlflow.create_experiment("report", (tmp_path / "artifacts").as_uri()))
     client = MlflowClient()
     for target, metrics in (("disease_status", {"test_auc_roc": 0.7}), ("ldl", {"test_r2": 0.2})):
         with mlflow.start_run() as run:
