@@ -24,7 +24,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import msprime
@@ -104,12 +104,18 @@ class Ancestry:
     """Genotypes simulated outside this module, for :func:`_build`.
 
     ``disease_shift``: (n_patients,) float64 liability shift of each patient (e.g. by population);
-    ``truth``: extra entries for truth.json (the model, each patient's population).
+    ``truth``: extra entries for truth.json (the model, each patient's population; they replace the
+    demo's entries of the same name);
+    ``disease_status``: (n_patients,) int8 0/1 written instead of the liability-threshold disease, for a
+    phenotype model of the caller's own (e.g. :mod:`genoflow.simulate.weak`);
+    ``clinical``: extra clinical CSV columns, name -> (n_patients,) values (NaN or None written empty).
     """
 
     variants: _Variants
     disease_shift: np.ndarray
     truth: dict
+    disease_status: np.ndarray | None = None
+    clinical: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -291,7 +297,10 @@ def _build(tmp: Path, params: dict, say: _Progress, ancestry: Ancestry | None = 
 
     say("writing clinical CSVs and FASTQ reads")
     region = _target_region(var, length, params["target_length"])
-    _write_patients(raw / "patient_data", ids, age, male, disease.status, response.status)
+    # A caller's own disease model replaces the liability-threshold one in the files (the demo: none).
+    status = disease.status if ancestry is None or ancestry.disease_status is None else ancestry.disease_status
+    extra = {} if ancestry is None else ancestry.clinical
+    _write_patients(raw / "patient_data", ids, age, male, status, response.status, extra)
     _write_reads(raw / "patient_data", ids, genome, var, region, params, rngs["reads"])
 
     say("writing truth")
@@ -305,7 +314,7 @@ def _build(tmp: Path, params: dict, say: _Progress, ancestry: Ancestry | None = 
         "n_variants": int(len(var.pos0)),
         "n_dropped_multiallelic": var.n_dropped,
         "target_region": truth["target_region"],
-        "observed_prevalence": float(disease.status.mean()),
+        "observed_prevalence": float(np.mean(status)),
         "oracle_auc_disease": truth["oracle_auc_disease"],
         "oracle_auc_response": truth["oracle_auc_response"],
         "expected_auc_genetic_plus_clinical": truth["expected_auc_genetic_plus_clinical"],
@@ -603,16 +612,33 @@ def _expected_auc(explained_var: float, prevalence: float) -> float:
 
 
 def _write_patients(
-    root: Path, ids: list[str], age: np.ndarray, male: np.ndarray, disease: np.ndarray, response: np.ndarray
+    root: Path,
+    ids: list[str],
+    age: np.ndarray,
+    male: np.ndarray,
+    disease: np.ndarray,
+    response: np.ndarray,
+    extra: dict[str, np.ndarray] | None = None,
 ) -> None:
-    header = "patient_id,age,sex,disease_status,treatment_response\n"
+    extra = extra or {}
+    header = ",".join(["patient_id", "age", "sex", "disease_status", "treatment_response", *extra]) + "\n"
     for i, pid in enumerate(ids):
         folder = root / pid
         folder.mkdir(parents=True)
         sex = "M" if male[i] else "F"
+        values = "".join(f",{_csv_value(column[i])}" for column in extra.values())
         (folder / "clinical_data.csv").write_text(
-            f"{header}{pid},{age[i]},{sex},{disease[i]},{response[i]}\n"
+            f"{header}{pid},{age[i]},{sex},{disease[i]},{response[i]}{values}\n"
         )
+
+
+def _csv_value(value) -> str:
+    """A clinical CSV cell: empty for missing (None/NaN), floats to 4 decimals, anything else as text."""
+    if value is None or (isinstance(value, float | np.floating) and np.isnan(value)):
+        return ""
+    if isinstance(value, float | np.floating):
+        return f"{value:.4f}"
+    return str(value)
 
 
 def _target_region(var: _Variants, length: int, target_length: int) -> tuple[int, int]:
