@@ -58,13 +58,26 @@ class Project:
         return result
 
 
-def make_project(root: Path, n_patients: int, seed: int = 3, **cohort) -> Project:
-    """A project on a small simulated cohort; ``cohort`` passes further options to the simulator."""
+def make_project(root: Path, n_patients: int, seed: int = 3) -> Project:
+    """A project on a small simulated demo cohort (1 Mb, 60 reads per patient)."""
     from genoflow.simulate import make_demo_cohort
 
     project = _init_project(root)
-    options = {"sequence_length": 1_000_000, "reads_per_patient": 60, **cohort}
-    make_demo_cohort(root / "data", n_patients=n_patients, seed=seed, **options)
+    make_demo_cohort(root / "data", n_patients=n_patients, sequence_length=1_000_000, seed=seed,
+                     reads_per_patient=60)
+    _migrate_airflow(project)
+    return project
+
+
+def make_weak_effect_project(root: Path, n_patients: int, params: dict | None = None, **cohort) -> Project:
+    """A project on a simulated weak-effect two-stratum cohort (genoflow.simulate.weak; ``cohort``: its options),
+    its study described by ``params`` (merged into params.yaml)."""
+    from genoflow.simulate import make_weak_effect_cohort
+
+    project = _init_project(root)
+    make_weak_effect_cohort(root / "data", n_patients=n_patients, **cohort)
+    if params:
+        update_params(project, params)
     _migrate_airflow(project)
     return project
 
