@@ -90,7 +90,7 @@ $(HAIL_VENV)/.installed: bench/hail-requirements.txt
 bench: $(STAMP) $(CODEC_JAR) $(JVM_ARCHIVE) bench-deps $(HAIL_VENV)/.installed  ## genoflow vs plink2, bcftools, Hail side by side -> BENCHMARKS.md (BENCH_ARGS=...)
 	$(PY) bench/genomics.py --hail-python $(HAIL_VENV)/bin/python $(BENCH_ARGS)
 
-public-cohort:  ## snpStats' for.exercise (1,000 HapMap subjects x 28,501 SNPs, 500 cases) as a study: $(PUBLIC_COHORT)/raw
+public-cohort:  ## snpStats' for.exercise (1,000 HapMap subjects x 28,501 SNPs, 500 cases) as a study in .genoflow/public/forexercise/raw
 	$(call apt_install,r-bioc-snpstats plink2 bcftools tabix)
 	scripts/public-cohort.sh $(PUBLIC_COHORT)
 
