@@ -107,7 +107,7 @@ def merge_params(base: dict, overrides: dict) -> dict:
 
 # Part of every content key: bump it when a step's outputs change meaning or format, so committed
 # outputs of older code are not reused (keys hash data and params, not the code itself).
-OUTPUT_FORMAT = 2
+OUTPUT_FORMAT = 3  # 3: study columns in the sample table, study.json, FeatureSpec.covariates
 
 # Sections that change how a run is carried out or judged, not what it computes.
 _NOT_IN_RUN_KEY = ("promote", "spark", "monitor", "ingest")
@@ -141,15 +141,16 @@ def run_key(dataset_version: str, params: dict) -> str:
 def step_key(step: str, dataset_version: str, params: dict) -> str:
     """Content address of one step's output: the data plus only the params the step depends on.
 
-    preprocess depends on its own section; features on preprocess, features and the targets;
+    preprocess depends on its own section and the study (the sample table holds the study's columns);
+    features on preprocess, features and the study;
     train and evaluate on the whole run (their key is the run key). So tuning a model reuses the
     committed preprocess and features outputs.
     """
     if step == "preprocess":
-        return _content_key(dataset_version, {"preprocess": params["preprocess"]})
+        return _content_key(dataset_version, {"preprocess": params["preprocess"], "study": params["study"]})
     if step == "features":
         return _content_key(dataset_version, {"preprocess": params["preprocess"], "features": params["features"],
-                                              "targets": params["train"]["targets"]})
+                                              "study": params["study"]})
     if step in STEPS:
         return run_key(dataset_version, params)
     raise ValueError(f"step must be one of {STEPS}, got {step!r}")

@@ -34,10 +34,12 @@ _WARM_UP_COHORT = {"n_patients": 120, "sequence_length": 200_000, "seed": 11, "n
                    "reads_per_patient": 10}
 _WARM_UP_DATASET = "jvm-archive-warm-up"
 # Every model family once, with the least fitting that still runs its code.
-_WARM_UP_TRAINING = {"targets": ["disease_status"], "cv_folds": 2,
+_WARM_UP_TRAINING = {"cv_folds": 2,
                      "grid": {"logistic_regression": {"regParam": [0.1], "elasticNetParam": [0.0]},
                               "random_forest": {"numTrees": [5], "maxDepth": [3]},
                               "gbt": {"maxIter": [3], "maxDepth": [2]}}}
+
+_WARM_UP_TARGETS = {"disease_status": "binary"}  # replaces study.targets (a merge would keep the others)
 
 
 def archive_path(settings) -> Path:
@@ -92,7 +94,9 @@ def warm_up(work: Path) -> int:
     from genoflow.simulate.cohort import make_demo_cohort
 
     make_demo_cohort(work / "data", **_WARM_UP_COHORT)
-    params = json.dumps(load_params(overrides={"train": _WARM_UP_TRAINING}))
+    params = load_params(overrides={"train": _WARM_UP_TRAINING})
+    params["study"]["targets"] = dict(_WARM_UP_TARGETS)
+    params = json.dumps(params)
     for step in ("preprocess", "features", "train", "evaluate"):
         code = main(step, ["--storage-root", (work / "data").as_uri(), "--dataset-version", _WARM_UP_DATASET,
                            "--params-json", params])

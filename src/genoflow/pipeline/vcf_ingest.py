@@ -149,7 +149,7 @@ def _file_ends(spark, uri: str, n_head: int, n_tail: int) -> tuple[bytes, bytes]
     return head, tail
 
 
-def ingest_vcf(spark, vcf_uri: str, header, out_uri: str, *, reference: dict, genes, p: dict) -> IngestResult:
+def ingest_vcf(spark, vcf_uri: str, header, out_uri: str, *, reference: dict | None, genes, p: dict) -> IngestResult:
     """Decode ``vcf_uri`` into the genotype table at ``out_uri`` (Parquet; see :mod:`genoflow.genotypes`).
 
     Parameters
@@ -161,11 +161,11 @@ def ingest_vcf(spark, vcf_uri: str, header, out_uri: str, *, reference: dict, ge
         From `read_vcf_header`.
     out_uri : str
         Where to write; the caller commits it (nothing is left usable on error).
-    reference : dict of str to str
+    reference : dict of str to str, or None
         The reference FASTA's sequences: REF alleles are checked against it and contig names are
-        given its spelling (``1`` becomes ``chr1`` when the FASTA says ``chr1``).
-    genes : genoflow.io.gff.GeneIndex
-        Annotates each variant with its gene.
+        given its spelling (``1`` becomes ``chr1`` when the FASTA says ``chr1``); None: no check.
+    genes : genoflow.io.gff.GeneIndex or None
+        Annotates each variant with its gene; None: every gene is "".
     p : dict
         The ``preprocess`` params: ``min_call_rate``, ``min_maf``, ``min_hwe_p``, ``vcf_chunk_lines``
         and optionally ``vcf_min_gq``, ``vcf_min_dp`` (0 = off).
@@ -426,7 +426,6 @@ class _BlockDecoder:
         import pyarrow as pa
 
         from genoflow.genotypes import dosage_matrix
-        from genoflow.io.fasta import check_ref_alleles, resolve_contig
         from genoflow.io.vcf import decode_vcf_block
         from genoflow.qc.variant_qc import variant_qc
 
@@ -440,9 +439,7 @@ class _BlockDecoder:
         pos = table.column("pos").to_numpy()
         line = table.column("line").to_numpy()
         _track_order(runs, split, contig, pos, line, self.source)
-        check_ref_alleles(reference, contig, pos, np.asarray(table.column("ref").to_pylist(), dtype=object),
-                          source=self.source, line_numbers=line)
-        names = {name: resolve_contig(name, reference) for name in set(contig.tolist())}
+        names = _checked_contigs(reference, contig, pos, table, source=self.source, line_numbers=line)
         contig = np.asarray([names[c] for c in contig.tolist()], dtype=object)
         dosages = dosage_matrix(table.column("dosages"), self.n_samples)
         qc = variant_qc(dosages)
@@ -459,7 +456,7 @@ class _BlockDecoder:
             "id": table.column("id").combine_chunks(),
             "ref": table.column("ref").combine_chunks(),
             "alt": table.column("alt").combine_chunks(),
-            "gene": pa.array([g or "" for g in self.genes.value.annotate(contig, pos)], type=pa.string()),
+            "gene": pa.array(_gene_names(self.genes.value, contig, pos), type=pa.string()),
             "line": pa.array(line if split == 0 else np.zeros(len(line)), type=pa.int64(),
                              mask=None if split == 0 else np.ones(len(line), dtype=bool)),
             "call_rate": floats(qc["call_rate"]),
@@ -538,7 +535,7 @@ def merged_header(spark, files: dict[str, str]):
     return VcfHeader(samples=list(files), contigs=first.contigs, n_header_lines=0, meta=first.meta)
 
 
-def ingest_patient_vcfs(spark, files: dict[str, str], header, out_uri: str, *, reference: dict, genes,
+def ingest_patient_vcfs(spark, files: dict[str, str], header, out_uri: str, *, reference: dict | None, genes,
                         p: dict) -> IngestResult:
     """Merge single-sample VCFs (one per patient) into the genotype table at ``out_uri``.
 
@@ -579,7 +576,8 @@ def ingest_patient_vcfs(spark, files: dict[str, str], header, out_uri: str, *, r
         F.min("id").alias("id"), F.collect_list(F.struct("sample", "dosage")).alias("calls"),
         F.avg("dp").alias("mean_dp"), F.avg("gq").alias("mean_gq"),
     ).join(present, site)
-    contig_rank = F.array_position(F.array(*[F.lit(name) for name in reference]), F.col("contig"))
+    order = reference if reference is not None else header.contigs  # no FASTA: the VCF header's contig order
+    contig_rank = F.array_position(F.array(*[F.lit(name) for name in order]), F.col("contig"))
     pack = _CallPacker(names=list(files), sources=list(files.values()), genes=sc.broadcast(genes),
                        thresholds=(float(p["min_call_rate"]), float(p["min_maf"]), float(p["min_hwe_p"])))
     table = grouped.orderBy(contig_rank, "pos", "ref", "alt").mapInArrow(pack, GENOTYPE_SCHEMA_DDL)
@@ -641,7 +639,6 @@ class _PatientDecoder:
         import pyarrow as pa
 
         from genoflow.genotypes import dosage_matrix
-        from genoflow.io.fasta import check_ref_alleles, resolve_contig
         from genoflow.io.vcf import decode_vcf_block
 
         reference = self.reference.value
@@ -651,9 +648,8 @@ class _PatientDecoder:
         table = block.table
         contig = np.asarray(table.column("contig").to_pylist(), dtype=object)
         pos = table.column("pos").to_numpy()
-        check_ref_alleles(reference, contig, pos, np.asarray(table.column("ref").to_pylist(), dtype=object),
-                          source=file, line_numbers=table.column("line").to_numpy())
-        names = {name: resolve_contig(name, reference) for name in set(contig.tolist())}
+        names = _checked_contigs(reference, contig, pos, table, source=file,
+                                 line_numbers=table.column("line").to_numpy())
         dosage = dosage_matrix(table.column("dosages"), 1)[:, 0]
         return pa.RecordBatch.from_pydict({
             "contig": pa.array([names[c] for c in contig.tolist()], type=pa.string()),
@@ -717,7 +713,7 @@ class _CallPacker:
                 "id": batch.column(batch.schema.get_field_index("id")),
                 "ref": batch.column(batch.schema.get_field_index("ref")),
                 "alt": batch.column(batch.schema.get_field_index("alt")),
-                "gene": pa.array([g or "" for g in self.genes.value.annotate(contig, pos)], type=pa.string()),
+                "gene": pa.array(_gene_names(self.genes.value, contig, pos), type=pa.string()),
                 "line": pa.nulls(n, type=pa.int64()),
                 "call_rate": floats(qc["call_rate"]), "alt_af": floats(qc["alt_af"]), "maf": floats(qc["maf"]),
                 "hwe_p": floats(qc["hwe_p"]), "qc_pass": pa.array(np.asarray(qc_pass, dtype=bool)),
@@ -740,3 +736,22 @@ class _CallPacker:
                             for c in ("contig", "pos", "ref", "alt"))
             raise InputError(self.sources[s], f"patient {self.names[s]} has variant {site} more than once",
                              record=site)
+
+
+def _checked_contigs(reference, contig, pos, table, *, source, line_numbers) -> dict:
+    """Each VCF contig name -> the reference's spelling, REF alleles checked; no reference (None, decision
+    0011: the FASTA is optional): the names as they are, nothing checked."""
+    from genoflow.io.fasta import check_ref_alleles, resolve_contig
+
+    if reference is None:
+        return {name: name for name in set(contig.tolist())}
+    check_ref_alleles(reference, contig, pos, np.asarray(table.column("ref").to_pylist(), dtype=object),
+                      source=source, line_numbers=line_numbers)
+    return {name: resolve_contig(name, reference) for name in set(contig.tolist())}
+
+
+def _gene_names(genes, contig, pos) -> list[str]:
+    """Gene of each variant; "" everywhere without annotations (genes None)."""
+    if genes is None:
+        return [""] * len(pos)
+    return [g or "" for g in genes.annotate(contig, pos)]
