@@ -84,14 +84,24 @@ def bgzf_codec_conf(settings: Settings) -> dict[str, str]:
     }
 
 
-def load_params(path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None) -> dict:
-    """Read params.yaml and deep-merge ``overrides`` (e.g. an Airflow run's conf) over it."""
+def load_params(path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None,
+                overrides_source: str = "run conf") -> dict:
+    """Read params.yaml, deep-merge ``overrides`` (e.g. an Airflow run's conf) over it and validate both.
+
+    Returns the complete params (:mod:`genoflow.params`' defaults filled in, types as the schema
+    says). Raises :class:`genoflow.errors.ParamsError` naming the first bad key, and the file or
+    ``overrides_source`` it came from, so a DAG, an operator or a job stops before any Spark work.
+    """
     import yaml
+
+    from genoflow.params import validate_params  # pydantic: only when params are read, not on import
 
     path = Path(path) if path else Settings().params_file
     with open(path) as handle:
-        params = yaml.safe_load(handle) or {}
-    return merge_params(params, overrides or {})
+        params = validate_params(yaml.safe_load(handle) or {}, str(path)).model_dump()
+    if not overrides:
+        return params
+    return validate_params(merge_params(params, overrides), overrides_source).model_dump()
 
 
 def merge_params(base: dict, overrides: dict) -> dict:

@@ -78,3 +78,29 @@ def test_resolve__superseded_event_version_skips_the_run(home):
     stale = "f" * 32 + ".dir"
     with pytest.raises(AirflowSkipException, match=f"triggered for dataset version {stale}.*superseded"):
         _resolve().execute(_context(_event(stale, 3)))
+
+
+def test_resolve__bad_run_conf_fails_the_task_once_naming_the_key(home):
+    """A misspelled key in the run conf: AirflowFailException (no retries), before DVC pushes anything."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    context = {**_context(), "params": {"features": {"top_kk": 5}, "reason": "a run-conf key that is no section"}}
+    with pytest.raises(AirflowFailException, match=r"^invalid params: run conf: features\.top_kk: unknown key "
+                                                   r"\(did you mean top_k\?\)$"):
+        _resolve().execute(context)
+
+
+def test_resolve__run_conf_sections_merge_over_params_yaml(home):
+    """The run's params are params.yaml deep-merged with the conf's sections; other conf keys are left out."""
+    result = _resolve().execute({**_context(), "params": {"train": {"cv_folds": 5}, "reason": "drift"}})
+    assert result["params"]["train"]["cv_folds"] == 5 and "reason" not in result["params"]
+    assert result["params"]["train"]["models"] and result["params"]["study"]["targets"]
+
+
+def test_promote__bad_params_fail_the_task_once(home):
+    from airflow.sdk.exceptions import AirflowFailException
+    from genoflow_plugins.operators import PromoteChampionOperator
+
+    task = PromoteChampionOperator(task_id="promote_champion", run_key="k", params_json='{"train": {"cv_folds": "x"}}')
+    with pytest.raises(AirflowFailException, match=r"^cannot promote: params_json: study: missing \(required\)"):
+        task.execute({})

@@ -1,4 +1,10 @@
+import re
+
+import pytest
+
 from genoflow.config import Settings, load_params, merge_params, run_key, spark_conf, step_key
+from genoflow.errors import ParamsError
+from genoflow.params import Features
 from tests.conftest import REPO
 
 
@@ -12,7 +18,31 @@ def test_merge_params__deep_merges_sections():
 def test_load_params__reads_repo_params_with_overrides():
     params = load_params(REPO / "params.yaml", overrides={"train": {"cv_folds": 2}})
     assert params["train"]["cv_folds"] == 2
-    assert params["train"]["targets"] == ["disease_status", "treatment_response"]
+    assert params["study"]["targets"] and params["train"]["models"]
+
+
+def test_load_params__validates_the_file_naming_it(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("study:\n  targets: {case: binary}\nfeatures:\n  top_kk: 5\n")
+    expected = rf"^{re.escape(str(path))}: features\.top_kk: unknown key \(did you mean top_k\?\)$"
+    with pytest.raises(ParamsError, match=expected):
+        load_params(path)
+
+
+def test_load_params__validates_overrides_naming_the_run_conf(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("study:\n  targets: {case: binary}\n")
+    with pytest.raises(ParamsError, match=r"^run conf: train\.cv_folds: expected an integer, got 'three'$"):
+        load_params(path, overrides={"train": {"cv_folds": "three"}})
+
+
+def test_load_params__complete_params_from_a_short_file(tmp_path):
+    """A params file may leave keys out: the schema's defaults (params.yaml's values) fill them in."""
+    path = tmp_path / "params.yaml"
+    path.write_text("study:\n  targets: {case: quantitative}\n")
+    params = load_params(path)
+    assert params["study"]["targets"] == {"case": "quantitative"}
+    assert params["features"] == Features().model_dump() and params["features"]["top_k"] == 40
 
 
 def test_run_key__changes_with_data_or_params_only():

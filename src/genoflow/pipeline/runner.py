@@ -46,7 +46,7 @@ def main(step: str, argv: list[str] | None = None) -> int:
     if step not in STEPS:
         raise ValueError(f"step must be one of {STEPS}, got {step!r}")
     args = build_parser(step).parse_args(argv)
-    return report_errors(step, lambda: _run(step, args, json.loads(args.params_json)), args.storage_root)
+    return report_errors(step, lambda: _run(step, args, job_params(args.params_json)), args.storage_root)
 
 
 def job_params(params_json: str, source: str = "--params-json") -> dict:
