@@ -16,7 +16,7 @@ import numpy as np
 from genoflow.features.scores import ScoreBlock
 from genoflow.genotypes import variant_label
 
-__all__ = ["FeatureSpec", "encode_sex"]
+__all__ = ["FeatureSpec", "encode_sex", "fit_covariates", "encode_covariates", "covariate_columns"]
 
 
 def encode_sex(values) -> np.ndarray:
@@ -28,14 +28,118 @@ def encode_sex(values) -> np.ndarray:
     return np.asarray(out, dtype=float)
 
 
+def fit_covariates(samples, names: list[str], categorical: list[str], is_train: np.ndarray,
+                   missing: str = "drop") -> list[dict]:
+    """The encoding of the study covariates (decision 0011), learnt from the sample table.
+
+    Parameters
+    ----------
+    samples : pandas.DataFrame
+        The sample table: numeric covariates float64, categorical ones str (None missing).
+    names : list of str
+        The covariates, in order (``features.covariates``).
+    categorical : list of str
+        ``study.categorical``; a str column (e.g. ``sex``) is categorical too.
+    is_train : numpy.ndarray of bool, shape (n_samples,)
+        The training rows: the reference level and the fill values come from them only.
+    missing : str
+        ``study.missing_covariates``: ``impute`` fills a missing value with the training mean (numeric)
+        or the reference level (the training mode); ``drop`` sets no fill, so a missing value is an error.
+
+    Returns
+    -------
+    list of dict
+        ``{"name", "kind": "numeric"|"categorical", "levels", "reference", "fill"}`` per covariate.
+        ``levels``: every level seen (all rows: no labels involved), sorted; ``reference``: the most
+        frequent training level, ties by sorted order.
+    """
+    import pandas as pd
+
+    out = []
+    for name in names:
+        if name not in samples:
+            raise ValueError(f"covariate {name!r} is not a column of the sample table")
+        values = samples[name]
+        if name in categorical or values.dtype == object:
+            present = values.dropna().astype(str)
+            counts = present[np.asarray(is_train)[values.notna().to_numpy()]].value_counts()
+            if counts.empty:
+                raise ValueError(f"covariate {name!r} has no value in the training rows")
+            reference = sorted(counts[counts == counts.max()].index)[0]
+            out.append({"name": name, "kind": "categorical", "levels": sorted(present.unique()),
+                        "reference": reference, "fill": reference if missing == "impute" else None})
+        else:
+            numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)[np.asarray(is_train)]
+            mean = float(np.nanmean(numbers)) if np.isfinite(numbers).any() else 0.0
+            out.append({"name": name, "kind": "numeric", "levels": [], "reference": None,
+                        "fill": mean if missing == "impute" else None})
+    return out
+
+
+def covariate_columns(covariates: list[dict]) -> list[str]:
+    """The encoded columns: a numeric covariate's name; ``<name>=<level>`` per non-reference level."""
+    return [col for c in covariates for col in _columns_of(c)]
+
+
+def _columns_of(c: dict) -> list[str]:
+    if c["kind"] == "numeric":
+        return [c["name"]]
+    return [f"{c['name']}={level}" for level in c["levels"] if level != c["reference"]]
+
+
+def encode_covariates(frame, covariates: list[dict]) -> np.ndarray:
+    """The covariates as model inputs, shape (n_rows, len(covariate_columns)) float64.
+
+    Raises ValueError naming the covariate: absent from ``frame``; a missing value without a fill
+    (``missing_covariates: drop``); a level the training cohort did not have; a non-number.
+    """
+    n = _n_rows(frame)
+    columns = []
+    for c in covariates:
+        name = c["name"]
+        if name not in frame:
+            raise ValueError(f"covariate {name!r} is required")
+        values = [_covariate_value(c, v) for v in frame[name]]
+        if any(v is None for v in values):
+            if c.get("fill") is None:
+                raise ValueError(f"covariate {name!r} is missing (study.missing_covariates: drop, so it is required)")
+            values = [c["fill"] if v is None else v for v in values]
+        if c["kind"] == "numeric":
+            columns.append(np.asarray(values, dtype=float))
+            continue
+        unknown = sorted({v for v in values if v not in c["levels"]})
+        if unknown:
+            raise ValueError(f"covariate {name!r}: unknown level {unknown[0]!r} (levels: {', '.join(c['levels'])})")
+        columns.extend(np.asarray([v == level for v in values], dtype=float)
+                       for level in c["levels"] if level != c["reference"])
+    return np.column_stack(columns) if columns else np.empty((n, 0))
+
+
+def _covariate_value(c: dict, value):
+    """One raw value: None when missing; a str level (``sex`` normalised to F/M) or a float."""
+    from genoflow.io.phenotypes import normalise_sex
+
+    if value is None or (isinstance(value, float) and math.isnan(value)) or str(value).strip() == "":
+        return None
+    if c["kind"] == "categorical":
+        return normalise_sex(value) if c["name"] == "sex" else str(value).strip()
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"covariate {c['name']!r}: expected a number, found {value!r}") from None
+    return number if math.isfinite(number) else None
+
+
 @dataclass
 class FeatureSpec:
     """Feature columns of one model, in order, with the training-split fill values.
 
     Attributes
     ----------
-    clinical : list of str
-        Clinical covariates (``age`` in years, ``sex`` as F/M encoded 0/1). Required at scoring.
+    covariates : list of dict
+        Study covariates (:func:`fit_covariates`): ``{"name", "kind": "numeric"|"categorical",
+        "levels", "reference", "fill"}``; a categorical one becomes a column ``<name>=<level>`` per
+        non-reference level. Required at scoring unless it has a fill (``missing_covariates: impute``).
     read_qc : list of str
         FASTQ read-QC features; missing values take the training mean.
     variants : list of dict
@@ -50,11 +154,25 @@ class FeatureSpec:
         after the read-QC ones; a missing call takes its mean (``2p``) inside the score.
     """
 
-    clinical: list[str]
+    covariates: list[dict]
     read_qc: list[str]
     variants: list[dict]
     fill: dict[str, float] = field(default_factory=dict)
     scores: list[dict] = field(default_factory=list)
+
+    @property
+    def covariate_names(self) -> list[str]:
+        """The raw sample-table columns the covariates are encoded from."""
+        return [c["name"] for c in self.covariates]
+
+    @property
+    def clinical(self) -> list[str]:
+        """Deprecated alias of :attr:`covariate_names` (the field before decision 0011)."""
+        return self.covariate_names
+
+    @property
+    def covariate_columns(self) -> list[str]:
+        return covariate_columns(self.covariates)
 
     @property
     def variant_columns(self) -> list[str]:
@@ -90,7 +208,7 @@ class FeatureSpec:
 
     @property
     def names(self) -> list[str]:
-        return [*self.clinical, *self.read_qc, *self.score_columns, *self.variant_columns]
+        return [*self.covariate_columns, *self.read_qc, *self.score_columns, *self.variant_columns]
 
     def fit_fill(self, frame, is_train: np.ndarray) -> FeatureSpec:
         """Set fill values to the training rows' means (missing values ignored); returns self."""
@@ -104,21 +222,14 @@ class FeatureSpec:
         """Model inputs, shape (n_rows, len(names)) float64, from raw values in ``frame``.
 
         ``frame`` is any mapping of column -> sequence (a pandas DataFrame, or a dict of lists):
-        ``age``, ``sex`` (F/M), the read-QC columns and the variant dosage columns (every
+        the covariates (:func:`encode_covariates`), the read-QC columns and the variant dosage columns (every
         ``input_variant_columns``), where a dosage of -1, NaN or an absent column means missing.
         ``genotype_scores``, shape (n_rows, len(score_columns)), gives the score columns already
         computed (the features job computes them in Spark with the same weights); without it they
-        are computed from the frame's dosages. Raises ValueError when a clinical covariate is
-        missing, since those are never imputed.
+        are computed from the frame's dosages. Raises ValueError naming a covariate that is absent,
+        missing without a fill, or of a level unknown to the spec.
         """
-        columns = []
-        for col in self.clinical:
-            if col not in frame:
-                raise ValueError(f"clinical covariate {col!r} is required")
-            values = encode_sex(frame[col]) if col == "sex" else _numeric(frame, col)
-            if not np.isfinite(values).all():
-                raise ValueError(f"clinical covariate {col!r} is required and must be valid for every row")
-            columns.append(values)
+        columns = list(encode_covariates(frame, self.covariates).T)
         n = _n_rows(frame)
         for col in self.read_qc:
             values = _numeric(frame, col) if col in frame else np.full(n, np.nan)
@@ -145,7 +256,7 @@ class FeatureSpec:
         return np.column_stack(parts)
 
     def subset(self, variants: list[dict], score_columns: list[str] | None = None) -> FeatureSpec:
-        """The same clinical/read-QC columns with another variant list and some of the score columns
+        """The same covariate/read-QC columns with another variant list and some of the score columns
         (all by default), sharing fill values."""
         wanted = set(self.score_columns if score_columns is None else score_columns)
         blocks = []
@@ -153,14 +264,24 @@ class FeatureSpec:
             names = [name for name in block.names if name in wanted]
             if names:
                 blocks.append(asdict(block.subset_names(names)))
-        return FeatureSpec(list(self.clinical), list(self.read_qc), list(variants), dict(self.fill), blocks)
+        return FeatureSpec([dict(c) for c in self.covariates], list(self.read_qc), list(variants), dict(self.fill),
+                           blocks)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> FeatureSpec:
-        return cls(**json.loads(text))
+        fields = json.loads(text)
+        if "clinical" in fields:  # a spec saved before decision 0011: age numeric, sex 0/1 = one-hot sex=M
+            fields["covariates"] = [_legacy_covariate(name) for name in fields.pop("clinical")]
+        return cls(**fields)
+
+
+def _legacy_covariate(name: str) -> dict:
+    if name == "sex":
+        return {"name": "sex", "kind": "categorical", "levels": ["F", "M"], "reference": "F", "fill": None}
+    return {"name": name, "kind": "numeric", "levels": [], "reference": None, "fill": None}
 
 
 def _n_rows(frame) -> int:

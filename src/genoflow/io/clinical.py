@@ -9,24 +9,13 @@ import pyarrow as pa
 
 from genoflow.errors import InputError
 
-__all__ = ["CLINICAL_COLUMNS", "CLINICAL_SCHEMA", "parse_clinical_csv"]
+__all__ = ["CLINICAL_COLUMNS", "CLINICAL_SCHEMA", "parse_clinical_csv", "clinical_table"]
 
-CLINICAL_COLUMNS = ("patient_id", "age", "sex", "disease_status", "treatment_response")
-"""Required columns, in their usual order (extra columns are allowed and kept as strings)."""
+CLINICAL_COLUMNS = ("patient_id",)
+"""The one required column; the study (decision 0011) names the others it uses, and types them."""
 
-CLINICAL_SCHEMA = pa.schema(
-    [
-        pa.field("patient_id", pa.string(), nullable=False),
-        pa.field("age", pa.int64(), nullable=False),
-        pa.field("sex", pa.string(), nullable=False),  # "F" or "M"
-        pa.field("disease_status", pa.int8(), nullable=False),  # 0 or 1
-        pa.field("treatment_response", pa.int8(), nullable=True),  # 0, 1 or null (unknown)
-    ]
-)
-"""Types of the required columns after `parse_clinical_csv`."""
-
-_SEX = {"f": "F", "female": "F", "m": "M", "male": "M"}
-_AGE_RANGE = (0, 120)
+CLINICAL_SCHEMA = pa.schema([pa.field("patient_id", pa.string(), nullable=False)])
+"""Type of the required column after `parse_clinical_csv` (every other column is a str)."""
 
 
 def parse_clinical_csv(text: str, *, source: str) -> list[dict]:
@@ -43,16 +32,14 @@ def parse_clinical_csv(text: str, *, source: str) -> list[dict]:
     Returns
     -------
     list of dict
-        One dict per data row: ``patient_id`` (str), ``age`` (int, 0..120), ``sex`` ("F" or
-        "M"; ``female``/``male`` accepted in any case), ``disease_status`` (int 0 or 1),
-        ``treatment_response`` (int 0 or 1, or None when empty), and any extra column as str.
+        One dict per data row, column -> stripped str. The values are typed later, by the study
+        (:func:`genoflow.io.phenotypes.parse_column`), as the study declares them.
 
     Raises
     ------
     InputError
-        A missing or duplicate column (listing the columns found), a row with the wrong number
-        of fields, a bad value (naming the line, the column and the value), a duplicate
-        ``patient_id``, or no data row.
+        No ``patient_id`` column or a duplicate column (listing the columns found), a row with the
+        wrong number of fields, an empty or duplicate ``patient_id``, or no data row.
     """
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""))
     header = _read_header(reader, source)
@@ -108,22 +95,21 @@ def _parse_row(header: list[str], fields: list[str], source: str, line: int) -> 
         return InputError(source, f"column {column}: {expected}, found {values[column]!r}", line=line)
 
     if not values["patient_id"]:
-        raise bad("patient_id", "expected a non-empty patient id")
-    age = values["age"]
-    if not (age.isascii() and age.isdigit()) or not _AGE_RANGE[0] <= int(age) <= _AGE_RANGE[1]:
-        raise bad("age", f"expected an integer from {_AGE_RANGE[0]} to {_AGE_RANGE[1]}")
-    sex = _SEX.get(values["sex"].lower())
-    if sex is None:
-        raise bad("sex", "expected F or M (or female/male)")
-    if values["disease_status"] not in ("0", "1"):
-        raise bad("disease_status", "expected 0 or 1")
-    if values["treatment_response"] not in ("0", "1", ""):
-        raise bad("treatment_response", "expected 0, 1 or empty")
-    row = dict(values)
-    row.update(
-        age=int(age),
-        sex=sex,
-        disease_status=int(values["disease_status"]),
-        treatment_response=int(values["treatment_response"]) if values["treatment_response"] else None,
-    )
-    return row
+        raise InputError(source, f"column patient_id: expected a non-empty patient id, found {values['patient_id']!r}",
+                         line=line)
+    return values
+
+
+def clinical_table(rows: dict[str, dict], source: str, *, file_name: str):
+    """Per-patient rows (patient id -> :func:`parse_clinical_csv`'s row) as one
+    :class:`~genoflow.io.phenotypes.RawTable`; a column some patients lack is missing ("") for them,
+    and each patient's values are reported against ``<source>/<patient>/<file_name>``, line 2."""
+    import pandas as pd
+
+    from genoflow.io.phenotypes import RawTable
+
+    columns = list(dict.fromkeys(name for row in rows.values() for name in row))
+    frame = pd.DataFrame([[row.get(name, "") for name in columns] for row in rows.values()],
+                         columns=columns, index=list(rows), dtype=object)
+    files = {patient: f"{source.rstrip('/')}/{patient}/{file_name}" for patient in rows}
+    return RawTable(source, frame, dict.fromkeys(rows, 2), files=files)

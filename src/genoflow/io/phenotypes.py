@@ -19,7 +19,7 @@ import pandas as pd
 from genoflow.errors import InputError
 
 __all__ = ["RawTable", "read_phenotype_table", "read_fam", "read_plink_table", "read_delimited",
-           "parse_column", "COLUMN_TYPES", "MISSING"]
+           "parse_column", "normalise_sex", "COLUMN_TYPES", "MISSING"]
 
 COLUMN_TYPES = ("binary", "quantitative", "numeric", "categorical", "sex")
 MISSING = frozenset({"", "na", "nan", "."})  # missing in every table
@@ -222,3 +222,14 @@ def _sex(value: str):
     if lowered in _SEX:
         return _SEX[lowered]
     return _PLINK_SEX.get(value, _BAD)
+
+
+def normalise_sex(value) -> str | None:
+    """``F``/``M`` from F/M, female/male (any case) or plink's 2/1; None when missing or unknown (0).
+
+    Raises ValueError for anything else."""
+    text = "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value).strip()
+    parsed = _sex(text)
+    if parsed is _BAD:
+        raise ValueError(f"sex: expected F/M, female/male or plink's 1/2, found {value!r}")
+    return parsed

@@ -225,10 +225,9 @@ def compute_drift(spark, storage, output, champion: dict, upstream: dict, cohort
 
     # The batch, through the preprocess code paths with the champion's preprocess params.
     header = pp.read_vcf_header(spark, vcf_uri)
-    clinical = pp.load_clinical(spark, patient_uri)
-    pp.check_sample_sets(header.samples, clinical, vcf_uri, patient_uri)
-    reference = pp._read_reference(storage, storage.uri(p["reference_fasta"]))
-    genes = pp._read_genes(storage, storage.uri(p["annotations_gff"]))
+    study = pp.load_study(spark, storage, champion["params"], header.samples, vcf_uri, patient_uri=patient_uri)
+    reference = pp._optional(storage, p, "reference_fasta", pp._read_reference)
+    genes = pp._optional(storage, p, "annotations_gff", pp._read_genes)
     pp.ingest_vcf(spark, vcf_uri, header, output.path("genotypes"), reference=reference, genes=genes, p=p)
     new_genotypes = spark.read.parquet(output.path("genotypes"))
     if new_genotypes.limit(1).count() == 0:
@@ -237,7 +236,7 @@ def compute_drift(spark, storage, output, champion: dict, upstream: dict, cohort
         raise InputError(vcf_uri, "no variant records after the header")
     sample_qc = pp.compute_sample_qc(new_genotypes, len(header.samples))
     read_qc = pp.load_read_qc(spark, patient_uri)
-    samples = pp.build_sample_table(header.samples, clinical, sample_qc, read_qc, p, pseudonym_key)
+    samples = pp.build_sample_table(header.samples, study, sample_qc, read_qc, p, pseudonym_key)
     spark.createDataFrame(samples).coalesce(1).write.parquet(output.path("samples"))
     new_kept = samples[samples["sample_qc_pass"]].reset_index(drop=True)
     log.info("batch: %d samples, %d pass QC", len(samples), len(new_kept))
@@ -371,7 +370,7 @@ def _raw_features(spark, batch, patients, spec) -> dict:
 
     from genoflow.genotypes import unpack_dosages, variant_label
 
-    raw = {"age": patients["age"].to_numpy(), "sex": patients["sex"].to_numpy()}
+    raw = {c: patients[c].to_numpy() for c in spec.covariate_names if c in patients}
     for column in spec.read_qc:
         raw[column] = (patients[column].to_numpy(dtype=float) if column in patients
                        else np.full(len(patients), np.nan))

@@ -347,23 +347,29 @@ def association_scan(genotypes, *, sample_index: np.ndarray, y: np.ndarray, cova
     return _association_columns(scan)
 
 
-def split_samples(samples, f: dict):
-    """Samples passing QC with a ``split`` column ('train'/'test'), stratified on disease status."""
+def split_samples(samples, f: dict, params: dict):
+    """Samples passing QC (and, with ``study.missing_covariates: drop``, having every covariate) with a
+    ``split`` column ('train'/'test'), stratified on the first binary target (unlabelled patients form
+    their own stratum); with no binary target, one stratum."""
     from genoflow.features.split import stratified_split
+    from genoflow.study import binary_targets
 
-    kept = samples[samples["sample_qc_pass"]].reset_index(drop=True)
-    is_test = stratified_split(
-        kept["pid"].tolist(), kept["disease_status"].to_numpy(),
-        test_fraction=float(f["test_fraction"]), seed=int(f["split_seed"]),
-    )
+    kept = samples[samples["sample_qc_pass"]]
+    covariates = [c for c in f["covariates"] if c in kept]
+    if params["study"].get("missing_covariates", "drop") == "drop" and covariates:
+        kept = kept[kept[covariates].notna().all(axis=1)]
+    kept = kept.reset_index(drop=True)
+    binary = binary_targets(params)
+    strata = (kept[binary[0]].fillna(-1.0).to_numpy() if binary else np.zeros(len(kept)))
+    is_test = stratified_split(kept["pid"].tolist(), strata,
+                               test_fraction=float(f["test_fraction"]), seed=int(f["split_seed"]))
     kept["split"] = np.where(is_test, "test", "train")
     return kept
 
 
-def covariate_matrix(samples, names: list[str]) -> np.ndarray:
-    """Numeric covariates (sex as 0/1 for F/M), shape (n_samples, len(names)) float64."""
-    from genoflow.features.spec import encode_sex
+def covariate_matrix(samples, encoding: list[dict]) -> np.ndarray:
+    """The study covariates encoded as ``encoding`` says (:func:`genoflow.features.spec.fit_covariates`:
+    numeric as they are, categorical one-hot against the reference level), shape (n_samples, n_columns)."""
+    from genoflow.features.spec import encode_covariates
 
-    columns = [encode_sex(samples[name]) if name == "sex" else np.asarray(samples[name], dtype=float)
-               for name in names]
-    return np.column_stack(columns) if columns else np.empty((len(samples), 0))
+    return encode_covariates(samples, encoding)

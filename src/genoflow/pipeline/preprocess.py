@@ -36,13 +36,14 @@ from genoflow.pipeline.vcf_ingest import (
 )
 from genoflow.pseudonym import pseudonymise
 
-__all__ = ["run_preprocess", "GENOTYPE_SCHEMA_DDL", "check_sample_sets", "parse_patient_clinical",
+__all__ = ["run_preprocess", "GENOTYPE_SCHEMA_DDL", "check_sample_sets", "parse_patient_clinical", "load_study",
            "patient_files", "read_vcf_header", "ingest_vcf", "run_cohort_qc"]
 
 log = logging.getLogger(__name__)
 
 CLINICAL_FILE = "clinical_data.csv"
 FASTQ_FILE = "genome_sequence.fastq.gz"
+READ_QC_COLUMNS = ("n_reads", "mean_phred", "gc_fraction", "n_rate", "mean_length", "q30_fraction")
 PATIENT_VCF_FILE = "genome_variants.vcf.gz"  # preprocess.patient_vcf: each patient's VCF (vcf_layout: per_patient)
 
 
@@ -50,11 +51,12 @@ def run_preprocess(spark, storage, output, params: dict, pseudonym_key: str) -> 
     """Run the preprocess step, writing into ``output`` (a :class:`~genoflow.storage.StepOutput`)."""
     p = params["preprocess"]
     per_patient = p.get("vcf_layout", "cohort") == "per_patient"
-    patient_uri = storage.uri(p["patient_dir"])
-    required = ("reference_fasta", "annotations_gff", "patient_dir") + (() if per_patient else ("vcf",))
+    patient_uri = storage.uri(p["patient_dir"]) if p.get("patient_dir") else None
+    required = (("patient_dir",) if per_patient or not params["study"].get("phenotypes") else ()) + \
+        (() if per_patient else ("vcf",))
     for key in required:
-        if not storage.exists(storage.uri(p[key])):
-            raise InputError(storage.uri(p[key]), f"does not exist (preprocess.{key} in params)")
+        if not p.get(key) or not storage.exists(storage.uri(p[key])):
+            raise InputError(storage.uri(p[key] or ""), f"does not exist (preprocess.{key} in params)")
 
     if per_patient:
         vcf_files = patient_vcf_uris(spark, patient_uri, p.get("patient_vcf", PATIENT_VCF_FILE))
@@ -63,12 +65,11 @@ def run_preprocess(spark, storage, output, params: dict, pseudonym_key: str) -> 
     else:
         vcf_uri = storage.uri(p["vcf"])
         header = read_vcf_header(spark, vcf_uri)
-    clinical = load_clinical(spark, patient_uri)
-    check_sample_sets(header.samples, clinical, vcf_uri, patient_uri)
+    study = load_study(spark, storage, params, header.samples, vcf_uri)  # the study checks, before any Spark job
     log.info("cohort: %d samples in %s", len(header.samples), vcf_uri)
 
-    reference = _read_reference(storage, storage.uri(p["reference_fasta"]))
-    genes = _read_genes(storage, storage.uri(p["annotations_gff"]))
+    reference = _optional(storage, p, "reference_fasta", _read_reference)
+    genes = _optional(storage, p, "annotations_gff", _read_genes)
     genotypes_uri = output.path("genotypes")
     parsed_uri = output.path("parsed-before-qc")  # deleted once genotypes/ is written ("_x" is hidden to Spark)
     if per_patient:
@@ -79,11 +80,12 @@ def run_preprocess(spark, storage, output, params: dict, pseudonym_key: str) -> 
     parsed = spark.read.parquet(parsed_uri)
     if parsed.limit(1).count() == 0:
         raise InputError(vcf_uri, "no variant records after the header")
-    sample_qc, qc_counts = run_cohort_qc(parsed, genotypes_uri, header.samples, clinical, p)
+    sample_qc, qc_counts = run_cohort_qc(parsed, genotypes_uri, header.samples, study, p)
     storage.delete(parsed_uri)
-    read_qc = load_read_qc(spark, patient_uri)
-    samples = build_sample_table(header.samples, clinical, sample_qc, read_qc, p, pseudonym_key)
+    read_qc = load_read_qc(spark, patient_uri) if patient_uri and storage.exists(patient_uri) else {}
+    samples = build_sample_table(header.samples, study, sample_qc, read_qc, p, pseudonym_key)
     spark.createDataFrame(samples).coalesce(1).write.parquet(output.path("samples"))
+    output.write_json("study.json", study.summary())
 
     summary = {
         "n_samples": len(header.samples),
@@ -94,9 +96,27 @@ def run_preprocess(spark, storage, output, params: dict, pseudonym_key: str) -> 
         "n_skipped_alt_alleles": ingest.n_skipped_alts,  # symbolic (<DEL>...), breakend and '*' ALTs
         "thresholds": {k: p[k] for k in ("min_call_rate", "min_maf", "min_hwe_p",
                                          "max_sample_missingness", "max_het_sd")},
+        "skipped": {"ref_check": reference is None, "genes": genes is None, "read_qc": not read_qc,
+                    "sex_check": study.sex is None or bool(study.sex.isna().all())},
+        "study": _study_counts(study),
     }
     output.write_json("qc_summary.json", summary)
     return summary
+
+
+def _optional(storage, p: dict, key: str, read):
+    """An optional input (decision 0011): None when params say null or the file is absent (logged)."""
+    if not p.get(key) or not storage.exists(storage.uri(p[key])):
+        log.warning("preprocess.%s: %s; what needs it is skipped", key, "null" if not p.get(key) else "absent")
+        return None
+    return read(storage, storage.uri(p[key]))
+
+
+def _study_counts(study) -> dict:
+    return {"n_samples_missing_covariates": study.n_missing_covariates, "missing_covariates": study.missing_covariates,
+            "n_missing": {name: c["n_missing"] for name, c in study.columns.items()},
+            "n_labelled": {name: len(study.frame) - c["n_missing"] for name, c in study.columns.items()
+                           if c["role"] == "target"}}
 
 
 # --- VCF: genoflow.pipeline.vcf_ingest (split BGZF reading, vectorised decoding) ---------------
@@ -167,17 +187,49 @@ def load_clinical(spark, patient_uri: str) -> dict[str, dict]:
     return {row["patient_id"]: row for row in rows}
 
 
-def check_sample_sets(vcf_samples: list[str], clinical: dict[str, dict], vcf_uri: str, patient_uri: str):
-    """Every VCF sample needs clinical data and every clinical patient needs genotypes."""
-    in_vcf = set(vcf_samples)
-    missing_clinical = sorted(in_vcf - clinical.keys())
-    if missing_clinical:
-        raise InputError(vcf_uri, f"{len(missing_clinical)} sample(s) have no {CLINICAL_FILE} under "
-                         f"{patient_uri}: {', '.join(missing_clinical[:5])}", record=missing_clinical[0])
-    missing_genotypes = sorted(clinical.keys() - in_vcf)
+def load_study(spark, storage, params: dict, vcf_samples: list[str], vcf_uri: str, *, patient_uri: str | None = None):
+    """The study's columns for the VCF's samples, checked (:func:`genoflow.study.build_study`): from
+    ``study.phenotypes`` (+ ``study.covariates_file``) or, when that is null, the per-patient CSVs
+    (under ``patient_uri``, default ``preprocess.patient_dir``)."""
+    from genoflow.io.clinical import clinical_table
+    from genoflow.study import StudySettings, build_study
+
+    s = params["study"]
+    if s.get("phenotypes"):
+        tables = [_read_table(storage, storage.uri(s[key]), s.get("id_column", "patient_id"))
+                  for key in ("phenotypes", "covariates_file") if s.get(key)]
+        table_uri = tables[0].source
+    else:
+        table_uri = patient_uri or storage.uri(params["preprocess"]["patient_dir"])
+        tables = [clinical_table(load_clinical(spark, table_uri), table_uri, file_name=CLINICAL_FILE)]
+    check_sample_sets(vcf_samples, tables[0].frame.index, vcf_uri, table_uri, per_patient=not s.get("phenotypes"))
+    return build_study(tables, StudySettings.from_params(params), list(vcf_samples))
+
+
+def _read_table(storage, uri: str, id_column: str):
+    from genoflow.io.phenotypes import read_phenotype_table
+
+    if not storage.exists(uri):
+        raise InputError(uri, "does not exist (study.phenotypes / study.covariates_file in params)")
+    try:
+        text = storage.read_bytes(uri).decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InputError(uri, f"not UTF-8 text ({err})") from None
+    return read_phenotype_table(text, source=uri, id_column=id_column)
+
+
+def check_sample_sets(vcf_samples: list[str], ids, vcf_uri: str, table_uri: str, *, per_patient: bool = True):
+    """Every VCF sample needs phenotypes and every phenotype row (patient) needs genotypes."""
+    in_vcf, in_table = set(vcf_samples), set(ids)
+    what = CLINICAL_FILE if per_patient else "row"
+    missing = sorted(in_vcf - in_table)
+    if missing:
+        raise InputError(vcf_uri, f"{len(missing)} sample(s) have no {what} in {table_uri}: "
+                         f"{', '.join(missing[:5])}", record=missing[0])
+    missing_genotypes = sorted(in_table - in_vcf)
     if missing_genotypes:
         first = missing_genotypes[0]
-        raise InputError(f"{patient_uri}/{first}/{CLINICAL_FILE}",
+        raise InputError(f"{table_uri}/{first}/{CLINICAL_FILE}" if per_patient else table_uri,
                          f"{len(missing_genotypes)} patient(s) are not samples of {vcf_uri}: "
                          f"{', '.join(missing_genotypes[:5])}", record=first)
 
@@ -199,7 +251,7 @@ def load_read_qc(spark, patient_uri: str) -> dict[str, dict]:
 # --- samples --------------------------------------------------------------------------------------
 
 
-def run_cohort_qc(parsed, genotypes_uri: str, vcf_samples, clinical, p: dict) -> tuple[dict, dict]:
+def run_cohort_qc(parsed, genotypes_uri: str, vcf_samples, study, p: dict) -> tuple[dict, dict]:
     """plink2-order QC of the parsed table (see the module docstring); writes ``genotypes_uri``.
 
     Returns the per-sample QC arrays (for :func:`build_sample_table`) and the counts of
@@ -210,11 +262,11 @@ def run_cohort_qc(parsed, genotypes_uri: str, vcf_samples, clinical, p: dict) ->
     from genoflow.qc.spark_qc import apply_variant_filters, sample_f_statistics, sample_missingness
 
     t = QcThresholds.from_params(p)
-    male = np.array([clinical[s]["sex"] == "M" for s in vcf_samples])
+    male, sex_known = sex_arrays(study, vcf_samples)
     mind = sample_missingness(parsed, male, t)
     apply_variant_filters(parsed, male, mind, t).write.parquet(genotypes_uri)
     genotypes = parsed.sparkSession.read.parquet(genotypes_uri)
-    f_stats = sample_f_statistics(genotypes, male, mind, t)
+    f_stats = sample_f_statistics(genotypes, male, mind, t, sex_known=sex_known)
     row = genotypes.selectExpr(
         "count(*) AS n_variants", "coalesce(sum(int(qc_pass)), 0) AS n_variants_pass_qc",
         f"coalesce(sum(int(NOT (call_rate >= {t.min_call_rate - 1e-9}))), 0) AS n_variants_fail_call_rate",
@@ -226,11 +278,20 @@ def run_cohort_qc(parsed, genotypes_uri: str, vcf_samples, clinical, p: dict) ->
         "n_samples_fail_missingness": int((~mind["mind_pass"]).sum()),
         "n_samples_het_outlier": int(f_stats["het_outlier"].sum()),
         "n_samples_sex_problem": int(f_stats["sex_problem"].sum()),
+        "n_samples_sex_unknown": int((~sex_known).sum()),  # left out of --check-sex
         "qc_order": ["--mind (max_sample_missingness), all variants",
                      "--geno/--hwe/--maf (min_call_rate, min_hwe_p, min_maf), samples passing --mind",
                      "--het outliers (max_het_sd) and --check-sex, variants passing"],
     })
     return {**mind, **f_stats}, counts
+
+
+def sex_arrays(study, vcf_samples) -> tuple[np.ndarray, np.ndarray]:
+    """(male, sex known) per VCF sample from the study's ``sex`` column (all unknown without one)."""
+    sex = study.sex.reindex(list(vcf_samples)) if study.sex is not None else None
+    if sex is None:
+        return np.zeros(len(vcf_samples), dtype=bool), np.zeros(len(vcf_samples), dtype=bool)
+    return (sex == "M").to_numpy(dtype=bool), sex.notna().to_numpy(dtype=bool)
 
 
 def compute_sample_qc(genotypes, n_samples: int) -> dict[str, np.ndarray]:
@@ -253,8 +314,13 @@ def compute_sample_qc(genotypes, n_samples: int) -> dict[str, np.ndarray]:
     return merged.result()
 
 
-def build_sample_table(vcf_samples, clinical, sample_qc, read_qc, p: dict, pseudonym_key: str):
-    """One row per VCF sample, raw ids replaced by pseudonyms; the only sample table downstream sees."""
+def build_sample_table(vcf_samples, study, sample_qc, read_qc, p: dict, pseudonym_key: str):
+    """One row per VCF sample, raw ids replaced by pseudonyms; the only sample table downstream sees.
+
+    Columns (decision 0011): ``sample_index, pid``, the sample-QC columns, the read-QC columns (null
+    without FASTQ), then the study's columns (:class:`genoflow.study.Study`: targets and numeric
+    covariates float64, NaN missing; categorical covariates and ``sex`` str, null missing).
+    """
     import pandas as pd
 
     from genoflow.qc.sample_qc import flag_outliers
@@ -268,37 +334,17 @@ def build_sample_table(vcf_samples, clinical, sample_qc, read_qc, p: dict, pseud
     else:  # compute_sample_qc's counts only: missingness and heterozygosity-rate outliers
         het_outlier = flag_outliers(het_rate, float(p["max_het_sd"]))
         qc_pass = (missingness <= float(p["max_sample_missingness"])) & ~het_outlier
-    het_f = np.asarray(sample_qc.get("het_f", np.full(n, np.nan)), dtype=float)
-    sex_f = np.asarray(sample_qc.get("sex_f", np.full(n, np.nan)), dtype=float)
-    sex_problem = np.asarray(sample_qc.get("sex_problem", np.zeros(n, dtype=bool)), dtype=bool)
-
-    rows = []
-    for index, patient in enumerate(vcf_samples):
-        clin = clinical[patient]
-        reads = read_qc.get(patient, {})
-        rows.append({
-            "sample_index": index,
-            "pid": pseudonymise(patient, pseudonym_key),
-            "age": int(clin["age"]),
-            "sex": clin["sex"],
-            "disease_status": int(clin["disease_status"]),
-            "treatment_response": (None if clin.get("treatment_response") is None
-                                   else int(clin["treatment_response"])),
-            "missingness": float(missingness[index]),
-            "het_rate": float(het_rate[index]),
-            "het_outlier": bool(het_outlier[index]),
-            "het_f": float(het_f[index]),
-            "sex_f": float(sex_f[index]),
-            "sex_problem": bool(sex_problem[index]),
-            "sample_qc_pass": bool(qc_pass[index]),
-            "n_reads": reads.get("n_reads"),
-            "mean_phred": reads.get("mean_phred"),
-            "gc_fraction": reads.get("gc_fraction"),
-            "n_rate": reads.get("n_rate"),
-            "mean_length": reads.get("mean_length"),
-            "q30_fraction": reads.get("q30_fraction"),
-        })
-    frame = pd.DataFrame(rows)
-    frame["n_reads"] = frame["n_reads"].astype("Int64")
-    frame["treatment_response"] = frame["treatment_response"].astype("Int64")
-    return frame
+    frame = pd.DataFrame({
+        "sample_index": np.arange(n, dtype=np.int64),
+        "pid": [pseudonymise(patient, pseudonym_key) for patient in vcf_samples],
+        "missingness": missingness, "het_rate": het_rate, "het_outlier": het_outlier,
+        "het_f": np.asarray(sample_qc.get("het_f", np.full(n, np.nan)), dtype=float),
+        "sex_f": np.asarray(sample_qc.get("sex_f", np.full(n, np.nan)), dtype=float),
+        "sex_problem": np.asarray(sample_qc.get("sex_problem", np.zeros(n, dtype=bool)), dtype=bool),
+        "sample_qc_pass": qc_pass,
+    })
+    reads = pd.DataFrame([read_qc.get(patient, {}) for patient in vcf_samples], columns=list(READ_QC_COLUMNS))
+    frame = pd.concat([frame, reads.astype("float64")], axis=1)
+    frame["n_reads"] = reads["n_reads"].astype("Int64")
+    study_columns = study.frame.reindex(list(vcf_samples)).reset_index(drop=True)
+    return pd.concat([frame, study_columns], axis=1)

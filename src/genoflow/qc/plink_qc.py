@@ -341,13 +341,16 @@ def f_from_counts(counts: dict) -> np.ndarray:
     return np.where(np.isfinite(f), f, np.nan)
 
 
-def sex_check(f, male, t: QcThresholds = QcThresholds()) -> dict[str, np.ndarray]:
+def sex_check(f, male, t: QcThresholds = QcThresholds(), *, known=None) -> dict[str, np.ndarray]:
     """plink 1.9 ``--check-sex`` calls from X F: ``snp_sex`` 1 male (F > 0.8), 2 female (F < 0.2), 0
-    undetermined; ``problem`` where that disagrees with the reported sex (or is undetermined)."""
+    undetermined; ``problem`` where that disagrees with the reported sex (or is undetermined).
+    ``known`` (bool per sample; default all): a sample of unknown sex has no problem (plink's sex 0)."""
     f = np.asarray(f, dtype=np.float64)
     snp_sex = np.where(f > t.sex_f_male, 1, np.where(f < t.sex_f_female, 2, 0))
     reported = np.where(np.asarray(male, dtype=bool), 1, 2)
     problem = np.isfinite(f) & (snp_sex != reported)
+    if known is not None:
+        problem &= np.asarray(known, dtype=bool)
     return {"snp_sex": snp_sex, "problem": problem}
 
 

@@ -114,12 +114,13 @@ def apply_variant_filters(genotypes, male, mind: dict, t: QcThresholds):
     return genotypes.mapInPandas(run, genotypes.schema)
 
 
-def sample_f_statistics(genotypes, male, mind: dict, t: QcThresholds) -> dict:
+def sample_f_statistics(genotypes, male, mind: dict, t: QcThresholds, *, sex_known=None) -> dict:
     """Pass 3: ``--het`` F and its outliers, ``--check-sex`` F and problems, on the ``qc_pass`` rows.
 
     Returns per-sample arrays (NaN / False for samples failing ``--mind``): ``het_f``,
     ``het_outlier``, ``sex_f``, ``snp_sex`` (1 male, 2 female, 0 undetermined), ``sex_problem``,
     and ``sample_qc_pass`` (``--mind`` passed, not a heterozygosity outlier, no sex problem).
+    ``sex_known`` (bool per sample, default all): samples of unknown sex are left out of the sex check.
     """
     keep = np.flatnonzero(mind["mind_pass"])
     male = np.asarray(male, dtype=bool)
@@ -152,7 +153,7 @@ def sample_f_statistics(genotypes, male, mind: dict, t: QcThresholds) -> dict:
     out["het_outlier"][keep] = het_outliers(out["het_f"][keep], t.max_het_sd)
     if n_x:
         out["sex_f"][keep] = f_from_counts(sex)
-    calls = sex_check(out["sex_f"], male, t)
+    calls = sex_check(out["sex_f"], male, t, known=sex_known)
     out["snp_sex"], out["sex_problem"] = calls["snp_sex"], calls["problem"]
     out["sample_qc_pass"] = mind["mind_pass"] & ~out["het_outlier"] & ~out["sex_problem"]
     return out
