@@ -281,8 +281,7 @@ def test_spark_submit__bad_input_fails_the_task_with_one_line(cohort):
 def project(tmp_path_factory):
     from tests.project import make_project
 
-    return make_project(tmp_path_factory.mktemp("bad-input-dag"), n_patients=40, sequence_length=100_000,
-                        reads_per_patient=10)
+    return make_project(tmp_path_factory.mktemp("bad-input-dag"), n_patients=40)
 
 
 def run_dag(project, conf: dict | None = None) -> tuple[str, dict[str, tuple[str, int]]]:
