@@ -282,6 +282,7 @@ _EXPECTED = {
     "string_type": "expected a string", "list_type": "expected a list",
     "dict_type": "expected a mapping", "model_type": "expected a mapping",
     "model_attributes_type": "expected a mapping",
+    "string_too_short": "must not be empty", "too_short": "must not be empty",
 }
 
 

@@ -67,7 +67,8 @@ def test_validate_params__unknown_key_is_named_with_a_suggestion(overrides, expe
     ({"study": {"missing_covariates": "mean"}}, "study.missing_covariates: must be 'drop' or 'impute', got 'mean'"),
     ({"train": {"models": ["gbt", "svm"]}}, "train.models[1]: must be 'logistic_regression', 'random_forest' or"),
     ({"train": {"grid": {"gbtt": {"maxDepth": [2]}}}}, "train.grid.gbtt (key): must be 'logistic_regression'"),
-    ({"train": {"grid": {"gbt": {"maxDepth": []}}}}, "train.grid.gbt.maxDepth: List should have at least 1 item"),
+    ({"train": {"grid": {"gbt": {"maxDepth": []}}}}, "train.grid.gbt.maxDepth: must not be empty, got []"),
+    ({"preprocess": {"vcf": ""}}, "preprocess.vcf: must not be empty, got ''"),
     ({"spark": {"sprak.driver.memory": "2g"}}, "spark.sprak.driver.memory (key): 'sprak.driver.memory' is not a Spark"),
     ({"spark": {"spark.driver.memory": None}}, "spark.spark.driver.memory: expected a number, string or boolean"),
     ({"features": {"pca_components": 3, "pca_covariates": 5}}, "features: pca_covariates (5) exceeds pca_components"),
@@ -81,6 +82,8 @@ def test_validate_params__wrong_type_or_value_names_the_nested_key(overrides, ex
 def test_validate_params__missing_targets_and_several_errors_on_one_line():
     with pytest.raises(ParamsError, match=r"^run conf: study: missing \(required\)$"):
         validate_params({"features": {}}, "run conf")
+    with pytest.raises(ParamsError, match=r"^run conf: study\.targets: must not be empty, got \{\}$"):
+        validate_params({"study": {"targets": {}}}, "run conf")
     message = error_of({"train": {"cv_folds": "x", "seed": "y"}, "monitor": {"alpha": 2}})
     assert re.fullmatch(r"params\.yaml: train\.cv_folds: expected an integer, got 'x' "
                         r"\(also wrong: monitor\.alpha, train\.seed\)", message), message
