@@ -33,6 +33,7 @@ from genoflow.errors import GenoflowError, InputError
 __all__ = ["CohortFiles", "cohort_layout", "locate_cohort", "validate_cohort", "ingest_cohort", "batch_landing"]
 
 _LAYOUT_KEYS = ("vcf", "reference_fasta", "annotations_gff", "patient_dir")
+_STUDY_KEYS = ("phenotypes", "covariates_file")  # study: the cohort phenotype tables (decision 0011)
 _REFERENCE_KEYS = ("reference_fasta", "annotations_gff")
 _REF_CHUNK = 50_000  # VCF records contig/REF-checked per vectorised block
 MODES = ("replace", "append")
@@ -43,9 +44,11 @@ class CohortFiles:
     """Where each part of one cohort is (local paths)."""
 
     vcf: Path
-    reference_fasta: Path
-    annotations_gff: Path
-    patient_dir: Path
+    reference_fasta: Path | None = None  # None, or an absent file: no REF check (decision 0011)
+    annotations_gff: Path | None = None
+    patient_dir: Path | None = None  # required without a phenotype table
+    phenotypes: Path | None = None  # study.phenotypes: one table for the cohort instead of per-patient CSVs
+    covariates_file: Path | None = None
 
 
 def cohort_layout(params: dict, target: str = "data/raw") -> dict[str, str]:
@@ -56,10 +59,15 @@ def cohort_layout(params: dict, target: str = "data/raw") -> dict[str, str]:
     """
     prefix = PurePosixPath(target).name
     layout = {}
-    for key in _LAYOUT_KEYS:
-        path = PurePosixPath(params["preprocess"][key])
+    study = params.get("study") or {}
+    named = {**{k: params["preprocess"].get(k) for k in _LAYOUT_KEYS}, **{k: study.get(k) for k in _STUDY_KEYS}}
+    for key, value in named.items():
+        if not value:  # an optional input switched off
+            continue
+        path = PurePosixPath(value)
         if len(path.parts) < 2 or path.parts[0] != prefix:
-            raise GenoflowError(f"preprocess.{key} = {str(path)!r} is not under {prefix}/: the ingested "
+            section = "study" if key in _STUDY_KEYS else "preprocess"
+            raise GenoflowError(f"{section}.{key} = {str(path)!r} is not under {prefix}/: the ingested "
                                 f"cohort replaces {target}, so the pipeline must read it from there")
         layout[key] = str(path.relative_to(prefix))
     return layout
@@ -99,7 +107,8 @@ def locate_cohort(landing: Path, layout: dict[str, str], fallback: Path | None =
     return CohortFiles(**found)
 
 
-def validate_cohort(files: CohortFiles, full_check_records: int = 2000) -> dict:
+def validate_cohort(files: CohortFiles, full_check_records: int = 2000, study=None,
+                    id_column: str = "patient_id") -> dict:
     """Validate a cohort without Spark (the checks of the module docstring).
 
     Returns
@@ -112,35 +121,74 @@ def validate_cohort(files: CohortFiles, full_check_records: int = 2000) -> dict:
     ------
     InputError
         Naming the file, and the line or record where there is one, for the first problem found.
+
+    ``study`` (a :class:`genoflow.study.StudySettings`) types and checks the study's columns as
+    preprocess will; ``id_column`` keys a CSV/TSV phenotype table.
     """
     from genoflow.io.fasta import read_reference
     from genoflow.io.gff import read_genes
     from genoflow.io.vcf import iter_vcf_lines, parse_vcf_header
     from genoflow.pipeline.preprocess import check_sample_sets
+    from genoflow.study import build_study
 
     _check_present(files)
     vcf = str(files.vcf)
     with open(files.vcf, "rb") as stream:
         lines = iter_vcf_lines(stream, vcf)
         header = parse_vcf_header(lines, vcf)
-        clinical, with_reads = _read_clinical(files.patient_dir)
-        check_sample_sets(header.samples, clinical, vcf, str(files.patient_dir))
-        with open(files.reference_fasta, "rb") as fasta:
-            reference = read_reference(fasta, source=str(files.reference_fasta))
-        _check_header_contigs(header, reference, vcf)
+        tables, with_reads = _study_tables(files, id_column)
+        check_sample_sets(header.samples, tables[0].frame.index, vcf, tables[0].source,
+                          per_patient=files.phenotypes is None)
+        if study is not None:
+            build_study(tables, study, list(header.samples))
+        reference = None
+        if _is_file(files.reference_fasta):
+            with open(files.reference_fasta, "rb") as fasta:
+                reference = read_reference(fasta, source=str(files.reference_fasta))
+            _check_header_contigs(header, reference, vcf)
         n_records, n_decoded = _check_records(lines, header, reference, vcf, full_check_records)
-    with open(files.annotations_gff, "rb") as gff:
-        genes = read_genes(gff, source=str(files.annotations_gff))
+    genes = None
+    if _is_file(files.annotations_gff):
+        with open(files.annotations_gff, "rb") as gff:
+            genes = read_genes(gff, source=str(files.annotations_gff))
     return {"n_samples": header.n_samples, "n_variants": n_records, "n_records_fully_decoded": n_decoded,
-            "contigs": sorted(reference), "n_genes": len(genes), "n_patients_with_reads": with_reads}
+            "contigs": sorted(reference) if reference is not None else sorted(header.contigs),
+            "n_genes": len(genes) if genes is not None else 0, "n_patients_with_reads": with_reads}
+
+
+def _is_file(path: Path | None) -> bool:
+    return path is not None and path.is_file()
+
+
+def _study_tables(files: CohortFiles, id_column: str) -> tuple[list, int]:
+    """The phenotype table(s) as preprocess reads them, and how many patient folders have reads."""
+    from genoflow.io.clinical import clinical_table
+    from genoflow.io.phenotypes import read_phenotype_table
+    from genoflow.pipeline.preprocess import CLINICAL_FILE, FASTQ_FILE
+
+    if files.phenotypes is None:
+        clinical, with_reads = _read_clinical(files.patient_dir)
+        return [clinical_table(clinical, str(files.patient_dir), file_name=CLINICAL_FILE)], with_reads
+    tables = []
+    for path in (files.phenotypes, files.covariates_file):
+        if path is not None:
+            try:
+                text = path.read_text(encoding="utf-8")
+            except UnicodeDecodeError as err:
+                raise InputError(str(path), f"not UTF-8 text ({err})") from None
+            tables.append(read_phenotype_table(text, source=str(path), id_column=id_column))
+    folders = files.patient_dir.iterdir() if files.patient_dir is not None and files.patient_dir.is_dir() else []
+    return tables, sum((folder / FASTQ_FILE).is_file() for folder in folders)
 
 
 def _check_present(files: CohortFiles) -> None:
-    for key in ("vcf", "reference_fasta", "annotations_gff"):
+    if not files.vcf.is_file():
+        raise InputError(str(files.vcf), "required file is missing from the cohort (preprocess.vcf)")
+    for key in _STUDY_KEYS:
         path = getattr(files, key)
-        if not path.is_file():
-            raise InputError(str(path), f"required file is missing from the cohort (preprocess.{key})")
-    if not files.patient_dir.is_dir():
+        if path is not None and not path.is_file():
+            raise InputError(str(path), f"required file is missing from the cohort (study.{key})")
+    if files.phenotypes is None and (files.patient_dir is None or not files.patient_dir.is_dir()):
         raise InputError(str(files.patient_dir), "required folder is missing from the cohort (preprocess.patient_dir)")
 
 
@@ -210,13 +258,15 @@ def _check_records(lines: Iterator[str], header, reference: dict[str, str], vcf:
     return n_records, len(head)
 
 
-def _check_ref_block(block: list[tuple[str, str, str, int]], reference: dict[str, str], vcf: str) -> None:
+def _check_ref_block(block: list[tuple[str, str, str, int]], reference: dict[str, str] | None, vcf: str) -> None:
     from genoflow.io.fasta import check_ref_alleles
 
     contig, pos_text, ref, numbers = zip(*block, strict=True)
     for text, number in zip(pos_text, numbers, strict=True):
         if not (text.isascii() and text.isdigit() and int(text) > 0):
             raise InputError(vcf, f"POS {text!r} is not a positive integer", line=number)
+    if reference is None:  # no FASTA (decision 0011): nothing to check REF against
+        return
     check_ref_alleles(reference, np.asarray(contig, dtype=object), np.asarray(pos_text, dtype=np.int64),
                       np.asarray(ref, dtype=object), source=vcf, line_numbers=np.asarray(numbers))
 
@@ -260,6 +310,7 @@ def ingest_cohort(home: str | os.PathLike, landing: str | os.PathLike, params: d
     InputError
         The cohort is invalid: nothing was moved, versioned, pushed or committed.
     """
+    from genoflow.study import StudySettings
     from genoflow.versioning import dvc_remote, dvc_track, dvc_version, git_commit_paths
 
     home = Path(home).resolve()
@@ -271,7 +322,8 @@ def ingest_cohort(home: str | os.PathLike, landing: str | os.PathLike, params: d
     files = locate_cohort(landing, layout, fallback=raw if raw.is_dir() else None)
     if mode == "append":
         _check_same_reference(files, raw, layout)
-    summary = validate_cohort(files, full_check_records)
+    study, id_column = StudySettings.from_params(params), params["study"].get("id_column", "patient_id")
+    summary = validate_cohort(files, full_check_records, study, id_column)
     added = summary["n_samples"]
 
     pointer = home / f"{target}.dvc"
@@ -283,7 +335,7 @@ def ingest_cohort(home: str | os.PathLike, landing: str | os.PathLike, params: d
     try:
         if mode == "append":
             _stage_append(files, raw, layout, stage)
-            summary = validate_cohort(locate_cohort(stage, layout), full_check_records)  # the merged cohort
+            summary = validate_cohort(locate_cohort(stage, layout), full_check_records, study, id_column)  # merged
         else:
             _stage(landing, files, raw, stage)
         if raw.exists():
@@ -330,7 +382,7 @@ def _stage(landing: Path, files: CohortFiles, raw: Path, stage: Path) -> None:
     shutil.copytree(landing, stage)
     for key in _REFERENCE_KEYS:
         source = getattr(files, key)
-        if not source.is_relative_to(landing):  # reused from the current cohort
+        if _is_file(source) and not source.is_relative_to(landing):  # reused from the current cohort
             copy = stage / source.relative_to(raw)
             copy.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, copy)
@@ -355,6 +407,8 @@ def _stage_append(files: CohortFiles, raw: Path, layout: dict[str, str], stage: 
 def _check_same_reference(files: CohortFiles, raw: Path, layout: dict[str, str]) -> None:
     """Appended patients must be on the current cohort's reference (a batch may also leave it out)."""
     for key in _REFERENCE_KEYS:
+        if key not in layout:
+            continue
         ours, theirs = raw / layout[key], getattr(files, key)
         if theirs != ours and theirs.is_file() and theirs.read_bytes() != ours.read_bytes():
             raise InputError(str(theirs), f"differs from the current cohort's {ours.name}: appending patients "
@@ -374,5 +428,7 @@ def _restore(raw: Path, aside: Path, swapped: bool, kept: dict[Path, bytes], poi
 
 
 def _reference_origin(files: CohortFiles, landing: Path) -> str:
+    if not _is_file(files.reference_fasta):
+        return "none"
     return "landing" if files.reference_fasta.is_relative_to(landing) else "previous cohort"
 

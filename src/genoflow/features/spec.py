@@ -121,8 +121,13 @@ def _covariate_value(c: dict, value):
 
     if value is None or (isinstance(value, float) and math.isnan(value)) or str(value).strip() == "":
         return None
+    if c["kind"] == "categorical" and c["name"] == "sex":
+        try:
+            return normalise_sex(value)
+        except ValueError as err:
+            raise ValueError(f"covariate {err}") from None
     if c["kind"] == "categorical":
-        return normalise_sex(value) if c["name"] == "sex" else str(value).strip()
+        return str(value).strip()
     try:
         number = float(value)
     except (TypeError, ValueError):

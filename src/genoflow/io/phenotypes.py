@@ -231,5 +231,5 @@ def normalise_sex(value) -> str | None:
     text = "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value).strip()
     parsed = _sex(text)
     if parsed is _BAD:
-        raise ValueError(f"sex: expected F/M, female/male or plink's 1/2, found {value!r}")
+        raise ValueError(f"'sex': expected F/M, female/male or plink's 1/2, found {value!r}")
     return parsed
