@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass, field
 
@@ -34,14 +35,9 @@ class Covariate:
 
 
 def spec_covariates(spec: FeatureSpec) -> tuple[Covariate, ...]:
-    """The covariates of ``spec``, as serving validates them."""
-    entries = getattr(spec, "covariates", None)
-    if entries is None:
-        # A spec written before decision 0011: fixed ``clinical`` columns, age numeric and sex F/M.
-        return tuple(Covariate(name, "categorical", ("F", "M")) if name == "sex" else Covariate(name, "numeric")
-                     for name in spec.clinical)
+    """The covariates of ``spec`` (``FeatureSpec.covariates``), as serving validates them."""
     out = []
-    for c in entries:
+    for c in spec.covariates:
         levels = [str(level) for level in c.get("levels") or []]
         reference = c.get("reference")
         if reference is not None and str(reference) not in levels:
@@ -114,7 +110,7 @@ class ServedModel:
         """
         where = f"{name} v{version} (run {run_id})"
         try:
-            feature_spec = FeatureSpec(**spec)
+            feature_spec = FeatureSpec.from_json(json.dumps(spec))  # from_json reads older specs too
             model = PortableModel.from_dict(portable)
         except (TypeError, ValueError, KeyError) as error:
             raise ModelLoadError(f"{where}: unreadable model artifacts: {error}") from None

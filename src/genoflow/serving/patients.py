@@ -130,16 +130,37 @@ def _covariate(covariate: Covariate, value) -> tuple[object, str | None]:
     with (exactly, else ignoring case when that names one level), since an unseen level has no
     column. A missing value is refused unless the study imputes the covariate (the spec fills it).
     """
+    missing = (None if covariate.kind == "categorical" else math.nan), None if covariate.imputed else "required"
     if value is None:
-        return (None if covariate.kind == "categorical" else math.nan), (None if covariate.imputed else "required")
+        return missing
     if covariate.kind == "numeric":
         number = _finite(value)
         return (number, None) if number is not None else (math.nan, f"expected a finite number, got {_short(value)}")
-    text = str(value).strip() if isinstance(value, str) or type(value) is int else None
+    text = _text(covariate, value)
+    if text == "":  # sex 0: plink's unknown
+        return missing
     level = _level(covariate.levels, text) if text is not None else None
     if level is None:
         return None, f"unknown level {_short(value)}; known levels: {', '.join(map(repr, covariate.levels))}"
     return level, None
+
+
+def _text(covariate: Covariate, value) -> str | None:
+    """A categorical value as text ("" for an unknown sex), or None when it cannot name a level.
+
+    A string or an int (a JSON number naming a level, e.g. a stratum); ``sex`` by the study's own
+    rule (F/M, female/male, plink's 2/1), as training read it.
+    """
+    from genoflow.io.phenotypes import normalise_sex
+
+    if not (isinstance(value, str) or type(value) is int):
+        return None
+    if covariate.name != "sex":
+        return str(value).strip()
+    try:
+        return normalise_sex(value) or ""
+    except ValueError:
+        return None
 
 
 def _level(levels: tuple[str, ...], text: str) -> str | None:

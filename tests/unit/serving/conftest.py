@@ -31,8 +31,14 @@ INTERCEPT = -3.0
 GOOD = {"covariates": {"age": 61, "sex": "F"}, "genotypes": {"chr22:1114906:C:G": 1, "chr22:1120044:T:C": 2}}
 
 
-def spec() -> FeatureSpec:
-    return FeatureSpec(["age", "sex"], ["mean_phred"], [dict(v) for v in VARIANTS], dict(FILL))
+COVARIATES = [{"name": "age", "kind": "numeric", "levels": [], "reference": None, "fill": None},
+              {"name": "sex", "kind": "categorical", "levels": ["F", "M"], "reference": "F", "fill": None}]
+
+
+def spec(covariates: list[dict] | None = None) -> FeatureSpec:
+    """Age and sex (decision 0011's covariate entries: sex one-hot as ``sex=M``), read QC, three variants."""
+    return FeatureSpec([dict(c) for c in covariates or COVARIATES], ["mean_phred"], [dict(v) for v in VARIANTS],
+                       dict(FILL))
 
 
 def served(target: str = "disease_status", version: str = "1", intercept: float = INTERCEPT) -> ServedModel:

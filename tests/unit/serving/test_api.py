@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import math
 
 import pytest
 
@@ -393,3 +394,50 @@ def test_served_model__a_classifier_cannot_serve_a_quantitative_target():
                                                      "n_features": len(m.spec.names), "features": m.spec.names,
                                                      "coefficients": COEFFICIENTS, "intercept": 0.0},
                       target_type="quantitative")
+
+
+# --- study covariates by the feature spec (decision 0011) ------------------------------------------------------
+
+
+def test_predict__categorical_and_imputed_covariates_by_the_spec():
+    from dataclasses import asdict
+
+    from genoflow.serving.model import ServedModel
+    from tests.unit.serving.conftest import spec
+
+    covariates = [{"name": "stratum", "kind": "categorical", "levels": ["1", "2", "3"], "reference": "1",
+                   "fill": None},
+                  {"name": "bmi", "kind": "numeric", "levels": [], "reference": None, "fill": 27.0}]
+    s = spec(covariates)
+    assert s.names[:2] == ["stratum=2", "stratum=3"]  # one column per non-reference level, then bmi
+    coefficients = [0.5, 1.0, 0.1, 0.0, 0.0, 0.0, 0.0]
+    portable = {"format": FORMAT, "kind": "logistic_regression", "n_features": len(s.names), "features": s.names,
+                "coefficients": coefficients, "intercept": -3.0}
+    model = ServedModel.build(target="disease_status", name="genoflow_disease_status", version="9",
+                              alias="champion", run_id="r9", dataset_version=None, spec=asdict(s), portable=portable)
+    source = StaticSource([model])
+    with TestClient(create_app(settings(targets=("disease_status",)), source=source)) as client:
+        def risk(covariates):
+            response = predict(client, {"covariates": covariates, "genotypes": {}})
+            return response.status_code, response.json()
+
+        status, body = risk({"stratum": "3", "bmi": 30.0})
+        assert status == 200 and body["risk"] == pytest.approx(1 / (1 + math.exp(-(1.0 + 3.0 - 3.0))))
+        # bmi absent: the study imputes it (fill 27); stratum 1 is the reference level; a JSON number names a level.
+        status, body = risk({"stratum": 1})
+        assert status == 200 and body["risk"] == pytest.approx(1 / (1 + math.exp(-(2.7 - 3.0))))
+        status, body = risk({"stratum": "4", "bmi": 30.0})
+        assert status == 422 and body["detail"] == "covariates.stratum: unknown level '4'; known levels: '1', '2', '3'"
+        status, body = risk({"bmi": 30.0})
+        assert status == 422 and body["detail"] == "covariates.stratum: required"  # no fill: drop mode
+        body = client.get("/models", headers=AUTH).json()["disease_status"]
+        assert body["required_covariates"] == ["stratum"] and body["optional_covariates"] == ["bmi", "mean_phred"]
+        assert body["categorical_levels"] == {"stratum": ["1", "2", "3"]}
+
+
+@pytest.mark.parametrize("sex, expected", [("female", 0.0), ("M", 1.0), ("m", 1.0), (2, 0.0)])
+def test_predict__sex_as_the_study_reads_it(client, sex, expected):
+    response = predict(client, {**GOOD, "covariates": {"age": 61, "sex": sex}})
+    assert response.status_code == 200, response.text
+    assert response.json()["risk"] == pytest.approx(
+        expected_risk(61, expected, FILL["mean_phred"], [1, 2, FILL["v_chr22_1200000_A_AT"]]), abs=1e-12)

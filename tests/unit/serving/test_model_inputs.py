@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 
 import pytest
 
+from genoflow.features.spec import FeatureSpec
 from genoflow.models.portable import FORMAT
 from genoflow.serving import ServingSettings
 from genoflow.serving.errors import InputProblem
@@ -83,8 +85,9 @@ def test_spec_covariates__decision_0011_entries():
     assert spec_covariates(SimpleNamespace(covariates=entries)) == (
         Covariate("bmi", "numeric"), Covariate("stratum", "categorical", ("1", "2", "3")),
         Covariate("smoker", "categorical", ("no", "yes"), imputed=True))
-    # A spec from before 0011: age a number, sex F/M, both required.
-    assert spec_covariates(spec()) == (Covariate("age", "numeric"), Covariate("sex", "categorical", ("F", "M")))
+    # A spec saved before 0011 (``clinical``: age a number, sex F/M), as FeatureSpec.from_json reads it.
+    legacy = FeatureSpec.from_json(json.dumps({"clinical": ["age", "sex"], "read_qc": [], "variants": []}))
+    assert spec_covariates(legacy) == (Covariate("age", "numeric"), Covariate("sex", "categorical", ("F", "M")))
 
 
 def test_covariate__levels_exact_or_by_case_numbers_finite():
