@@ -106,11 +106,16 @@ def update_params(project: Project, overrides: dict) -> dict:
     return merged
 
 
-def _merge(base: dict, overrides: dict) -> dict:
+# Mappings that name a whole set: a study's targets are the ones it lists, not those plus the demo's.
+_REPLACED = {("study", "targets")}
+
+
+def _merge(base: dict, overrides: dict, path: tuple[str, ...] = ()) -> dict:
     out = dict(base)
     for key, value in overrides.items():
-        both_dicts = isinstance(value, dict) and isinstance(out.get(key), dict)
-        out[key] = _merge(out[key], value) if both_dicts else value
+        here = (*path, key)
+        both_dicts = isinstance(value, dict) and isinstance(out.get(key), dict) and here not in _REPLACED
+        out[key] = _merge(out[key], value, here) if both_dicts else value
     return out
 
 
