@@ -222,7 +222,8 @@ def _alias_version(client, name: str, alias: str):
 
 def promote_pipeline_run(run_key: str, params: dict, *, tracking_uri: str,
                          artifact_root: str | None = None) -> list[PromotionDecision]:
-    """Promote every target of pipeline run ``run_key`` with the gate settings in ``params["promote"]``."""
+    """Promote every study target of pipeline run ``run_key`` with the gate settings in ``params["promote"]``
+    (``params`` as `genoflow.config.load_params` returns them: validated, defaults filled in)."""
     from genoflow.registry.tracking import ensure_experiment
     from genoflow.study import targets as study_targets
 
@@ -231,5 +232,5 @@ def promote_pipeline_run(run_key: str, params: dict, *, tracking_uri: str,
     return promote_candidates(
         experiment_id, run_key, list(study_targets(params)), prefix=gate["model_name_prefix"],
         metric=gate["metric"], min_improvement=float(gate["min_improvement"]),
-        max_p_vs_baseline=float(gate.get("max_p_vs_baseline", DEFAULT_MAX_P_VS_BASELINE)),
+        max_p_vs_baseline=float(gate["max_p_vs_baseline"]),
     )

@@ -146,3 +146,21 @@ def test_promote_candidates__missing_candidate_or_metric(store):
     with pytest.raises(LookupError, match="no finished candidate run"):
         promote_candidates(store, "x' or tags.`genoflow.target` = 'disease_status", ["disease_status"],
                            prefix="genoflow", **SETTINGS)
+
+
+def test_promote_pipeline_run__every_study_target_with_the_params_gate(store, tmp_path):
+    from genoflow.config import load_params
+    from genoflow.registry.promotion import promote_pipeline_run
+    from tests.conftest import REPO
+
+    params = load_params(REPO / "params.yaml", overrides={
+        "study": {"targets": {"disease_status": "binary", "ldl": "quantitative"}},
+        "promote": {"max_p_vs_baseline": 0.01}, "mlflow": {"experiment": "gate"}})
+    _candidate(store, "k9", metrics={"test_auc_roc": 0.7, GATE_P_VS_BASELINE: 0.02})
+    _candidate(store, "k9", target="ldl", kind="quantitative", metrics={"test_r2": 0.3, GATE_P_VS_BASELINE: 0.001})
+    _candidate(store, "k9", target="treatment_response", metrics={"test_auc_roc": 0.6, GATE_P_VS_BASELINE: 0.005})
+    decisions = promote_pipeline_run("k9", params, tracking_uri=mlflow.get_tracking_uri())
+    assert sorted((d.model_name, d.promoted) for d in decisions) == [
+        ("genoflow_disease_status", False), ("genoflow_ldl", True), ("genoflow_treatment_response", True)]
+    assert next(d.reason for d in decisions if d.model_name == "genoflow_disease_status") == (
+        "not better than the covariates-only baseline (p=0.02 >= 0.01)")
