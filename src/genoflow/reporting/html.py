@@ -35,10 +35,10 @@ SECTIONS = {
 }
 METRIC_LABEL = {"binary": "AUC-ROC", "quantitative": "R^2"}
 HELD_OUT = {"binary": "test_auc_roc", "quantitative": "test_r2"}
-# Columns of the sample table that are not study columns (ids, sample QC, read QC).
-NOT_STUDY = {"sample_index", "pid", "missingness", "het_outlier", "het_f", "sample_qc_pass", "sex_check",
-             "n_reads", "mean_length", "mean_phred", "q30_fraction", "gc_fraction", "n_rate"}
 READ_QC = ("n_reads", "mean_length", "mean_phred", "q30_fraction", "gc_fraction", "n_rate")
+# Without preprocess's study.json: every sample-table column but the ids, sample QC and read QC is a study column.
+NOT_STUDY = {"sample_index", "pid", "missingness", "het_rate", "het_outlier", "het_f", "sex_f", "sex_problem",
+             "sample_qc_pass", *READ_QC}
 
 
 # --------------------------------------------------------------------------- formatting
@@ -190,26 +190,29 @@ def _qc(inputs: dict) -> dict:
     return {"n_samples": fmt_int(qc["n_samples"]), "n_samples_pass": fmt_int(qc["n_samples_pass_qc"]),
             "n_variants": fmt_int(n_var), "n_variants_pass": fmt_int(qc["n_variants_pass_qc"]),
             "n_train": fmt_int(inputs["split"].get("n_train")), "n_test": fmt_int(inputs["split"].get("n_test")),
-            "variant_rows": variant_rows, "sample_rows": sample_rows, "study_rows": _study_rows(samples),
+            "variant_rows": variant_rows, "sample_rows": sample_rows,
+            "study_rows": _study_rows(samples, (inputs.get("study") or {}).get("columns")),
             "read_rows": _read_rows(samples)}
 
 
-def _study_rows(samples) -> list[list[str]]:
-    """One row per study column (targets and covariates): numbers as mean ± SD and range, categories
-    as level shares; missing values counted."""
+def _study_rows(samples, columns: dict | None) -> list[list[str]]:
+    """One row per study column (``study.json``'s, with its role; else the sample table's non-QC
+    columns): numbers as mean ± SD and range, categories as level shares; missing values counted."""
     import pandas as pd
 
     rows = []
-    for col in [c for c in samples.columns if c not in NOT_STUDY]:
-        values = samples[col]
+    names = [c for c in columns if c in samples] if columns else [c for c in samples.columns if c not in NOT_STUDY]
+    for col in names:
+        values, role = samples[col], (columns or {}).get(col, {}).get("role", "")
         missing = fmt_int(values.isna().sum())
         if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
             v = values.astype(float).dropna()
-            rows.append([col, f"{fmt_float(v.mean(), 2)} ± {fmt_float(v.std(), 2)}",
+            rows.append([col, role, f"{fmt_float(v.mean(), 2)} ± {fmt_float(v.std(), 2)}",
                          f"{fmt_float(v.min(), 2)} to {fmt_float(v.max(), 2)}", missing])
         else:
             shares = values.dropna().astype(str).value_counts(normalize=True).head(8)
-            rows.append([col, "categorical", ", ".join(f"{k} {fmt_pct(v)}" for k, v in shares.items()), missing])
+            rows.append([col, role, "categorical", ", ".join(f"{k} {fmt_pct(v)}" for k, v in shares.items()),
+                         missing])
     return rows
 
 

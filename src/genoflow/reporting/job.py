@@ -106,6 +106,7 @@ def gather_inputs(spark, storage, upstream: dict, params: dict, *, run: dict) ->
         "qc_summary": qc_summary,
         "variant_qc": variant_qc_counts(spark, f"{pre}/genotypes", params["preprocess"]),
         "samples": spark.read.parquet(f"{pre}/samples").toPandas(),
+        "study": json.loads(storage.read_text(f"{pre}/study.json")) if storage.exists(f"{pre}/study.json") else None,
         "split": {"n_train": features.get("n_train"), "n_test": features.get("n_test")},
         "association": association,
         "selected": {t: features["targets"][t]["spec"]["variants"] for t in targets if t in features["targets"]},

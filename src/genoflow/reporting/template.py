@@ -73,7 +73,8 @@ checks.</p>
 <h3>Samples</h3><p class=note>Only samples passing QC are split, scanned and modelled.</p>
 {{ table(["filter", "samples", ""], qc.sample_rows, num=(1,)) }}
 <h3>Study columns</h3>
-{%- if qc.study_rows %}{{ table(["column", "values", "range or levels", "missing"], qc.study_rows, num=(1, 3)) }}
+{%- if qc.study_rows %}{{ table(["column", "role", "values", "range or levels", "missing"], qc.study_rows,
+                               num=(2, 4)) }}
 {%- else %}<p class=note>No study columns in the sample table.</p>{% endif %}
 {%- if qc.read_rows %}<h3>Read QC (Biopython, per patient FASTQ)</h3><p class=note>Mean per-patient values; \
 <code>q30_fraction</code> is the share of bases with Phred ≥ 30.</p>

@@ -147,7 +147,16 @@ def test_page__cis_baselines_and_the_gate(page):
     assert ("Gate: vs the covariates-only baseline, one-sided p = 0.012 (paired DeLong test); vs champion v1 on the "
             "same held-out patients -0.0100 AUC-ROC.") in page
     assert "p &lt; 0.05" in page and "0.87 / -0.10" in page
-    assert "<td>stratum</td><td class=\"num\">categorical</td>" in page  # a study column, whatever its name
+    assert "<td>stratum</td><td></td><td class=\"num\">categorical</td>" in page  # a study column, any name
+    assert "<td>missingness</td>" not in page
+
+
+def test_page__study_columns_with_their_roles_from_study_json():
+    inputs = _inputs()
+    inputs["study"] = {"columns": {"disease_status": {"role": "target"}, "stratum": {"role": "covariate"}}}
+    page = build_report_html(inputs)
+    assert "<td>disease_status</td><td>target</td>" in page and "<td>stratum</td><td>covariate</td>" in page
+    assert "<td>age</td>" not in page  # not a column of this study
 
 
 def test_page__quantitative_target():
