@@ -176,26 +176,28 @@ def clinical_patient_not_in_vcf(cohort):
 
 
 def clinical_missing_column(cohort):
-    csv = patients(cohort)[2] / "clinical_data.csv"
-    header, row = csv.read_text().splitlines()[:2]
-    drop = header.split(",").index("age")
-    csv.write_text(",".join(v for i, v in enumerate(header.split(",")) if i != drop) + "\n"
-                   + ",".join(v for i, v in enumerate(row.split(",")) if i != drop) + "\n")
-    return [re.escape(str(csv)), "age"]
+    """A covariate (features.covariates) that no patient's clinical CSV has (decision 0011: named, not a KeyError)."""
+    for patient in patients(cohort):
+        csv = patient / "clinical_data.csv"
+        header, *rows = csv.read_text().splitlines()
+        drop = header.split(",").index("age")
+        csv.write_text("".join(",".join(v for i, v in enumerate(line.split(",")) if i != drop) + "\n"
+                               for line in [header, *rows]))
+    return ["patient_data", "column 'age' \\(features.covariates\\) is not in"]
 
 
-def clinical_out_of_range(cohort):
+def clinical_value_does_not_parse(cohort):
     csv = patients(cohort)[5] / "clinical_data.csv"
     header, row = csv.read_text().splitlines()[:2]
     fields = row.split(",")
-    fields[header.split(",").index("age")] = "207"
+    fields[header.split(",").index("age")] = "forty"
     csv.write_text(header + "\n" + ",".join(fields) + "\n")
-    return [re.escape(str(csv)), "line 2\\b", "207"]
+    return [re.escape(str(csv)), "line 2\\b", "column age", "forty"]
 
 
 def missing_input_file(cohort):
-    (cohort / "raw" / "reference_genome" / "genome_annotations.gff").unlink()
-    return ["genome_annotations.gff", "does not exist"]
+    (cohort / "raw" / "cohort.vcf.gz").unlink()
+    return ["cohort.vcf.gz", "does not exist"]
 
 
 def empty_cohort(cohort):
@@ -213,7 +215,7 @@ BAD_INPUT = [
     *(pytest.param(case, id=case.__name__) for case in (
         vcf_wrong_column_count, vcf_truncated_bgzip_block, vcf_unsorted_records, vcf_malformed_genotype,
         vcf_duplicate_sample_names, ref_disagrees_with_fasta, vcf_sample_without_clinical,
-        clinical_patient_not_in_vcf, clinical_missing_column, clinical_out_of_range, missing_input_file,
+        clinical_patient_not_in_vcf, clinical_missing_column, clinical_value_does_not_parse, missing_input_file,
         empty_cohort)),
 ]
 
