@@ -14,6 +14,7 @@ import pytest
 
 from genoflow.errors import InputError
 from genoflow.ingest import cohort_layout, ingest_cohort, locate_cohort, validate_cohort
+from genoflow.study import StudySettings
 from genoflow.versioning import dvc_version
 from tests.unit.conftest import COHORT, DVC, PARAMS, git
 
@@ -114,17 +115,45 @@ def test_validate_cohort__bad_clinical_value_names_file_and_line(ingest_project)
     landing = ingest_project / "data" / "incoming" / "new"
     csv = sorted((landing / "patient_data").iterdir())[3] / "clinical_data.csv"
     header, row = csv.read_text().splitlines()[:2]
-    csv.write_text(f"{header}\n{row.replace(row.split(',')[1], '250', 1)}\n")
-    with pytest.raises(InputError, match="column age") as error:
-        validate_cohort(locate_cohort(landing, cohort_layout(PARAMS)))
+    age = header.split(",").index("age")
+    csv.write_text(f"{header}\n{','.join('old' if i == age else v for i, v in enumerate(row.split(',')))}\n")
+    with pytest.raises(InputError, match="column age: expected a number, found 'old'") as error:
+        validate_cohort(locate_cohort(landing, cohort_layout(PARAMS)), study=StudySettings.from_params(PARAMS))
     assert error.value.source == str(csv) and error.value.line == 2
 
 
 def test_validate_cohort__missing_required_file(ingest_project):
     landing = ingest_project / "data" / "incoming" / "new"
-    (landing / "reference_genome" / "genome_annotations.gff").unlink()
-    with pytest.raises(InputError, match="required file is missing"):
+    (landing / "cohort.vcf.gz").unlink()
+    with pytest.raises(InputError, match=r"required file is missing from the cohort \(preprocess.vcf\)"):
         validate_cohort(locate_cohort(landing, cohort_layout(PARAMS)))
+
+
+def test_validate_cohort__fasta_and_gff_are_optional(ingest_project):
+    """Decision 0011: without a FASTA there is no REF check, without a GFF no genes."""
+    landing = ingest_project / "data" / "incoming" / "new"
+    shutil.rmtree(landing / "reference_genome")
+    summary = validate_cohort(locate_cohort(landing, cohort_layout(PARAMS)))
+    assert summary["n_genes"] == 0 and summary["contigs"] == ["chr22"] and summary["n_variants"] > 0
+
+
+def test_validate_cohort__a_cohort_phenotype_table_instead_of_patient_csvs(ingest_project):
+    landing = ingest_project / "data" / "incoming" / "new"
+    rows = [(d.name, d.joinpath("clinical_data.csv").read_text().splitlines()[1].split(","))
+            for d in sorted((landing / "patient_data").iterdir())]
+    header = (landing / "patient_data" / rows[0][0] / "clinical_data.csv").read_text().splitlines()[0]
+    (landing / "phenotypes.tsv").write_text("\n".join([header.replace(",", "\t")]
+                                                      + ["\t".join(values) for _, values in rows]) + "\n")
+    shutil.rmtree(landing / "patient_data")
+    params = {**PARAMS, "preprocess": {**PARAMS["preprocess"], "patient_dir": None},
+              "study": {**PARAMS["study"], "phenotypes": "raw/phenotypes.tsv"}}
+    files = locate_cohort(landing, cohort_layout(params))
+    summary = validate_cohort(files, study=StudySettings.from_params(params))
+    assert files.phenotypes == landing / "phenotypes.tsv" and summary["n_samples"] == len(rows)
+    (landing / "phenotypes.tsv").write_text("\n".join([header.replace(",", "\t")]
+                                                      + ["\t".join(values) for _, values in rows[1:]]) + "\n")
+    with pytest.raises(InputError, match=r"1 sample\(s\) have no row in .*phenotypes.tsv"):
+        validate_cohort(files, study=StudySettings.from_params(params))
 
 
 def test_validate_cohort__contig_not_in_reference(ingest_project):
