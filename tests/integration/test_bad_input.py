@@ -311,6 +311,15 @@ def test_dag__bad_run_conf_fails_resolve_once_naming_the_key(project):
     assert "run conf: features.top_kk: unknown key (did you mean top_k?)" in log, log[-6000:]
 
 
+def test_dag__study_column_in_no_table_fails_preprocess_once(project):
+    """A study description that parses but names a column no table has: preprocess exits 3, no retry."""
+    log, tasks = run_dag(project, conf={"study": {"targets": {"smoker": "binary"}}})
+    assert tasks["resolve_dataset_version"] == ("success", 1)
+    assert tasks["preprocess_cohort"] == ("failed", 1), (tasks, log[-6000:])
+    errors = re.findall(r"genoflow preprocess: error: [^\n]*", log)
+    assert any("column 'smoker' (study.targets) is not in" in e for e in errors), log[-6000:]
+
+
 def test_dag__bad_vcf_fails_preprocess_once_with_the_jobs_line(project):
     line, pos = edit_vcf_record(project.root / "data", 6, lambda fields: fields.__setitem__(12, "0/x"))
     log, tasks = run_dag(project)
