@@ -104,3 +104,15 @@ def test_promote__bad_params_fail_the_task_once(home):
     task = PromoteChampionOperator(task_id="promote_champion", run_key="k", params_json='{"train": {"cv_folds": "x"}}')
     with pytest.raises(AirflowFailException, match=r"^cannot promote: params_json: study: missing \(required\)"):
         task.execute({})
+
+
+@pytest.mark.parametrize(("conf", "expected"), [
+    ({"ingest": {"mode": "merge"}}, r"^invalid params: run conf: ingest\.mode: must be 'replace' or 'append'"),
+    ({"ingest": {"landing_dir": "data/incoming/none"}}, r"^invalid cohort: .*data/incoming/none"),
+])
+def test_ingest__bad_conf_or_cohort_fails_the_task_once(home, conf, expected):
+    from airflow.sdk.exceptions import AirflowFailException
+    from genoflow_plugins.operators import IngestCohortOperator
+
+    with pytest.raises(AirflowFailException, match=expected):
+        IngestCohortOperator(task_id="ingest_cohort").execute({"params": {**conf, "reason": "drift"}})
