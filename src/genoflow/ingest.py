@@ -108,7 +108,7 @@ def locate_cohort(landing: Path, layout: dict[str, str], fallback: Path | None =
 
 
 def validate_cohort(files: CohortFiles, full_check_records: int = 2000, study=None,
-                    id_column: str = "patient_id") -> dict:
+                    id_column: str = "patient_id", *, check_study: bool = True) -> dict:
     """Validate a cohort without Spark (the checks of the module docstring).
 
     Returns
@@ -122,8 +122,9 @@ def validate_cohort(files: CohortFiles, full_check_records: int = 2000, study=No
     InputError
         Naming the file, and the line or record where there is one, for the first problem found.
 
-    ``study`` (a :class:`genoflow.study.StudySettings`) types and checks the study's columns as
-    preprocess will; ``id_column`` keys a CSV/TSV phenotype table.
+    ``study`` (a :class:`genoflow.study.StudySettings`) types the study's columns as preprocess will
+    and, with ``check_study``, runs the study checks (an appended batch is checked once merged);
+    ``id_column`` keys a CSV/TSV phenotype table.
     """
     from genoflow.io.fasta import read_reference
     from genoflow.io.gff import read_genes
@@ -140,7 +141,7 @@ def validate_cohort(files: CohortFiles, full_check_records: int = 2000, study=No
         check_sample_sets(header.samples, tables[0].frame.index, vcf, tables[0].source,
                           per_patient=files.phenotypes is None)
         if study is not None:
-            build_study(tables, study, list(header.samples))
+            build_study(tables, study, list(header.samples), check=check_study)
         reference = None
         if _is_file(files.reference_fasta):
             with open(files.reference_fasta, "rb") as fasta:
@@ -323,7 +324,7 @@ def ingest_cohort(home: str | os.PathLike, landing: str | os.PathLike, params: d
     if mode == "append":
         _check_same_reference(files, raw, layout)
     study, id_column = StudySettings.from_params(params), params["study"].get("id_column", "patient_id")
-    summary = validate_cohort(files, full_check_records, study, id_column)
+    summary = validate_cohort(files, full_check_records, study, id_column, check_study=mode != "append")
     added = summary["n_samples"]
 
     pointer = home / f"{target}.dvc"

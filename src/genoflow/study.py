@@ -94,8 +94,9 @@ class Study:
         return json.dumps(self.summary(), indent=2, sort_keys=True)
 
 
-def build_study(tables: list[RawTable], settings: StudySettings, samples: list[str]) -> Study:
-    """The study's columns typed, joined on the sample id, for ``samples`` (in that order), checked.
+def build_study(tables: list[RawTable], settings: StudySettings, samples: list[str], *, check: bool = True) -> Study:
+    """The study's columns typed, joined on the sample id, for ``samples`` (in that order), checked
+    (:func:`check_study`; ``check=False``: typed only, e.g. a batch that joins a larger cohort).
 
     The first table holding a column provides it. A plink ``.fam`` (columns FID IID PAT MAT SEX PHENO)
     gives ``sex`` from SEX and, as its PHENO, the first target no other table has.
@@ -126,7 +127,8 @@ def build_study(tables: list[RawTable], settings: StudySettings, samples: list[s
     cov = [c for c in settings.covariates if c not in settings.targets]
     n_missing = int(frame[cov].isna().any(axis=1).sum()) if cov else 0
     study = Study(frame, columns, settings.missing_covariates, n_missing, sources)
-    check_study(study, settings)
+    if check:
+        check_study(study, settings)
     return study
 
 

@@ -53,7 +53,8 @@ def test_ingest_cohort__same_cohort_twice_commits_nothing_new(ingest_project):
 
 
 def test_ingest_cohort__batch_without_reference_reuses_the_current_one(ingest_project):
-    result = ingest_cohort(ingest_project, "data/incoming/b1", PARAMS)
+    small = {**PARAMS, "study": {**PARAMS["study"], "min_minority": 5}}  # 20 patients, 8 cases
+    result = ingest_cohort(ingest_project, "data/incoming/b1", small)
     assert result["reference_from"] == "previous cohort" and result["n_samples"] == 20
     fasta = "reference_genome/genome_sequence.fasta"
     assert (ingest_project / "data" / "raw" / fasta).is_file()
@@ -248,3 +249,8 @@ def test_ingest_cohort__refuses_before_touching_anything(ingest_project, tmp_pat
     with pytest.raises(GenoflowError, match="not in a git repository"):
         ingest_cohort(not_git, "landing", PARAMS)
     assert not (not_git / "data").exists()
+
+
+def test_ingest_cohort__replace_runs_the_study_checks(ingest_project):
+    with pytest.raises(InputError, match=r"target 'disease_status': only 8 sample\(s\) of its minority class 1"):
+        ingest_cohort(ingest_project, "data/incoming/b1", PARAMS)
