@@ -74,9 +74,10 @@ def run_features(spark, preprocess_uri: str, output, params: dict) -> dict:
 
     genotypes = spark.read.parquet(f"{preprocess_uri}/genotypes").filter("qc_pass").cache()
     ancestry = ancestry_components(spark, genotypes, everyone, f)  # unsupervised: every patient, no labels
-    base = base_spec(samples, f, is_train)
+    base = base_spec(samples, f, params, is_train)
     raw = raw_values(samples, base)
-    covariates = np.column_stack([base.transform(raw), ancestry["scores"][:, : int(f["pca_covariates"])]])
+    covariates = np.column_stack([covariate_matrix(samples, base.covariates),
+                                  ancestry["scores"][:, : int(f["pca_covariates"])]])
     rare = rare_gene_variants(genotypes, max_maf=float(f["burden_max_maf"]),
                               min_variants=int(f["burden_min_variants"]))
     all_genes = sorted(rare["gene"].unique())
@@ -199,24 +200,27 @@ class Blocks:
                 self.burden_values[:, [self.genes.index(g) for g in genes]])
 
 
-def base_spec(samples, f: dict, is_train: np.ndarray):
-    """The spec's patient columns: the study covariates (encoded as the spec says) and the read-QC
-    columns that have values, with fill values from the training patients."""
+def base_spec(samples, f: dict, params: dict, is_train: np.ndarray):
+    """The spec's patient columns: the study covariates (encoded against training reference levels,
+    :func:`genoflow.features.spec.fit_covariates`) and the read-QC columns that have values, with fill
+    values from the training patients."""
     import pandas as pd
 
-    from genoflow.features.spec import FeatureSpec
+    from genoflow.features.spec import FeatureSpec, fit_covariates
 
     def has_values(col: str) -> bool:
         return col in samples and pd.to_numeric(samples.loc[is_train, col], errors="coerce").notna().any()
 
-    read_qc = [c for c in f["read_qc"] if has_values(c)]
-    spec = FeatureSpec(list(f["covariates"]), read_qc, [])
+    study = params["study"]
+    covariates = fit_covariates(samples, list(f["covariates"]), list(study.get("categorical") or []), is_train,
+                                study.get("missing_covariates", "drop"))
+    spec = FeatureSpec(covariates, [c for c in f["read_qc"] if has_values(c)], [])
     return spec.fit_fill(raw_values(samples, spec), is_train)
 
 
 def raw_values(samples, spec) -> dict[str, np.ndarray]:
     """The sample table's columns a spec reads (covariates, read QC), every sample."""
-    return {col: samples[col].to_numpy() for col in (*spec.clinical, *spec.read_qc)}
+    return {col: samples[col].to_numpy() for col in (*spec.covariate_names, *spec.read_qc)}
 
 
 def selected_dosages(spark, genotypes, samples, targets) -> dict[str, np.ndarray]:
