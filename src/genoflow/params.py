@@ -12,7 +12,7 @@ Examples
 --------
 >>> validate_params({"study": {"targets": {"case": "binary"}}}).features.top_k
 40
->>> validate_params({"study": {"targets": {"case": "binary"}}, "features": {"top_kk": 5}}, "params.yaml")
+>>> validate_params({"features": {"top_kk": 5}}, "params.yaml")
 Traceback (most recent call last):
 ...
 genoflow.errors.ParamsError: params.yaml: features.top_kk: unknown key (did you mean top_k?)
@@ -178,16 +178,17 @@ class Study(_Section):
     phenotypes: Name | None = None  # null: per-patient <preprocess.patient_dir>/<id>/clinical_data.csv
     covariates_file: Name | None = None
     id_column: Name = "patient_id"
-    targets: Annotated[dict[Name, TargetType], Field(min_length=1)]
+    targets: Annotated[dict[Name, TargetType], Field(min_length=1)] = {"disease_status": "binary",
+                                                                       "treatment_response": "binary"}
     categorical: list[Name] = ["sex"]
     missing_covariates: Literal["drop", "impute"] = "drop"
     min_minority: Annotated[int, Field(ge=1)] = 10
 
 
 class Params(_Section):
-    """params.yaml: every section typed; only ``study`` (its targets) has no default."""
+    """params.yaml: every section typed, each key defaulting to the value params.yaml ships with."""
 
-    study: Study
+    study: Study = Study()
     preprocess: Preprocess = Preprocess()
     features: Features = Features()
     train: Train = Train()
@@ -266,8 +267,6 @@ def _describe(error: dict) -> tuple[str, str]:
         close = difflib.get_close_matches(str(loc[-1]), known, n=1)
         hint = f"did you mean {close[0]}?" if close else f"known keys: {', '.join(known)}"
         return key, f"unknown key ({hint})"
-    if kind == "missing":
-        return key, "missing (required)"
     got = f", got {_short(error['input'])}" if "input" in error else ""
     if kind in _EXPECTED:
         return key, _EXPECTED[kind] + got

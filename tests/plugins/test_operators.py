@@ -102,7 +102,7 @@ def test_promote__bad_params_fail_the_task_once(home):
     from genoflow_plugins.operators import PromoteChampionOperator
 
     task = PromoteChampionOperator(task_id="promote_champion", run_key="k", params_json='{"train": {"cv_folds": "x"}}')
-    with pytest.raises(AirflowFailException, match=r"^cannot promote: params_json: study: missing \(required\)"):
+    with pytest.raises(AirflowFailException, match=r"^cannot promote: params_json: train\.cv_folds: expected an int"):
         task.execute({})
 
 

@@ -79,9 +79,7 @@ def test_validate_params__wrong_type_or_value_names_the_nested_key(overrides, ex
     assert message.startswith(f"params.yaml: {expected}"), message
 
 
-def test_validate_params__missing_targets_and_several_errors_on_one_line():
-    with pytest.raises(ParamsError, match=r"^run conf: study: missing \(required\)$"):
-        validate_params({"features": {}}, "run conf")
+def test_validate_params__empty_targets_and_several_errors_on_one_line():
     with pytest.raises(ParamsError, match=r"^run conf: study\.targets: must not be empty, got \{\}$"):
         validate_params({"study": {"targets": {}}}, "run conf")
     message = error_of({"train": {"cv_folds": "x", "seed": "y"}, "monitor": {"alpha": 2}})
