@@ -68,8 +68,7 @@ def test_filter_literal__quotes_and_refuses_what_mlflow_cannot_match():
 @pytest.fixture
 def store(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    mlflow.set_tracking_uri(uri)  # the registry follows it (a set registry URI would outlive the test)
     experiment = mlflow.create_experiment("gate", artifact_location=(tmp_path / "artifacts").as_uri())
     yield experiment
     mlflow.set_tracking_uri(None)
