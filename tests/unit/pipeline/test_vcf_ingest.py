@@ -180,6 +180,12 @@ def test_ingest_vcf__contig_names_follow_the_reference(spark, tmp_path, referenc
     assert set(table["contig"]) == {"chr1"}
 
 
+def test_ingest_vcf__without_reference_or_genes_keeps_names_and_checks_nothing(spark, tmp_path):
+    """Decision 0011: the FASTA and GFF are optional (None): contig names as the VCF spells them, no genes."""
+    _, table = ingest(spark, write_bgzf(tmp_path / "c.vcf.gz", vcf_lines(contig="1")), tmp_path / "out", None, None)
+    assert set(table["contig"]) == {"1"} and set(table["gene"]) == {""}
+
+
 def test_ingest_vcf__symbolic_alts_counted(spark, tmp_path, reference, genes):
     lines = vcf_lines()
     fields = lines[10].split("\t")

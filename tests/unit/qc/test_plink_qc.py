@@ -83,6 +83,11 @@ def test_sex_check__plink19_thresholds():
     assert out["problem"].tolist() == [False, False, True, True, False]
 
 
+def test_sex_check__unknown_sex_is_never_a_problem():
+    out = sex_check([0.95, 0.05, 0.5], [False, False, False], known=[True, False, False])
+    assert out["problem"].tolist() == [True, False, False]  # only the first has a reported sex to contradict
+
+
 def test_plink_qc__mind_runs_before_the_variant_filters():
     # Sample 0 misses 3 of 4 calls: --mind removes it first, so variant 0 (missing only in sample
     # 0) then has a call rate of 1 and passes --geno 0.05, as in plink2.
