@@ -152,7 +152,7 @@ def step_key(step: str, dataset_version: str, params: dict) -> str:
     """Content address of one step's output: the data plus only the params the step depends on.
 
     preprocess depends on its own section and the study (the sample table holds the study's columns);
-    features on preprocess, features and the study;
+    features on preprocess, features, the study and ``train.cv_folds`` (it learns each CV fold's features);
     train and evaluate on the whole run (their key is the run key). So tuning a model reuses the
     committed preprocess and features outputs.
     """
@@ -160,7 +160,7 @@ def step_key(step: str, dataset_version: str, params: dict) -> str:
         return _content_key(dataset_version, {"preprocess": params["preprocess"], "study": params["study"]})
     if step == "features":
         return _content_key(dataset_version, {"preprocess": params["preprocess"], "features": params["features"],
-                                              "study": params["study"]})
+                                              "study": params["study"], "cv_folds": params["train"]["cv_folds"]})
     if step in STEPS:
         return run_key(dataset_version, params)
     raise ValueError(f"step must be one of {STEPS}, got {step!r}")

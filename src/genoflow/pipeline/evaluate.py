@@ -107,8 +107,9 @@ def _gate(spark, features_uri: str, storage, params: dict, target: str, kind: st
     if champion is not None:
         version, champion_score = champion
         gate[TAG_GATE_CHAMPION] = version
-        gate[GATE_CHAMPION_DELTA] = _metric(mine["label"].to_numpy(float), mine["score"].to_numpy(float), kind) - \
-            _metric(mine["label"].to_numpy(float), champion_score, kind)
+        y = mine["label"].to_numpy(float)
+        gate[GATE_CHAMPION_DELTA] = _metric(y, mine["score"].to_numpy(float), kind, params) - \
+            _metric(y, champion_score, kind, params)
         client.set_tag(candidate["run_id"], TAG_GATE_CHAMPION, version)
     with mlflow.start_run(run_id=candidate["run_id"]):
         mlflow.log_metrics({k: float(v) for k, v in gate.items() if k in (GATE_P_VS_BASELINE, GATE_CHAMPION_DELTA)})
@@ -117,10 +118,14 @@ def _gate(spark, features_uri: str, storage, params: dict, target: str, kind: st
     return gate
 
 
-def _metric(y: np.ndarray, score: np.ndarray, kind: str) -> float:
-    from sklearn.metrics import r2_score, roc_auc_score
+def _metric(y: np.ndarray, score: np.ndarray, kind: str, params: dict) -> float:
+    """The gate's held-out metric (``promote.metric`` for a binary target, R^2 for a quantitative one)."""
+    from genoflow.evaluation.metrics import binary_report, quantitative_report
+    from genoflow.registry.tracking import HELD_OUT_METRIC
 
-    return float(roc_auc_score(y, score) if kind == "binary" else r2_score(y, score))
+    if kind == "binary":
+        return float(binary_report(y, score)[params["promote"]["metric"].removeprefix("test_")])
+    return float(quantitative_report(y, score)[HELD_OUT_METRIC[kind].removeprefix("test_")])
 
 
 def _paired_p(y: np.ndarray, candidate: np.ndarray, baseline: np.ndarray, kind: str) -> float:
