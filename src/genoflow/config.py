@@ -151,13 +151,15 @@ def run_key(dataset_version: str, params: dict) -> str:
 def step_key(step: str, dataset_version: str, params: dict) -> str:
     """Content address of one step's output: the data plus only the params the step depends on.
 
-    preprocess depends on its own section and the study (the sample table holds the study's columns);
+    preprocess depends on its own section, the study and the covariates in use (the sample table holds
+    the study's columns);
     features on preprocess, features, the study and ``train.cv_folds`` (it learns each CV fold's features);
     train and evaluate on the whole run (their key is the run key). So tuning a model reuses the
     committed preprocess and features outputs.
     """
     if step == "preprocess":
-        return _content_key(dataset_version, {"preprocess": params["preprocess"], "study": params["study"]})
+        return _content_key(dataset_version, {"preprocess": params["preprocess"], "study": params["study"],
+                                              "covariates": params["features"]["covariates"]})
     if step == "features":
         return _content_key(dataset_version, {"preprocess": params["preprocess"], "features": params["features"],
                                               "study": params["study"], "cv_folds": params["train"]["cv_folds"]})
