@@ -1,15 +1,17 @@
 """Ingest a newly landed cohort: validate it fast, put it in place as the raw cohort, version it.
 
 A cohort lands as a folder laid out like the raw cohort (``data/raw``): the VCF, the reference
-FASTA + GFF3 and one folder per patient with its clinical CSV (and FASTQ), at the paths the
-``preprocess:`` params name relative to the raw folder. A batch may leave out the reference
+FASTA + GFF3 (both optional) and one folder per patient with its clinical CSV (and FASTQ), or the
+cohort phenotype table(s) of ``study:`` (decision 0011), at the paths the ``preprocess:`` and
+``study:`` params name relative to the raw folder. A batch may leave out the reference
 (``reference_genome/``): it then reuses the current raw cohort's, and is checked against it.
 In ``replace`` mode the landed cohort becomes the raw cohort; in ``append`` mode its patients
 join the current ones (same sites, same reference: the VCF gets the batch's sample columns, see
 :mod:`genoflow.io.vcf_append`), which is how a drifted batch becomes training data.
 
 :func:`validate_cohort` runs the preprocess validations without Spark: required files, the VCF
-header, VCF samples against the clinical CSVs (every clinical CSV is parsed), every record's
+header, VCF samples against the phenotypes (every clinical CSV or the phenotype table parsed, the study's
+columns typed and checked), every record's
 contig and REF against the FASTA, the first ``full_check_records`` records fully decoded
 (genotypes included), and the GFF3. Genotype decoding of the remaining records and the FASTQ
 read QC stay with the preprocess job. :func:`ingest_cohort` then swaps the cohort in by rename,

@@ -1,11 +1,14 @@
 """preprocess: raw cohort -> validated, QC'd, pseudonymised tables.
 
-Reads, under the storage root: the cohort VCF, the reference FASTA, the GFF3 annotations and each
-patient's clinical CSV and FASTQ. Writes one committed folder:
+Reads, under the storage root: the cohort VCF, the study's phenotypes (``study.phenotypes`` and
+``study.covariates_file``, or each patient's clinical CSV; decision 0011) and, when present, the
+reference FASTA (REF check), the GFF3 annotations (genes) and each patient's FASTQ (read QC). The
+study checks (:func:`genoflow.study.build_study`) run before any Spark job. Writes one committed folder:
 
 ``genotypes/``  variant-major Parquet genotype table (see :mod:`genoflow.genotypes`)
-``samples/``    one row per sample: pseudonym, clinical columns, sample QC, read QC
-``qc_summary.json``  counts a person reads first
+``samples/``    one row per sample: pseudonym, sample QC, read QC, the study's typed columns
+``study.json``  each study column's role, type, levels and missing count
+``qc_summary.json``  counts a person reads first, what was skipped, the study's counts
 
 QC follows plink2's order (:mod:`genoflow.qc.plink_qc`, checked identical to plink2 and plink 1.9 in
 ``tests/concordance/test_qc.py``): sample missingness over all variants (``--mind``,
@@ -13,7 +16,8 @@ QC follows plink2's order (:mod:`genoflow.qc.plink_qc`, checked identical to pli
 (``--geno``, ``min_call_rate``), exact HWE test (``--hwe``, ``min_hwe_p``) and minor allele frequency
 (``--maf``, ``min_maf``) give ``qc_pass``; last, on the passing variants, the heterozygosity F
 (``--het``; outliers beyond ``max_het_sd`` SD) and the X-chromosome sex check (plink 1.9
-``--check-sex`` against the clinical sex). ``sample_qc_pass`` = all three sample checks passed.
+``--check-sex`` against the study's sex, for the samples whose sex is known). ``sample_qc_pass`` = all
+three sample checks passed.
 """
 
 from __future__ import annotations
