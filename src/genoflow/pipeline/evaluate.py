@@ -25,7 +25,7 @@ import numpy as np
 
 from genoflow.registry.tracking import GATE_CHAMPION_DELTA, GATE_P_VS_BASELINE, TAG_GATE_CHAMPION
 
-__all__ = ["run_evaluate", "roc_points"]
+__all__ = ["run_evaluate"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,7 @@ def run_evaluate(spark, features_uri: str, train_uri: str, output, params: dict)
 def _log_held_out(m: dict, pairs, kind: str) -> dict:
     """Held-out metrics of one model (numbers with their CIs), logged on its run with a plot."""
     import mlflow
+    from sklearn.metrics import roc_curve
 
     from genoflow.evaluation.metrics import binary_report, quantitative_report
 
@@ -76,7 +77,7 @@ def _log_held_out(m: dict, pairs, kind: str) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             if kind == "binary":
                 png = os.path.join(tmp, "roc_curve.png")
-                fpr, tpr = roc_points(score, y)
+                fpr, tpr, _ = roc_curve(y, score)
                 plot_roc(fpr, tpr, metrics["test_auc_roc"], f"{m['target']} — {m['family']}", png)
                 mlflow.log_artifact(png)
             with open(os.path.join(tmp, "metrics.json"), "w") as handle:
@@ -183,14 +184,6 @@ def _raw_patients(spark, features_uri: str, storage, spec, pids: list[str]) -> d
         raw.update({variant_label(r.contig, r.pos, r.ref, r.alt): unpack_dosages(r.dosages)[index].astype(float)
                     for r in rows})
     return raw
-
-
-def roc_points(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """False- and true-positive rates at every distinct score threshold, shape (k,) each."""
-    from sklearn.metrics import roc_curve
-
-    fpr, tpr, _ = roc_curve(labels, scores)
-    return fpr, tpr
 
 
 def plot_roc(fpr, tpr, auc: float, title: str, path: str) -> None:
