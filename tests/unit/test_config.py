@@ -63,10 +63,14 @@ def test_settings__embedded_defaults_under_home(tmp_path):
 
 def test_step_key__depends_only_on_upstream_params():
     params = load_params(REPO / "params.yaml")
-    tuned = merge_params(params, {"train": {"cv_folds": 5}})
+    tuned = merge_params(params, {"train": {"seed": 8}})
     assert step_key("preprocess", "v", params) == step_key("preprocess", "v", tuned)
     assert step_key("features", "v", params) == step_key("features", "v", tuned)
     assert step_key("train", "v", params) != step_key("train", "v", tuned)
+    # The features step writes each CV fold's table, so the fold count is part of its key (nested CV).
+    refolded = merge_params(params, {"train": {"cv_folds": 5}})
+    assert step_key("preprocess", "v", params) == step_key("preprocess", "v", refolded)
+    assert step_key("features", "v", params) != step_key("features", "v", refolded)
     refiltered = merge_params(params, {"preprocess": {"min_maf": 0.05}})
     assert step_key("preprocess", "v", params) != step_key("preprocess", "v", refiltered)
     assert step_key("features", "v", params) != step_key("features", "v", refiltered)
