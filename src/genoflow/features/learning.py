@@ -16,6 +16,7 @@ Cost: every scan of a target (sets x inner folds) runs in one pass over the geno
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +25,8 @@ from genoflow.features.scores import ScoreBlock
 
 __all__ = ["LearningSet", "Learnt", "learning_sets", "learn_target", "score_blocks", "cross_fitted_prs",
            "clumped_index", "clumped_indexes", "top_variants", "standardise", "FINAL"]
+
+log = logging.getLogger(__name__)
 
 FINAL = "final"
 _KEYS = ["contig", "pos", "ref", "alt"]
@@ -183,7 +186,11 @@ def _burden_genes(samples, rows, target: str, binary: bool, covariates, burden_v
     if not genes or k <= 0:
         return []
     fit_null = fit_null_logistic if binary else fit_null_linear
-    null = fit_null(samples[target].to_numpy(dtype=float)[rows], standardise(covariates[rows]))
+    try:
+        null = fit_null(samples[target].to_numpy(dtype=float)[rows], standardise(covariates[rows]))
+    except ValueError as err:  # e.g. PCs that separate a small fold's classes: no gene can be ranked
+        log.warning("%s: no burden genes for a set of %d patients: %s", target, len(rows), err)
+        return []
     p = score_test_values(null, burden_values[rows].T)
     order = sorted(range(len(genes)), key=lambda i: (p[i], genes[i]))
     return [genes[i] for i in order[:k] if p[i] < 1.0]
