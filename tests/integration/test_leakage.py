@@ -58,7 +58,7 @@ def features_for(spark, root, samples_edit, name, params=PARAMS):
 
 
 def flip_test_labels(samples: pd.DataFrame) -> pd.DataFrame:
-    split = split_samples(samples, PARAMS["features"]).set_index("pid")["split"]
+    split = split_samples(samples, PARAMS["features"], PARAMS).set_index("pid")["split"]
     is_test = samples["pid"].map(split).eq("test").to_numpy()
     edited = samples.copy()
     for target in ("disease_status", "treatment_response"):

@@ -46,7 +46,8 @@ def test_worse_model__does_not_move_champion(project, first_run):
     before = client.get_model_version_by_alias(MODEL, "champion")
     before_auc = client.get_run(before.run_id).data.metrics["test_auc_roc"]
     # One variant and the clinical covariates only: no read QC, PCs, polygenic scores or burdens.
-    worse = {"features": {"top_k": 1, "read_qc": [], "pca_components": 0, "prs_thresholds": [], "burden_top_k": 0},
+    worse = {"features": {"top_k": 1, "read_qc": [], "pca_components": 0, "pca_covariates": 0,
+                          "prs_thresholds": [], "burden_top_k": 0},
              "train": {"models": ["logistic_regression"]}}
     log = trigger(project, conf=worse, logical_date="2026-01-03T00:00:00+00:00")
     assert "preprocess is already committed" in log  # model tuning reuses the preprocessed cohort
