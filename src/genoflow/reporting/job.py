@@ -26,12 +26,12 @@ REPORT_FILE = "report.html"
 
 
 def main(argv: list[str] | None = None) -> int:
-    from genoflow.pipeline.runner import build_parser, report_errors, say
+    from genoflow.pipeline.runner import build_parser, job_params, report_errors, say
 
     args = build_parser("report").parse_args(argv)
 
     def body() -> int:
-        say(f"genoflow report: {run(args, json.loads(args.params_json))}")
+        say(f"genoflow report: {run(args, job_params(args.params_json))}")
         return 0
 
     return report_errors("report", body, args.storage_root)
