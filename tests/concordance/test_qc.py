@@ -9,6 +9,8 @@ plink2's F and to genoflow's: the same samples must come out.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -87,12 +89,13 @@ def test_spark_cohort_qc__identical_to_plink2_and_plink19(concordance_cohort, sp
         call_rate=np.nan, alt_af=np.nan, maf=np.nan, hwe_p=np.nan, qc_pass=False,
         dosages=[pack_dosages(row) for row in cohort.dosages])
     parsed = spark.createDataFrame(table).repartition(3)
-    clinical = {iid: {"sex": "M" if sex == 1 else "F"} for iid, sex in zip(cohort.samples["iid"], cohort.samples["sex"],
-                                                                            strict=True)}
+    # The study's only column run_cohort_qc reads: sex (F/M) by sample id.
+    study = SimpleNamespace(sex=pd.Series(np.where(cohort.samples["sex"].to_numpy() == 1, "M", "F"),
+                                          index=cohort.samples["iid"].tolist()))
     params = {"min_call_rate": t.min_call_rate, "min_maf": t.min_maf, "min_hwe_p": t.min_hwe_p,
               "max_sample_missingness": t.max_sample_missingness, "max_het_sd": t.max_het_sd}
     uri = (tmp_path / "genotypes").as_uri()
-    sample_qc, counts = run_cohort_qc(parsed, uri, cohort.samples["iid"].tolist(), clinical, params)
+    sample_qc, counts = run_cohort_qc(parsed, uri, cohort.samples["iid"].tolist(), study, params)
     written = spark.read.parquet(uri).select("id", "qc_pass").toPandas()
     ours = {**sample_qc, "variant_pass": written.set_index("id").loc[cohort.variants["id"], "qc_pass"].to_numpy()}
     _assert_concordant(cohort, ours, _plink_qc(cohort, t, tmp_path), t)
