@@ -50,7 +50,7 @@ def test_report__logged_on_each_candidate_run(project, report):
     evaluate_key = step_key("evaluate", report["version"], report["params"])
     metrics_file = project.root / "data" / "steps" / "evaluate" / evaluate_key / "metrics.json"
     candidates = json.loads(metrics_file.read_text())["candidates"]
-    assert set(candidates) == set(report["params"]["train"]["targets"])
+    assert set(candidates) == set(report["params"]["study"]["targets"])
     for run_id in candidates.values():
         assert "report.html" in {a.path for a in client.list_artifacts(run_id)}
         assert client.get_run(run_id).info.status == "FINISHED"

@@ -45,15 +45,21 @@ class Plan:
     def name(self) -> str:
         return f"baseline_{self.baseline}" if self.baseline else self.family
 
-    def columns(self, spec) -> list[str]:
-        """The model's input columns, from a feature spec (the final one or a fold's)."""
+    def spec(self, spec):
+        """The model's own feature spec (the final one or a fold's): all of it for a family; a
+        baseline's keeps only its columns, so that serving it computes exactly its inputs."""
+        import dataclasses
+
         if self.baseline is None:
-            return spec.names
+            return spec
         kinds = {name: block.kind for block in spec.score_blocks for name in block.names}
-        if self.baseline == "prs":
-            return [name for name in spec.names if kinds.get(name) == "prs"]
-        genotype = {*kinds, *spec.variant_columns, *spec.read_qc}
-        return [name for name in spec.names if name not in genotype or kinds.get(name) == "pca"]
+        kept = [name for name, kind in kinds.items() if kind == ("prs" if self.baseline == "prs" else "pca")]
+        own = dataclasses.replace(spec.subset([], kept), read_qc=[])
+        return dataclasses.replace(own, covariates=[]) if self.baseline == "prs" else own
+
+    def columns(self, spec) -> list[str]:
+        """The model's input columns."""
+        return self.spec(spec).names
 
 
 def plans(families: list[str]) -> list[Plan]:
@@ -139,7 +145,7 @@ def _train_plan(plan: Plan, target: str, kind: str, spec, data, folds, params: d
         mlflow.log_dict(params, "params.json")
         mlflow.log_dict({"features": features}, "model_columns.json")
         # What serving needs to turn a patient's raw values into this model's inputs.
-        mlflow.log_dict(meta["targets"][target]["spec"], "feature_spec.json")
+        mlflow.log_dict(json.loads(plan.spec(spec).to_json()), "feature_spec.json")
         if plan.baseline is None:
             _log_association(output.storage, features_uri, meta, target)
         model_path = f"models/{target}/{plan.name}"
