@@ -16,6 +16,8 @@ import json
 import sys
 import time
 
+import numpy as np
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -27,6 +29,7 @@ def main() -> int:
     parser.add_argument("--covariates", default="age,sex", help="comma-separated sample-table columns")
     args = parser.parse_args()
 
+    from genoflow.features.spec import fit_covariates
     from genoflow.pipeline.features import association_scan, covariate_matrix
     from genoflow.spark import get_spark
 
@@ -35,7 +38,10 @@ def main() -> int:
     samples = spark.read.parquet(args.samples or f"{args.preprocess}/samples").toPandas()
     samples = samples[samples["sample_qc_pass"] & samples[args.target].notna()].reset_index(drop=True)
     genotypes = spark.read.parquet(args.genotypes or f"{args.preprocess}/genotypes").filter("qc_pass")
-    covariates = covariate_matrix(samples, [c for c in args.covariates.split(",") if c])
+    names = [c for c in args.covariates.split(",") if c]
+    # Encoded as the features step does (sex one-hot against its most frequent level; no labels involved).
+    encoding = fit_covariates(samples, names, ["sex"], np.ones(len(samples), dtype=bool))
+    covariates = covariate_matrix(samples, encoding)
     scan = association_scan(genotypes, sample_index=samples["sample_index"].to_numpy(),
                             y=samples[args.target].to_numpy(dtype=float), covariates=covariates)
     scan.write.mode("overwrite").parquet(args.out)
