@@ -19,9 +19,9 @@ def _spec() -> FeatureSpec:
 
     covariates = [{"name": "age", "kind": "numeric", "levels": [], "reference": None, "fill": None},
                   {"name": "stratum", "kind": "categorical", "levels": ["a", "b"], "reference": "a", "fill": None}]
-    return FeatureSpec(covariates, ["mean_phred"], [{"contig": "1", "pos": 20, "ref": "C", "alt": "T", "gene": "",
-                                                     "train_p": 1e-5}],
-                       scores=[block("pca", ["pc1", "pc2"]), block("prs", ["prs_y_p1em2"]), block("burden", ["burden_G"])])
+    variants = [{"contig": "1", "pos": 20, "ref": "C", "alt": "T", "gene": "", "train_p": 1e-5}]
+    scores = [block("pca", ["pc1", "pc2"]), block("prs", ["prs_y_p1em2"]), block("burden", ["burden_G"])]
+    return FeatureSpec(covariates, ["mean_phred"], variants, scores=scores)
 
 
 def test_plans__families_then_two_baselines():
