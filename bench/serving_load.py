@@ -143,7 +143,7 @@ def frame_of(spec, patients: list[dict]) -> dict[str, list]:
 
     frame = {name: [] for name in spec.names}
     for p in patients:
-        for name in [*spec.clinical, *spec.read_qc]:
+        for name in [*spec.covariate_names, *spec.read_qc]:
             frame[name].append(p["covariates"].get(name))
         calls = {variant_column(k): d for k, d in p["genotypes"].items()}
         for column in spec.variant_columns:

@@ -8,7 +8,6 @@ columns the study uses, joins them on the sample id and checks them.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -89,9 +88,6 @@ class Study:
         """``study.json``: each column's role, type, levels and missing count."""
         return {"columns": self.columns, "missing_covariates": self.missing_covariates,
                 "n_samples": len(self.frame), "n_samples_missing_covariates": self.n_missing_covariates}
-
-    def to_json(self) -> str:
-        return json.dumps(self.summary(), indent=2, sort_keys=True)
 
 
 def build_study(tables: list[RawTable], settings: StudySettings, samples: list[str], *, check: bool = True) -> Study:

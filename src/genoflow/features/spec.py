@@ -16,16 +16,7 @@ import numpy as np
 from genoflow.features.scores import ScoreBlock
 from genoflow.genotypes import variant_label
 
-__all__ = ["FeatureSpec", "encode_sex", "fit_covariates", "encode_covariates", "covariate_columns"]
-
-
-def encode_sex(values) -> np.ndarray:
-    """``F``/``M`` (any case, or female/male) as 0.0/1.0; anything else is NaN."""
-    out = []
-    for v in values:
-        s = str(v).strip().upper() if v is not None else ""
-        out.append(1.0 if s in ("M", "MALE") else 0.0 if s in ("F", "FEMALE") else math.nan)
-    return np.asarray(out, dtype=float)
+__all__ = ["FeatureSpec", "fit_covariates", "encode_covariates", "covariate_columns"]
 
 
 def fit_covariates(samples, names: list[str], categorical: list[str], is_train: np.ndarray,
@@ -169,11 +160,6 @@ class FeatureSpec:
     def covariate_names(self) -> list[str]:
         """The raw sample-table columns the covariates are encoded from."""
         return [c["name"] for c in self.covariates]
-
-    @property
-    def clinical(self) -> list[str]:
-        """Deprecated alias of :attr:`covariate_names` (the field before decision 0011)."""
-        return self.covariate_names
 
     @property
     def covariate_columns(self) -> list[str]:

@@ -358,10 +358,7 @@ def _observed(raw: dict, inputs, column: str):
     else the score computed from the dosages."""
     import numpy as np
 
-    from genoflow.features.spec import encode_sex
-
-    values = raw[column] if column in raw else inputs[column]
-    return encode_sex(values) if column == "sex" else np.asarray(values, dtype=float)
+    return np.asarray(raw[column] if column in raw else inputs[column], dtype=float)
 
 
 def _raw_features(spark, batch, patients, spec) -> dict:

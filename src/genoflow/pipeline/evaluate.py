@@ -173,8 +173,7 @@ def _raw_patients(spark, features_uri: str, storage, spec, pids: list[str]) -> d
 
     preprocess_uri = json.loads(storage.read_text(f"{features_uri}/inputs.json"))["upstream"]["preprocess"]
     samples = spark.read.parquet(f"{preprocess_uri}/samples").toPandas().set_index("pid").loc[pids]
-    raw = {col: samples[col].to_numpy() for col in spec.names if col in samples}
-    raw.update({col: samples[col].to_numpy() for col in samples.columns if col not in raw})
+    raw = {col: samples[col].to_numpy() for col in samples.columns}
     keys = pd.DataFrame(spec.input_variants)
     if len(keys):
         wanted = spark.createDataFrame(keys[["contig", "pos", "ref", "alt"]].astype({"pos": "int64"}))

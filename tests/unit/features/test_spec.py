@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from genoflow.features.spec import FeatureSpec, encode_sex, fit_covariates
+from genoflow.features.spec import FeatureSpec, fit_covariates
 
 VARIANTS = [{"contig": "chr22", "pos": 10, "ref": "A", "alt": "G", "gene": "", "train_p": 1e-5},
             {"contig": "chr22", "pos": 20, "ref": "C", "alt": "T", "gene": "GF01", "train_p": 1e-4}]
@@ -42,11 +42,6 @@ def test_transform__missing_covariate_is_an_error():
 def test_json__round_trip():
     s = spec()
     assert FeatureSpec.from_json(s.to_json()) == s
-
-
-def test_encode_sex__cases():
-    np.testing.assert_array_equal(encode_sex(["F", "m", "Female", "MALE", "x"])[:4], [0, 1, 0, 1])
-    assert np.isnan(encode_sex(["x"])[0])
 
 
 def _with_scores() -> FeatureSpec:
