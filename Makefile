@@ -9,7 +9,7 @@ PATIENTS  ?= 1000
 # Debian packages the tests use: a real browser for the UI test, docker-compose to validate the stack file,
 # plink2, plink1.9 (--clump, absent from plink2 2.00a3.5) + bcftools + tabix as independent references for the
 # genomics concordance tests; Bioconductor's snpStats (R) for the public for.exercise cohort (`make public-cohort`).
-SYSTEM_PACKAGES := chromium docker-compose plink2 plink1.9 bcftools tabix r-bioc-snpstats
+SYSTEM_PACKAGES := chromium docker-compose plink2 plink1.9 bcftools tabix samtools r-bioc-snpstats
 # A real public cohort nobody here made (issue 13): snpStats' for.exercise as a genoflow study folder.
 PUBLIC_COHORT   := $(CURDIR)/.genoflow/public/forexercise
 # The peers of `make bench` (plink 1.9 clumps for the plink2 polygenic-score baseline).

@@ -20,11 +20,34 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["MISSING", "DOSAGE_DTYPE", "pack_dosages", "unpack_dosages", "stack_dosages", "dosage_matrix",
-           "VARIANT_KEY_COLUMNS"]
+           "VARIANT_KEY_COLUMNS", "BLOCK_BYTES", "rows_per_block"]
 
 MISSING = -1
 DOSAGE_DTYPE = np.int8
 VARIANT_KEY_COLUMNS = ("contig", "pos", "ref", "alt")
+
+# The working set of one block of variants, in bytes (decision 0012). Blocks and Arrow batches are sized
+# by this, never by a count of lines: a genotype row carries one value per sample, so 2,000 rows are
+# 16 MB of float64 at 1,000 patients and 1.6 GB at 100,000.
+BLOCK_BYTES = 64 << 20
+_MAX_BLOCK_ROWS = 8192  # past this, larger blocks buy nothing (BLAS is saturated) and delay progress
+
+
+def rows_per_block(n_samples: int, bytes_per_value: int = 8, budget: int = BLOCK_BYTES) -> int:
+    """Variants per block so that one block of ``n_samples`` values of ``bytes_per_value`` fits ``budget``.
+
+    ``bytes_per_value`` is that of the widest per-sample array the block's code builds: 8 for float64
+    (standardised genotypes, GLM working arrays), 1 for int8 dosages, ~4 for VCF text (``0|1\t``).
+
+    >>> rows_per_block(1_000)
+    8192
+    >>> rows_per_block(100_000)
+    83
+    >>> rows_per_block(100_000, bytes_per_value=1)
+    671
+    """
+    per_row = max(1, int(n_samples)) * max(1, int(bytes_per_value))
+    return int(min(_MAX_BLOCK_ROWS, max(1, budget // per_row)))
 
 
 def pack_dosages(dosages: np.ndarray) -> bytes:
