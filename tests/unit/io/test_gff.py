@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import csv
 import gzip
+import importlib.resources
 import io
 import pickle
 import tracemalloc
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
@@ -407,3 +410,55 @@ def test_read_genes__gencode_scale(tmp_path, fmt, compress):
     check_annotate(index, truth, 2_000, np.random.default_rng(2))
     assert peak < 40e6  # the text is 240 MB (GFF3) / 530 MB (GTF)
     assert len(pickle.dumps(index)) < 8e6  # what Spark broadcasts to every Python worker (~5 MB)
+
+
+# --- Real annotations: the test files gffutils ships (FlyBase, NCBI, GENCODE, Ensembl, UCSC), when installed ---
+
+def gffutils_file(name: str):
+    gffutils = pytest.importorskip("gffutils")
+    return gffutils, importlib.resources.files(gffutils) / "test" / "data" / name
+
+
+@pytest.mark.parametrize("name, n_genes", [
+    pytest.param("dmel-all-no-analysis-r5.49_50k_lines.gff", 631, marks=pytest.mark.integration),  # 50k lines
+    ("ncbi_gff3.txt", 5),  # GFF3 with percent-encoded attributes, named .txt
+    ("FBgn0031208.gff", 3),  # sequences after a bare '>' line, no ##FASTA
+    ("gff_example1.gff3.gz", 1),
+    ("gencode-v19.gtf", 1),
+    ("FBgn0031208.gtf", 3),  # no gene lines: gffutils infers them, as read_genes does
+    ("sharr.gtf", 1),  # no gene lines, a position beyond 2^29
+])
+def test_read_genes__real_files_match_gffutils(name, n_genes):
+    gffutils, path = gffutils_file(name)
+    with path.open("rb") as stream:
+        index = read_genes(stream, source=name)
+    db = gffutils.create_db(str(path), ":memory:", merge_strategy="create_unique", keep_order=True)
+    expected = sorted((f.seqid, f.start, f.end) for f in db.features_of_type("gene"))
+    assert len(index) == n_genes and sorted(row[:3] for row in rows(index)) == expected
+
+
+def test_read_genes__real_gff3_names():
+    _, path = gffutils_file("dmel-all-no-analysis-r5.49_50k_lines.gff")
+    with path.open("rb") as stream:
+        index = read_genes(stream, source=path.name)
+    assert rows(index)[:2] == [
+        ("2L", 7529, 9484, "FBgn0031208", "CG11023"),
+        ("2L", 9839, 21376, "FBgn0002121", "l(2)gl"),
+    ]
+    _, path = gffutils_file("ncbi_gff3.txt")  # genes without ID or Name: named by their span
+    with path.open("rb") as stream:
+        first = rows(read_genes(stream, source=path.name))[0]
+    assert first == ("NC_008596.1", 12272, 13301, "", "NC_008596.1:12272-13301")
+
+
+def test_read_genes__real_gtf_without_gene_lines_matches_pandas():
+    # Ensembl-style GTF (C. elegans) named .txt, no gene lines; gffutils infers nothing here, so pandas does it.
+    _, path = gffutils_file("ensembl_gtf.txt")
+    frame = pd.read_csv(path, sep="\t", header=None, quoting=csv.QUOTE_NONE, usecols=[0, 2, 3, 4, 8],
+                        names=["seqid", "kind", "start", "end", "a"])
+    frame = frame[frame.kind.isin(["exon", "transcript"])].assign(gene=frame.a.str.extract(r'gene_id "([^"]+)"')[0])
+    spans = frame.groupby("gene", sort=False).agg(seqid=("seqid", "first"), start=("start", "min"), end=("end", "max"))
+    with path.open("rb") as stream:
+        index = read_genes(stream, source=path.name)
+    assert [row[:4] for row in rows(index)] == [(s.seqid, s.start, s.end, g) for g, s in spans.iterrows()]
+    assert rows(index)[1][4] == "amx-2"  # gene_name
