@@ -90,6 +90,7 @@ class Features(_Section):
     read_qc: list[Name] = ["mean_phred", "gc_fraction", "n_rate"]
     pca_components: Count = 10
     pca_covariates: Count = 5
+    pca_method: Literal["auto", "exact", "randomized"] = "auto"  # genoflow.features.pca.METHODS
     prune_window: Annotated[int, Field(ge=1)] = 50
     prune_window_kb: bool = False
     prune_step: Annotated[int, Field(ge=1)] = 5

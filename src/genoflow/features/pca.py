@@ -1,23 +1,34 @@
 """Principal components of ancestry, like ``plink2 --pca`` on an LD-pruned variant set.
 
 Genotypes are standardised as plink2 does, ``z = (x - 2p) / sqrt(2p(1 - p))`` with ``p`` the ALT
-frequency over the samples, and a missing call set to 0 (mean imputation). The sample relationship
-matrix ``K = Z'Z / M`` (samples x samples) is accumulated over blocks of variants in the Spark
-executors (each partition adds its block's ``Z_b'Z_b``), summed row band by row band through a
-shuffle, and eigendecomposed on the driver.
+frequency over the samples, and a missing call set to 0 (mean imputation). Two methods give the
+top ``k`` eigenpairs of the sample relationship matrix ``K = Z'Z / M`` (samples x samples), chosen by
+the number of samples (:func:`choose_method`, decision 0014):
 
-Why the Gram matrix rather than a randomized SVD: for a cohort of up to some tens of thousands of
-patients, ``n x n`` float64 fits in a Python process (8k patients: 512 MB), one pass over the
-variants gives the exact decomposition plink2 computes, and the result does not depend on a random
-start or an iteration count. The memory is bounded by samples², never by the number of variants;
-no JVM ever holds more than one band of ``_BAND_BYTES`` (a whole partial Gram as one task result
-ran the 2 GB driver out of heap at 8k patients); past ~30k samples a randomized range finder over
-the same blocks would be the next step.
+``exact`` (:func:`spark_gram`, :func:`pca_from_gram`)
+    ``Z'Z`` is accumulated over blocks of variants in the Spark executors (each partition adds its
+    blocks' ``Z_b'Z_b``), summed row band by row band through a shuffle, and eigendecomposed on the
+    driver: one pass, what ``plink2 --pca`` computes, no random start. Its memory is samples² per
+    partial and on the driver (8k patients: 512 MB; 100k: 80 GB), and the eigensolver costs n³, so
+    it is for the smaller cohorts. No JVM ever holds more than one band of ``_BAND_BYTES`` (a whole
+    partial Gram as one task result ran the 2 GB driver out of heap at 8k patients).
+``randomized`` (:func:`spark_randomized_pca`, :func:`randomized_pca`)
+    A randomized range finder (Halko, Martinsson & Tropp 2011) in its block Krylov form, as ``plink2
+    --pca approx`` (after Halko, Martinsson, Shkolnisky & Tygert 2011, via EIGENSOFT's fastpca): a
+    seeded Gaussian start ``Q_0`` (n x l, ``l = k + oversampling``), then passes over the variants
+    that each compute ``Z'(Z Q_j)`` (n x l partials summed over partitions), orthonormalised on the
+    driver into the next block; the Rayleigh-Ritz problem on all blocks (``passes·l`` square) gives
+    the eigenpairs. Memory n x l per worker and n x l x passes on the driver (100k patients, k = 10,
+    10 passes: 160 MB), never n x n.
+
+Both return a :class:`Pca` with the same scaling and sign convention, so the loadings and every
+consumer downstream do not depend on the method.
 
 Projection: with ``K = U diag(lambda) U'``, the sample scores are ``U * sqrt(n)`` (unit variance per
 component) and the variant loadings ``V = Z'U sqrt(n) / (M lambda)`` satisfy ``Z V = U sqrt(n)``, so
 projecting a training sample reproduces its score, and a new patient is projected with the same
-formula (:class:`genoflow.features.spec.FeatureSpec`).
+formula (:class:`genoflow.features.spec.FeatureSpec`). With the randomized method's Ritz pairs the
+projection reproduces the scores up to the pairs' residual (measured in decision 0014).
 """
 
 from __future__ import annotations
@@ -26,13 +37,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from genoflow.genotypes import MISSING, stack_dosages
+from genoflow.genotypes import MISSING, rows_per_block, stack_dosages
 
-__all__ = ["Pca", "standardise", "gram_block", "pca_from_gram", "spark_gram", "spark_loadings"]
+__all__ = ["Pca", "METHODS", "choose_method", "standardise", "gram_block", "pca_from_gram", "randomized_pca",
+           "spark_gram", "spark_randomized_pca", "spark_loadings", "collect_loadings"]
 
 # Bytes of one row band of a partial Gram matrix: the unit that Spark serialises, shuffles and sends
 # to the driver (the JVM holds a record whole).
 _BAND_BYTES = 32 << 20
+
+METHODS = ("auto", "exact", "randomized")
+# auto: the exact Gram path up to this many samples, the randomized one above (decision 0014: measured
+# on this repository's 2-core machine, where the two cross between 2k and 4k samples).
+EXACT_MAX_SAMPLES = 3000
+OVERSAMPLING = 10  # columns per block: k + 10 (Halko et al. 2011, section 4.2; plink2 approx: 2k)
+PASSES = 10  # over the variants (decision 0014: |r| >= 0.9999 with the exact top 10 PCs of ooa at 2k-8k)
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,27 +94,98 @@ def gram_block(dosages: np.ndarray, alt_freq: np.ndarray) -> np.ndarray:
     return z.T @ z
 
 
-def pca_from_gram(gram: np.ndarray, n_variants: int, k: int) -> Pca:
-    """Top ``k`` components from the summed ``Z'Z`` (n, n) over ``n_variants`` variants.
+def choose_method(method: str, n_samples: int) -> str:
+    """``exact`` or ``randomized``: ``method`` itself, or for ``auto`` by the number of samples."""
+    if method not in METHODS:
+        raise ValueError(f"pca method: expected one of {list(METHODS)}, got {method!r}")
+    if method != "auto":
+        return method
+    return "exact" if n_samples <= EXACT_MAX_SAMPLES else "randomized"
 
-    Eigenvector signs are fixed so that each column's largest-magnitude entry is positive
-    (eigenvectors have no intrinsic sign; this makes reruns identical).
-    """
-    from scipy.linalg import eigh
 
-    n = gram.shape[0]
+def _check(n: int, n_variants: int, k: int) -> None:
     if not 1 <= k < n:
         raise ValueError(f"pca: need 1 <= components < samples ({n}), got {k}")
     if n_variants < 1:
         raise ValueError("pca: no variants to build the relationship matrix from")
+
+
+def _top(values: np.ndarray, vectors: np.ndarray, n_variants: int, k: int) -> Pca:
+    """The ``k`` largest eigenpairs of ``Z'Z`` as a :class:`Pca`, largest first.
+
+    Eigenvector signs are fixed so that each column's largest-magnitude entry is positive
+    (eigenvectors have no intrinsic sign; this makes reruns identical, and both methods agree).
+    """
+    top = np.argsort(values)[::-1][:k]
+    values, vectors = values[top] / n_variants, vectors[:, top]
+    flip = np.sign(vectors[np.abs(vectors).argmax(axis=0), np.arange(k)])
+    return Pca(values, vectors * flip * np.sqrt(vectors.shape[0]), int(n_variants))
+
+
+def pca_from_gram(gram: np.ndarray, n_variants: int, k: int) -> Pca:
+    """Top ``k`` components from the summed ``Z'Z`` (n, n) over ``n_variants`` variants."""
+    from scipy.linalg import eigh
+
+    n = gram.shape[0]
+    _check(n, n_variants, k)
     # Only the top k eigenpairs (LAPACK's syevr over an index range): the full set costs several
     # times more at thousands of samples.
     values, vectors = eigh(gram, subset_by_index=[n - k, n - 1])
-    values /= n_variants
-    top = np.argsort(values)[::-1]
-    values, vectors = values[top], vectors[:, top]
-    flip = np.sign(vectors[np.abs(vectors).argmax(axis=0), np.arange(k)])
-    return Pca(values, vectors * flip * np.sqrt(n), int(n_variants))
+    return _top(values, vectors, n_variants, k)
+
+
+def randomized_pca(product, n: int, n_variants: int, k: int, *, oversampling: int = OVERSAMPLING,
+                   passes: int = PASSES, seed: int = 0) -> Pca:
+    """Top ``k`` components by a randomized block Krylov method, from products with ``Z'Z``.
+
+    A seeded Gaussian block ``Q_0`` (n, l) with ``l = k + oversampling`` columns; pass ``j`` computes
+    ``W_j = Z'Z Q_j``, orthogonalises it against the blocks so far and orthonormalises it into
+    ``Q_{j+1}``. The blocks span the Krylov space ``[Q_0, AQ_0, A²Q_0, ...]`` (``A = Z'Z``), which
+    holds the top eigenvectors far better than ``A^j Q_0`` alone (subspace iteration needed about
+    three times the products for the same accuracy, decision 0014); the eigenpairs of ``Q'A Q``,
+    whose columns are ``Q' W_j``, are the Rayleigh-Ritz approximations, with no further pass.
+    Memory: the basis, n x l x passes, and one (n, l) product at a time.
+
+    Parameters
+    ----------
+    product : callable
+        ``product(q)`` returns ``Z'(Z q)`` (n, l) for an (n, l) float64 ``q``: one pass over the variants.
+    n, n_variants : int
+        Samples and variants (``M``) of ``Z``.
+    k : int
+        Components.
+    oversampling : int
+        Extra columns per block (at most n in all).
+    passes : int
+        Calls of ``product``, at least 1 (fewer when the basis would outgrow the n samples).
+    seed : int
+        Of the Gaussian start: equal seeds and data give equal components.
+    """
+    _check(n, n_variants, k)
+    if passes < 1:
+        raise ValueError(f"pca: the randomized method needs passes >= 1, got {passes}")
+    width = min(n, k + max(0, int(oversampling)))
+    passes = max(1, min(int(passes), n // width))  # an orthonormal basis has at most n columns
+    basis = [np.linalg.qr(np.random.default_rng(seed).standard_normal((n, width)))[0]]
+    products = []
+    for j in range(passes):
+        w = product(basis[-1])
+        products.append(w)
+        if j < passes - 1:
+            basis.append(_extend(np.hstack(basis), w))
+    q = np.hstack(basis)
+    projected = q.T @ np.hstack(products)  # (L, L), L = width x passes: Q'AQ
+    values, vectors = np.linalg.eigh((projected + projected.T) / 2)
+    return _top(values, q @ vectors, n_variants, k)
+
+
+def _extend(q: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """An orthonormal block spanning the part of ``w`` outside ``span(q)`` (q orthonormal)."""
+    # Twice (classical Gram-Schmidt with reorthogonalisation): once loses orthogonality in floating
+    # point as soon as w lies mostly inside span(q), which is exactly what converging blocks do.
+    for _ in range(2):
+        w = w - q @ (q.T @ w)
+    return np.linalg.qr(w)[0]
 
 
 def loadings(dosages: np.ndarray, alt_freq: np.ndarray, pca: Pca) -> np.ndarray:
@@ -107,13 +197,15 @@ def loadings(dosages: np.ndarray, alt_freq: np.ndarray, pca: Pca) -> np.ndarray:
 # --------------------------------------------------------------------------- Spark
 
 
-def _blocks(rows, sample_index: np.ndarray, rows_per_block: int = 2048):
-    """(dosages (m, n) int8, alt_freq (m,)) blocks from an iterator of Rows (dosages, alt_af)."""
+def _blocks(rows, sample_index: np.ndarray):
+    """(dosages (m, n) int8, alt_freq (m,)) blocks from an iterator of Rows (dosages, alt_af); a block
+    is as many variants as fit :data:`genoflow.genotypes.BLOCK_BYTES` once standardised (float64)."""
+    size = rows_per_block(len(sample_index), 8)
     packed, freq = [], []
     for row in rows:
         packed.append(row["dosages"])
         freq.append(row["alt_af"])
-        if len(packed) == rows_per_block:
+        if len(packed) == size:
             yield stack_dosages(packed, sample_index), np.asarray(freq)
             packed, freq = [], []
     if packed:
@@ -157,8 +249,63 @@ def spark_gram(variants, sample_index: np.ndarray) -> tuple[np.ndarray, int]:
     return gram, count
 
 
+def spark_randomized_pca(variants, sample_index: np.ndarray, k: int, *, oversampling: int = OVERSAMPLING,
+                         passes: int = PASSES, seed: int = 0) -> Pca:
+    """Spark: :func:`randomized_pca` over the rows of ``variants`` (dosages, alt_af).
+
+    The rows are stacked once into int8 blocks that stay persisted (memory, else disk) for the
+    ``passes``; the first action counts them. Each pass broadcasts ``Q`` (n x l), every
+    partition sums its blocks' ``Z_b'(Z_b Q)`` into one (n, l) partial, and ``treeReduce`` adds the
+    partials: no genotype and no n x n matrix reaches the driver or a worker.
+    """
+    from pyspark import StorageLevel
+
+    index = np.asarray(sample_index, dtype=np.int64)
+    context = variants.sparkSession.sparkContext
+    blocks = variants.select("dosages", "alt_af").rdd.mapPartitions(lambda rows: _blocks(rows, index))
+    # Stacking the rows again for every pass cost more than the products (decision 0014).
+    blocks = blocks.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        count = blocks.map(lambda block: block[0].shape[0]).sum()
+
+        def product(q: np.ndarray) -> np.ndarray:
+            shared = context.broadcast(q)
+            try:
+                return blocks.mapPartitions(lambda part: [_products(part, shared.value)]).treeReduce(np.add)
+            finally:
+                shared.destroy()
+
+        return randomized_pca(product, index.size, int(count), k, oversampling=oversampling, passes=passes,
+                              seed=seed)
+    finally:
+        blocks.unpersist()
+
+
+def _products(blocks, q: np.ndarray) -> np.ndarray:
+    """``sum_b Z_b'(Z_b q)`` over a partition's blocks, shape (n, l)."""
+    total = np.zeros_like(q)
+    for dosages, freq in blocks:
+        z = standardise(dosages, freq)
+        total += z.T @ (z @ q)
+    return total
+
+
+def collect_loadings(variants, sample_index: np.ndarray, pca: Pca):
+    """:func:`spark_loadings` collected to pandas, sorted by variant, with Arrow batches sized by
+    :func:`genoflow.genotypes.rows_per_block` (the default 10,000 rows are 8 GB of float64 at 100k samples)."""
+    from genoflow.spark import session_conf
+
+    spark = variants.sparkSession
+    conf = {"spark.sql.execution.arrow.maxRecordsPerBatch": str(rows_per_block(len(sample_index), 8))}
+    with session_conf(spark, conf):  # read when the query runs, so around the action
+        rows = spark_loadings(variants, sample_index, pca).toPandas()
+    return rows.sort_values(["contig", "pos", "ref", "alt"], ignore_index=True)
+
+
 def spark_loadings(variants, sample_index: np.ndarray, pca: Pca):
-    """Spark: per-variant loadings; rows (contig, pos, ref, alt, alt_af, loadings array<double>)."""
+    """Spark: per-variant loadings; rows (contig, pos, ref, alt, alt_af, loadings array<double>).
+
+    Lazy: run its action under :func:`collect_loadings`' Arrow batch size, or batches are 10,000 rows."""
     index = np.asarray(sample_index, dtype=np.int64)
     ddl = "contig string, pos long, ref string, alt string, alt_af double, loadings array<double>"
 

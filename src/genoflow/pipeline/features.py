@@ -102,7 +102,8 @@ def run_features(spark, preprocess_uri: str, output, params: dict) -> dict:
     meta = {
         "targets": {t: {"features": specs[t].names, "spec": json.loads(specs[t].to_json()), "folds": folds[t],
                         **summary[t]} for t in kinds},
-        "pca": {"eigenvalues": ancestry["block"].meta["eigenvalues"], "n_pruned_variants": ancestry["n_variants"]},
+        "pca": {"eigenvalues": ancestry["block"].meta["eigenvalues"], "n_pruned_variants": ancestry["n_variants"],
+                "method": ancestry["method"]},
         "n_train": int(is_train.sum()),
         "n_test": int((~is_train).sum()),
     }
@@ -145,28 +146,34 @@ def train_rows(samples, target: str) -> np.ndarray:
 def ancestry_components(spark, genotypes, sample_index: np.ndarray, f: dict) -> dict:
     """LD-prune (plink2 --indep-pairwise), then PCA on the pruned variants (plink2 --pca), in Spark.
 
+    ``f["pca_method"]``: ``exact`` (the samples x samples matrix), ``randomized`` (block Krylov, like
+    plink2 --pca approx) or ``auto`` (by the number of samples, decision 0014).
     Returns the PC score block (loadings + allele frequencies, so a new patient is projected),
-    the samples' scores (n, k) and the number of pruned variants.
+    the samples' scores (n, k), the number of pruned variants and the method that ran.
     """
     from genoflow.features.ld import prune_contigs
-    from genoflow.features.pca import pca_from_gram, spark_gram, spark_loadings
+    from genoflow.features.pca import choose_method, collect_loadings, pca_from_gram, spark_gram, spark_randomized_pca
     from genoflow.features.scores import ScoreBlock, pca_block
 
     k = min(int(f["pca_components"]), len(sample_index) - 1)
     if k <= 0:  # PCA switched off
         return {"block": ScoreBlock("pca", [], [], [], [], [], {"eigenvalues": []}),
-                "scores": np.empty((len(sample_index), 0)), "n_variants": 0}
+                "scores": np.empty((len(sample_index), 0)), "n_variants": 0, "method": None}
     pruned = prune_contigs(genotypes, sample_index=sample_index, window=int(f["prune_window"]),
                            step=int(f["prune_step"]), r2=float(f["prune_r2"]), window_kb=bool(f["prune_window_kb"]))
     kept = genotypes.drop("alt_af").join(pruned, ["contig", "pos", "ref", "alt"]).cache()
-    gram, m = spark_gram(kept, sample_index)
-    pca = pca_from_gram(gram, m, k)
-    rows = spark_loadings(kept, sample_index, pca).toPandas().sort_values(["contig", "pos", "ref", "alt"],
-                                                                          ignore_index=True)
+    method = choose_method(f.get("pca_method", "auto"), len(sample_index))
+    if method == "exact":
+        gram, m = spark_gram(kept, sample_index)
+        pca = pca_from_gram(gram, m, k)
+    else:
+        pca = spark_randomized_pca(kept, sample_index, k)  # fixed seed: reruns give the same PCs
+    rows = collect_loadings(kept, sample_index, pca)
     kept.unpersist()
     block = pca_block(rows, pca.eigenvalues, [f"pc{i + 1}" for i in range(k)])
-    log.info("PCA: %d pruned variants, eigenvalues %s", m, np.round(pca.eigenvalues, 3).tolist())
-    return {"block": block, "scores": pca.scores, "n_variants": int(m)}
+    log.info("PCA (%s, %d samples): %d pruned variants, eigenvalues %s", method, len(sample_index),
+             pca.n_variants, np.round(pca.eigenvalues, 3).tolist())
+    return {"block": block, "scores": pca.scores, "n_variants": int(pca.n_variants), "method": method}
 
 
 def association_summary(scan, output, target: str, selected: list[tuple], kind: str = "binary") -> dict:

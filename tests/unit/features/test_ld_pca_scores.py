@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from genoflow.features.ld import haplotype_r2_with, indep_pairwise, pairwise_r2, prune_window_indices
-from genoflow.features.pca import loadings, pca_from_gram, standardise
+from genoflow.features.pca import choose_method, loadings, pca_from_gram, randomized_pca, standardise
 from genoflow.features.scores import ScoreBlock, burden_block, prs_block
 
 
@@ -71,6 +71,59 @@ def test_pca__scores_reproduced_by_loadings_and_standardisation_like_plink2():
     np.testing.assert_allclose(z.T @ loadings(g, af, pca), pca.scores, atol=1e-10)
     with pytest.raises(ValueError, match="components"):
         pca_from_gram(z.T @ z, g.shape[0], 25)
+
+
+def _structured_genotypes(n: int, m: int, seed: int) -> np.ndarray:
+    """(m, n) dosages of ``n`` samples from four populations with drifted allele frequencies, so that the top
+    components are separated (three structure PCs) and the next ones are near-degenerate noise."""
+    rng = np.random.default_rng(seed)
+    base = rng.uniform(0.1, 0.9, size=m)
+    freq = np.clip(base[:, None] + rng.normal(0, 0.08, size=(m, 4)), 0.02, 0.98)  # (m, populations)
+    population = np.arange(n) % 4
+    return rng.binomial(2, freq[:, population]).astype(np.int8)
+
+
+def test_randomized_pca__top5_match_the_exact_decomposition():
+    g = _structured_genotypes(n=400, m=1500, seed=3)
+    z = standardise(g, g.mean(axis=1) / 2.0)
+    exact = pca_from_gram(z.T @ z, g.shape[0], 5)
+    products = []
+
+    def product(q):
+        products.append(q.shape)
+        return z.T @ (z @ q)
+
+    approx = randomized_pca(product, z.shape[1], z.shape[0], 5, oversampling=10, passes=10, seed=1)
+    assert products == [(400, 15)] * 10  # one (n, k + oversampling) product per pass, never n x n
+    for k in range(5):
+        assert abs(np.corrcoef(approx.scores[:, k], exact.scores[:, k])[0, 1]) >= 0.99, k
+    np.testing.assert_allclose(approx.eigenvalues, exact.eigenvalues, rtol=0.02)
+    # The same scaling and sign convention: the scores themselves agree, not just up to sign.
+    np.testing.assert_allclose(approx.scores[:, :3], exact.scores[:, :3], atol=0.05)
+    again = randomized_pca(lambda q: z.T @ (z @ q), z.shape[1], z.shape[0], 5, seed=1)
+    np.testing.assert_array_equal(again.scores, approx.scores)  # seeded: reruns are identical
+
+
+def test_randomized_pca__one_pass_is_not_enough_and_passes_are_capped_by_samples():
+    g = _structured_genotypes(n=400, m=1500, seed=3)
+    z = standardise(g, g.mean(axis=1) / 2.0)
+    exact = pca_from_gram(z.T @ z, 400, 5)
+    rough = randomized_pca(lambda q: z.T @ (z @ q), 400, 1500, 5, passes=1)
+    r = [abs(np.corrcoef(rough.scores[:, k], exact.scores[:, k])[0, 1]) for k in range(3, 5)]
+    assert min(r) < 0.9  # the noise components need the Krylov passes (else the test above shows nothing)
+    small = standardise(g[:, :30], g[:, :30].mean(axis=1) / 2.0)
+    calls = []
+    randomized_pca(lambda q: calls.append(1) or small.T @ (small @ q), 30, 1500, 5, oversampling=10, passes=10)
+    assert len(calls) == 2  # 30 samples hold two blocks of 15 orthonormal columns
+    with pytest.raises(ValueError, match="passes"):
+        randomized_pca(lambda q: q, 30, 10, 2, passes=0)
+
+
+def test_choose_method__by_samples_unless_named():
+    assert choose_method("auto", 1000) == "exact" and choose_method("auto", 100_000) == "randomized"
+    assert choose_method("randomized", 50) == "randomized" and choose_method("exact", 10**6) == "exact"
+    with pytest.raises(ValueError, match="approx"):
+        choose_method("approx", 10)
 
 
 def _frame(**columns) -> pd.DataFrame:
