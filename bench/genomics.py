@@ -685,16 +685,17 @@ def _render_scaling(scaling: dict) -> list[str]:
     return out + [""]
 
 
-def write_benchmarks_md(text: str, path: Path) -> None:
-    """Replace the generated block of BENCHMARKS.md (appended with its markers the first time)."""
+def write_benchmarks_md(text: str, path: Path, marks: tuple[str, str] = (MARK_START, MARK_END),
+                        heading: str = "## Genomics: genoflow vs plink2, bcftools, Hail (bench/genomics.py)") -> None:
+    """Replace the generated block of BENCHMARKS.md between ``marks`` (appended under ``heading`` the first time)."""
+    start, end = marks
     doc = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{MARK_START}\n{text}\n{MARK_END}"
-    if MARK_START in doc and MARK_END in doc:
-        head, rest = doc.split(MARK_START, 1)
-        doc = head + block + rest.split(MARK_END, 1)[1]
+    block = f"{start}\n{text}\n{end}"
+    if start in doc and end in doc:
+        head, rest = doc.split(start, 1)
+        doc = head + block + rest.split(end, 1)[1]
     else:
-        doc = doc.rstrip("\n") + "\n\n## Genomics: genoflow vs plink2, bcftools, Hail (bench/genomics.py)\n\n" \
-              + block + "\n"
+        doc = doc.rstrip("\n") + f"\n\n{heading}\n\n" + block + "\n"
     path.write_text(doc)
 
 

@@ -128,10 +128,11 @@ def validate_cohort(files: CohortFiles, full_check_records: int = 2000, study=No
     and, with ``check_study``, runs the study checks (an appended batch is checked once merged);
     ``id_column`` keys a CSV/TSV phenotype table.
     """
-    from genoflow.io.fasta import read_reference
     from genoflow.io.gff import read_genes
+    from genoflow.io.reference import open_reference
     from genoflow.io.vcf import iter_vcf_lines, parse_vcf_header
     from genoflow.pipeline.preprocess import check_sample_sets
+    from genoflow.storage.ranged import RangedFile
     from genoflow.study import build_study
 
     _check_present(files)
@@ -146,8 +147,8 @@ def validate_cohort(files: CohortFiles, full_check_records: int = 2000, study=No
             build_study(tables, study, list(header.samples), check=check_study)
         reference = None
         if _is_file(files.reference_fasta):
-            with open(files.reference_fasta, "rb") as fasta:
-                reference = read_reference(fasta, source=str(files.reference_fasta))
+            # By its index; without a .fai, indexed in memory by streaming it (the landing folder is input).
+            reference = open_reference(RangedFile(str(files.reference_fasta)))
             _check_header_contigs(header, reference, vcf)
         n_records, n_decoded = _check_records(lines, header, reference, vcf, full_check_records)
     genes = None
@@ -212,7 +213,7 @@ def _read_clinical(patient_dir: Path) -> tuple[dict[str, dict], int]:
     return clinical, with_reads
 
 
-def _check_header_contigs(header, reference: dict[str, str], vcf: str) -> None:
+def _check_header_contigs(header, reference, vcf: str) -> None:
     """Each ``##contig`` is in the reference, with the reference's length when it states one."""
     from genoflow.io.fasta import resolve_contig
 
@@ -223,12 +224,12 @@ def _check_header_contigs(header, reference: dict[str, str], vcf: str) -> None:
         if found is None:
             raise InputError(vcf, f"##contig {name!r} is not in the reference FASTA (its contigs: "
                              f"{', '.join(list(reference)[:10])})", line=line)
-        if length is not None and length != len(reference[found]):
+        if length is not None and length != reference.length(found):
             raise InputError(vcf, f"##contig {name!r} has length {length} but the reference's {found!r} has "
-                             f"{len(reference[found])}: another genome build?", line=line)
+                             f"{reference.length(found)}: another genome build?", line=line)
 
 
-def _check_records(lines: Iterator[str], header, reference: dict[str, str], vcf: str,
+def _check_records(lines: Iterator[str], header, reference, vcf: str,
                    full_check_records: int) -> tuple[int, int]:
     """Contig and REF of every record against the reference; the first records fully decoded."""
     from genoflow.io.vcf import parse_vcf_records
@@ -261,7 +262,7 @@ def _check_records(lines: Iterator[str], header, reference: dict[str, str], vcf:
     return n_records, len(head)
 
 
-def _check_ref_block(block: list[tuple[str, str, str, int]], reference: dict[str, str] | None, vcf: str) -> None:
+def _check_ref_block(block: list[tuple[str, str, str, int]], reference, vcf: str) -> None:
     from genoflow.io.fasta import check_ref_alleles
 
     contig, pos_text, ref, numbers = zip(*block, strict=True)

@@ -8,6 +8,7 @@ from Bio import bgzf
 
 from genoflow.io.gff import read_genes
 from genoflow.pipeline.vcf_ingest import ingest_vcf, read_vcf_header
+from tests.reference_fasta import indexed_reference
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +34,7 @@ def test_ingest_vcf__hdfs_and_file_splits_give_the_same_table(hdfs, spark, tmp_p
     gff = tmp_path / "genes.gff"
     gff.write_text("##gff-version 3\nchr22\tsim\tgene\t10\t9000\t.\t+\t.\tID=g1;Name=G1\n")
     genes = read_genes(gff.open("rb"), source=str(gff))
-    reference = {"chr22": "C" * 30_000}  # the VCF says "22": rows come out as chr22
+    reference = indexed_reference(tmp_path, {"chr22": "C" * 30_000})  # the VCF says "22": rows come out as chr22
 
     keys = {"spark.sql.files.maxPartitionBytes": "16384", "spark.sql.files.openCostInBytes": "0"}
     saved = {key: spark.conf.get(key) for key in keys}

@@ -5,9 +5,10 @@ problem. The Spark jobs call these from executors on chunks of text or bytes.
 """
 
 from genoflow.io.clinical import CLINICAL_COLUMNS, CLINICAL_SCHEMA, parse_clinical_csv
-from genoflow.io.fasta import check_ref_alleles, read_reference, resolve_contig
+from genoflow.io.fasta import check_ref_alleles, resolve_contig
 from genoflow.io.fastq import FASTQ_QC_KEYS, fastq_read_qc
 from genoflow.io.gff import Gene, GeneIndex, read_genes
+from genoflow.io.reference import IndexedReference, open_reference
 from genoflow.io.vcf import (
     MISSING_DOSAGE,
     VCF_FIXED_COLUMNS,
@@ -27,6 +28,7 @@ __all__ = [
     "VCF_RECORD_SCHEMA",
     "Gene",
     "GeneIndex",
+    "IndexedReference",
     "VcfHeader",
     "check_ref_alleles",
     "fastq_read_qc",
@@ -35,6 +37,6 @@ __all__ = [
     "parse_vcf_header",
     "parse_vcf_records",
     "read_genes",
-    "read_reference",
+    "open_reference",
     "resolve_contig",
 ]

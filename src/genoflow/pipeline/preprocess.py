@@ -129,16 +129,25 @@ def _study_counts(study) -> dict:
 # --- reference and annotations ----------------------------------------------------------------
 
 
-def _read_reference(storage, uri: str) -> dict[str, str]:
-    from genoflow.io.fasta import read_reference
+REFERENCE_INDEX_DIR = ("steps", "reference_index")  # .fai files built from FASTAs that came without one
 
-    return read_reference(io.BytesIO(storage.read_bytes(uri)), source=uri)
+
+def _read_reference(storage, uri: str):
+    """The reference FASTA by its index (:func:`genoflow.io.reference.open_reference`), for broadcasting.
+
+    Only the index is read here; a missing or stale ``.fai`` is built once into
+    ``<storage root>/steps/reference_index/`` and found there by later runs (decision 0013).
+    """
+    from genoflow.io.reference import open_reference
+
+    return open_reference(storage.ranged(uri), index_cache=storage.uri(*REFERENCE_INDEX_DIR))
 
 
 def _read_genes(storage, uri: str):
     from genoflow.io.gff import read_genes
 
-    return read_genes(io.BytesIO(storage.read_bytes(uri)), source=uri)
+    with storage.ranged(uri).open_stream() as stream:
+        return read_genes(stream, source=uri)
 
 
 # --- per-patient files --------------------------------------------------------------------------

@@ -149,7 +149,7 @@ def _file_ends(spark, uri: str, n_head: int, n_tail: int) -> tuple[bytes, bytes]
     return head, tail
 
 
-def ingest_vcf(spark, vcf_uri: str, header, out_uri: str, *, reference: dict | None, genes, p: dict) -> IngestResult:
+def ingest_vcf(spark, vcf_uri: str, header, out_uri: str, *, reference, genes, p: dict) -> IngestResult:
     """Decode ``vcf_uri`` into the genotype table at ``out_uri`` (Parquet; see :mod:`genoflow.genotypes`).
 
     Parameters
@@ -161,9 +161,10 @@ def ingest_vcf(spark, vcf_uri: str, header, out_uri: str, *, reference: dict | N
         From `read_vcf_header`.
     out_uri : str
         Where to write; the caller commits it (nothing is left usable on error).
-    reference : dict of str to str, or None
-        The reference FASTA's sequences: REF alleles are checked against it and contig names are
-        given its spelling (``1`` becomes ``chr1`` when the FASTA says ``chr1``); None: no check.
+    reference : genoflow.io.reference.IndexedReference or None
+        The reference FASTA by its index (broadcast: only the index travels; each task reads the
+        bases its records need): REF alleles are checked against it and contig names are given its
+        spelling (``1`` becomes ``chr1`` when the FASTA says ``chr1``); None: no check.
     genes : genoflow.io.gff.GeneIndex or None
         Annotates each variant with its gene; None: every gene is "".
     p : dict
@@ -401,7 +402,7 @@ class _BlockDecoder:
     thresholds: tuple[float, float, float]
     min_gq: float
     min_dp: float
-    reference: object  # Broadcast of dict
+    reference: object  # Broadcast of IndexedReference (or None)
     genes: object  # Broadcast of GeneIndex
     skipped: object  # Accumulator of int
     runs: object  # Accumulator of list
@@ -535,7 +536,7 @@ def merged_header(spark, files: dict[str, str]):
     return VcfHeader(samples=list(files), contigs=first.contigs, n_header_lines=0, meta=first.meta)
 
 
-def ingest_patient_vcfs(spark, files: dict[str, str], header, out_uri: str, *, reference: dict | None, genes,
+def ingest_patient_vcfs(spark, files: dict[str, str], header, out_uri: str, *, reference, genes,
                         p: dict) -> IngestResult:
     """Merge single-sample VCFs (one per patient) into the genotype table at ``out_uri``.
 
@@ -576,7 +577,7 @@ def ingest_patient_vcfs(spark, files: dict[str, str], header, out_uri: str, *, r
         F.min("id").alias("id"), F.collect_list(F.struct("sample", "dosage")).alias("calls"),
         F.avg("dp").alias("mean_dp"), F.avg("gq").alias("mean_gq"),
     ).join(present, site)
-    order = reference if reference is not None else header.contigs  # no FASTA: the VCF header's contig order
+    order = reference.names if reference is not None else header.contigs  # no FASTA: the VCF header's order
     contig_rank = F.array_position(F.array(*[F.lit(name) for name in order]), F.col("contig"))
     pack = _CallPacker(names=list(files), sources=list(files.values()), genes=sc.broadcast(genes),
                        thresholds=(float(p["min_call_rate"]), float(p["min_maf"]), float(p["min_hwe_p"])))

@@ -123,6 +123,18 @@ class HadoopStorage:
     def read_text(self, uri: str) -> str:
         return self.read_bytes(uri).decode("utf-8")
 
+    def ranged(self, uri: str):
+        """``uri`` as a :class:`~genoflow.storage.ranged.RangedFile`: byte ranges and streams read from plain
+        Python, without the JVM (in Spark's Python workers too). ``hdfs://`` goes through WebHDFS, at the
+        NameNode HTTP address of this session's Hadoop configuration, as this session's Hadoop user."""
+        from genoflow.storage.ranged import RangedFile, webhdfs_address
+
+        if not uri.startswith("hdfs://"):
+            return RangedFile(uri)
+        user = self._jvm.org.apache.hadoop.security.UserGroupInformation.getCurrentUser().getShortUserName()
+        self._fs(uri)  # loads hdfs-default.xml / hdfs-site.xml into the configuration
+        return RangedFile(uri, webhdfs=webhdfs_address(self._conf, uri), user=str(user))
+
     def write_bytes(self, uri: str, data: bytes) -> None:
         stream = self._fs(uri).create(self._path(uri), True)
         try:

@@ -18,6 +18,7 @@ from genoflow.genotypes import dosage_matrix
 from genoflow.io.gff import read_genes
 from genoflow.io.vcf import parse_vcf_header, parse_vcf_records
 from genoflow.pipeline.vcf_ingest import BGZF_EOF, _check_order, ingest_vcf, read_vcf_header
+from tests.reference_fasta import indexed_reference
 
 N_SAMPLES = 60
 N_SITES = 2500
@@ -60,8 +61,8 @@ def write_bgzf(path: Path, lines: list[str]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def reference() -> dict[str, str]:
-    return {"chr1": "A" * CONTIG_LENGTH}
+def reference(tmp_path_factory):
+    return indexed_reference(tmp_path_factory.mktemp("reference"), {"chr1": "A" * CONTIG_LENGTH})
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from Bio import bgzf
 from genoflow.errors import InputError
 from genoflow.io.gff import read_genes
 from genoflow.pipeline.vcf_ingest import ingest_patient_vcfs, merged_header, patient_vcf_uris
+from tests.reference_fasta import indexed_reference
 
 pytestmark = pytest.mark.skipif(shutil.which("bcftools") is None, reason="bcftools not installed (make system-deps)")
 
@@ -70,7 +71,8 @@ def test_ingest_patient_vcfs__concordant_with_bcftools_merge(spark, patient_dir,
     gff = tmp_path / "g.gff"
     gff.write_text("##gff-version 3\nchr3\tsim\tgene\t100\t900\t.\t+\t.\tID=g1;Name=G1\n")
     out = tmp_path / "out"
-    result = ingest_patient_vcfs(spark, files, header, out.as_uri(), reference={"chr3": "A" * 10000},
+    reference = indexed_reference(tmp_path, {"chr3": "A" * 10000})
+    result = ingest_patient_vcfs(spark, files, header, out.as_uri(), reference=reference,
                                  genes=read_genes(gff.open("rb"), source="g.gff"), p=P)
     table = spark.read.parquet(out.as_uri()).toPandas()
     got = {(int(r.pos), r.ref, r.alt): np.frombuffer(r.dosages, dtype=np.int8).tolist() for r in table.itertuples()}
@@ -91,7 +93,8 @@ def test_ingest_patient_vcfs__sample_must_match_its_folder(spark, patient_dir, t
     header = merged_header(spark, files)
     gff = tmp_path / "g.gff"
     gff.write_text("##gff-version 3\nchr3\tsim\tgene\t100\t900\t.\t+\t.\tID=g1;Name=G1\n")
+    reference = indexed_reference(tmp_path, {"chr3": "A" * 10000})
     with pytest.raises(InputError, match="expected one sample named 'PT002'") as error:
-        ingest_patient_vcfs(spark, files, header, (tmp_path / "out").as_uri(), reference={"chr3": "A" * 10000},
+        ingest_patient_vcfs(spark, files, header, (tmp_path / "out").as_uri(), reference=reference,
                             genes=read_genes(gff.open("rb"), source="g.gff"), p=P)
     assert error.value.source.endswith("PT002/" + FILE) and error.value.line == 4
