@@ -82,7 +82,7 @@ class GeneIndex:
         self._lookup: np.ndarray | None = None
 
     @classmethod
-    def from_columns(cls, seqid, start, end, id, name) -> GeneIndex:  # noqa: A002 (the column's name)
+    def from_columns(cls, seqid, start, end, id, name) -> GeneIndex:
         """Build from five equal-length sequences (str, int, int, str, str), in file order."""
         return cls(pa.table([seqid, start, end, id, name], schema=GENE_SCHEMA))
 
@@ -144,6 +144,8 @@ class GeneIndex:
 
 def _segments(table: pa.Table) -> dict[str, _ContigGenes]:
     """Elementary segments of each contig's genes (see `_ContigGenes`)."""
+    if table.num_rows == 0:
+        return {}
     encoded = table.column("seqid").combine_chunks().dictionary_encode()
     codes = encoded.indices.to_numpy()
     starts = table.column("start").to_numpy()
@@ -258,7 +260,8 @@ class _Reader:
         if self.token is not None and _plain(text):
             self._read_genes_only(text, first)
             return False
-        return self._read_lines(text.splitlines(keepends=True), first)
+        lines = text.split("\n")  # not splitlines: it would also split at \f, \x1c, ... and shift line numbers
+        return self._read_lines(lines[:-1] if lines[-1] == "" else lines, first)
 
     def _read_genes_only(self, text: str, first: int) -> None:
         """Split only the lines that contain the gene token (all lines are known to be well-formed)."""
