@@ -214,6 +214,11 @@ def test_read_genes__line_numbers_deep_in_large_files():
     assert error.line == 80_003 and "start 9 is after end 8" in error.problem
     error = read_error(gff(*exons, "chr1\tsim\texon\t1\t2", *exons))
     assert error.line == 40_002 and "found 5" in error.problem
+    # Blank lines, then sequences (with and without ##FASTA) deep in the file: nothing after them is read.
+    gene = feature(start=7, end=8, attributes="ID=seen")
+    for fasta in (["##FASTA", ">chr1"], [">chr1"]):
+        stream = gff(*exons, "", gene, "", *exons, *fasta, feature(attributes="ID=in_fasta"), "ACGT", *exons)
+        assert rows(read_genes(stream, source=SRC)) == [("chr1", 7, 8, "seen", "seen")]
 
 
 def test_gene_index__arrow_table_pickle_and_genes():
