@@ -76,6 +76,7 @@ def small_project(tmp_path_factory) -> SmallProject:
 def hdfs_root(hdfs, spark, small_project) -> str:
     """The storage root on HDFS with the raw cohort landed under it."""
     root = f"{hdfs.uri}/genoflow-it"
+    small_project.env["HADOOP_CONF_DIR"] = str(hdfs.conf_dir)  # as on a cluster: the NameNode's WebHDFS address
     assert HadoopStorage(spark, root).put(small_project.root / "data" / "raw", f"{root}/raw")
     return root
 
