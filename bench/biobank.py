@@ -118,7 +118,9 @@ def _sample(tree: list, classes: dict, procs: dict) -> int:
 
 def classify(p: psutil.Process) -> str:
     """The role of a process of a spark-submit or plink2 tree, from its command line (and its parent's)."""
-    cmd = " ".join(p.cmdline())
+    cmd, exe = " ".join(p.cmdline()), p.name()
+    if exe.startswith("plink"):
+        return "plink2"
     if "pyspark.daemon" in cmd:
         parent = p.parent()
         return "python worker" if parent and "pyspark.daemon" in " ".join(parent.cmdline()) else "pyspark.daemon"
@@ -128,10 +130,8 @@ def classify(p: psutil.Process) -> str:
         return "spark-submit launcher"
     if "SparkSubmit" in cmd:
         return "driver JVM (local mode: also the executor)"
-    if "/jobs/" in cmd or "/bench/" in cmd:
+    if exe.startswith("python") and ("/jobs/" in cmd or "/bench/" in cmd):
         return "python driver"
-    if "plink2" in cmd:
-        return "plink2"
     return "other"
 
 
@@ -293,8 +293,8 @@ def targets(result: dict, baseline: dict | None) -> list[dict]:
         rows.append({"target": f"{step}: driver JVM peak RSS <= 4 GB", "value": f"{driver} MB",
                      "met": driver is not None and driver <= TARGETS["driver_mb"]})
         worker = max([r["classes"].get(c, {}).get("peak_one_mb", 0) for c in ("python worker", "pyspark.daemon")])
-        rows.append({"target": f"{step}: each Python worker peak RSS <= 1.5 GB", "value": f"{worker} MB",
-                     "met": worker <= TARGETS["worker_mb"]})
+        rows.append({"target": f"{step}: each Python worker peak RSS <= 1.5 GB",
+                     "value": f"{worker} MB" if worker else "no Python workers", "met": worker <= TARGETS["worker_mb"]})
     plain, ref = g.get("preprocess (no reference)"), g.get("preprocess (GRCh38-sized reference)")
     if plain and ref:
         ok = ref["exit_code"] == 0
