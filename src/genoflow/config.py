@@ -120,7 +120,7 @@ def merge_params(base: dict, overrides: dict) -> dict:
 OUTPUT_FORMAT = 3  # 3: study columns in the sample table, study.json, FeatureSpec.covariates
 
 # Sections that change how a run is carried out or judged, not what it computes.
-_NOT_IN_RUN_KEY = ("promote", "spark", "monitor", "ingest")
+_NOT_IN_RUN_KEY = ("promote", "spark", "compute", "monitor", "ingest")
 
 
 def _content_key(dataset_version: str, inputs: dict) -> str:

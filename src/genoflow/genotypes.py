@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["MISSING", "DOSAGE_DTYPE", "pack_dosages", "unpack_dosages", "stack_dosages", "dosage_matrix",
-           "VARIANT_KEY_COLUMNS", "BLOCK_BYTES", "rows_per_block"]
+           "VARIANT_KEY_COLUMNS", "BLOCK_BYTES", "rows_per_block", "block_budget", "arrow_batch_conf"]
 
 MISSING = -1
 DOSAGE_DTYPE = np.int8
@@ -48,6 +48,26 @@ def rows_per_block(n_samples: int, bytes_per_value: int = 8, budget: int = BLOCK
     """
     per_row = max(1, int(n_samples)) * max(1, int(bytes_per_value))
     return int(min(_MAX_BLOCK_ROWS, max(1, budget // per_row)))
+
+
+def block_budget(params: dict | None) -> int:
+    """The byte budget of one block from the params' ``compute.block_mb``; :data:`BLOCK_BYTES` when unset.
+
+    >>> block_budget({"compute": {"block_mb": 16}})
+    16777216
+    """
+    mb = ((params or {}).get("compute") or {}).get("block_mb")
+    return BLOCK_BYTES if mb is None else max(1, int(float(mb) * (1 << 20)))
+
+
+def arrow_batch_conf(n_samples: int, bytes_per_value: int = 1, budget: int = BLOCK_BYTES) -> dict[str, str]:
+    """Session settings that size Arrow batches of genotype rows by :func:`rows_per_block`.
+
+    For :func:`genoflow.spark.session_conf` around the *action* (write, collect, count) of a query with a
+    ``mapInPandas``/``mapInArrow`` over genotype rows: Spark reads the setting when the query runs, not when
+    the DataFrame is built. Its default (10,000 rows) is 1 GB of int8 dosages at 100,000 samples.
+    """
+    return {"spark.sql.execution.arrow.maxRecordsPerBatch": str(rows_per_block(n_samples, bytes_per_value, budget))}
 
 
 def pack_dosages(dosages: np.ndarray) -> bytes:

@@ -72,7 +72,6 @@ class Preprocess(_Section):
     min_hwe_p: Fraction = 1.0e-6
     max_sample_missingness: Fraction = 0.05
     max_het_sd: Annotated[float, Field(gt=0.0)] = 4.0
-    vcf_chunk_lines: Annotated[int, Field(ge=1)] = 2000
     vcf_layout: Literal["cohort", "per_patient"] = "cohort"
     patient_vcf: Name = "genome_variants.vcf.gz"
     vcf_min_gq: Count = 0
@@ -186,6 +185,12 @@ class Study(_Section):
     min_minority: Annotated[int, Field(ge=1)] = 10
 
 
+class Compute(_Section):
+    """How the work is cut up, not what it computes: left out of every content key (decision 0012)."""
+
+    block_mb: Annotated[float, Field(gt=0.0)] = 64  # genoflow.genotypes.block_budget
+
+
 class Params(_Section):
     """params.yaml: every section typed, each key defaulting to the value params.yaml ships with."""
 
@@ -196,6 +201,7 @@ class Params(_Section):
     promote: Promote = Promote()
     mlflow: Mlflow = Mlflow()
     spark: dict[SparkKey, Scalar] = {}
+    compute: Compute = Compute()
     ingest: Ingest = Ingest()
     monitor: Monitor = Monitor()
 

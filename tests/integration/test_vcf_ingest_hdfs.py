@@ -7,12 +7,12 @@ import pytest
 from Bio import bgzf
 
 from genoflow.io.gff import read_genes
-from genoflow.pipeline.vcf_ingest import ingest_vcf, read_vcf_header
+from genoflow.pipeline.vcf_ingest import VCF_BYTES_PER_SAMPLE, ingest_vcf, read_vcf_header
 from tests.reference_fasta import indexed_reference
 
 pytestmark = pytest.mark.integration
 
-P = {"vcf_chunk_lines": 200, "min_call_rate": 0.0, "min_maf": 0.0, "min_hwe_p": 0.0}
+P = {"min_call_rate": 0.0, "min_maf": 0.0, "min_hwe_p": 0.0}
 
 
 def bgzip_vcf(path, n_samples: int = 50, n_sites: int = 2000) -> None:
@@ -45,7 +45,8 @@ def test_ingest_vcf__hdfs_and_file_splits_give_the_same_table(hdfs, spark, tmp_p
         for vcf, out in ((local.as_uri(), (tmp_path / "out").as_uri()),
                          (f"{hdfs.uri}/tests/vcf_ingest/cohort.vcf.gz", f"{hdfs.uri}/tests/vcf_ingest/out")):
             header = read_vcf_header(spark, vcf)
-            result = ingest_vcf(spark, vcf, header, out, reference=reference, genes=genes, p=P)
+            result = ingest_vcf(spark, vcf, header, out, reference=reference, genes=genes, p=P,
+                                budget=200 * header.n_samples * VCF_BYTES_PER_SAMPLE)  # 200-line blocks
             splits.append(result.n_splits)
             tables.append(spark.read.parquet(out).drop("line").orderBy("pos").toPandas())
     finally:

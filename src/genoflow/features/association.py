@@ -22,12 +22,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import special
 
-from genoflow.genotypes import MISSING
+from genoflow.genotypes import BLOCK_BYTES, MISSING, rows_per_block
 
 __all__ = ["NullModel", "fit_null_logistic", "score_test_block"]
 
-# Bound on the float64 temporaries of score_test_block (variants x samples cells per chunk).
-_MAX_BLOCK_CELLS = 1 << 22
+# Bytes per (variant, sample) cell of score_test_block's chunks: three float64 arrays live at once
+# (the imputed g, W^1/2 g and its residual), so a chunk is sized by rows_per_block (decision 0012).
+_BYTES_PER_VALUE = 24
 
 # A variant whose covariate-adjusted information V is below this fraction of its unadjusted
 # information g'Wg carries no information beyond the covariates (e.g. it is collinear with them):
@@ -138,7 +139,7 @@ def fit_null_logistic(
     )
 
 
-def score_test_block(null: NullModel, dosages: np.ndarray) -> dict[str, np.ndarray]:
+def score_test_block(null: NullModel, dosages: np.ndarray, *, budget: int = BLOCK_BYTES) -> dict[str, np.ndarray]:
     """Covariate-adjusted score test of every variant of a block against the null model.
 
     Parameters
@@ -152,6 +153,8 @@ def score_test_block(null: NullModel, dosages: np.ndarray) -> dict[str, np.ndarr
         shrinks ``beta`` slightly towards 0 but keeps the test valid when missingness is
         unrelated to the trait; missingness that differs between cases and controls can inflate
         it, so filter on call rate first.
+    budget : int
+        Bytes of float64 temporaries per chunk of variants; the result does not depend on it.
 
     Returns
     -------
@@ -181,7 +184,7 @@ def score_test_block(null: NullModel, dosages: np.ndarray) -> dict[str, np.ndarr
         raise ValueError(f"dosages: expected shape (n_variants, {null.n}), got {dosages.shape}")
     if not np.issubdtype(dosages.dtype, np.integer):
         raise ValueError(f"dosages: expected an integer (int8) array, got dtype {dosages.dtype}")
-    rows = max(1, _MAX_BLOCK_CELLS // max(1, null.n))
+    rows = rows_per_block(null.n, _BYTES_PER_VALUE, budget)
     parts = [_score_chunk(null, dosages[i : i + rows]) for i in range(0, dosages.shape[0], rows)]
     if not parts:
         parts = [_score_chunk(null, dosages)]

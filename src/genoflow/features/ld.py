@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from genoflow.genotypes import MISSING, stack_dosages
+from genoflow.genotypes import MISSING, rows_per_block, stack_dosages
 
 __all__ = ["pairwise_r2", "r2_with", "haplotype_r2_with", "prune_window_indices", "indep_pairwise", "prune_contigs",
            "PRUNE_SCHEMA_DDL"]
 
 PRUNE_SCHEMA_DDL = "contig string, pos long, ref string, alt string, alt_af double"
+# haplotype_r2_with's one-hot genotypes: (m, 3, n) bools and their float64 copy, per (variant, sample).
+_HAPLOTYPE_BYTES_PER_VALUE = 32
 
 
 def _called(dosages: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -62,7 +64,11 @@ def haplotype_r2_with(one: np.ndarray, block: np.ndarray, *, iterations: int = 1
     called at both. Only double heterozygotes have an unknown phase; EM starts from linkage
     equilibrium. Returns shape (m,) float64 (0 where a variant has no variation).
     """
-    one = np.asarray(one)
+    one, block = np.asarray(one), np.asarray(block)
+    rows = rows_per_block(block.shape[-1], _HAPLOTYPE_BYTES_PER_VALUE)
+    if block.ndim == 2 and block.shape[0] > rows:  # each variant's r² is its own: a block at a time
+        return np.concatenate([haplotype_r2_with(one, block[i : i + rows], iterations=iterations)
+                               for i in range(0, block.shape[0], rows)])
     a = np.stack([one == k for k in (0, 1, 2)]).astype(np.float64)  # (3, n)
     b = np.stack([block == k for k in (0, 1, 2)], axis=1).astype(np.float64)  # (m, 3, n)
     t = np.einsum("an,mbn->mab", a, b)  # genotype table: t[m, alt count at one, alt count at the other]
@@ -183,10 +189,20 @@ def _prune_window(high: np.ndarray, start: int, end: int, keep: np.ndarray, maf:
             first_unchecked[i] = start + later[0] if later.size else end
 
 
+def _alt_af(dosages: np.ndarray) -> np.ndarray:
+    """ALT frequency of each row over its called samples (NaN when none), a block of rows at a time:
+    :func:`_called`'s two float64 copies of a whole contig would be 16 bytes per genotype."""
+    rows = rows_per_block(dosages.shape[1], 16)
+    af = np.empty(dosages.shape[0])
+    for start in range(0, dosages.shape[0], rows):
+        x, c = _called(dosages[start : start + rows])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            af[start : start + rows] = x.sum(axis=1) / (2.0 * c.sum(axis=1))
+    return af
+
+
 def _maf(dosages: np.ndarray) -> np.ndarray:
-    x, c = _called(dosages)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        af = np.where(c.sum(axis=1) > 0, x.sum(axis=1) / (2.0 * c.sum(axis=1)), 0.0)
+    af = np.nan_to_num(_alt_af(dosages), nan=0.0)
     return np.minimum(af, 1.0 - af)
 
 
@@ -212,9 +228,7 @@ def prune_contigs(genotypes, *, sample_index: np.ndarray, window: int, step: int
         frame = frame.sort_values(["pos", "ref", "alt"], kind="stable")
         g = stack_dosages(frame["dosages"], index)
         keep = indep_pairwise(g, frame["pos"].to_numpy(), window=window, step=step, r2=r2, window_kb=window_kb)
-        x, c = _called(g[keep])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            af = x.sum(axis=1) / (2.0 * c.sum(axis=1))
+        af = _alt_af(g[keep])
         kept = frame.loc[keep, ["contig", "pos", "ref", "alt"]].reset_index(drop=True)
         return pd.concat([kept, pd.Series(af, name="alt_af")], axis=1)
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from genoflow.features.scores import ScoreBlock
+from genoflow.genotypes import BLOCK_BYTES, arrow_batch_conf
 
 __all__ = ["LearningSet", "Learnt", "learning_sets", "learn_target", "score_blocks", "cross_fitted_prs",
            "clumped_index", "clumped_indexes", "top_variants", "standardise", "FINAL"]
@@ -97,17 +98,22 @@ def scan_fits(sets: list[LearningSet]) -> list[tuple[int, int, np.ndarray]]:
 
 def learn_target(spark, genotypes, samples, sets: list[LearningSet], target: str, binary: bool,
                  covariates: np.ndarray, burden_values: np.ndarray, all_genes: list[str], f: dict,
-                 scans_uri: str) -> tuple[list[Learnt], object]:
+                 scans_uri: str, budget: int = BLOCK_BYTES) -> tuple[list[Learnt], object]:
     """Learn every set's choices for ``target``; returns them and the scans (Spark DataFrame with a
-    ``scan`` column, written to ``scans_uri``; scan 0 is the final set's whole-fit scan)."""
+    ``scan`` column, written to ``scans_uri``; scan 0 is the final set's whole-fit scan). ``budget``:
+    bytes of one block of genotype rows (:func:`genoflow.genotypes.rows_per_block`)."""
+    from genoflow.spark import session_conf
     from genoflow.stats.spark_glm import glm_scans
 
     fits = scan_fits(sets)
     index = samples["sample_index"].to_numpy()
     y = samples[target].to_numpy(dtype=float)
     design = [(y[rows], standardise(covariates[rows]), index[rows]) for _, _, rows in fits]
-    glm_scans(genotypes, design, family="logistic" if binary else "linear",
-              key_columns=(*_KEYS, "gene")).write.parquet(scans_uri)
+    # Arrow batches of packed dosages (one byte per sample of the table); glm_scans cuts them into
+    # blocks for its float64 arrays.
+    with session_conf(spark, arrow_batch_conf(len(samples), 1, budget)):
+        glm_scans(genotypes, design, family="logistic" if binary else "linear",
+                  key_columns=(*_KEYS, "gene"), budget=budget).write.parquet(scans_uri)
     scans = spark.read.parquet(scans_uri)
 
     by_scan = clumped_indexes(scans, genotypes, {i: index[rows] for i, (_, _, rows) in enumerate(fits)}, f)
@@ -207,7 +213,8 @@ def cross_fitted_prs(ls: LearningSet, learnt: Learnt, values: dict[int, np.ndarr
     return out
 
 
-def score_blocks(spark, genotypes, sample_index: np.ndarray, blocks: list[ScoreBlock]) -> dict[int, np.ndarray]:
+def score_blocks(spark, genotypes, sample_index: np.ndarray, blocks: list[ScoreBlock],
+                 budget: int = BLOCK_BYTES) -> dict[int, np.ndarray]:
     """Every block's scores of the samples ``sample_index`` (offsets included), in one Spark pass:
     the blocks' variants are joined once, each block's weights in its own columns. Keyed by id(block)."""
     import pandas as pd
@@ -232,7 +239,7 @@ def score_blocks(spark, genotypes, sample_index: np.ndarray, blocks: list[ScoreB
             "weights": [v[1].tolist() for v in rows.values()]}),
             "contig string, pos long, ref string, alt string, block_af double, weights array<double>")
         joined = genotypes.select(*_KEYS, "dosages").join(weights, _KEYS).withColumnRenamed("block_af", "alt_af")
-        total = spark_scores(joined, sample_index, width)
+        total = spark_scores(joined, sample_index, width, budget=budget)
     out, start = {}, 0
     for block in blocks:
         stop = start + len(block.names)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from genoflow.genotypes import MISSING, stack_dosages, variant_label
+from genoflow.genotypes import BLOCK_BYTES, MISSING, rows_per_block, stack_dosages, variant_label
 
 __all__ = ["ScoreBlock", "spark_scores", "pca_block", "prs_block", "burden_block", "threshold_label", "burden_name"]
 
@@ -146,14 +146,16 @@ def burden_block(frame, genes: list[str], prefix: str = "burden") -> ScoreBlock:
                       p[keep].tolist(), w[keep].tolist(), offset.tolist(), {"genes": list(genes)})
 
 
-def spark_scores(variants, sample_index: np.ndarray, n_scores: int) -> np.ndarray:
+def spark_scores(variants, sample_index: np.ndarray, n_scores: int, *, budget: int = BLOCK_BYTES) -> np.ndarray:
     """Spark: ``offset``-free scores ``sum_j (x_j - 2 p_j) w_j`` of every sample; (n, F) float64.
 
     ``variants`` has columns dosages (binary), alt_af (double), weights (array<double>, length F).
-    Each partition multiplies its block; ``treeReduce`` sums the partials in the executors.
+    Each partition multiplies blocks of variants whose float64 deviations fit ``budget`` bytes
+    (:func:`genoflow.genotypes.rows_per_block`); ``treeReduce`` sums the partials in the executors.
     """
     index = np.asarray(sample_index, dtype=np.int64)
     n = index.size
+    block_rows = rows_per_block(n, 8, budget)
 
     def partial(rows):
         total = np.zeros((n, n_scores))
@@ -168,7 +170,7 @@ def spark_scores(variants, sample_index: np.ndarray, n_scores: int) -> np.ndarra
             packed.append(row["dosages"])
             freq.append(row["alt_af"])
             weights.append(row["weights"])
-            if len(packed) == 2048:
+            if len(packed) == block_rows:
                 total += flush()
                 packed, freq, weights = [], [], []
         if packed:

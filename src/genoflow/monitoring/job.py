@@ -342,15 +342,21 @@ def _allele_counts(spark, reference, batch, ref_index, new_index):
 
     schema = ("contig string, pos long, ref string, alt string, gene string, "
               "ref_ac long, ref_an long, new_ac long, new_an long")
-    return joined.mapInPandas(count, schema).toPandas().sort_values(["contig", "pos", "ref", "alt"],
-                                                                     ignore_index=True)
+    from genoflow.genotypes import arrow_batch_conf
+    from genoflow.spark import session_conf
+
+    # Each row carries both cohorts' packed dosages (one byte per sample, each unpacked once more).
+    width = int(np.max(ref_index, initial=0)) + 1 + int(np.max(new_index, initial=0)) + 1
+    with session_conf(spark, arrow_batch_conf(width, 2)):
+        counted = joined.mapInPandas(count, schema).toPandas()
+    return counted.sort_values(["contig", "pos", "ref", "alt"], ignore_index=True)
 
 
 def _model_inputs(spark, genotypes, patients, spec):
     """The raw values of the spec's inputs, and the model inputs the spec computes from them (genotype
     scores included), as the model API computes them."""
-    raw = _raw_features(spark, genotypes, patients, spec)
-    return raw, _frame(spec.transform(raw), spec.names)
+    raw, scores = _raw_features(spark, genotypes, patients, spec)
+    return raw, _frame(spec.transform(raw, scores), spec.names)
 
 
 def _observed(raw: dict, inputs, column: str):
@@ -361,10 +367,16 @@ def _observed(raw: dict, inputs, column: str):
     return np.asarray(raw[column] if column in raw else inputs[column], dtype=float)
 
 
-def _raw_features(spark, batch, patients, spec) -> dict:
-    """The patients' raw values of the spec's inputs; missing dosages / read QC are NaN."""
+def _raw_features(spark, batch, patients, spec):
+    """The patients' raw values of the spec's inputs (missing dosages / read QC are NaN), and their
+    genotype scores (None without score columns).
+
+    Only the selected variants' dosages come to the driver; the scores are computed in Spark (their
+    variants, every pruned one for the PCs, times the patients would not fit it at 100,000 patients).
+    """
     import numpy as np
 
+    from genoflow.features.learning import score_blocks
     from genoflow.genotypes import unpack_dosages, variant_label
 
     raw = {c: patients[c].to_numpy() for c in spec.covariate_names if c in patients}
@@ -372,16 +384,19 @@ def _raw_features(spark, batch, patients, spec) -> dict:
         raw[column] = (patients[column].to_numpy(dtype=float) if column in patients
                        else np.full(len(patients), np.nan))
     index = patients["sample_index"].to_numpy()
-    for column in spec.input_variant_columns:  # selected variants and those of the genotype scores
+    for column in spec.variant_columns:
         raw[column] = np.full(len(patients), np.nan)
-    if spec.input_variants:
-        wanted = spark.createDataFrame([(v["contig"], int(v["pos"]), v["ref"], v["alt"]) for v in spec.input_variants],
+    if spec.variants:
+        wanted = spark.createDataFrame([(v["contig"], int(v["pos"]), v["ref"], v["alt"]) for v in spec.variants],
                                        "contig string, pos long, ref string, alt string")
         for r in batch.join(wanted, ["contig", "pos", "ref", "alt"]).select(
                 "contig", "pos", "ref", "alt", "dosages").collect():
             dosage = unpack_dosages(r.dosages)[index].astype(float)
             raw[variant_label(r.contig, r.pos, r.ref, r.alt)] = np.where(dosage < 0, np.nan, dosage)
-    return raw
+    if not spec.score_blocks:
+        return raw, None
+    values = score_blocks(spark, batch, index, spec.score_blocks)  # a variant absent from the batch adds 0
+    return raw, np.column_stack([values[id(block)] for block in spec.score_blocks])
 
 
 def _frame(matrix, names):

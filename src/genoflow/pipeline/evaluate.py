@@ -158,31 +158,44 @@ def _champion_scores(spark, features_uri: str, storage, params: dict, target: st
         return None
     spec = FeatureSpec.from_json(json.dumps(mlflow.artifacts.load_dict(f"runs:/{version.run_id}/feature_spec.json")))
     model = PortableModel.from_dict(mlflow.artifacts.load_dict(f"runs:/{version.run_id}/portable_model.json"))
-    raw = _raw_patients(spark, features_uri, storage, spec, list(pids))
-    x = spec.transform(raw)
+    from genoflow.genotypes import block_budget
+
+    raw, genotype_scores = _raw_patients(spark, features_uri, storage, spec, list(pids), block_budget(params))
+    x = spec.transform(raw, genotype_scores)
     scores = model.predict_proba(x) if kind == "binary" else model.predict(x)
     return str(version.version), np.asarray(scores, dtype=float)
 
 
-def _raw_patients(spark, features_uri: str, storage, spec, pids: list[str]) -> dict:
-    """The raw values ``spec`` reads (patient columns from the sample table, dosages of its input
-    variants from the genotype table) of the patients ``pids``: a few hundred rows, never the cohort."""
+def _raw_patients(spark, features_uri: str, storage, spec, pids: list[str], budget: int):
+    """The raw values ``spec`` reads of the patients ``pids`` (patient columns from the sample table,
+    dosages of its selected variants from the genotype table) and their genotype scores, or None
+    without score columns.
+
+    The scores (PCs, polygenic scores, burdens) are computed in Spark, as the features job computes
+    them: their variants (every pruned variant for the PCs) times the patients would not fit the driver
+    at 100,000 patients; only the K selected variants' dosages are collected.
+    """
     import pandas as pd
 
+    from genoflow.features.learning import score_blocks
     from genoflow.genotypes import unpack_dosages, variant_label
 
     preprocess_uri = json.loads(storage.read_text(f"{features_uri}/inputs.json"))["upstream"]["preprocess"]
     samples = spark.read.parquet(f"{preprocess_uri}/samples").toPandas().set_index("pid").loc[pids]
     raw = {col: samples[col].to_numpy() for col in samples.columns}
-    keys = pd.DataFrame(spec.input_variants)
+    index = samples["sample_index"].to_numpy()
+    genotypes = spark.read.parquet(f"{preprocess_uri}/genotypes")
+    keys = pd.DataFrame(spec.variants, columns=["contig", "pos", "ref", "alt"])
     if len(keys):
         wanted = spark.createDataFrame(keys[["contig", "pos", "ref", "alt"]].astype({"pos": "int64"}))
-        rows = spark.read.parquet(f"{preprocess_uri}/genotypes").join(wanted, ["contig", "pos", "ref", "alt"]) \
+        rows = genotypes.join(wanted, ["contig", "pos", "ref", "alt"]) \
             .select("contig", "pos", "ref", "alt", "dosages").collect()
-        index = samples["sample_index"].to_numpy()
         raw.update({variant_label(r.contig, r.pos, r.ref, r.alt): unpack_dosages(r.dosages)[index].astype(float)
                     for r in rows})
-    return raw
+    if not spec.score_blocks:
+        return raw, None
+    values = score_blocks(spark, genotypes, index, spec.score_blocks, budget)
+    return raw, np.column_stack([values[id(block)] for block in spec.score_blocks])
 
 
 def plot_roc(fpr, tpr, auc: float, title: str, path: str) -> None:

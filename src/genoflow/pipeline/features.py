@@ -37,7 +37,7 @@ from genoflow.features.learning import (
     standardise,
 )
 from genoflow.features.scores import burden_block, burden_name
-from genoflow.genotypes import unpack_dosages, variant_label
+from genoflow.genotypes import block_budget, unpack_dosages, variant_label
 
 __all__ = ["run_features", "split_samples", "association_scan", "ancestry_components", "train_rows",
            "ASSOCIATION_SCHEMA_DDL"]
@@ -82,12 +82,13 @@ def run_features(spark, preprocess_uri: str, output, params: dict) -> dict:
                               min_variants=int(f["burden_min_variants"]))
     all_genes = sorted(rare["gene"].unique())
     burden_all = burden_block(rare, all_genes, prefix="burden")
-    burden_values = score_blocks(spark, genotypes, everyone, [burden_all])[id(burden_all)]
+    budget = block_budget(params)
+    burden_values = score_blocks(spark, genotypes, everyone, [burden_all], budget)[id(burden_all)]
 
     learnt, summary = {}, {}
     for target, kind in kinds.items():
         learnt[target] = learn_features(spark, genotypes, samples, target, kind, covariates, burden_values,
-                                        all_genes, f, int(params["train"]["cv_folds"]), output)
+                                        all_genes, f, int(params["train"]["cv_folds"]), output, budget=budget)
         final = learnt[target].learnt[0]
         summary[target] = {**association_summary(spark.read.parquet(output.path(f"association/{target}")), output,
                                                  target, final.selected, kind),
@@ -114,18 +115,19 @@ def run_features(spark, preprocess_uri: str, output, params: dict) -> dict:
 
 
 def learn_features(spark, genotypes, samples, target: str, kind: str, covariates, burden_values, all_genes,
-                   f: dict, cv_folds: int, output) -> TargetFeatures:
+                   f: dict, cv_folds: int, output, *, budget: int | None = None) -> TargetFeatures:
     """Every learning set of ``target`` (final + CV folds), learnt in a few Spark passes; writes the scans
     and the final one as ``association/<target>``."""
     binary = kind == "binary"
     sets = learning_sets(samples, train_rows(samples, target), target, binary, f, cv_folds)
+    budget = budget or block_budget(None)
     learnt, scans = learn_target(spark, genotypes, samples, sets, target, binary, covariates, burden_values,
-                                 all_genes, f, output.path(f"scans/{target}"))
+                                 all_genes, f, output.path(f"scans/{target}"), budget)
     scans.filter("scan = 0").drop("scan").select(
         "contig", "pos", "ref", "alt", "gene", "n_obs", "alt_freq", "beta", "se", "stat", "p"
     ).transform(_association_columns).write.parquet(output.path(f"association/{target}"))
     blocks = [b for one in learnt for b in (one.prs, *one.inner_prs)]
-    values = score_blocks(spark, genotypes, samples["sample_index"].to_numpy(), blocks)
+    values = score_blocks(spark, genotypes, samples["sample_index"].to_numpy(), blocks, budget)
     prs = [cross_fitted_prs(ls, one, values) for ls, one in zip(sets, learnt, strict=True)]
     return TargetFeatures(target, kind, sets, learnt, prs)
 

@@ -29,7 +29,7 @@ import posixpath
 import numpy as np
 
 from genoflow.errors import InputError
-from genoflow.genotypes import stack_dosages
+from genoflow.genotypes import block_budget, rows_per_block, stack_dosages
 from genoflow.pipeline.vcf_ingest import (
     GENOTYPE_SCHEMA_DDL,
     ingest_patient_vcfs,
@@ -77,14 +77,16 @@ def run_preprocess(spark, storage, output, params: dict, pseudonym_key: str) -> 
     genotypes_uri = output.path("genotypes")
     parsed_uri = output.path("parsed-before-qc")  # deleted once genotypes/ is written ("_x" is hidden to Spark)
     if per_patient:
-        ingest = ingest_patient_vcfs(spark, vcf_files, header, parsed_uri, reference=reference, genes=genes, p=p)
+        ingest = ingest_patient_vcfs(spark, vcf_files, header, parsed_uri, reference=reference, genes=genes, p=p,
+                                     budget=block_budget(params))
     else:
-        ingest = ingest_vcf(spark, vcf_uri, header, parsed_uri, reference=reference, genes=genes, p=p)
+        ingest = ingest_vcf(spark, vcf_uri, header, parsed_uri, reference=reference, genes=genes, p=p,
+                            budget=block_budget(params))
 
     parsed = spark.read.parquet(parsed_uri)
     if parsed.limit(1).count() == 0:
         raise InputError(vcf_uri, "no variant records after the header")
-    sample_qc, qc_counts = run_cohort_qc(parsed, genotypes_uri, header.samples, study, p)
+    sample_qc, qc_counts = run_cohort_qc(parsed, genotypes_uri, header.samples, study, p, budget=block_budget(params))
     storage.delete(parsed_uri)
     read_qc = load_read_qc(spark, patient_uri) if patient_uri and storage.exists(patient_uri) else {}
     samples = build_sample_table(header.samples, study, sample_qc, read_qc, p, pseudonym_key)
@@ -264,22 +266,27 @@ def load_read_qc(spark, patient_uri: str) -> dict[str, dict]:
 # --- samples --------------------------------------------------------------------------------------
 
 
-def run_cohort_qc(parsed, genotypes_uri: str, vcf_samples, study, p: dict) -> tuple[dict, dict]:
+def run_cohort_qc(parsed, genotypes_uri: str, vcf_samples, study, p: dict, *,
+                  budget: int | None = None) -> tuple[dict, dict]:
     """plink2-order QC of the parsed table (see the module docstring); writes ``genotypes_uri``.
 
     Returns the per-sample QC arrays (for :func:`build_sample_table`) and the counts of
     ``qc_summary.json``: samples failing each check, variants failing each filter (a variant can
     fail several), and the order the filters ran in.
     """
+    from genoflow.genotypes import BLOCK_BYTES, arrow_batch_conf
     from genoflow.qc.plink_qc import QcThresholds
-    from genoflow.qc.spark_qc import apply_variant_filters, sample_f_statistics, sample_missingness
+    from genoflow.qc.spark_qc import QC_BYTES_PER_VALUE, apply_variant_filters, sample_f_statistics, sample_missingness
+    from genoflow.spark import session_conf
 
+    budget = budget or BLOCK_BYTES
     t = QcThresholds.from_params(p)
     male, sex_known = sex_arrays(study, vcf_samples)
-    mind = sample_missingness(parsed, male, t)
-    apply_variant_filters(parsed, male, mind, t).write.parquet(genotypes_uri)
+    mind = sample_missingness(parsed, male, t, budget=budget)
+    with session_conf(parsed.sparkSession, arrow_batch_conf(len(vcf_samples), QC_BYTES_PER_VALUE, budget)):
+        apply_variant_filters(parsed, male, mind, t).write.parquet(genotypes_uri)
     genotypes = parsed.sparkSession.read.parquet(genotypes_uri)
-    f_stats = sample_f_statistics(genotypes, male, mind, t, sex_known=sex_known)
+    f_stats = sample_f_statistics(genotypes, male, mind, t, sex_known=sex_known, budget=budget)
     row = genotypes.selectExpr(
         "count(*) AS n_variants", "coalesce(sum(int(qc_pass)), 0) AS n_variants_pass_qc",
         f"coalesce(sum(int(NOT (call_rate >= {t.min_call_rate - 1e-9}))), 0) AS n_variants_fail_call_rate",
@@ -311,12 +318,14 @@ def compute_sample_qc(genotypes, n_samples: int) -> dict[str, np.ndarray]:
     """Per-sample missingness and heterozygosity over all variants, merged across partitions."""
     from genoflow.qc.sample_qc import SampleQcAccumulator
 
+    rows_per = rows_per_block(n_samples, 8)
+
     def accumulate(rows):
         acc = SampleQcAccumulator(n_samples)
         block = []
         for row in rows:
             block.append(row.dosages)
-            if len(block) >= 2000:
+            if len(block) >= rows_per:
                 acc.update(stack_dosages(block))
                 block = []
         if block:

@@ -57,6 +57,12 @@ _INPUT_ERROR = re.compile(
 )
 # Splits per core when a VCF is read (see _ingest_conf).
 _SPLITS_PER_CORE = 3
+# Bytes of VCF text per sample in a record line ("0|1" and a tab): what sizes a block of lines by
+# genoflow.genotypes.rows_per_block (decision 0012).
+VCF_BYTES_PER_SAMPLE = 4
+# Per merged site and patient while single-sample VCFs are merged (_CallPacker): a (sample int32,
+# dosage int8) call in the Arrow list, its (sample, called) presence, the int8 matrix and numpy temporaries.
+_MERGE_BYTES_PER_SAMPLE = 16
 
 _CODEC_ERROR = re.compile(r"genoflow-bgzf: ([^\n]*)")
 _FAILED_FILE = re.compile(r"(?:reading file|file) (\S+?)\.?(?:\s|$)")
@@ -149,7 +155,8 @@ def _file_ends(spark, uri: str, n_head: int, n_tail: int) -> tuple[bytes, bytes]
     return head, tail
 
 
-def ingest_vcf(spark, vcf_uri: str, header, out_uri: str, *, reference, genes, p: dict) -> IngestResult:
+def ingest_vcf(spark, vcf_uri: str, header, out_uri: str, *, reference, genes, p: dict,
+               budget: int | None = None) -> IngestResult:
     """Decode ``vcf_uri`` into the genotype table at ``out_uri`` (Parquet; see :mod:`genoflow.genotypes`).
 
     Parameters
@@ -168,8 +175,12 @@ def ingest_vcf(spark, vcf_uri: str, header, out_uri: str, *, reference, genes, p
     genes : genoflow.io.gff.GeneIndex or None
         Annotates each variant with its gene; None: every gene is "".
     p : dict
-        The ``preprocess`` params: ``min_call_rate``, ``min_maf``, ``min_hwe_p``, ``vcf_chunk_lines``
-        and optionally ``vcf_min_gq``, ``vcf_min_dp`` (0 = off).
+        The ``preprocess`` params: ``min_call_rate``, ``min_maf``, ``min_hwe_p`` and optionally
+        ``vcf_min_gq``, ``vcf_min_dp`` (0 = off).
+    budget : int, optional
+        Bytes of VCF text per block of lines (and per Arrow batch), default
+        :data:`genoflow.genotypes.BLOCK_BYTES`; the params' ``compute.block_mb`` via
+        :func:`genoflow.genotypes.block_budget`. It changes memory and speed, never the table.
 
     Returns
     -------
@@ -183,18 +194,21 @@ def ingest_vcf(spark, vcf_uri: str, header, out_uri: str, *, reference, genes, p
     """
     from pyspark.sql import functions as F
 
+    from genoflow.genotypes import BLOCK_BYTES, rows_per_block
+
     sc = spark.sparkContext
     skipped = sc.accumulator(0)
     runs = sc.accumulator([], _ListParam())
+    chunk_lines = rows_per_block(header.n_samples, VCF_BYTES_PER_SAMPLE, budget or BLOCK_BYTES)
     decode = _BlockDecoder(
-        source=vcf_uri, n_samples=header.n_samples, chunk_lines=int(p["vcf_chunk_lines"]),
+        source=vcf_uri, n_samples=header.n_samples, chunk_lines=chunk_lines,
         thresholds=(float(p["min_call_rate"]), float(p["min_maf"]), float(p["min_hwe_p"])),
         min_gq=float(p.get("vcf_min_gq", 0) or 0), min_dp=float(p.get("vcf_min_dp", 0) or 0),
         reference=sc.broadcast(reference), genes=sc.broadcast(genes), skipped=skipped, runs=runs,
     )
     from genoflow.spark import session_conf
 
-    with session_conf(spark, _ingest_conf(spark, p)):
+    with session_conf(spark, _ingest_conf(spark, chunk_lines)):
         lines = spark.read.text(vcf_uri).select("value", F.input_file_block_start().alias("split"))
         n_splits = lines.rdd.getNumPartitions()
         log.info("reading %s in %d split(s)", vcf_uri, n_splits)
@@ -207,11 +221,11 @@ def ingest_vcf(spark, vcf_uri: str, header, out_uri: str, *, reference, genes, p
     return IngestResult(n_splits=n_splits, n_skipped_alts=int(skipped.value))
 
 
-def _ingest_conf(spark, p: dict) -> dict[str, str]:
-    """Session settings while a VCF is read: Arrow batches of ``vcf_chunk_lines`` lines (bounds
-    memory for wide VCFs) and a few splits per core, so that no core waits on one slow split
-    (BGZF splits are equal in compressed bytes, not in records)."""
-    return {"spark.sql.execution.arrow.maxRecordsPerBatch": str(max(int(p["vcf_chunk_lines"]), 1)),
+def _ingest_conf(spark, chunk_lines: int) -> dict[str, str]:
+    """Session settings while a VCF is read: Arrow batches of ``chunk_lines`` lines (one block's worth,
+    so a batch of wide lines is no bigger than a block) and a few splits per core, so that no core
+    waits on one slow split (BGZF splits are equal in compressed bytes, not in records)."""
+    return {"spark.sql.execution.arrow.maxRecordsPerBatch": str(max(int(chunk_lines), 1)),
             "spark.sql.files.minPartitionNum": str(_SPLITS_PER_CORE * spark.sparkContext.defaultParallelism)}
 
 
@@ -537,7 +551,7 @@ def merged_header(spark, files: dict[str, str]):
 
 
 def ingest_patient_vcfs(spark, files: dict[str, str], header, out_uri: str, *, reference, genes,
-                        p: dict) -> IngestResult:
+                        p: dict, budget: int | None = None) -> IngestResult:
     """Merge single-sample VCFs (one per patient) into the genotype table at ``out_uri``.
 
     Like ``bcftools merge`` followed by ``bcftools norm -m-``: records are split per ALT allele,
@@ -554,11 +568,15 @@ def ingest_patient_vcfs(spark, files: dict[str, str], header, out_uri: str, *, r
     """
     from pyspark.sql import functions as F
 
+    from genoflow.genotypes import BLOCK_BYTES, arrow_batch_conf, rows_per_block
+    from genoflow.spark import session_conf
+
+    budget = budget or BLOCK_BYTES
     sc = spark.sparkContext
     skipped = sc.accumulator(0)
     index = {uri: i for i, uri in enumerate(files.values())}
     decode = _PatientDecoder(
-        index=index, names=list(files), chunk_lines=int(p["vcf_chunk_lines"]),
+        index=index, names=list(files), chunk_lines=rows_per_block(1, VCF_BYTES_PER_SAMPLE, budget),
         min_gq=float(p.get("vcf_min_gq", 0) or 0), min_dp=float(p.get("vcf_min_dp", 0) or 0),
         reference=sc.broadcast(reference), skipped=skipped,
     )
@@ -583,7 +601,9 @@ def ingest_patient_vcfs(spark, files: dict[str, str], header, out_uri: str, *, r
                        thresholds=(float(p["min_call_rate"]), float(p["min_maf"]), float(p["min_hwe_p"])))
     table = grouped.orderBy(contig_rank, "pos", "ref", "alt").mapInArrow(pack, GENOTYPE_SCHEMA_DDL)
     try:
-        table.write.parquet(out_uri)
+        # One Arrow batch of merged sites carries every patient's call: sized like a block of n_samples.
+        with session_conf(spark, arrow_batch_conf(len(files), _MERGE_BYTES_PER_SAMPLE, budget)):
+            table.write.parquet(out_uri)
     except Exception as err:  # noqa: BLE001 - executor errors arrive wrapped; keep the user's line
         raise translate_error(spark, next(iter(files.values())), err) or err from None
     return IngestResult(n_splits=n_splits, n_skipped_alts=int(skipped.value))

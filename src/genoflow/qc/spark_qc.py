@@ -18,7 +18,7 @@ import pickle
 import numpy as np
 import pyarrow as pa
 
-from genoflow.genotypes import MISSING, dosage_matrix, stack_dosages
+from genoflow.genotypes import BLOCK_BYTES, MISSING, arrow_batch_conf, dosage_matrix, stack_dosages
 from genoflow.qc.plink_qc import (
     QcThresholds,
     f_from_counts,
@@ -31,28 +31,36 @@ from genoflow.qc.plink_qc import (
     variant_filter_stats,
 )
 
-__all__ = ["sample_missingness", "apply_variant_filters", "sample_f_statistics"]
+__all__ = ["sample_missingness", "apply_variant_filters", "sample_f_statistics", "QC_BYTES_PER_VALUE"]
+
+# Bytes per (variant, sample) cell of one Arrow batch while the QC kernels run on it: the int8 batch,
+# its sample-subset copy and the float64 temporaries of the HWE/F-statistic counts.
+QC_BYTES_PER_VALUE = 8
 
 _PARTIAL = pa.schema([("partial", pa.binary())])  # one pickled partial result per partition
 
 
-def _reduce_partitions(frame, n_samples: int, count, merge):
+def _reduce_partitions(frame, n_samples: int, count, merge, budget: int = BLOCK_BYTES):
     """``count(blocks)`` of every partition of ``frame``, merged by ``treeReduce(merge)`` in the executors.
 
     ``blocks`` yields ``(contig names, dosages)`` per Arrow batch, the dosages an (n_variants,
     ``n_samples``) int8 view of the batch's buffer (:func:`~genoflow.genotypes.dosage_matrix`, which
-    raises ValueError for a row of another length). Only the small per-partition partials are pickled.
+    raises ValueError for a row of another length), a batch holding one block's worth of rows under
+    ``budget``. Only the small per-partition partials are pickled.
     """
+    from genoflow.spark import session_conf
+
     def run(batches):
         blocks = ((batch.column("contig").to_pylist(), dosage_matrix(batch.column("dosages"), n_samples))
                   for batch in batches)
         yield pa.RecordBatch.from_pydict({"partial": [pickle.dumps(count(blocks))]}, schema=_PARTIAL)
 
     partials = frame.select("contig", "dosages").mapInArrow(run, "partial binary")
-    return partials.rdd.map(lambda row: pickle.loads(row.partial)).treeReduce(merge)
+    with session_conf(frame.sparkSession, arrow_batch_conf(n_samples, QC_BYTES_PER_VALUE, budget)):
+        return partials.rdd.map(lambda row: pickle.loads(row.partial)).treeReduce(merge)
 
 
-def sample_missingness(genotypes, male, t: QcThresholds) -> dict:
+def sample_missingness(genotypes, male, t: QcThresholds, *, budget: int = BLOCK_BYTES) -> dict:
     """Pass 1: ``--mind`` over all variants.
 
     Returns ``missingness`` (float64, shape (n_samples,)), ``mind_pass`` (bool), ``het_rate``
@@ -77,7 +85,7 @@ def sample_missingness(genotypes, male, t: QcThresholds) -> dict:
     def merge(a, b):
         return a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3], a[4] or b[4]
 
-    missing, het, called, n_variants, male_two = _reduce_partitions(genotypes, n, count, merge)
+    missing, het, called, n_variants, male_two = _reduce_partitions(genotypes, n, count, merge, budget)
     with np.errstate(invalid="ignore", divide="ignore"):
         missingness = missing / np.float64(n_variants)
         het_rate = het / called
@@ -95,6 +103,8 @@ def apply_variant_filters(genotypes, male, mind: dict, t: QcThresholds):
 
     ``genotypes`` must have ``contig``, ``dosages`` and the double columns ``call_rate``, ``alt_af``,
     ``maf``, ``hwe_p`` and boolean ``qc_pass``, which are replaced; every other column is kept as is.
+    Run its action under ``arrow_batch_conf(n_samples, QC_BYTES_PER_VALUE, budget)``
+    (:func:`genoflow.genotypes.arrow_batch_conf`): each Arrow batch is one block.
     """
     keep = np.flatnonzero(mind["mind_pass"])
     kept_male = np.asarray(male, dtype=bool)[keep]
@@ -114,7 +124,8 @@ def apply_variant_filters(genotypes, male, mind: dict, t: QcThresholds):
     return genotypes.mapInPandas(run, genotypes.schema)
 
 
-def sample_f_statistics(genotypes, male, mind: dict, t: QcThresholds, *, sex_known=None) -> dict:
+def sample_f_statistics(genotypes, male, mind: dict, t: QcThresholds, *, sex_known=None,
+                        budget: int = BLOCK_BYTES) -> dict:
     """Pass 3: ``--het`` F and its outliers, ``--check-sex`` F and problems, on the ``qc_pass`` rows.
 
     Returns per-sample arrays (NaN / False for samples failing ``--mind``): ``het_f``,
@@ -147,7 +158,7 @@ def sample_f_statistics(genotypes, male, mind: dict, t: QcThresholds, *, sex_kno
         return ({f: a[0][f] + b[0][f] for f in fields}, {f: a[1][f] + b[1][f] for f in fields}, a[2] + b[2])
 
     n = male.size
-    het, sex, n_x = _reduce_partitions(genotypes.filter("qc_pass"), n, count, merge)
+    het, sex, n_x = _reduce_partitions(genotypes.filter("qc_pass"), n, count, merge, budget)
     out = {"het_f": np.full(n, np.nan), "het_outlier": np.zeros(n, dtype=bool), "sex_f": np.full(n, np.nan)}
     out["het_f"][keep] = f_from_counts(het)
     out["het_outlier"][keep] = het_outliers(out["het_f"][keep], t.max_het_sd)

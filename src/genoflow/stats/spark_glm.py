@@ -2,18 +2,26 @@
 
 The variant-major genotype table (``genoflow.genotypes``: one row per variant, ``dosages`` the
 packed int8 dosages of every sample) is streamed through ``mapInPandas``: each Arrow batch of a
-partition is cut into blocks of ``block_size`` variants, unpacked, reduced to the tested samples
-and regressed in the executor. Only the null model (samples x covariates) travels to the
-executors and only per-variant statistics come back: the cohort is never collected to the driver.
+partition is cut into blocks of ``block_size`` variants (by default as many as fit the byte budget,
+:func:`genoflow.genotypes.rows_per_block`), unpacked, reduced to the tested samples and regressed in
+the executor. The caller sizes the Arrow batches themselves: run the action under
+``session_conf(spark, arrow_batch_conf(n_samples, 1, budget))`` (decision 0012). Only the null model
+(samples x covariates) travels to the executors and only per-variant statistics come back: the cohort
+is never collected to the driver.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from genoflow.genotypes import BLOCK_BYTES, rows_per_block
 from genoflow.stats.glm import RESULT_COLUMNS, GlmNull, glm_block, prepare_glm
 
-__all__ = ["glm_scan", "glm_scans", "GLM_RESULT_DDL"]
+__all__ = ["glm_scan", "glm_scans", "GLM_RESULT_DDL", "GLM_BYTES_PER_VALUE"]
+
+# Bytes per (variant, tested sample) cell while glm_block runs: about 8 float64 arrays of the block
+# (design, weights, working residuals, Firth's hat values).
+GLM_BYTES_PER_VALUE = 64
 
 GLM_RESULT_DDL = (
     "n_obs long, alt_freq double, beta double, se double, stat double, p double, neglog10_p double, firth boolean"
@@ -23,8 +31,9 @@ GLM_RESULT_DDL = (
 _KEY_TYPES = {"contig": "string", "pos": "long", "id": "string", "ref": "string", "alt": "string", "gene": "string"}
 
 
-def glm_scan(genotypes, y, covariates=None, *, family: str, sample_index=None, block_size: int = 512,
-             key_columns=("contig", "pos", "id", "ref", "alt"), firth_fallback: bool = True, max_vif: float = 50.0):
+def glm_scan(genotypes, y, covariates=None, *, family: str, sample_index=None, block_size: int | None = None,
+             key_columns=("contig", "pos", "id", "ref", "alt"), firth_fallback: bool = True, max_vif: float = 50.0,
+             budget: int = BLOCK_BYTES):
     """Per-variant regression of a trait on every variant of a genotype table (lazy Spark DataFrame).
 
     Parameters
@@ -40,13 +49,15 @@ def glm_scan(genotypes, y, covariates=None, *, family: str, sample_index=None, b
     sample_index : array-like of int, shape (n,), optional
         Positions of the tested samples in the ``dosages`` arrays (the sample table's
         ``sample_index``), in the order of ``y``. Default: every sample, in order.
-    block_size : int, default 512
-        Variants regressed together (bounds executor memory: ~8 float64 arrays of
-        block_size x n).
+    block_size : int, optional
+        Variants regressed together; default ``rows_per_block(n, GLM_BYTES_PER_VALUE, budget)``
+        (executor memory: ~8 float64 arrays of block_size x n).
     key_columns : sequence of str
         Columns copied from ``genotypes`` to the result (from contig, pos, id, ref, alt, gene).
     firth_fallback, max_vif
         See :func:`genoflow.stats.glm.glm_block` and :func:`genoflow.stats.glm.prepare_glm`.
+    budget : int
+        Bytes of one block's working arrays (the params' ``compute.block_mb``).
 
     Returns
     -------
@@ -66,6 +77,7 @@ def glm_scan(genotypes, y, covariates=None, *, family: str, sample_index=None, b
     unknown = [c for c in key_columns if c not in _KEY_TYPES]
     if unknown:
         raise ValueError(f"glm_scan: key_columns {unknown} are not among {list(_KEY_TYPES)}")
+    block_size = rows_per_block(null.n, GLM_BYTES_PER_VALUE, budget) if block_size is None else block_size
     if block_size < 1:
         raise ValueError(f"glm_scan: block_size must be >= 1, got {block_size}")
     keys = list(key_columns)
@@ -74,8 +86,9 @@ def glm_scan(genotypes, y, covariates=None, *, family: str, sample_index=None, b
     return genotypes.select(*keys, "dosages").mapInPandas(run, schema)
 
 
-def glm_scans(genotypes, fits, *, family: str, block_size: int = 512, key_columns=("contig", "pos", "ref", "alt"),
-              firth_fallback: bool = True, max_vif: float = 50.0):
+def glm_scans(genotypes, fits, *, family: str, block_size: int | None = None,
+              key_columns=("contig", "pos", "ref", "alt"), firth_fallback: bool = True, max_vif: float = 50.0,
+              budget: int = BLOCK_BYTES):
     """Several scans of one genotype table in a single pass: one per ``(y, covariates, sample_index)``.
 
     Nested cross-validation scans the same variants on many overlapping subsets of the training
@@ -83,7 +96,7 @@ def glm_scans(genotypes, fits, *, family: str, block_size: int = 512, key_column
     every block once for all of them leaves only the regression itself per scan.
 
     Returns the :func:`glm_scan` columns with a leading ``scan`` int column: the position of the
-    fit in ``fits``.
+    fit in ``fits``. The block is sized for the largest fit (one fit's arrays live at a time).
     """
     keys = list(key_columns)
     runs = []
@@ -93,6 +106,8 @@ def glm_scans(genotypes, fits, *, family: str, block_size: int = 512, key_column
         if index.shape != (null.n,):
             raise ValueError(f"glm_scans: sample_index must have shape ({null.n},) like y, got {index.shape}")
         runs.append((null, index))
+    widest = max((null.n for null, _ in runs), default=1)
+    block_size = rows_per_block(widest, GLM_BYTES_PER_VALUE, budget) if block_size is None else block_size
     schema = "scan int, " + ", ".join(f"{c} {_KEY_TYPES[c]}" for c in keys) + ", " + GLM_RESULT_DDL
     run = _block_runner(runs, keys, block_size, firth_fallback, with_scan=True)
     return genotypes.select(*keys, "dosages").mapInPandas(run, schema)

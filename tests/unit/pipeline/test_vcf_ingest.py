@@ -17,14 +17,16 @@ from genoflow.errors import InputError
 from genoflow.genotypes import dosage_matrix
 from genoflow.io.gff import read_genes
 from genoflow.io.vcf import parse_vcf_header, parse_vcf_records
-from genoflow.pipeline.vcf_ingest import BGZF_EOF, _check_order, ingest_vcf, read_vcf_header
+from genoflow.pipeline.vcf_ingest import BGZF_EOF, VCF_BYTES_PER_SAMPLE, _check_order, ingest_vcf, read_vcf_header
 from tests.reference_fasta import indexed_reference
 
 N_SAMPLES = 60
 N_SITES = 2500
 STEP = 7
 CONTIG_LENGTH = 40_000
-P = {"vcf_chunk_lines": 300, "min_call_rate": 0.0, "min_maf": 0.0, "min_hwe_p": 0.0}
+P = {"min_call_rate": 0.0, "min_maf": 0.0, "min_hwe_p": 0.0}
+LINES_PER_BLOCK = 300  # several blocks per split, and blocks that end inside an Arrow batch
+BUDGET = LINES_PER_BLOCK * N_SAMPLES * VCF_BYTES_PER_SAMPLE
 
 
 @pytest.fixture
@@ -72,10 +74,11 @@ def genes(tmp_path_factory):
     return read_genes(gff.open("rb"), source=str(gff))
 
 
-def ingest(spark, path: Path, out: Path, reference, genes, **params):
+def ingest(spark, path: Path, out: Path, reference, genes, budget: int = BUDGET, **params):
     uri = path.as_uri()
     header = read_vcf_header(spark, uri)
-    result = ingest_vcf(spark, uri, header, out.as_uri(), reference=reference, genes=genes, p={**P, **params})
+    result = ingest_vcf(spark, uri, header, out.as_uri(), reference=reference, genes=genes, p={**P, **params},
+                        budget=budget)
     return result, spark.read.parquet(out.as_uri()).orderBy("pos", "alt").toPandas()
 
 
@@ -99,6 +102,15 @@ def test_ingest_vcf__bgzip_is_split_and_equals_the_single_pass_parse(spark, smal
     assert known[0] and not known.all()
     assert table["line"][known].tolist() == np.asarray(expected.column("line"))[known].tolist()
     assert set(table["gene"]) == {"G1", ""}
+
+
+def test_ingest_vcf__the_block_budget_changes_no_row(spark, small_splits, tmp_path, reference, genes):
+    # 7-line blocks (and Arrow batches) against whole splits in one block: byte-identical tables.
+    path = write_bgzf(tmp_path / "c.vcf.gz", vcf_lines())
+    _, tiny = ingest(spark, path, tmp_path / "tiny", reference, genes, budget=7 * N_SAMPLES * VCF_BYTES_PER_SAMPLE)
+    _, large = ingest(spark, path, tmp_path / "large", reference, genes, budget=1 << 30)
+    assert len(tiny) == expected_table(vcf_lines()).num_rows
+    assert tiny.equals(large)
 
 
 def test_ingest_vcf__plain_gzip_is_read_whole(spark, small_splits, tmp_path, reference, genes):

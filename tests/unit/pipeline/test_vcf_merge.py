@@ -12,14 +12,15 @@ from Bio import bgzf
 
 from genoflow.errors import InputError
 from genoflow.io.gff import read_genes
-from genoflow.pipeline.vcf_ingest import ingest_patient_vcfs, merged_header, patient_vcf_uris
+from genoflow.pipeline.vcf_ingest import VCF_BYTES_PER_SAMPLE, ingest_patient_vcfs, merged_header, patient_vcf_uris
 from tests.reference_fasta import indexed_reference
 
 pytestmark = pytest.mark.skipif(shutil.which("bcftools") is None, reason="bcftools not installed (make system-deps)")
 
 N_PATIENTS = 6
 N_SITES = 150
-P = {"vcf_chunk_lines": 50, "min_call_rate": 0.0, "min_maf": 0.0, "min_hwe_p": 0.0}
+P = {"min_call_rate": 0.0, "min_maf": 0.0, "min_hwe_p": 0.0}
+BUDGET = 50 * VCF_BYTES_PER_SAMPLE  # 50-line blocks of each single-sample file: several per file
 FILE = "genome_variants.vcf.gz"
 
 
@@ -73,7 +74,7 @@ def test_ingest_patient_vcfs__concordant_with_bcftools_merge(spark, patient_dir,
     out = tmp_path / "out"
     reference = indexed_reference(tmp_path, {"chr3": "A" * 10000})
     result = ingest_patient_vcfs(spark, files, header, out.as_uri(), reference=reference,
-                                 genes=read_genes(gff.open("rb"), source="g.gff"), p=P)
+                                 genes=read_genes(gff.open("rb"), source="g.gff"), p=P, budget=BUDGET)
     table = spark.read.parquet(out.as_uri()).toPandas()
     got = {(int(r.pos), r.ref, r.alt): np.frombuffer(r.dosages, dtype=np.int8).tolist() for r in table.itertuples()}
     expected = bcftools_merged([str(patient_dir / name / FILE) for name in files])
@@ -96,5 +97,5 @@ def test_ingest_patient_vcfs__sample_must_match_its_folder(spark, patient_dir, t
     reference = indexed_reference(tmp_path, {"chr3": "A" * 10000})
     with pytest.raises(InputError, match="expected one sample named 'PT002'") as error:
         ingest_patient_vcfs(spark, files, header, (tmp_path / "out").as_uri(), reference=reference,
-                            genes=read_genes(gff.open("rb"), source="g.gff"), p=P)
+                            genes=read_genes(gff.open("rb"), source="g.gff"), p=P, budget=BUDGET)
     assert error.value.source.endswith("PT002/" + FILE) and error.value.line == 4
