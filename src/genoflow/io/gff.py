@@ -34,7 +34,10 @@ GENE_SCHEMA = pa.schema(
 )
 
 _GFF3, _GTF = "GFF3", "GTF"
-_GENE_TOKEN = "\tgene\t"  # column 3 of a gene line, with its tabs: a cheap test before splitting
+# Column 3 of a gene line, with its tabs: a cheap test before splitting. Ensembl's GFF3 types its non-coding
+# genes ncRNA_gene and pseudogene (Sequence Ontology terms under gene); GENCODE and GTFs say gene for all.
+_GENE_KINDS = frozenset({"gene", "ncRNA_gene", "pseudogene"})
+_GENE_TOKEN = re.compile("\t(?:" + "|".join(sorted(_GENE_KINDS)) + ")\t")
 _GTF_SPAN_KINDS = ("transcript", "exon")  # what a GTF without gene lines spans its genes with
 _GTF_FILE = re.compile(r"\.gtf(\.gz)?$", re.IGNORECASE)
 # One GTF attribute: a key (no '=', unlike GFF3's key=value), blanks, a quoted or bare value.
@@ -246,7 +249,7 @@ class _Reader:
         self.gff3_pragma = False
         # The substring a gene line contains, once lines without it can be skipped unsplit; None
         # until the format is known, and in a GTF until its first gene line (exons may span genes).
-        self.token: str | None = None
+        self.token: re.Pattern | None = None
         self.columns: tuple[list, list, list, list, list] = ([], [], [], [], [])
         self.spans: dict[str, list] = {}  # GTF gene_id -> [seqid, start, end, name, line]
 
@@ -261,21 +264,21 @@ class _Reader:
     def _read_genes_only(self, text: str, first: int) -> None:
         """Split only the lines that contain the gene token (all lines are known to be well-formed)."""
         number, counted = first, 0
-        hit = text.find(self.token)
-        while hit >= 0:
-            start = text.rfind("\n", 0, hit) + 1
-            end = text.find("\n", hit) + 1 or len(text)
+        hit = self.token.search(text)
+        while hit is not None:
+            start = text.rfind("\n", 0, hit.start()) + 1
+            end = text.find("\n", hit.start()) + 1 or len(text)
             number += text.count("\n", counted, start)
             counted = start
             if text[start] != "#":
                 self._feature(text[start:end], number)
-            hit = text.find(self.token, end)
+            hit = self.token.search(text, end)
 
     def _read_lines(self, lines: list[str], first: int) -> bool:
         """Line by line (comments, blank or malformed lines, GTF exons while no gene line was seen)."""
         for number, line in enumerate(lines, start=first):
             if line.count("\t") == 8 and line[0] != "#":
-                if self.token is None or self.token in line:
+                if self.token is None or self.token.search(line):
                     self._feature(line, number)
             elif self._other(line, number):
                 return True
@@ -302,7 +305,7 @@ class _Reader:
         seqid, _source, kind, start, end, _score, _strand, _phase, attributes = line.rstrip("\r\n").split("\t")
         if self.format is None:
             self._decide(attributes)
-        if kind == "gene":
+        if kind in _GENE_KINDS:
             start, end = self._span(start, end, number)
             if self.format == _GFF3:
                 self._gff3_gene(seqid, start, end, attributes)

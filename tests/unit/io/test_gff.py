@@ -56,6 +56,18 @@ def test_read_genes__only_gene_features_with_names():
     assert len(index) == 4
 
 
+def test_read_genes__ensembl_gene_kinds_are_genes():
+    # Ensembl's GFF3 types non-coding genes ncRNA_gene and pseudogene; GENCODE calls them all gene.
+    stream = gff(
+        feature(kind="ncRNA_gene", start=10, end=20, attributes="ID=gene:ENSG1;Name=MIR1"),
+        feature(kind="pseudogene", start=30, end=40, attributes="ID=gene:ENSG2;Name=PSG1"),
+        feature(kind="lnc_RNA", start=10, end=20, attributes="ID=transcript:ENST1;Parent=gene:ENSG1"),
+        feature(kind="pseudogenic_transcript", start=30, end=40, attributes="ID=transcript:ENST2"),
+    )
+    assert [(g.name, g.id) for g in read_genes(stream, source=SRC).genes] == [("MIR1", "gene:ENSG1"),
+                                                                              ("PSG1", "gene:ENSG2")]
+
+
 def test_gene_index_annotate__boundaries_overlap_and_intergenic():
     index = read_genes(genes(), source=SRC)
     pos = np.array([99, 100, 149, 150, 200, 201, 400, 401, 999, 1000, 1001])
@@ -417,10 +429,10 @@ def test_read_genes__gencode_scale(tmp_path, fmt, compress):
     assert len(pickle.dumps(index)) < 8e6  # what Spark broadcasts to every Python worker (~5 MB)
 
 
-# --- Real annotations: the test files gffutils ships (FlyBase, NCBI, GENCODE, Ensembl, UCSC), when installed ---
+# --- Real annotations: the test files gffutils ships (FlyBase, NCBI, GENCODE, Ensembl, UCSC) ---
 
 def gffutils_file(name: str):
-    gffutils = pytest.importorskip("gffutils")
+    import gffutils  # a test dependency (pyproject test extra): a missing one fails, never skips
     return gffutils, importlib.resources.files(gffutils) / "test" / "data" / name
 
 
