@@ -90,8 +90,23 @@ def measure_tree(argv: list[str], log: Path, env: dict | None = None) -> dict:
                                   key=lambda p: -p["peak_rss_mb"])[:12],
               **_bench_line(log)}
     if code != 0:
-        result["log_tail"] = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-25:])
+        lines = log.read_text(errors="replace").splitlines(keepends=True)
+        result["log_tail"] = "".join(lines[-25:])
+        result["errors"] = _error_lines(lines)
+        kept = log.with_name(f"failed-{log.stem}-{time.strftime('%Y%m%d-%H%M')}.log")
+        shutil.copyfile(log, kept)  # the next run writes the same log
+        result["log"] = str(kept)
     return result
+
+
+def _error_lines(lines: list[str], most: int = 6) -> list[str]:
+    """The distinct causes a failed job's log names (Java's 'Caused by:', Python's exceptions), first first."""
+    found: list[str] = []
+    for line in lines:
+        text = line.strip()
+        if (text.startswith("Caused by:") or "Error:" in text or "Exception:" in text) and text[:300] not in found:
+            found.append(text[:300])
+    return found[:most]
 
 
 def _sample(tree: list, classes: dict, procs: dict) -> int:
@@ -165,9 +180,11 @@ def biobank_cohort(work: Path, n: int, length: int) -> tuple[Path, dict]:
     return root, summary
 
 
-def biobank_tools(root: Path, work: Path, cores: int, driver_memory: str, reference: bool) -> Tools:
+def biobank_tools(root: Path, work: Path, cores: int, driver_memory: str, reference: bool,
+                  spark_conf: dict | None = None) -> Tools:
     """genomics.Tools on the cohort's study: one phenotype table, no GFF or reads; the reference or none."""
     tools = Tools(root, work, cores, None, driver_memory, MIN_HWE_P)
+    tools.params["spark"].update(spark_conf or {})
     tools.params["study"]["phenotypes"] = "raw/phenotypes.csv"
     tools.params["preprocess"]["annotations_gff"] = None
     tools.params["preprocess"]["reference_fasta"] = REFERENCE if reference else None
@@ -200,8 +217,8 @@ def source_state() -> dict:
 def run_genoflow(root: Path, work: Path, cores: int, driver_memory: str, result: dict, save) -> None:
     """preprocess without and with the reference, then features, train, evaluate on the one that succeeded."""
     steps = result.setdefault("genoflow", {})
-    plain = biobank_tools(root, work, cores, driver_memory, reference=False)
-    with_ref = biobank_tools(root, work, cores, driver_memory, reference=True)
+    plain = biobank_tools(root, work, cores, driver_memory, False, result["spark_conf"])
+    with_ref = biobank_tools(root, work, cores, driver_memory, True, result["spark_conf"])
     for label, tools in (("preprocess (no reference)", plain), ("preprocess (GRCh38-sized reference)", with_ref)):
         say(f"genoflow {label}")
         steps[label] = run_step(tools, "preprocess", label.split()[0] + ("_ref" if tools is with_ref else ""))
@@ -354,12 +371,38 @@ def render(results: dict) -> str:
         out += ["", f"Model (disease_status, held-out patients): candidate {q['candidate']}, test AUC "
                 f"{q['test_auc_roc']} (nested CV {q['cv_auc_roc']}), oracle AUC on all patients "
                 f"{s.get('oracle_auc_disease')}; every model: {q['models']}."]
+    for f in r.get("earlier_failures", []):
+        out += ["", f"Earlier run ({f['started']} UTC, driver memory {f['driver_memory']}, extra Spark conf "
+                f"{f['spark_conf'] or 'none'}): `{f['step']}` failed (exit {f['exit_code']}) after {f['wall_s']} s, "
+                f"driver JVM at {f['driver_jvm_mb']} MB; its log ({f['log']}) names:", "",
+                *[f"    {e}" for e in f["errors"]]]
     for tool in ("genoflow", "plink2"):
         for step, m in r.get(tool, {}).items():
             if m["exit_code"] != 0:
                 out += ["", f"`{step}` failed (exit {m['exit_code']}); the log's tail:", "", "```",
                         m.get("log_tail", "").rstrip()[-3000:], "```"]
     return "\n".join(out)
+
+
+def earlier_failures(path: Path, cohort_name: str) -> list[dict]:
+    """The failed steps of the previous run of this cohort (and those it carried), kept as findings."""
+    if not path.exists():
+        return []
+    before = json.loads(path.read_text()).get("biobank", {})
+    if before.get("cohort_name") != cohort_name:
+        return []
+    found = list(before.get("earlier_failures", []))
+    for tool in ("genoflow", "plink2"):
+        for step, m in before.get(tool, {}).items():
+            if m.get("exit_code") != 0:
+                causes = m.get("errors") or _error_lines(Path(m["log"]).read_text(errors="replace").splitlines()
+                                                          if Path(m.get("log", "/nonexistent")).exists() else [])
+                found.append({"step": step, "exit_code": m["exit_code"], "started": before.get("started"),
+                              "driver_memory": before.get("driver_memory"), "spark_conf": before.get("spark_conf", {}),
+                              "wall_s": m["wall_s"], "peak_rss_mb": m["peak_rss_mb"],
+                              "driver_jvm_mb": _one(m["classes"], "driver JVM (local mode: also the executor)"),
+                              "errors": causes, "log": m.get("log")})
+    return found
 
 
 def _one(classes: dict, name: str):
@@ -382,6 +425,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cores", type=int, default=2, help="local[N] / --threads N")
     parser.add_argument("--driver-memory", default="3g", help="spark.driver.memory (the driver JVM's heap)")
     parser.add_argument("--skip-plink", action="store_true")
+    parser.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
+                        help="over params.yaml's spark section (recorded with the results)")
     parser.add_argument("--work", type=Path, default=REPO / ".genoflow" / "bench")
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--benchmarks-md", type=Path, default=REPO / "BENCHMARKS.md")
@@ -401,6 +446,8 @@ def main(argv: list[str] | None = None) -> int:
         "cohort_name": root.name, "n_samples": summary["n_patients"], "n_variants": summary["n_variants"],
         "cohort": summary, "vcf_mb": round((root / "raw" / "cohort.vcf.gz").stat().st_size / 2**20, 1),
         "cores": args.cores, "driver_memory": args.driver_memory, "baseline": baseline_costs(),
+        "spark_conf": dict(item.split("=", 1) for item in args.spark_conf),
+        "earlier_failures": earlier_failures(args.results, root.name),
         "source": source_state(), "started": _now(), "load_average": [_load(), None]}}
     run_work = work / "runs" / root.name
     run_genoflow(root, run_work, args.cores, args.driver_memory, results["biobank"], lambda: save(results, args))
