@@ -209,7 +209,8 @@ class Params(_Section):
 SECTIONS = tuple(Params.model_fields)
 
 # Keys that moved: a params file written for an older genoflow gets told where they went.
-_MOVED = {("train", "targets"): "moved to study.targets, a mapping of name to binary|quantitative (decision 0011)"}
+_MOVED = {("train", "targets"): "moved to study.targets, a mapping of name to binary|quantitative (decision 0011)",
+          ("preprocess", "vcf_chunk_lines"): "replaced by compute.block_mb, blocks sized in bytes (decision 0012)"}
 
 
 def validate_params(params: dict, source: str = "params") -> Params:

@@ -74,6 +74,10 @@ def test_step_key__depends_only_on_upstream_params():
     refiltered = merge_params(params, {"preprocess": {"min_maf": 0.05}})
     assert step_key("preprocess", "v", params) != step_key("preprocess", "v", refiltered)
     assert step_key("features", "v", params) != step_key("features", "v", refiltered)
+    # The block budget changes memory and speed, never an output (decision 0012): no key moves.
+    reblocked = merge_params(params, {"compute": {"block_mb": 4}})
+    assert all(step_key(step, "v", params) == step_key(step, "v", reblocked)
+               for step in ("preprocess", "features", "train", "evaluate"))
 
 
 def test_run_key__ignores_the_promotion_gate_and_spark_resources():

@@ -47,6 +47,7 @@ def test_validate_params__defaults_fill_every_section():
     ({"study": {"target": {"x": "binary"}}}, "params.yaml: study.target: unknown key (did you mean targets?)"),
     ({"mlflow": {"zzz": 1}}, "params.yaml: mlflow.zzz: unknown key (known keys: experiment)"),
     ({"train": {"targets": ["disease_status"]}}, "params.yaml: train.targets: moved to study.targets"),
+    ({"preprocess": {"vcf_chunk_lines": 2000}}, "params.yaml: preprocess.vcf_chunk_lines: replaced by compute"),
 ])
 def test_validate_params__unknown_key_is_named_with_a_suggestion(overrides, expected):
     assert error_of(overrides).startswith(expected)
