@@ -6,8 +6,10 @@ genoflow's side runs through the Spark wrappers the features job uses (in-proces
 
 Tolerances: pruning and clumping are discrete, so their variant sets must be equal. PCA: plink2 and
 genoflow standardise alike but eigenvectors have no sign and nearly equal eigenvalues mix, so each of
-the top 5 PCs must have |Pearson r| >= 0.99 with plink2's. Scores are sums of the same products:
-r >= 0.999, and equal to plink2's printed precision (6 significant digits).
+the top 5 PCs must have |Pearson r| >= 0.99 with plink2's; the randomized method likewise with
+``plink2 --pca approx`` (both block Krylov; decision 0014), and its eigenvalues equal approx's.
+Scores are sums of the same products: r >= 0.999, and equal to plink2's printed precision
+(6 significant digits).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import pandas as pd
 import pytest
 
 from genoflow.features.ld import indep_pairwise, prune_contigs
-from genoflow.features.pca import pca_from_gram, spark_gram, spark_loadings
+from genoflow.features.pca import collect_loadings, pca_from_gram, spark_gram, spark_randomized_pca
 from genoflow.features.prs import clump, clump_contigs
 from genoflow.features.scores import pca_block, prs_block, spark_scores
 from genoflow.genotypes import pack_dosages
@@ -111,14 +113,30 @@ def test_pca__top5_match_plink2_pca(spark, concordance_cohort, workdir, table, p
     assert np.linalg.norm(centroids[0] - centroids[1]) > 1.0
 
     # Projection through the loadings reproduces every sample's scores (what serving computes).
-    block = pca_block(spark_loadings(kept, np.arange(n), pca).toPandas(), pca.eigenvalues,
-                      [f"pc{k + 1}" for k in range(5)])
+    block = pca_block(collect_loadings(kept, np.arange(n), pca), pca.eigenvalues, [f"pc{k + 1}" for k in range(5)])
     block_rows = spark.createDataFrame(pd.DataFrame({
         "contig": [v[0] for v in block.variants], "pos": [v[1] for v in block.variants],
         "ref": [v[2] for v in block.variants], "alt": [v[3] for v in block.variants],
         "weights": block.weights}))
     projected = spark_scores(kept.join(block_rows, ["contig", "pos", "ref", "alt"]), np.arange(n), 5)
     np.testing.assert_allclose(projected, pca.scores, atol=1e-9)
+
+
+def test_randomized_pca__top5_match_plink2_pca_approx(spark, concordance_cohort, workdir, table, pruned):
+    """plink2 warns that approx is meant for > 5,000 samples; a cohort of a few thousand took minutes to
+    simulate and write, so this one (600) checks agreement and the bench (decision 0014) the scale."""
+    run_plink2("--pfile", concordance_cohort.pfile_prefix, "--extract", "prune.prune.in", "--pca", 5, "approx",
+               "--out", "pca_approx", cwd=workdir)
+    expected = pd.read_csv(workdir / "pca_approx.eigenvec", sep="\t")
+    assert expected["#IID"].tolist() == concordance_cohort.samples["iid"].tolist()
+
+    n = len(concordance_cohort.samples)
+    kept = table.join(spark.createDataFrame(pruned[["contig", "pos", "ref", "alt"]]), ["contig", "pos", "ref", "alt"])
+    pca = spark_randomized_pca(kept, np.arange(n), 5)
+    for k in range(5):
+        r = np.corrcoef(pca.scores[:, k], expected[f"PC{k + 1}"])[0, 1]
+        assert abs(r) >= 0.99, (k, r)
+    np.testing.assert_allclose(pca.eigenvalues, np.loadtxt(workdir / "pca_approx.eigenval"), rtol=1e-3)
 
 
 @pytest.fixture(scope="module")

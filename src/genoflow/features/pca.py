@@ -212,6 +212,11 @@ def _blocks(rows, sample_index: np.ndarray):
         yield stack_dosages(packed, sample_index), np.asarray(freq)
 
 
+def _per_core(rdd):
+    """``rdd`` coalesced to at most one partition per core (no shuffle)."""
+    return rdd.coalesce(max(1, min(rdd.getNumPartitions(), rdd.context.defaultParallelism)))
+
+
 def spark_gram(variants, sample_index: np.ndarray) -> tuple[np.ndarray, int]:
     """Spark: ``Z'Z`` summed over the rows of ``variants`` (dosages, alt_af) and their count.
 
@@ -238,10 +243,8 @@ def spark_gram(variants, sample_index: np.ndarray) -> tuple[np.ndarray, int]:
 
     n_bands = -(-n // band)
     gram, count = np.zeros((n, n)), 0
-    variant_rows = variants.select("dosages", "alt_af").rdd
     # One partial per core is all the parallelism there is; each further partition adds n² to the shuffle.
-    cores = variant_rows.context.defaultParallelism
-    variant_rows = variant_rows.coalesce(max(1, min(variant_rows.getNumPartitions(), cores)))
+    variant_rows = _per_core(variants.select("dosages", "alt_af").rdd)
     summed = variant_rows.mapPartitions(partial).reduceByKey(add, n_bands)
     for start, (band_rows, total) in summed.toLocalIterator():
         gram[start : start + band_rows.shape[0]] = band_rows
@@ -262,7 +265,8 @@ def spark_randomized_pca(variants, sample_index: np.ndarray, k: int, *, oversamp
 
     index = np.asarray(sample_index, dtype=np.int64)
     context = variants.sparkSession.sparkContext
-    blocks = variants.select("dosages", "alt_af").rdd.mapPartitions(lambda rows: _blocks(rows, index))
+    # One partition per core: every pass is a job whose tasks each cost a fixed overhead (decision 0014).
+    blocks = _per_core(variants.select("dosages", "alt_af").rdd).mapPartitions(lambda rows: _blocks(rows, index))
     # Stacking the rows again for every pass cost more than the products (decision 0014).
     blocks = blocks.persist(StorageLevel.MEMORY_AND_DISK)
     try:
