@@ -362,6 +362,20 @@ def render(results: dict) -> str:
                        f"{_one(c, 'driver JVM (local mode: also the executor)')} | {_one(c, 'python driver')} | "
                        f"{_one(c, 'pyspark.daemon')} | {workers.get('peak_one_mb', '-')} "
                        f"({workers.get('processes', 0)}) |")
+    conf = r.get("spark_conf") or {}
+    if conf:
+        out += ["", f"Spark conf over params.yaml for this run: {conf}."]
+    if "spark.sql.parquet.columnarReaderBatchSize" in conf:
+        out[-1] += (" Spark's vectorized Parquet reader fills batches of 4,096 rows by default, whatever their size: "
+                    f"4,096 x {r['n_samples']:,} bytes of packed dosages is {4096 * r['n_samples'] / 2**20:,.0f} MB "
+                    "per batch and task, which the earlier run's 3 GB heap could not hold (below); the batch here "
+                    "is rows_per_block(n_samples, 1) rows, the byte rule genoflow's own blocks follow.")
+    qc = next((m["qc"] for m in r.get("genoflow", {}).values() if m.get("qc")), None)
+    if qc:
+        out += ["", f"Variant QC kept {qc['n_variants_pass_qc']:,} of {r['n_variants']:,} SNVs (MAF >= 0.01, call rate "
+                f">= 0.95, HWE p >= {MIN_HWE_P:g}: at 10^5 patients most simulated SNVs are rare), "
+                f"{qc['n_samples_pass_qc']:,} patients; {qc['n_vcf_splits']} VCF splits. Features, train and evaluate "
+                "work on the kept variants, preprocess on all of them."]
     out += ["", f"Targets (issue 14; the `{BASELINE}` costs are {r.get('baseline', {}).get('source', 'absent')}: "
             "preprocess by CPU s, features/train/evaluate by wall s, the only numbers stored for them):", "",
             "| target | measured | met |", "|---|---|---|"]
@@ -374,8 +388,8 @@ def render(results: dict) -> str:
     for f in r.get("earlier_failures", []):
         out += ["", f"Earlier run ({f['started']} UTC, driver memory {f['driver_memory']}, extra Spark conf "
                 f"{f['spark_conf'] or 'none'}): `{f['step']}` failed (exit {f['exit_code']}) after {f['wall_s']} s, "
-                f"driver JVM at {f['driver_jvm_mb']} MB; its log ({f['log']}) names:", "",
-                *[f"    {e}" for e in f["errors"]]]
+                f"driver JVM at {f['driver_jvm_mb']} MB; its log ({_relative(f['log'])}) names:", "",
+                *[f"    {e}" for e in _causes(f["errors"])]]
     for tool in ("genoflow", "plink2"):
         for step, m in r.get(tool, {}).items():
             if m["exit_code"] != 0:
@@ -403,6 +417,15 @@ def earlier_failures(path: Path, cohort_name: str) -> list[dict]:
                               "driver_jvm_mb": _one(m["classes"], "driver JVM (local mode: also the executor)"),
                               "errors": causes, "log": m.get("log")})
     return found
+
+
+def _causes(errors: list[str]) -> list[str]:
+    """The root causes (Java's 'Caused by:' lines) of a failure, else its first errors."""
+    return [e for e in errors if e.startswith("Caused by:")][:3] or errors[:2]
+
+
+def _relative(path: str | None) -> str:
+    return os.path.relpath(path, REPO) if path else "not kept"
 
 
 def _one(classes: dict, name: str):
