@@ -33,7 +33,10 @@ def tiny_cohort(tmp_path_factory):
     return root / "raw"
 
 
-def land(spark, root: str, raw) -> str:
+def land(spark, root: str, raw, service) -> str:
+    # The Python workers read the reference by WebHDFS: its address, as a client's hdfs-site.xml gives it.
+    spark.sparkContext._jsc.hadoopConfiguration().set(f"dfs.namenode.http-address.{service.namenode}",
+                                                      f"127.0.0.1:{service.http_port}")
     HadoopStorage(spark, root).put(raw, f"{root}/raw")
     return root
 
@@ -51,7 +54,7 @@ def step_folder_entries(spark, root: str, step: str = "preprocess") -> list[str]
 
 
 def test_safe_mode__job_fails_naming_the_namenode_then_retry_commits(hdfs, spark, tiny_cohort, capsys):
-    root = land(spark, f"{hdfs.uri}/faults-safe-mode", tiny_cohort)
+    root = land(spark, f"{hdfs.uri}/faults-safe-mode", tiny_cohort, hdfs)
     with hdfs.safe_mode():
         rc, errors = run_preprocess(root, "v-safe-mode", capsys)
     assert rc == 2 and len(errors) == 1, errors
@@ -70,7 +73,7 @@ def test_namenode_down__job_fails_fast_naming_it_then_retry_commits(spark, tiny_
     state = tmp_path / "hdfs"
     with running_hdfs(state) as instance:
         ports = {"rpc_port": instance.rpc_port, "http_port": instance.http_port}
-        root = land(spark, f"{instance.uri}/faults-down", tiny_cohort)
+        root = land(spark, f"{instance.uri}/faults-down", tiny_cohort, instance)
     rc, errors = run_preprocess(root, "v-down", capsys)
     assert rc == 2 and len(errors) == 1, errors
     assert f"cannot reach the HDFS NameNode {instance.namenode}" in errors[0]

@@ -17,7 +17,6 @@ from genoflow.storage import HadoopStorage
 pytestmark = pytest.mark.integration
 
 P = {"vcf_chunk_lines": 200, "min_call_rate": 0.0, "min_maf": 0.0, "min_hwe_p": 0.0}
-HTTP_ADDRESS = "dfs.namenode.http-address"
 N_SITES = 1500
 
 
@@ -25,7 +24,7 @@ N_SITES = 1500
 def root(hdfs, spark, tmp_path_factory):
     """A storage root on HDFS holding ``ref.fa.gz`` (+ samtools' .fai and .gzi) and ``noindex/ref.fa.gz`` (.gzi only).
 
-    The session's Hadoop configuration gets the NameNode's HTTP address, as a cluster's hdfs-site.xml
+    The session's Hadoop configuration gets the NameNode's HTTP address, as a client's hdfs-site.xml
     gives it (the test HDFS listens on a free port, not 9870)."""
     local = tmp_path_factory.mktemp("reference")
     rng = np.random.default_rng(14)
@@ -40,14 +39,9 @@ def root(hdfs, spark, tmp_path_factory):
     hdfs.dfs("-mkdir", "-p", f"{path}/noindex")
     hdfs.dfs("-put", "-f", *(str(local / f"ref.fa.gz{s}") for s in ("", ".fai", ".gzi")), path)
     hdfs.dfs("-put", "-f", *(str(local / f"ref.fa.gz{s}") for s in ("", ".gzi")), f"{path}/noindex")
-    conf = spark.sparkContext._jsc.hadoopConfiguration()
-    saved = conf.get(HTTP_ADDRESS)
-    conf.set(HTTP_ADDRESS, f"127.0.0.1:{hdfs.http_port}")
-    yield {"uri": f"{hdfs.uri}{path}", "sequences": sequences, "local": local}
-    if saved is None:
-        conf.unset(HTTP_ADDRESS)
-    else:
-        conf.set(HTTP_ADDRESS, saved)
+    spark.sparkContext._jsc.hadoopConfiguration().set(f"dfs.namenode.http-address.{hdfs.namenode}",
+                                                      f"127.0.0.1:{hdfs.http_port}")
+    return {"uri": f"{hdfs.uri}{path}", "sequences": sequences, "local": local}
 
 
 def put_vcf(hdfs, local, name: str, sequence: str, bad_site: int | None = None) -> tuple[str, list[int]]:

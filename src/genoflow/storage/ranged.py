@@ -142,10 +142,11 @@ def webhdfs_address(conf, uri: str) -> str:
     """The WebHDFS URL(s) of the NameNode serving ``uri`` (``hdfs://authority/...``), from a Hadoop configuration.
 
     ``conf`` is anything with ``get(key)`` returning a str or None (the JVM's Configuration through
-    py4j, or a dict's ``get``). A nameservice (HA: ``hdfs://<nameservice>/``) gives every NameNode's
-    ``dfs.namenode.http-address.<ns>.<nn>`` joined by ``;``; otherwise the nameservice-suffixed key,
-    then ``dfs.namenode.http-address`` (its host when it is this cluster's, else the URI's host; port
-    9870 when unset).
+    py4j, or a dict). A nameservice (HA: ``hdfs://<nameservice>/``) gives every NameNode's
+    ``dfs.namenode.http-address.<ns>.<nn>`` joined by ``;``. Otherwise the key suffixed with the
+    URI's authority (a nameservice, or ``host:port`` when one client talks to several clusters);
+    then ``dfs.namenode.http-address`` (its host when it is this cluster's, else the URI's host);
+    port 9870 when unset.
     """
     parts = urlsplit(uri)
     authority, host = parts.netloc, parts.hostname or ""

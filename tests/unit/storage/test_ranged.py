@@ -49,3 +49,5 @@ def test_webhdfs_address__nameservice_lists_every_namenode():
             "dfs.namenode.http-address.prod.b": "h2:9870"}
     assert webhdfs_address(conf, "hdfs://prod/data/ref.fa") == "http://h1:9870;http://h2:9870"
     assert webhdfs_address({"dfs.namenode.http-address.prod": "h3:9870"}, "hdfs://prod/x") == "http://h3:9870"
+    by_authority = {"dfs.namenode.http-address.nn2:8020": "nn2:50070", "dfs.namenode.http-address": "nn1:9870"}
+    assert webhdfs_address(by_authority, "hdfs://nn2:8020/x") == "http://nn2:50070"  # one client, two clusters
