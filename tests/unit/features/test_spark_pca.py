@@ -77,3 +77,20 @@ def test_collect_loadings__project_back_to_the_scores_with_batches_sized_by_byte
     weights = np.stack(rows["loadings"].to_numpy())
     z = pca.standardise(dosages, alt_af)
     np.testing.assert_allclose(z.T @ weights, fitted.scores, atol=1e-9)
+
+
+def test_ancestry_components__pca_method_picks_the_path_and_both_agree(spark):
+    from genoflow.pipeline.features import ancestry_components
+
+    _, _, variants = _cohort(spark, n=240, m=600, seed=7)
+    index = np.arange(240)
+    f = {"pca_components": 4, "prune_window": 50, "prune_step": 5, "prune_r2": 0.2, "prune_window_kb": False}
+    exact = ancestry_components(spark, variants, index, {**f, "pca_method": "auto"})  # 240 samples: exact
+    approx = ancestry_components(spark, variants, index, {**f, "pca_method": "randomized"})
+
+    assert (exact["method"], approx["method"]) == ("exact", "randomized")
+    assert exact["n_variants"] == approx["n_variants"] > 500  # unlinked variants: pruning keeps nearly all
+    assert approx["block"].names == ["pc1", "pc2", "pc3", "pc4"]
+    for k in range(4):
+        assert abs(np.corrcoef(approx["scores"][:, k], exact["scores"][:, k])[0, 1]) >= 0.99, k
+    np.testing.assert_allclose(approx["block"].meta["eigenvalues"], exact["block"].meta["eigenvalues"], rtol=0.02)
