@@ -508,10 +508,10 @@ def _fresh_fai(fai: RangedFile, fasta_stat: tuple[int, int], size: int) -> FaiIn
     fai_stat = fai.stat()
     if fai_stat is None:
         return None
-    index = parse_fai(fai.read_all().decode("latin-1"), source=fai.uri)
     if fai_stat[1] < fasta_stat[1]:
         log.warning("%s is older than its FASTA: rebuilding the index", fai.uri)
         return None
+    index = parse_fai(fai.read_all().decode("latin-1"), source=fai.uri)
     if int(index.ends().max()) > size:
         log.warning("%s reaches byte %d of a %d-byte FASTA: rebuilding the index", fai.uri,
                     int(index.ends().max()), size)

@@ -195,6 +195,17 @@ def test_open_reference__index_that_disagrees_names_fasta_and_contig(fastas, tmp
     assert problem in error.value.problem
 
 
+def test_open_reference__malformed_fai_names_its_line(fastas, tmp_path):
+    files, _ = fastas
+    fasta = copy_of(files["plain"], tmp_path, ".fai")
+    fai = tmp_path / "ref.fa.fai"
+    fai.write_text(fai.read_text().replace("chr2\t70000", "chr2\tseventy"))
+    os.utime(fai, (os.stat(fasta).st_mtime + 100,) * 2)
+    with pytest.raises(InputError) as error:
+        opened(fasta)
+    assert error.value.source == str(fai) and error.value.line == 2 and "non-integer" in error.value.problem
+
+
 def test_open_reference__bgzip_without_gzi_says_how_to_make_one(fastas, tmp_path):
     files, _ = fastas
     fasta = copy_of(files["bgzip"], tmp_path, ".fai")
