@@ -18,8 +18,8 @@ the number of samples (:func:`choose_method`, decision 0014):
     seeded Gaussian start ``Q_0`` (n x l, ``l = k + oversampling``), then passes over the variants
     that each compute ``Z'(Z Q_j)`` (n x l partials summed over partitions), orthonormalised on the
     driver into the next block; the Rayleigh-Ritz problem on all blocks (``passes·l`` square) gives
-    the eigenpairs. Memory n x l per worker and n x l x passes on the driver (100k patients, k = 10,
-    10 passes: 160 MB), never n x n.
+    the eigenpairs. Memory n x l per worker and 2 x n x l x passes on the driver (the basis and its
+    products; 100k patients, k = 10, 10 passes: 320 MB), never n x n.
 
 Both return a :class:`Pca` with the same scaling and sign convention, so the loadings and every
 consumer downstream do not depend on the method.
@@ -48,8 +48,8 @@ _BAND_BYTES = 32 << 20
 
 METHODS = ("auto", "exact", "randomized")
 # auto: the exact Gram path up to this many samples, the randomized one above (decision 0014: measured
-# on this repository's 2-core machine, where the two cross between 2k and 4k samples).
-EXACT_MAX_SAMPLES = 3000
+# on this repository's 2-core machine, where their CPU time is equal at 2k samples and the exact one doubles at 4k).
+EXACT_MAX_SAMPLES = 2000
 OVERSAMPLING = 10  # columns per block: k + 10 (Halko et al. 2011, section 4.2; plink2 approx: 2k)
 PASSES = 10  # over the variants (decision 0014: |r| >= 0.9999 with the exact top 10 PCs of ooa at 2k-8k)
 
@@ -144,7 +144,7 @@ def randomized_pca(product, n: int, n_variants: int, k: int, *, oversampling: in
     holds the top eigenvectors far better than ``A^j Q_0`` alone (subspace iteration needed about
     three times the products for the same accuracy, decision 0014); the eigenpairs of ``Q'A Q``,
     whose columns are ``Q' W_j``, are the Rayleigh-Ritz approximations, with no further pass.
-    Memory: the basis, n x l x passes, and one (n, l) product at a time.
+    Memory: the basis and the products, 2 x n x l x passes.
 
     Parameters
     ----------
@@ -254,35 +254,27 @@ def spark_gram(variants, sample_index: np.ndarray) -> tuple[np.ndarray, int]:
 
 def spark_randomized_pca(variants, sample_index: np.ndarray, k: int, *, oversampling: int = OVERSAMPLING,
                          passes: int = PASSES, seed: int = 0) -> Pca:
-    """Spark: :func:`randomized_pca` over the rows of ``variants`` (dosages, alt_af).
+    """Spark: :func:`randomized_pca` over the rows of ``variants`` (dosages, alt_af; cache it: it is read
+    ``passes`` times).
 
-    The rows are stacked once into int8 blocks that stay persisted (memory, else disk) for the
-    ``passes``; the first action counts them. Each pass broadcasts ``Q`` (n x l), every
-    partition sums its blocks' ``Z_b'(Z_b Q)`` into one (n, l) partial, and ``treeReduce`` adds the
-    partials: no genotype and no n x n matrix reaches the driver or a worker.
+    Each pass broadcasts ``Q`` (n x l), every partition (one per core) stacks its rows into blocks and
+    sums their ``Z_b'(Z_b Q)`` into one (n, l) partial, and ``treeReduce`` adds the partials: no genotype
+    and no n x n matrix reaches the driver or a worker. The stacked int8 blocks are not persisted
+    between passes: over the cached rows that was no faster (decision 0014) and held the genotypes twice.
     """
-    from pyspark import StorageLevel
-
     index = np.asarray(sample_index, dtype=np.int64)
     context = variants.sparkSession.sparkContext
-    # One partition per core: every pass is a job whose tasks each cost a fixed overhead (decision 0014).
-    blocks = _per_core(variants.select("dosages", "alt_af").rdd).mapPartitions(lambda rows: _blocks(rows, index))
-    # Stacking the rows again for every pass cost more than the products (decision 0014).
-    blocks = blocks.persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        count = blocks.map(lambda block: block[0].shape[0]).sum()
+    rows = _per_core(variants.select("dosages", "alt_af").rdd)
 
-        def product(q: np.ndarray) -> np.ndarray:
-            shared = context.broadcast(q)
-            try:
-                return blocks.mapPartitions(lambda part: [_products(part, shared.value)]).treeReduce(np.add)
-            finally:
-                shared.destroy()
+    def product(q: np.ndarray) -> np.ndarray:
+        shared = context.broadcast(q)
+        try:
+            return rows.mapPartitions(lambda part: [_products(_blocks(part, index), shared.value)]).treeReduce(np.add)
+        finally:
+            shared.destroy()
 
-        return randomized_pca(product, index.size, int(count), k, oversampling=oversampling, passes=passes,
-                              seed=seed)
-    finally:
-        blocks.unpersist()
+    return randomized_pca(product, index.size, variants.count(), k, oversampling=oversampling, passes=passes,
+                          seed=seed)
 
 
 def _products(blocks, q: np.ndarray) -> np.ndarray:
