@@ -9,18 +9,22 @@ order, as plink does; then the window moves ``step`` variants on.
 Clumping (:mod:`genoflow.features.prs`) uses plink 1.9's r² instead: from two-locus haplotype
 frequencies estimated by EM (:func:`haplotype_r2_with`), which is what ``plink --clump`` compares.
 
-Spark: :func:`prune_contigs` groups the genotype table by contig and prunes each contig in an
-executor (``applyInPandas``); only the kept variant keys come back.
+Streaming: :func:`indep_pairwise_stream` runs the same windows (and :func:`_prune_window`, the one
+implementation of the rule) over a contig's rows as they arrive, holding only the rows of the open window
+and deciding each row once the windows have moved past it; :func:`indep_pairwise` is the whole-contig
+reference the tests compare it with. Spark: :func:`prune_contigs` partitions the genotype table by contig,
+sorts each partition and streams it through ``mapInArrow``, so no worker holds a whole contig
+(decision 0012); only the kept variant keys come back.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from genoflow.genotypes import MISSING, rows_per_block, stack_dosages
+from genoflow.genotypes import MISSING, dosage_matrix, rows_per_block
 
-__all__ = ["pairwise_r2", "r2_with", "haplotype_r2_with", "prune_window_indices", "indep_pairwise", "prune_contigs",
-           "PRUNE_SCHEMA_DDL"]
+__all__ = ["pairwise_r2", "r2_with", "haplotype_r2_with", "prune_window_indices", "indep_pairwise",
+           "indep_pairwise_stream", "prune_contigs", "PRUNE_SCHEMA_DDL"]
 
 PRUNE_SCHEMA_DDL = "contig string, pos long, ref string, alt string, alt_af double"
 # haplotype_r2_with's one-hot genotypes: (m, 3, n) bools and their float64 copy, per (variant, sample).
@@ -206,8 +210,131 @@ def _maf(dosages: np.ndarray) -> np.ndarray:
     return np.minimum(af, 1.0 - af)
 
 
+def indep_pairwise_stream(blocks, *, window: int, step: int, r2: float, window_kb: bool = False):
+    """:func:`indep_pairwise` over a stream of one contig's rows, holding only the open window's rows.
+
+    Parameters
+    ----------
+    blocks : iterable of (keys, positions, dosages)
+        Consecutive rows in position order: ``keys`` a sequence of anything (given back), ``positions``
+        shape (k,), ``dosages`` shape (k, n) int8.
+    window, step, r2, window_kb
+        As :func:`indep_pairwise`.
+
+    Yields
+    ------
+    (keys, keep, alt_af)
+        Rows in order, once no later window can change their decision: their keys (a list), keep mask
+        and ALT frequency over the called samples (as :func:`_alt_af`), a block at a time.
+    """
+    pruner = _ContigPruner(window=window, step=step, r2=r2, window_kb=window_kb)
+    for keys, positions, dosages in blocks:
+        done = pruner.add(keys, positions, dosages)
+        if done[0]:
+            yield done
+    done = pruner.finish()
+    if done[0]:
+        yield done
+
+
+class _ContigPruner:
+    """The state of :func:`indep_pairwise` on one contig, kept for the rows not yet decided.
+
+    Row ``i`` of the contig is decided once a window starting after it has been reached: windows only
+    touch rows in ``[start, end)`` and start in increasing order. The buffer holds rows from ``base``
+    (the first undecided one) to the last row added; ``first_unchecked`` is kept relative to ``base``.
+    """
+
+    def __init__(self, *, window: int, step: int, r2: float, window_kb: bool):
+        if window < 1 or step < 1 or (window_kb and step != 1):
+            raise ValueError(f"indep_pairwise: need window >= 1, step >= 1 (1 with kb), got {window}, {step}")
+        self.window, self.step, self.window_kb = window, step, window_kb
+        self.threshold = r2 * (1 + 1e-12)
+        self.keys: list = []
+        self.dosages: np.ndarray | None = None
+        self.size = 0  # rows in the buffer
+        self.pos = np.empty(0, dtype=np.int64)
+        self.af, self.maf = np.empty(0), np.empty(0)
+        self.keep, self.first_unchecked = np.empty(0, dtype=bool), np.empty(0, dtype=np.int64)
+        self.base = 0  # contig index of buffer row 0
+        self.next_start = 0  # contig index where the next window starts
+        self.last_end: int | None = None  # end of the last window run (variant-count windows)
+
+    def add(self, keys, positions, dosages):
+        """Append consecutive rows; run the windows they complete; the rows now decided."""
+        positions = np.asarray(positions, dtype=np.int64)
+        if positions.size == 0:
+            return [], np.empty(0, dtype=bool), np.empty(0)
+        self._append(list(keys), positions, np.asarray(dosages))
+        total = self.base + self.size
+        if self.window_kb:  # window i is complete once a row lies beyond its reach
+            while self.next_start < total and self.pos[-1] > self.pos[self.next_start - self.base] + self.window * 1000:
+                self._run_next(total)
+        else:
+            while self.next_start + self.window <= total:
+                self._run_next(total)
+        return self._pop(self.next_start - self.base)
+
+    def finish(self):
+        """The contig has no more rows: run the remaining windows; every row still undecided."""
+        total = self.base + self.size
+        while self.next_start < total and (self.window_kb or self.last_end is None or self.last_end < total):
+            self._run_next(total)
+        return self._pop(self.size)
+
+    def _run_next(self, total: int) -> None:
+        """Run the window starting at ``next_start`` over the rows buffered so far (``total``: their end)."""
+        start = self.next_start - self.base
+        if self.window_kb:
+            end = int(np.searchsorted(self.pos[: self.size], self.pos[start] + self.window * 1000, side="right"))
+        else:
+            end = min(start + self.window, total - self.base)
+            self.last_end = self.base + end
+        high = pairwise_r2(self.dosages[start:end]) > self.threshold
+        _prune_window(high, start, end, self.keep, self.maf, self.first_unchecked)
+        self.next_start += self.step
+
+    def _append(self, keys: list, positions: np.ndarray, dosages: np.ndarray) -> None:
+        k = positions.size
+        if self.dosages is None:
+            self.dosages = np.empty((max(k, 2 * self.window), dosages.shape[1]), dtype=dosages.dtype)
+        elif self.size + k > self.dosages.shape[0]:  # grow geometrically: appends stay amortised O(rows)
+            grown = np.empty((max(self.size + k, 2 * self.dosages.shape[0]), self.dosages.shape[1]), self.dosages.dtype)
+            grown[: self.size] = self.dosages[: self.size]
+            self.dosages = grown
+        self.dosages[self.size : self.size + k] = dosages
+        af = _alt_af(dosages)
+        maf = np.nan_to_num(af, nan=0.0)
+        maf = np.minimum(maf, 1.0 - maf)
+        local = np.arange(self.size, self.size + k) + 1  # first_unchecked of a new row: the next one
+        self.keys.extend(keys)
+        self.pos = np.concatenate([self.pos, positions])
+        self.af, self.maf = np.concatenate([self.af, af]), np.concatenate([self.maf, maf])
+        self.keep = np.concatenate([self.keep, maf > 0])
+        self.first_unchecked = np.concatenate([self.first_unchecked, local])
+        self.size += k
+
+    def _pop(self, k: int):
+        """Drop the first ``k`` buffered rows (decided); their keys, keep mask and ALT frequencies."""
+        k = min(k, self.size)  # a step longer than the window starts past the rows seen so far
+        out = self.keys[:k], self.keep[:k].copy(), self.af[:k].copy()
+        rest = self.size - k
+        if k:  # numpy copies through a temporary when the ranges overlap
+            self.dosages[:rest] = self.dosages[k : self.size]
+        del self.keys[:k]
+        self.pos, self.af, self.maf, self.keep = self.pos[k:], self.af[k:], self.maf[k:], self.keep[k:]
+        self.first_unchecked = self.first_unchecked[k:] - k
+        self.base += k
+        self.size = rest
+        return out
+
+
 def prune_contigs(genotypes, *, sample_index: np.ndarray, window: int, step: int, r2: float, window_kb: bool = False):
-    """Spark: LD-prune each contig of ``genotypes`` in an executor; the kept variants' keys.
+    """Spark: LD-prune each contig of ``genotypes`` as a stream of its sorted rows; the kept variants' keys.
+
+    The rows are hashed by contig into partitions and sorted within them (Spark's sort spills to disk);
+    each partition's Arrow batches go through :func:`indep_pairwise_stream`, one contig after the other,
+    so a worker holds one Arrow batch plus the open window's rows, never a whole contig.
 
     Parameters
     ----------
@@ -218,19 +345,60 @@ def prune_contigs(genotypes, *, sample_index: np.ndarray, window: int, step: int
 
     Returns
     -------
-    DataFrame with ``PRUNE_SCHEMA_DDL`` columns (``alt_af`` over the called samples given).
+    DataFrame with ``PRUNE_SCHEMA_DDL`` columns (``alt_af`` over the called samples given). Lazy: run its
+    action (or that of a query built on it) under ``genoflow.spark.session_conf(spark,
+    genoflow.genotypes.arrow_batch_conf(n_samples, 1, budget))``, or Arrow batches are Spark's 10,000 rows.
     """
     index = np.asarray(sample_index, dtype=np.int64)
 
-    def prune(frame):
-        import pandas as pd
+    def prune(batches):
+        yield from _prune_batches(batches, index, window=window, step=step, r2=r2, window_kb=window_kb)
 
-        frame = frame.sort_values(["pos", "ref", "alt"], kind="stable")
-        g = stack_dosages(frame["dosages"], index)
-        keep = indep_pairwise(g, frame["pos"].to_numpy(), window=window, step=step, r2=r2, window_kb=window_kb)
-        af = _alt_af(g[keep])
-        kept = frame.loc[keep, ["contig", "pos", "ref", "alt"]].reset_index(drop=True)
-        return pd.concat([kept, pd.Series(af, name="alt_af")], axis=1)
+    keys = ["contig", "pos", "ref", "alt"]
+    return (genotypes.select(*keys, "dosages").repartition("contig").sortWithinPartitions(*keys)
+            .mapInArrow(prune, PRUNE_SCHEMA_DDL))
 
-    return genotypes.select("contig", "pos", "ref", "alt", "dosages").groupBy("contig").applyInPandas(
-        prune, PRUNE_SCHEMA_DDL)
+
+def _prune_batches(batches, sample_index: np.ndarray, **rule):
+    """The ``mapInArrow`` function of :func:`prune_contigs`: Arrow batches of rows sorted by (contig, pos,
+    ref, alt), several contigs possibly in one partition -> batches of the kept rows with their alt_af."""
+    import pyarrow as pa
+
+    schema = pa.schema([("contig", pa.string()), ("pos", pa.int64()), ("ref", pa.string()), ("alt", pa.string()),
+                        ("alt_af", pa.float64())])
+
+    def kept(decided):
+        keys, keep, af = decided
+        rows = [key for key, k in zip(keys, keep, strict=True) if k]
+        contig, pos, ref, alt = zip(*rows, strict=True) if rows else ((), (), (), ())
+        return pa.RecordBatch.from_arrays([pa.array(contig, pa.string()), pa.array(pos, pa.int64()),
+                                           pa.array(ref, pa.string()), pa.array(alt, pa.string()),
+                                           pa.array(af[keep], pa.float64())], schema=schema)
+
+    for _contig, blocks in _contig_runs(batches, sample_index):
+        for decided in indep_pairwise_stream(blocks, **rule):
+            batch = kept(decided)
+            if batch.num_rows:
+                yield batch
+
+
+def _contig_runs(batches, sample_index: np.ndarray):
+    """(contig, its blocks of (keys, positions, dosages)) for each run of one contig in sorted Arrow batches.
+
+    Each contig's blocks must be consumed before the next contig is asked for (one pass over the batches)."""
+    import itertools
+
+    def rows(batch):
+        contigs = batch.column("contig").to_pylist()
+        pos = batch.column("pos").to_numpy()
+        column = batch.column("dosages")
+        dosages = dosage_matrix(column, len(column[0].as_py()))
+        cuts = [0, *(i for i in range(1, len(contigs)) if contigs[i] != contigs[i - 1]), len(contigs)]
+        keys = list(zip(contigs, pos.tolist(), batch.column("ref").to_pylist(), batch.column("alt").to_pylist(),
+                        strict=True))
+        for a, b in itertools.pairwise(cuts):
+            yield contigs[a], (keys[a:b], pos[a:b], np.take(dosages[a:b], sample_index, axis=1))
+
+    pieces = (piece for batch in batches if batch.num_rows for piece in rows(batch))
+    for contig, run in itertools.groupby(pieces, key=lambda piece: piece[0]):
+        yield contig, (block for _, block in run)
