@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from genoflow.genotypes import MISSING, rows_per_block, stack_dosages
+from genoflow.genotypes import MISSING, arrow_batch_conf, rows_per_block, stack_dosages
 
 __all__ = ["Pca", "METHODS", "choose_method", "standardise", "gram_block", "pca_from_gram", "randomized_pca",
            "spark_gram", "spark_randomized_pca", "spark_loadings", "collect_loadings"]
@@ -291,9 +291,8 @@ def collect_loadings(variants, sample_index: np.ndarray, pca: Pca):
     :func:`genoflow.genotypes.rows_per_block` (the default 10,000 rows are 8 GB of float64 at 100k samples)."""
     from genoflow.spark import session_conf
 
-    spark = variants.sparkSession
-    conf = {"spark.sql.execution.arrow.maxRecordsPerBatch": str(rows_per_block(len(sample_index), 8))}
-    with session_conf(spark, conf):  # read when the query runs, so around the action
+    # Read when the query runs, so around the action; 8 bytes: the batch becomes float64 in `loadings`.
+    with session_conf(variants.sparkSession, arrow_batch_conf(len(sample_index), 8)):
         rows = spark_loadings(variants, sample_index, pca).toPandas()
     return rows.sort_values(["contig", "pos", "ref", "alt"], ignore_index=True)
 
