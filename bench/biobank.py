@@ -319,8 +319,10 @@ def targets(result: dict, baseline: dict | None) -> list[dict]:
         rows.append({"target": "the reference adds < 500 MB (peak RSS of the tree) to preprocess",
                      "value": f"{mb:+,} MB" if ok else f"failed (exit {ref['exit_code']})",
                      "met": ok and mb < TARGETS["reference_mb"]})
+        cpu = ref["cpu_s"] - plain["cpu_s"]  # on a shared machine wall time also measures the queue for the cores
         rows.append({"target": "the reference adds < 10 s (wall) to preprocess",
-                     "value": f"{s:+.1f} s" if ok else "n/a", "met": ok and s < TARGETS["reference_s"]})
+                     "value": f"{s:+.1f} s wall ({cpu:+.1f} CPU s)" if ok else "n/a",
+                     "met": ok and s < TARGETS["reference_s"]})
     return rows
 
 
@@ -448,6 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cores", type=int, default=2, help="local[N] / --threads N")
     parser.add_argument("--driver-memory", default="3g", help="spark.driver.memory (the driver JVM's heap)")
     parser.add_argument("--skip-plink", action="store_true")
+    parser.add_argument("--plink-only", action="store_true", help="only plink2 (its own --results file)")
     parser.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
                         help="over params.yaml's spark section (recorded with the results)")
     parser.add_argument("--work", type=Path, default=REPO / ".genoflow" / "bench")
@@ -473,7 +476,10 @@ def main(argv: list[str] | None = None) -> int:
         "earlier_failures": earlier_failures(args.results, root.name),
         "source": source_state(), "started": _now(), "load_average": [_load(), None]}}
     run_work = work / "runs" / root.name
-    run_genoflow(root, run_work, args.cores, args.driver_memory, results["biobank"], lambda: save(results, args))
+    if args.plink_only:  # e.g. beside a long genoflow run, into its own --results file
+        results["biobank"]["plink_only"] = True
+    else:
+        run_genoflow(root, run_work, args.cores, args.driver_memory, results["biobank"], lambda: save(results, args))
     if not args.skip_plink:
         run_plink(root, run_work, args.cores, results["biobank"], lambda: save(results, args))
     save(results, args)
