@@ -27,6 +27,8 @@ __all__ = ["pairwise_r2", "r2_with", "haplotype_r2_with", "prune_window_indices"
            "indep_pairwise_stream", "prune_contigs", "PRUNE_SCHEMA_DDL"]
 
 PRUNE_SCHEMA_DDL = "contig string, pos long, ref string, alt string, alt_af double"
+# _alt_af's two float64 copies (values and called mask), per (variant, sample).
+_AF_BYTES_PER_VALUE = 16
 # haplotype_r2_with's one-hot genotypes: (m, 3, n) bools and their float64 copy, per (variant, sample).
 _HAPLOTYPE_BYTES_PER_VALUE = 32
 
@@ -196,7 +198,7 @@ def _prune_window(high: np.ndarray, start: int, end: int, keep: np.ndarray, maf:
 def _alt_af(dosages: np.ndarray) -> np.ndarray:
     """ALT frequency of each row over its called samples (NaN when none), a block of rows at a time:
     :func:`_called`'s two float64 copies of a whole contig would be 16 bytes per genotype."""
-    rows = rows_per_block(dosages.shape[1], 16)
+    rows = rows_per_block(dosages.shape[1], _AF_BYTES_PER_VALUE)
     af = np.empty(dosages.shape[0])
     for start in range(0, dosages.shape[0], rows):
         x, c = _called(dosages[start : start + rows])
@@ -298,8 +300,8 @@ class _ContigPruner:
         k = positions.size
         if self.dosages is None:
             self.dosages = np.empty((max(k, 2 * self.window), dosages.shape[1]), dtype=dosages.dtype)
-        elif self.size + k > self.dosages.shape[0]:  # grow geometrically: appends stay amortised O(rows)
-            grown = np.empty((max(self.size + k, 2 * self.dosages.shape[0]), self.dosages.shape[1]), self.dosages.dtype)
+        elif self.size + k > self.dosages.shape[0]:  # room for a window more: row-by-row appends rarely regrow
+            grown = np.empty((self.size + k + self.window, self.dosages.shape[1]), self.dosages.dtype)
             grown[: self.size] = self.dosages[: self.size]
             self.dosages = grown
         self.dosages[self.size : self.size + k] = dosages
@@ -388,16 +390,22 @@ def _contig_runs(batches, sample_index: np.ndarray):
     Each contig's blocks must be consumed before the next contig is asked for (one pass over the batches)."""
     import itertools
 
+    # The pruner's copies (sample subset, _alt_af's float64 temporaries) are made a chunk at a time: the
+    # Arrow batch is read in place and the buffer holds the open window plus one chunk, not a second batch.
+    chunk = rows_per_block(len(sample_index), _AF_BYTES_PER_VALUE)
+
     def rows(batch):
         contigs = batch.column("contig").to_pylist()
         pos = batch.column("pos").to_numpy()
         column = batch.column("dosages")
-        dosages = dosage_matrix(column, len(column[0].as_py()))
-        cuts = [0, *(i for i in range(1, len(contigs)) if contigs[i] != contigs[i - 1]), len(contigs)]
+        dosages = dosage_matrix(column, len(column[0].as_py()))  # a view of the batch's buffer
+        runs = [0, *(i for i in range(1, len(contigs)) if contigs[i] != contigs[i - 1]), len(contigs)]
         keys = list(zip(contigs, pos.tolist(), batch.column("ref").to_pylist(), batch.column("alt").to_pylist(),
                         strict=True))
-        for a, b in itertools.pairwise(cuts):
-            yield contigs[a], (keys[a:b], pos[a:b], np.take(dosages[a:b], sample_index, axis=1))
+        for start, end in itertools.pairwise(runs):
+            for a in range(start, end, chunk):
+                b = min(a + chunk, end)
+                yield contigs[a], (keys[a:b], pos[a:b], np.take(dosages[a:b], sample_index, axis=1))
 
     pieces = (piece for batch in batches if batch.num_rows for piece in rows(batch))
     for contig, run in itertools.groupby(pieces, key=lambda piece: piece[0]):

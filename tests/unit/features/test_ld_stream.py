@@ -109,3 +109,34 @@ def test_prune_contigs__spark_stream_equals_in_memory_prune(spark, window, step,
     pd.testing.assert_frame_equal(got[["contig", "pos", "ref", "alt"]], want[["contig", "pos", "ref", "alt"]])
     np.testing.assert_allclose(got["alt_af"], want["alt_af"], rtol=1e-12)
     assert 0 < len(got) < sum(contigs.values())
+
+
+@pytest.mark.parametrize("batch_rows", [1, 4, 1000])
+def test_prune_batches__contig_changes_inside_batches_and_small_chunks(monkeypatch, batch_rows):
+    """The ``mapInArrow`` function itself on sorted Arrow batches, contigs changing inside a batch and
+    batches cut into 3-row chunks, equals :func:`indep_pairwise` contig by contig."""
+    import pyarrow as pa
+
+    import genoflow.features.ld as ld
+    from genoflow.genotypes import BLOCK_BYTES
+
+    n, index = 40, np.arange(45)[5:][::-1]
+    monkeypatch.setattr(ld, "_AF_BYTES_PER_VALUE", BLOCK_BYTES // (3 * n))  # rows_per_block -> 3-row chunks
+    rule = {"window": 6, "step": 2, "r2": 0.2}
+    rows, want = [], []
+    for c, (contig, m) in enumerate({"1": 50, "2": 2, "3": 31}.items()):
+        dosages, positions = _linked(45, m, seed=10 + c), _positions(m, seed=c)
+        keep = indep_pairwise(dosages[:, index], positions, **rule)
+        want += [(contig, int(p), f"G{i}", af) for i, (p, af) in
+                 enumerate(zip(positions, _alt_af(dosages[:, index]), strict=True)) if keep[i]]
+        rows += [(contig, int(p), f"G{i}", pack_dosages(d)) for i, (p, d) in enumerate(zip(positions, dosages,
+                                                                                          strict=True))]
+    table = pa.table({"contig": [r[0] for r in rows], "pos": pa.array([r[1] for r in rows], pa.int64()),
+                      "ref": ["A"] * len(rows), "alt": [r[2] for r in rows], "dosages": [r[3] for r in rows]})
+
+    out = pa.Table.from_batches(list(ld._prune_batches(iter(table.to_batches(batch_rows)), index, **rule)))
+
+    assert out.column("contig").to_pylist() == [w[0] for w in want]
+    assert out.column("pos").to_pylist() == [w[1] for w in want]
+    assert out.column("alt").to_pylist() == [w[2] for w in want]
+    np.testing.assert_allclose(out.column("alt_af").to_numpy(), [w[3] for w in want], rtol=1e-12)
