@@ -116,6 +116,8 @@ def _sample(tree: list, classes: dict, procs: dict) -> int:
     for p in tree:
         try:
             with p.oneshot():
+                if not p.cmdline():  # exiting (a zombie has no command line): its last sample stands
+                    continue
                 rss, times, name = p.memory_info().rss, p.cpu_times(), classify(p)
         except psutil.Error:
             continue
@@ -372,6 +374,8 @@ def render(results: dict) -> str:
                     f"4,096 x {r['n_samples']:,} bytes of packed dosages is {4096 * r['n_samples'] / 2**20:,.0f} MB "
                     "per batch and task, which the earlier run's 3 GB heap could not hold (below); the batch here "
                     "is rows_per_block(n_samples, 1) rows, the byte rule genoflow's own blocks follow.")
+    if r.get("plink2_note"):
+        out += ["", r["plink2_note"]]
     qc = next((m["qc"] for m in r.get("genoflow", {}).values() if m.get("qc")), None)
     if qc:
         out += ["", f"Variant QC kept {qc['n_variants_pass_qc']:,} of {r['n_variants']:,} SNVs (MAF >= 0.01, call rate "
