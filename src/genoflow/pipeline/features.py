@@ -156,6 +156,8 @@ def ancestry_components(spark, genotypes, sample_index: np.ndarray, f: dict) -> 
     from genoflow.features.ld import prune_contigs
     from genoflow.features.pca import choose_method, collect_loadings, pca_from_gram, spark_gram, spark_randomized_pca
     from genoflow.features.scores import ScoreBlock, pca_block
+    from genoflow.genotypes import arrow_batch_conf
+    from genoflow.spark import session_conf
 
     k = min(int(f["pca_components"]), len(sample_index) - 1)
     if k <= 0:  # PCA switched off
@@ -164,6 +166,8 @@ def ancestry_components(spark, genotypes, sample_index: np.ndarray, f: dict) -> 
     pruned = prune_contigs(genotypes, sample_index=sample_index, window=int(f["prune_window"]),
                            step=int(f["prune_step"]), r2=float(f["prune_r2"]), window_kb=bool(f["prune_window_kb"]))
     kept = genotypes.drop("alt_af").join(pruned, ["contig", "pos", "ref", "alt"]).cache()
+    with session_conf(spark, arrow_batch_conf(len(sample_index), 1)):  # the lazy prune runs here: its Arrow batches
+        kept.count()
     method = choose_method(f.get("pca_method", "auto"), len(sample_index))
     if method == "exact":
         gram, m = spark_gram(kept, sample_index)
