@@ -367,6 +367,10 @@ def render(results: dict) -> str:
                        f"{_one(c, 'pyspark.daemon')} | {workers.get('peak_one_mb', '-')} "
                        f"({workers.get('processes', 0)}) |")
     conf = r.get("spark_conf") or {}
+    if max(x for x in r["load_average"] if x is not None) > 1.5 * r["cores"]:
+        out += ["", f"The machine was shared with other jobs (load average {r['load_average'][0]} at the start, "
+                f"{r['load_average'][1]} at the end, on {r['cores']} cores): wall times include the queue for the "
+                "cores; CPU s is the number to compare."]
     if conf:
         out += ["", f"Spark conf over params.yaml for this run: {conf}."]
     if "spark.sql.parquet.columnarReaderBatchSize" in conf:
@@ -374,6 +378,9 @@ def render(results: dict) -> str:
                     f"4,096 x {r['n_samples']:,} bytes of packed dosages is {4096 * r['n_samples'] / 2**20:,.0f} MB "
                     "per batch and task, which the earlier run's 3 GB heap could not hold (below); the batch here "
                     "is rows_per_block(n_samples, 1) rows, the byte rule genoflow's own blocks follow.")
+    if r.get("plink2"):
+        out += ["", "plink2 ran after genoflow with --threads = cores and its default --memory (half the machine's "
+                "RAM): --make-pgen's peak RSS is that reservation filled as a work area, not a need of the cohort."]
     if r.get("plink2_note"):
         out += ["", r["plink2_note"]]
     qc = next((m["qc"] for m in r.get("genoflow", {}).values() if m.get("qc")), None)
@@ -464,6 +471,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.render_only:
         results = json.loads(args.results.read_text())
+        results["biobank"]["targets"] = targets(results["biobank"], results["biobank"].get("baseline"))
         write_benchmarks_md(render(results), args.benchmarks_md, marks=MARKS, heading=HEADING)
         return 0
     for tool in ("plink2", "bgzip", "samtools"):
