@@ -20,7 +20,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["MISSING", "DOSAGE_DTYPE", "pack_dosages", "unpack_dosages", "stack_dosages", "dosage_matrix",
-           "VARIANT_KEY_COLUMNS", "BLOCK_BYTES", "rows_per_block", "block_budget", "arrow_batch_conf"]
+           "VARIANT_KEY_COLUMNS", "BLOCK_BYTES", "rows_per_block", "block_budget", "arrow_batch_conf",
+           "size_parquet_reader"]
 
 MISSING = -1
 DOSAGE_DTYPE = np.int8
@@ -68,6 +69,18 @@ def arrow_batch_conf(n_samples: int, bytes_per_value: int = 1, budget: int = BLO
     the DataFrame is built. Its default (10,000 rows) is 1 GB of int8 dosages at 100,000 samples.
     """
     return {"spark.sql.execution.arrow.maxRecordsPerBatch": str(rows_per_block(n_samples, bytes_per_value, budget))}
+
+
+def size_parquet_reader(spark, n_samples: int, budget: int = BLOCK_BYTES) -> None:
+    """Size the JVM's vectorized Parquet reader batches of genotype rows by :func:`rows_per_block`.
+
+    The reader fills batches of 4,096 rows whatever their width (``columnarReaderBatchSize``): at
+    100,000 samples that is 391 MB of packed dosages per batch and task, which ran a 3 GB driver out of
+    heap in preprocess (BENCHMARKS.md, Biobank scale). Set for the session once the sample count is
+    known, before the first read of a genotype table: narrow tables read in smaller batches lose little.
+    """
+    rows = rows_per_block(n_samples, 1, budget)
+    spark.conf.set("spark.sql.parquet.columnarReaderBatchSize", str(min(rows, 4096)))
 
 
 def pack_dosages(dosages: np.ndarray) -> bytes:

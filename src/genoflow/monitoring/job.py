@@ -216,6 +216,7 @@ def compute_drift(spark, storage, output, champion: dict, upstream: dict, cohort
     """Run the comparison, write the batch tables and per-variant statistics; return (report, png)."""
     import numpy as np
 
+    from genoflow.genotypes import block_budget, size_parquet_reader
     from genoflow.monitoring import drift
     from genoflow.pipeline import preprocess as pp
 
@@ -228,7 +229,10 @@ def compute_drift(spark, storage, output, champion: dict, upstream: dict, cohort
     study = pp.load_study(spark, storage, champion["params"], header.samples, vcf_uri, patient_uri=patient_uri)
     reference = pp._optional(storage, p, "reference_fasta", pp._read_reference)
     genes = pp._optional(storage, p, "annotations_gff", pp._read_genes)
-    pp.ingest_vcf(spark, vcf_uri, header, output.path("genotypes"), reference=reference, genes=genes, p=p)
+    budget = block_budget(champion["params"])
+    pp.ingest_vcf(spark, vcf_uri, header, output.path("genotypes"), reference=reference, genes=genes, p=p,
+                  budget=budget)
+    size_parquet_reader(spark, len(header.samples), budget)
     new_genotypes = spark.read.parquet(output.path("genotypes"))
     if new_genotypes.limit(1).count() == 0:
         from genoflow.errors import InputError
@@ -249,6 +253,7 @@ def compute_drift(spark, storage, output, champion: dict, upstream: dict, cohort
     new_index = new_kept["sample_index"].to_numpy()
 
     # Allele frequencies of every training QC-passing variant.
+    size_parquet_reader(spark, max(len(ref_samples), len(header.samples)), budget)  # the wider of the two tables
     ref_genotypes = spark.read.parquet(f"{upstream['preprocess']}/genotypes").filter("qc_pass")
     counts = _allele_counts(spark, ref_genotypes, new_genotypes, ref_index, new_index)
     shift = drift.allele_frequency_shift(counts["ref_ac"], counts["ref_an"], counts["new_ac"], counts["new_an"])

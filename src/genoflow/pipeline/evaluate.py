@@ -178,12 +178,14 @@ def _raw_patients(spark, features_uri: str, storage, spec, pids: list[str], budg
     import pandas as pd
 
     from genoflow.features.learning import score_blocks
-    from genoflow.genotypes import unpack_dosages, variant_label
+    from genoflow.genotypes import size_parquet_reader, unpack_dosages, variant_label
 
     preprocess_uri = json.loads(storage.read_text(f"{features_uri}/inputs.json"))["upstream"]["preprocess"]
-    samples = spark.read.parquet(f"{preprocess_uri}/samples").toPandas().set_index("pid").loc[pids]
+    everyone = spark.read.parquet(f"{preprocess_uri}/samples").toPandas()
+    samples = everyone.set_index("pid").loc[pids]
     raw = {col: samples[col].to_numpy() for col in samples.columns}
     index = samples["sample_index"].to_numpy()
+    size_parquet_reader(spark, len(everyone))  # a genotype row holds every patient's dosage
     genotypes = spark.read.parquet(f"{preprocess_uri}/genotypes")
     keys = pd.DataFrame(spec.variants, columns=["contig", "pos", "ref", "alt"])
     if len(keys):

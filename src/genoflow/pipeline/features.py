@@ -37,7 +37,7 @@ from genoflow.features.learning import (
     standardise,
 )
 from genoflow.features.scores import burden_block, burden_name
-from genoflow.genotypes import block_budget, unpack_dosages, variant_label
+from genoflow.genotypes import block_budget, size_parquet_reader, unpack_dosages, variant_label
 
 __all__ = ["run_features", "split_samples", "association_scan", "ancestry_components", "train_rows",
            "ASSOCIATION_SCHEMA_DDL"]
@@ -72,6 +72,7 @@ def run_features(spark, preprocess_uri: str, output, params: dict) -> dict:
     is_train = (samples["split"] == "train").to_numpy()
     everyone = samples["sample_index"].to_numpy()
 
+    size_parquet_reader(spark, len(samples), block_budget(params))
     genotypes = spark.read.parquet(f"{preprocess_uri}/genotypes").filter("qc_pass").cache()
     ancestry = ancestry_components(spark, genotypes, everyone, f)  # unsupervised: every patient, no labels
     base = base_spec(samples, f, params, is_train)

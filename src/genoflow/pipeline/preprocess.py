@@ -29,7 +29,7 @@ import posixpath
 import numpy as np
 
 from genoflow.errors import InputError
-from genoflow.genotypes import block_budget, rows_per_block, stack_dosages
+from genoflow.genotypes import block_budget, rows_per_block, size_parquet_reader, stack_dosages
 from genoflow.pipeline.vcf_ingest import (
     GENOTYPE_SCHEMA_DDL,
     ingest_patient_vcfs,
@@ -83,6 +83,7 @@ def run_preprocess(spark, storage, output, params: dict, pseudonym_key: str) -> 
         ingest = ingest_vcf(spark, vcf_uri, header, parsed_uri, reference=reference, genes=genes, p=p,
                             budget=block_budget(params))
 
+    size_parquet_reader(spark, len(header.samples), block_budget(params))
     parsed = spark.read.parquet(parsed_uri)
     if parsed.limit(1).count() == 0:
         raise InputError(vcf_uri, "no variant records after the header")
