@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from genoflow.genotypes import MISSING, arrow_batch_conf, rows_per_block, stack_dosages
+from genoflow.genotypes import BLOCK_BYTES, MISSING, arrow_batch_conf, rows_per_block, stack_dosages
 
 __all__ = ["Pca", "METHODS", "choose_method", "standardise", "gram_block", "pca_from_gram", "randomized_pca",
            "spark_gram", "spark_randomized_pca", "spark_loadings", "collect_loadings"]
@@ -197,10 +197,10 @@ def loadings(dosages: np.ndarray, alt_freq: np.ndarray, pca: Pca) -> np.ndarray:
 # --------------------------------------------------------------------------- Spark
 
 
-def _blocks(rows, sample_index: np.ndarray):
+def _blocks(rows, sample_index: np.ndarray, budget: int = BLOCK_BYTES):
     """(dosages (m, n) int8, alt_freq (m,)) blocks from an iterator of Rows (dosages, alt_af); a block
-    is as many variants as fit :data:`genoflow.genotypes.BLOCK_BYTES` once standardised (float64)."""
-    size = rows_per_block(len(sample_index), 8)
+    is as many variants as fit ``budget`` bytes once standardised (float64)."""
+    size = rows_per_block(len(sample_index), 8, budget)
     packed, freq = [], []
     for row in rows:
         packed.append(row["dosages"])
@@ -217,7 +217,7 @@ def _per_core(rdd):
     return rdd.coalesce(max(1, min(rdd.getNumPartitions(), rdd.context.defaultParallelism)))
 
 
-def spark_gram(variants, sample_index: np.ndarray) -> tuple[np.ndarray, int]:
+def spark_gram(variants, sample_index: np.ndarray, budget: int = BLOCK_BYTES) -> tuple[np.ndarray, int]:
     """Spark: ``Z'Z`` summed over the rows of ``variants`` (dosages, alt_af) and their count.
 
     The rows are coalesced to one partition per core. Each partition accumulates one (n, n) partial
@@ -232,7 +232,7 @@ def spark_gram(variants, sample_index: np.ndarray) -> tuple[np.ndarray, int]:
 
     def partial(rows):
         gram, count = np.zeros((n, n)), 0
-        for block, freq in _blocks(rows, index):
+        for block, freq in _blocks(rows, index, budget):
             gram += gram_block(block, freq)
             count += block.shape[0]
         for start in range(0, n, band):
@@ -253,7 +253,7 @@ def spark_gram(variants, sample_index: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def spark_randomized_pca(variants, sample_index: np.ndarray, k: int, *, oversampling: int = OVERSAMPLING,
-                         passes: int = PASSES, seed: int = 0) -> Pca:
+                         passes: int = PASSES, seed: int = 0, budget: int = BLOCK_BYTES) -> Pca:
     """Spark: :func:`randomized_pca` over the rows of ``variants`` (dosages, alt_af; cache it: it is read
     ``passes`` times).
 
@@ -269,7 +269,8 @@ def spark_randomized_pca(variants, sample_index: np.ndarray, k: int, *, oversamp
     def product(q: np.ndarray) -> np.ndarray:
         shared = context.broadcast(q)
         try:
-            return rows.mapPartitions(lambda part: [_products(_blocks(part, index), shared.value)]).treeReduce(np.add)
+            return rows.mapPartitions(
+                lambda part: [_products(_blocks(part, index, budget), shared.value)]).treeReduce(np.add)
         finally:
             shared.destroy()
 
@@ -286,13 +287,13 @@ def _products(blocks, q: np.ndarray) -> np.ndarray:
     return total
 
 
-def collect_loadings(variants, sample_index: np.ndarray, pca: Pca):
+def collect_loadings(variants, sample_index: np.ndarray, pca: Pca, budget: int = BLOCK_BYTES):
     """:func:`spark_loadings` collected to pandas, sorted by variant, with Arrow batches sized by
     :func:`genoflow.genotypes.rows_per_block` (the default 10,000 rows are 8 GB of float64 at 100k samples)."""
     from genoflow.spark import session_conf
 
     # Read when the query runs, so around the action; 8 bytes: the batch becomes float64 in `loadings`.
-    with session_conf(variants.sparkSession, arrow_batch_conf(len(sample_index), 8)):
+    with session_conf(variants.sparkSession, arrow_batch_conf(len(sample_index), 8, budget)):
         rows = spark_loadings(variants, sample_index, pca).toPandas()
     return rows.sort_values(["contig", "pos", "ref", "alt"], ignore_index=True)
 

@@ -37,7 +37,7 @@ from genoflow.features.learning import (
     standardise,
 )
 from genoflow.features.scores import burden_block, burden_name
-from genoflow.genotypes import block_budget, size_parquet_reader, unpack_dosages, variant_label
+from genoflow.genotypes import BLOCK_BYTES, block_budget, size_parquet_reader, unpack_dosages, variant_label
 
 __all__ = ["run_features", "split_samples", "association_scan", "ancestry_components", "train_rows",
            "ASSOCIATION_SCHEMA_DDL"]
@@ -72,9 +72,10 @@ def run_features(spark, preprocess_uri: str, output, params: dict) -> dict:
     is_train = (samples["split"] == "train").to_numpy()
     everyone = samples["sample_index"].to_numpy()
 
-    size_parquet_reader(spark, len(samples), block_budget(params))
+    budget = block_budget(params)
+    size_parquet_reader(spark, len(samples), budget)
     genotypes = spark.read.parquet(f"{preprocess_uri}/genotypes").filter("qc_pass").cache()
-    ancestry = ancestry_components(spark, genotypes, everyone, f)  # unsupervised: every patient, no labels
+    ancestry = ancestry_components(spark, genotypes, everyone, f, budget)  # unsupervised: every patient, no labels
     base = base_spec(samples, f, params, is_train)
     raw = raw_values(samples, base)
     covariates = np.column_stack([covariate_matrix(samples, base.covariates),
@@ -83,7 +84,6 @@ def run_features(spark, preprocess_uri: str, output, params: dict) -> dict:
                               min_variants=int(f["burden_min_variants"]))
     all_genes = sorted(rare["gene"].unique())
     burden_all = burden_block(rare, all_genes, prefix="burden")
-    budget = block_budget(params)
     burden_values = score_blocks(spark, genotypes, everyone, [burden_all], budget)[id(burden_all)]
 
     learnt, summary = {}, {}
@@ -146,7 +146,7 @@ def train_rows(samples, target: str) -> np.ndarray:
     return np.flatnonzero(((samples["split"] == "train") & samples[target].notna()).to_numpy())
 
 
-def ancestry_components(spark, genotypes, sample_index: np.ndarray, f: dict) -> dict:
+def ancestry_components(spark, genotypes, sample_index: np.ndarray, f: dict, budget: int = BLOCK_BYTES) -> dict:
     """LD-prune (plink2 --indep-pairwise), then PCA on the pruned variants (plink2 --pca), in Spark.
 
     ``f["pca_method"]``: ``exact`` (the samples x samples matrix), ``randomized`` (block Krylov, like
@@ -167,15 +167,16 @@ def ancestry_components(spark, genotypes, sample_index: np.ndarray, f: dict) -> 
     pruned = prune_contigs(genotypes, sample_index=sample_index, window=int(f["prune_window"]),
                            step=int(f["prune_step"]), r2=float(f["prune_r2"]), window_kb=bool(f["prune_window_kb"]))
     kept = genotypes.drop("alt_af").join(pruned, ["contig", "pos", "ref", "alt"]).cache()
-    with session_conf(spark, arrow_batch_conf(len(sample_index), 1)):  # the lazy prune runs here: its Arrow batches
+    # The lazy prune runs here, so its Arrow batches are sized around this action.
+    with session_conf(spark, arrow_batch_conf(len(sample_index), 1, budget)):
         kept.count()
     method = choose_method(f.get("pca_method", "auto"), len(sample_index))
     if method == "exact":
-        gram, m = spark_gram(kept, sample_index)
+        gram, m = spark_gram(kept, sample_index, budget)
         pca = pca_from_gram(gram, m, k)
     else:
-        pca = spark_randomized_pca(kept, sample_index, k)  # fixed seed: reruns give the same PCs
-    rows = collect_loadings(kept, sample_index, pca)
+        pca = spark_randomized_pca(kept, sample_index, k, budget=budget)  # fixed seed: reruns give the same PCs
+    rows = collect_loadings(kept, sample_index, pca, budget)
     kept.unpersist()
     block = pca_block(rows, pca.eigenvalues, [f"pc{i + 1}" for i in range(k)])
     log.info("PCA (%s, %d samples): %d pruned variants, eigenvalues %s", method, len(sample_index),

@@ -66,7 +66,7 @@ def test_collect_loadings__project_back_to_the_scores_with_batches_sized_by_byte
     dosages, alt_af, variants = _cohort(spark, n=200, m=400, seed=6)
     index = np.arange(200)
     fitted = pca.pca_from_gram(*pca.spark_gram(variants, index), 3)
-    monkeypatch.setattr(pca, "arrow_batch_conf", lambda n, bytes_per_value: {  # on the driver: 25 batches
+    monkeypatch.setattr(pca, "arrow_batch_conf", lambda n, bytes_per_value, budget: {  # on the driver: 25 batches
         "spark.sql.execution.arrow.maxRecordsPerBatch": "16"})
     key = "spark.sql.execution.arrow.maxRecordsPerBatch"
     before = spark.conf.get(key, None)
