@@ -56,6 +56,7 @@ REFERENCE = "reference/GRCh38-like.fa.gz"  # under the cohort root (the storage 
 MIN_HWE_P = 1e-50
 TARGETS = {"cost_ratio": 1.5, "driver_mb": 4096, "worker_mb": 1536, "reference_mb": 500, "reference_s": 10}
 BASELINE = "ooa8k"
+DRIVER = "driver JVM (local mode: also the executor)"
 
 
 # --------------------------------------------------------------------------- sampling
@@ -221,10 +222,13 @@ def run_genoflow(root: Path, work: Path, cores: int, driver_memory: str, result:
     steps = result.setdefault("genoflow", {})
     plain = biobank_tools(root, work, cores, driver_memory, False, result["spark_conf"])
     with_ref = biobank_tools(root, work, cores, driver_memory, True, result["spark_conf"])
-    for label, tools in (("preprocess (no reference)", plain), ("preprocess (GRCh38-sized reference)", with_ref)):
+    order = (("preprocess (no reference)", plain), ("preprocess (GRCh38-sized reference)", with_ref))
+    for label, tools in order[::-1] if result.get("reference_first") else order:
         say(f"genoflow {label}")
         steps[label] = run_step(tools, "preprocess", label.split()[0] + ("_ref" if tools is with_ref else ""))
         save()
+    if result.get("preprocess_only"):
+        return
     downstream = with_ref if steps["preprocess (GRCh38-sized reference)"]["exit_code"] == 0 else plain
     result["downstream_of"] = "with reference" if downstream is with_ref else "without reference"
     for step in ("features", "train", "evaluate"):
@@ -383,6 +387,15 @@ def render(results: dict) -> str:
                 "RAM): --make-pgen's peak RSS is that reservation filled as a work area, not a need of the cohort."]
     if r.get("plink2_note"):
         out += ["", r["plink2_note"]]
+    again = r.get("reference_resample")
+    if again:
+        ref, plain = again["preprocess (GRCh38-sized reference)"], again["preprocess (no reference)"]
+        out += ["", f"A second sample ({again['started']} UTC, `--preprocess-only`, the reference run first): with the "
+                f"reference {ref['wall_s']} s wall / {ref['cpu_s']} CPU s / tree peak {ref['peak_rss_mb']:,} MB "
+                f"(driver JVM {_one(ref['classes'], DRIVER)} MB), without {plain['wall_s']} s / {plain['cpu_s']} CPU s "
+                f"/ {plain['peak_rss_mb']:,} MB (driver JVM {_one(plain['classes'], DRIVER)} MB): the reference adds "
+                f"{ref['peak_rss_mb'] - plain['peak_rss_mb']:+,} MB and {ref['cpu_s'] - plain['cpu_s']:+.1f} CPU s; "
+                f"the wall difference ({ref['wall_s'] - plain['wall_s']:+.1f} s) is the shared machine's noise."]
     qc = next((m["qc"] for m in r.get("genoflow", {}).values() if m.get("qc")), None)
     if qc:
         out += ["", f"Variant QC kept {qc['n_variants_pass_qc']:,} of {r['n_variants']:,} SNVs (MAF >= 0.01, call rate "
@@ -461,6 +474,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cores", type=int, default=2, help="local[N] / --threads N")
     parser.add_argument("--driver-memory", default="3g", help="spark.driver.memory (the driver JVM's heap)")
     parser.add_argument("--skip-plink", action="store_true")
+    parser.add_argument("--preprocess-only", action="store_true",
+                        help="only the two preprocess runs, with the reference first (a second sample of its cost; "
+                             "--merge-resample puts it beside a full run's results)")
+    parser.add_argument("--merge-resample", type=Path, help="a --preprocess-only results file to add to --results")
     parser.add_argument("--plink-only", action="store_true", help="only plink2 (its own --results file)")
     parser.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
                         help="over params.yaml's spark section (recorded with the results)")
@@ -469,8 +486,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--benchmarks-md", type=Path, default=REPO / "BENCHMARKS.md")
     parser.add_argument("--render-only", action="store_true", help="rewrite BENCHMARKS.md from the results")
     args = parser.parse_args(argv)
-    if args.render_only:
+    if args.render_only or args.merge_resample:
         results = json.loads(args.results.read_text())
+        if args.merge_resample:
+            again = json.loads(args.merge_resample.read_text())["biobank"]
+            results["biobank"]["reference_resample"] = {**again["genoflow"], "started": again["started"]}
+            args.results.write_text(json.dumps(results, indent=1) + "\n")
         results["biobank"]["targets"] = targets(results["biobank"], results["biobank"].get("baseline"))
         write_benchmarks_md(render(results), args.benchmarks_md, marks=MARKS, heading=HEADING)
         return 0
@@ -488,11 +509,12 @@ def main(argv: list[str] | None = None) -> int:
         "earlier_failures": earlier_failures(args.results, root.name),
         "source": source_state(), "started": _now(), "load_average": [_load(), None]}}
     run_work = work / "runs" / root.name
+    results["biobank"].update(preprocess_only=args.preprocess_only, reference_first=args.preprocess_only)
     if args.plink_only:  # e.g. beside a long genoflow run, into its own --results file
         results["biobank"]["plink_only"] = True
     else:
         run_genoflow(root, run_work, args.cores, args.driver_memory, results["biobank"], lambda: save(results, args))
-    if not args.skip_plink:
+    if not (args.skip_plink or args.preprocess_only):
         run_plink(root, run_work, args.cores, results["biobank"], lambda: save(results, args))
     save(results, args)
     say(f"results: {args.results}; tables: {args.benchmarks_md}")
