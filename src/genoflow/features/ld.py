@@ -156,8 +156,7 @@ def indep_pairwise(dosages: np.ndarray, positions: np.ndarray, *, window: int, s
     dosages = np.asarray(dosages)
     positions = np.asarray(positions)
     m = dosages.shape[0]
-    if window < 1 or step < 1 or (window_kb and step != 1):
-        raise ValueError(f"indep_pairwise: need window >= 1, step >= 1 (1 with kb), got {window}, {step}")
+    _check_windows(window, step, window_kb)
     maf = _maf(dosages)
     keep = maf > 0
     threshold = r2 * (1 + 1e-12)
@@ -208,8 +207,18 @@ def _alt_af(dosages: np.ndarray) -> np.ndarray:
 
 
 def _maf(dosages: np.ndarray) -> np.ndarray:
-    af = np.nan_to_num(_alt_af(dosages), nan=0.0)
+    return _minor(_alt_af(dosages))
+
+
+def _minor(alt_af: np.ndarray) -> np.ndarray:
+    """MAF from ALT frequencies (0 where no sample is called)."""
+    af = np.nan_to_num(alt_af, nan=0.0)
     return np.minimum(af, 1.0 - af)
+
+
+def _check_windows(window: int, step: int, window_kb: bool) -> None:
+    if window < 1 or step < 1 or (window_kb and step != 1):
+        raise ValueError(f"indep_pairwise: need window >= 1, step >= 1 (1 with kb), got {window}, {step}")
 
 
 def indep_pairwise_stream(blocks, *, window: int, step: int, r2: float, window_kb: bool = False):
@@ -248,8 +257,7 @@ class _ContigPruner:
     """
 
     def __init__(self, *, window: int, step: int, r2: float, window_kb: bool):
-        if window < 1 or step < 1 or (window_kb and step != 1):
-            raise ValueError(f"indep_pairwise: need window >= 1, step >= 1 (1 with kb), got {window}, {step}")
+        _check_windows(window, step, window_kb)
         self.window, self.step, self.window_kb = window, step, window_kb
         self.threshold = r2 * (1 + 1e-12)
         self.keys: list = []
@@ -267,6 +275,8 @@ class _ContigPruner:
         positions = np.asarray(positions, dtype=np.int64)
         if positions.size == 0:
             return [], np.empty(0, dtype=bool), np.empty(0)
+        if np.any(np.diff(np.concatenate([self.pos[-1:], positions])) < 0):  # windows assume position order
+            raise ValueError(f"indep_pairwise_stream: rows out of position order near {positions[0]}")
         self._append(list(keys), positions, np.asarray(dosages))
         total = self.base + self.size
         if self.window_kb:  # window i is complete once a row lies beyond its reach
@@ -306,8 +316,7 @@ class _ContigPruner:
             self.dosages = grown
         self.dosages[self.size : self.size + k] = dosages
         af = _alt_af(dosages)
-        maf = np.nan_to_num(af, nan=0.0)
-        maf = np.minimum(maf, 1.0 - maf)
+        maf = _minor(af)
         local = np.arange(self.size, self.size + k) + 1  # first_unchecked of a new row: the next one
         self.keys.extend(keys)
         self.pos = np.concatenate([self.pos, positions])

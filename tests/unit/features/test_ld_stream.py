@@ -140,3 +140,10 @@ def test_prune_batches__contig_changes_inside_batches_and_small_chunks(monkeypat
     assert out.column("pos").to_pylist() == [w[1] for w in want]
     assert out.column("alt").to_pylist() == [w[2] for w in want]
     np.testing.assert_allclose(out.column("alt_af").to_numpy(), [w[3] for w in want], rtol=1e-12)
+
+
+def test_stream__rejects_rows_out_of_position_order():
+    dosages = _linked(20, 4, seed=2)
+    blocks = [([0, 1], np.array([10, 30]), dosages[:2]), ([2, 3], np.array([20, 40]), dosages[2:])]
+    with pytest.raises(ValueError, match="position order"):
+        list(indep_pairwise_stream(iter(blocks), window=3, step=1, r2=0.5))
