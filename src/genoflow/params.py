@@ -94,6 +94,7 @@ class Features(_Section):
     prune_window_kb: bool = False
     prune_step: Annotated[int, Field(ge=1)] = 5
     prune_r2: Fraction = 0.2
+    ld_max_samples: Annotated[int, Field(ge=0)] = 20000  # r² of pruning and clumping on at most this many; 0: all
     prs_thresholds: list[Probability] = [1.0e-4, 1.0e-3, 1.0e-2, 5.0e-2]
     prs_folds: Count = 5
     clump_p2: Probability = 0.05

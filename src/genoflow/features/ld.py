@@ -15,6 +15,11 @@ and deciding each row once the windows have moved past it; :func:`indep_pairwise
 reference the tests compare it with. Spark: :func:`prune_contigs` partitions the genotype table by contig,
 sorts each partition and streams it through ``mapInArrow``, so no worker holds a whole contig
 (decision 0012); only the kept variant keys come back.
+
+Subset: r² (of pruning and of clumping) may be measured on a fixed random subset of the patients
+(:func:`ld_subset`, ``features.ld_max_samples``), so its cost stops growing with the cohort: r² from 20,000
+patients is within ~0.01 of the whole cohort's (sampling error ~1/sqrt(n)). Allele frequencies, and so the
+MAF that decides which variant of a pair goes, still use every patient.
 """
 
 from __future__ import annotations
@@ -23,14 +28,47 @@ import numpy as np
 
 from genoflow.genotypes import MISSING, dosage_matrix, rows_per_block
 
-__all__ = ["pairwise_r2", "r2_with", "haplotype_r2_with", "prune_window_indices", "indep_pairwise",
-           "indep_pairwise_stream", "prune_contigs", "PRUNE_SCHEMA_DDL"]
+__all__ = ["ld_subset", "ld_samples", "pairwise_r2", "r2_with", "haplotype_r2_with", "prune_window_indices",
+           "indep_pairwise", "indep_pairwise_stream", "prune_contigs", "PRUNE_SCHEMA_DDL"]
 
 PRUNE_SCHEMA_DDL = "contig string, pos long, ref string, alt string, alt_af double"
 # _alt_af's two float64 copies (values and called mask), per (variant, sample).
 _AF_BYTES_PER_VALUE = 16
 # haplotype_r2_with's one-hot genotypes: (m, 3, n) bools and their float64 copy, per (variant, sample).
 _HAPLOTYPE_BYTES_PER_VALUE = 32
+
+
+def ld_subset(sample_index: np.ndarray, max_samples: int, seed: int) -> np.ndarray:
+    """The samples LD (r²) is measured on: at most ``max_samples`` of ``sample_index``, a seeded random choice.
+
+    Parameters
+    ----------
+    sample_index : (n,) int
+        The samples the step would otherwise use (dosage columns).
+    max_samples : int
+        The cap; 0 (or at least n) means every sample, ``sample_index`` itself, unchanged.
+    seed : int
+        Seed of the choice: the same inputs always give the same subset.
+
+    Returns
+    -------
+    (min(n, max_samples),) int64
+        The chosen entries of ``sample_index``, sorted, so taking them keeps a block's columns in table order.
+    """
+    index = np.asarray(sample_index, dtype=np.int64)
+    if max_samples < 0:
+        raise ValueError(f"ld_subset: max_samples must be >= 0 (0: every sample), got {max_samples}")
+    if max_samples == 0 or index.size <= max_samples:
+        return index
+    chosen = np.random.default_rng(seed).choice(index.size, size=max_samples, replace=False)
+    return np.sort(index[chosen])
+
+
+def ld_samples(sample_index: np.ndarray, f: dict) -> np.ndarray:
+    """:func:`ld_subset` with the features params: cap ``ld_max_samples``, seed ``split_seed``.
+
+    A dict without ``ld_max_samples`` (a test's partial params) means every sample."""
+    return ld_subset(sample_index, int(f.get("ld_max_samples") or 0), int(f.get("split_seed") or 0))
 
 
 def _called(dosages: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -132,7 +170,7 @@ def prune_window_indices(positions: np.ndarray, *, window: int, step: int, windo
 
 
 def indep_pairwise(dosages: np.ndarray, positions: np.ndarray, *, window: int, step: int, r2: float,
-                   window_kb: bool = False) -> np.ndarray:
+                   window_kb: bool = False, ld_columns: np.ndarray | None = None) -> np.ndarray:
     """Variants of one contig kept by pairwise LD pruning; boolean mask, shape (m,).
 
     Parameters
@@ -145,6 +183,8 @@ def indep_pairwise(dosages: np.ndarray, positions: np.ndarray, *, window: int, s
         Window size (variants, or kb with ``window_kb``) and step (variants).
     r2 : float
         Pairs with r² strictly above this lose one variant.
+    ld_columns : (k,) int, optional
+        The columns (samples) r² is measured on (:func:`ld_subset`); every one by default. MAF uses every column.
 
     Notes
     -----
@@ -158,11 +198,12 @@ def indep_pairwise(dosages: np.ndarray, positions: np.ndarray, *, window: int, s
     m = dosages.shape[0]
     _check_windows(window, step, window_kb)
     maf = _maf(dosages)
+    ld = dosages if ld_columns is None else np.take(dosages, ld_columns, axis=1)
     keep = maf > 0
     threshold = r2 * (1 + 1e-12)
     first_unchecked = np.arange(1, m + 1)  # each variant has been compared with every kept one before this
     for start, end in prune_window_indices(positions, window=window, step=step, window_kb=window_kb):
-        high = pairwise_r2(dosages[start:end]) > threshold
+        high = pairwise_r2(ld[start:end]) > threshold
         _prune_window(high, start, end, keep, maf, first_unchecked)
     return keep
 
@@ -226,9 +267,10 @@ def indep_pairwise_stream(blocks, *, window: int, step: int, r2: float, window_k
 
     Parameters
     ----------
-    blocks : iterable of (keys, positions, dosages)
+    blocks : iterable of (keys, positions, dosages) or (keys, positions, dosages, ld_dosages)
         Consecutive rows in position order: ``keys`` a sequence of anything (given back), ``positions``
-        shape (k,), ``dosages`` shape (k, n) int8.
+        shape (k,), ``dosages`` shape (k, n) int8 (allele frequencies, MAF); ``ld_dosages`` shape (k, n'),
+        the same rows on the samples r² is measured on (``dosages`` when absent or None).
     window, step, r2, window_kb
         As :func:`indep_pairwise`.
 
@@ -239,8 +281,8 @@ def indep_pairwise_stream(blocks, *, window: int, step: int, r2: float, window_k
         and ALT frequency over the called samples (as :func:`_alt_af`), a block at a time.
     """
     pruner = _ContigPruner(window=window, step=step, r2=r2, window_kb=window_kb)
-    for keys, positions, dosages in blocks:
-        done = pruner.add(keys, positions, dosages)
+    for keys, positions, dosages, *ld in blocks:
+        done = pruner.add(keys, positions, dosages, ld[0] if ld else None)
         if done[0]:
             yield done
     done = pruner.finish()
@@ -270,14 +312,16 @@ class _ContigPruner:
         self.next_start = 0  # contig index where the next window starts
         self.last_end: int | None = None  # end of the last window run (variant-count windows)
 
-    def add(self, keys, positions, dosages):
-        """Append consecutive rows; run the windows they complete; the rows now decided."""
+    def add(self, keys, positions, dosages, ld_dosages=None):
+        """Append consecutive rows (``ld_dosages``: on the r² samples, if not all); run the windows they
+        complete; the rows now decided."""
         positions = np.asarray(positions, dtype=np.int64)
         if positions.size == 0:
             return [], np.empty(0, dtype=bool), np.empty(0)
         if np.any(np.diff(np.concatenate([self.pos[-1:], positions])) < 0):  # windows assume position order
             raise ValueError(f"indep_pairwise_stream: rows out of position order near {positions[0]}")
-        self._append(list(keys), positions, np.asarray(dosages))
+        self._append(list(keys), positions, np.asarray(dosages),
+                     np.asarray(dosages if ld_dosages is None else ld_dosages))
         total = self.base + self.size
         if self.window_kb:  # window i is complete once a row lies beyond its reach
             while self.next_start < total and self.pos[-1] > self.pos[self.next_start - self.base] + self.window * 1000:
@@ -306,15 +350,16 @@ class _ContigPruner:
         _prune_window(high, start, end, self.keep, self.maf, self.first_unchecked)
         self.next_start += self.step
 
-    def _append(self, keys: list, positions: np.ndarray, dosages: np.ndarray) -> None:
+    def _append(self, keys: list, positions: np.ndarray, dosages: np.ndarray, ld_dosages: np.ndarray) -> None:
+        """Buffer the rows' r² samples (``ld_dosages``) and their frequencies over every sample (``dosages``)."""
         k = positions.size
         if self.dosages is None:
-            self.dosages = np.empty((max(k, 2 * self.window), dosages.shape[1]), dtype=dosages.dtype)
+            self.dosages = np.empty((max(k, 2 * self.window), ld_dosages.shape[1]), dtype=ld_dosages.dtype)
         elif self.size + k > self.dosages.shape[0]:  # room for a window more: row-by-row appends rarely regrow
             grown = np.empty((self.size + k + self.window, self.dosages.shape[1]), self.dosages.dtype)
             grown[: self.size] = self.dosages[: self.size]
             self.dosages = grown
-        self.dosages[self.size : self.size + k] = dosages
+        self.dosages[self.size : self.size + k] = ld_dosages
         af = _alt_af(dosages)
         maf = _minor(af)
         local = np.arange(self.size, self.size + k) + 1  # first_unchecked of a new row: the next one
@@ -340,7 +385,8 @@ class _ContigPruner:
         return out
 
 
-def prune_contigs(genotypes, *, sample_index: np.ndarray, window: int, step: int, r2: float, window_kb: bool = False):
+def prune_contigs(genotypes, *, sample_index: np.ndarray, window: int, step: int, r2: float, window_kb: bool = False,
+                  ld_sample_index: np.ndarray | None = None):
     """Spark: LD-prune each contig of ``genotypes`` as a stream of its sorted rows; the kept variants' keys.
 
     The rows are hashed by contig into partitions and sorted within them (Spark's sort spills to disk);
@@ -353,6 +399,9 @@ def prune_contigs(genotypes, *, sample_index: np.ndarray, window: int, step: int
         Genotype table rows (contig, pos, ref, alt, dosages).
     sample_index : (n,) int
         Dosage columns (samples) to use.
+    ld_sample_index : (k,) int, optional
+        Dosage columns r² is measured on (:func:`ld_subset` of ``sample_index``); ``sample_index`` by default.
+        Allele frequencies and MAF use ``sample_index``.
 
     Returns
     -------
@@ -361,16 +410,20 @@ def prune_contigs(genotypes, *, sample_index: np.ndarray, window: int, step: int
     genoflow.genotypes.arrow_batch_conf(n_samples, 1, budget))``, or Arrow batches are Spark's 10,000 rows.
     """
     index = np.asarray(sample_index, dtype=np.int64)
+    ld_index = None if ld_sample_index is None else np.asarray(ld_sample_index, dtype=np.int64)
+    if ld_index is not None and np.array_equal(ld_index, index):
+        ld_index = None  # the same columns: one copy, and the arithmetic of the uncapped prune exactly
 
     def prune(batches):
-        yield from _prune_batches(batches, index, window=window, step=step, r2=r2, window_kb=window_kb)
+        yield from _prune_batches(batches, index, window=window, step=step, r2=r2, window_kb=window_kb,
+                                  ld_index=ld_index)
 
     keys = ["contig", "pos", "ref", "alt"]
     return (genotypes.select(*keys, "dosages").repartition("contig").sortWithinPartitions(*keys)
             .mapInArrow(prune, PRUNE_SCHEMA_DDL))
 
 
-def _prune_batches(batches, sample_index: np.ndarray, **rule):
+def _prune_batches(batches, sample_index: np.ndarray, ld_index: np.ndarray | None = None, **rule):
     """The ``mapInArrow`` function of :func:`prune_contigs`: Arrow batches of rows sorted by (contig, pos,
     ref, alt), several contigs possibly in one partition -> batches of the kept rows with their alt_af."""
     import pyarrow as pa
@@ -386,15 +439,16 @@ def _prune_batches(batches, sample_index: np.ndarray, **rule):
                                            pa.array(ref, pa.string()), pa.array(alt, pa.string()),
                                            pa.array(af[keep], pa.float64())], schema=schema)
 
-    for _contig, blocks in _contig_runs(batches, sample_index):
+    for _contig, blocks in _contig_runs(batches, sample_index, ld_index):
         for decided in indep_pairwise_stream(blocks, **rule):
             batch = kept(decided)
             if batch.num_rows:
                 yield batch
 
 
-def _contig_runs(batches, sample_index: np.ndarray):
-    """(contig, its blocks of (keys, positions, dosages)) for each run of one contig in sorted Arrow batches.
+def _contig_runs(batches, sample_index: np.ndarray, ld_index: np.ndarray | None = None):
+    """(contig, its blocks of (keys, positions, dosages, ld_dosages)) for each run of one contig in sorted Arrow
+    batches; ``ld_dosages`` (the ``ld_index`` columns) is None without ``ld_index``.
 
     Each contig's blocks must be consumed before the next contig is asked for (one pass over the batches)."""
     import itertools
@@ -414,7 +468,8 @@ def _contig_runs(batches, sample_index: np.ndarray):
         for start, end in itertools.pairwise(runs):
             for a in range(start, end, chunk):
                 b = min(a + chunk, end)
-                yield contigs[a], (keys[a:b], pos[a:b], np.take(dosages[a:b], sample_index, axis=1))
+                ld = None if ld_index is None else np.take(dosages[a:b], ld_index, axis=1)
+                yield contigs[a], (keys[a:b], pos[a:b], np.take(dosages[a:b], sample_index, axis=1), ld)
 
     pieces = (piece for batch in batches if batch.num_rows for piece in rows(batch))
     for contig, run in itertools.groupby(pieces, key=lambda piece: piece[0]):

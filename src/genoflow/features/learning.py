@@ -57,6 +57,7 @@ class Learnt:
     inner_prs: list[ScoreBlock]  # weights of each inner fold's complement (cross-fitted scores)
     genes: list[str]  # burden genes
     n_index: int  # clump index variants
+    n_ld_samples: int = 0  # patients the final scan's clumping measured r² on (features.ld_max_samples)
 
 
 def learning_sets(samples, labelled: np.ndarray, target: str, binary: bool, f: dict, cv_folds: int) -> list:
@@ -102,6 +103,7 @@ def learn_target(spark, genotypes, samples, sets: list[LearningSet], target: str
     """Learn every set's choices for ``target``; returns them and the scans (Spark DataFrame with a
     ``scan`` column, written to ``scans_uri``; scan 0 is the final set's whole-fit scan). ``budget``:
     bytes of one block of genotype rows (:func:`genoflow.genotypes.rows_per_block`)."""
+    from genoflow.features.ld import ld_samples
     from genoflow.spark import session_conf
     from genoflow.stats.spark_glm import glm_scans
 
@@ -116,7 +118,8 @@ def learn_target(spark, genotypes, samples, sets: list[LearningSet], target: str
                   key_columns=(*_KEYS, "gene"), budget=budget).write.parquet(scans_uri)
     scans = spark.read.parquet(scans_uri)
 
-    by_scan = clumped_indexes(scans, genotypes, {i: index[rows] for i, (_, _, rows) in enumerate(fits)}, f)
+    by_scan = clumped_indexes(scans, genotypes, {i: index[rows] for i, (_, _, rows) in enumerate(fits)}, f,
+                              budget=budget, table_samples=len(samples))
 
     learnt = []
     for s, ls in enumerate(sets):
@@ -128,6 +131,7 @@ def learn_target(spark, genotypes, samples, sets: list[LearningSet], target: str
             inner_prs=[_prs(by_scan[i], f, target) for i in inner],
             genes=_burden_genes(samples, ls.fit, target, binary, covariates, burden_values, all_genes, f),
             n_index=len(by_scan[whole]),
+            n_ld_samples=len(ld_samples(index[fits[whole][2]], f)),
         ))
     return learnt, scans
 
@@ -136,16 +140,25 @@ def learn_target(spark, genotypes, samples, sets: list[LearningSet], target: str
 _CLUMP_P1_WITHOUT_SCORES = 0.05
 
 
-def clumped_indexes(scans, genotypes, sample_indexes: dict[int, np.ndarray], f: dict) -> dict:
-    """Each scan clumped like plink --clump (LD on its own fit patients): one index variant per clump,
-    with p <= the largest score threshold, as pandas (contig, pos, ref, alt, beta, p, clump_size, gene,
-    alt_af) in genome order, keyed by scan."""
+def clumped_indexes(scans, genotypes, sample_indexes: dict[int, np.ndarray], f: dict, *, budget: int = BLOCK_BYTES,
+                    table_samples: int | None = None) -> dict:
+    """Each scan clumped like plink --clump (LD on its own fit patients, at most ``f["ld_max_samples"]`` of
+    them: :func:`genoflow.features.ld.ld_samples`): one index variant per clump, with p <= the largest score
+    threshold, as pandas (contig, pos, ref, alt, beta, p, clump_size, gene, alt_af) in genome order, keyed
+    by scan. ``table_samples``: the genotype table's width (default: the largest index + 1), which sizes the
+    Arrow batches that cut the dosages down."""
+    from genoflow.features.ld import ld_samples
     from genoflow.features.prs import clump_scans
+    from genoflow.spark import session_conf
 
     p1 = max((float(t) for t in f["prs_thresholds"]), default=_CLUMP_P1_WITHOUT_SCORES)
-    clumped = clump_scans(scans.filter(f"p <= {p1!r}"), genotypes, sample_indexes=sample_indexes,
+    ld = {s: ld_samples(index, f) for s, index in sample_indexes.items()}
+    log.info("clumping: LD on %s patients per scan", sorted({len(index) for index in ld.values()}))
+    clumped = clump_scans(scans.filter(f"p <= {p1!r}"), genotypes, sample_indexes=ld,
                           p1=p1, p2=float(f["clump_p2"]), r2=float(f["clump_r2"]), kb=float(f["clump_kb"]))
-    rows = clumped.join(genotypes.select(*_KEYS, "gene", "alt_af"), _KEYS).toPandas()
+    width = table_samples or max((int(index.max()) + 1 for index in sample_indexes.values() if index.size), default=1)
+    with session_conf(scans.sparkSession, arrow_batch_conf(width, 1, budget)):
+        rows = clumped.join(genotypes.select(*_KEYS, "gene", "alt_af"), _KEYS).toPandas()
     rows = rows.sort_values(["scan", *_KEYS], ignore_index=True)
     return {s: rows[rows["scan"] == s].drop(columns="scan").reset_index(drop=True) for s in sample_indexes}
 

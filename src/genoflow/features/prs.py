@@ -13,7 +13,9 @@ variants with ``p <= T``, ``x_j`` the ALT allele count and a missing call replac
 how many calls they lack.
 
 Spark: :func:`clump_contigs` clumps each contig in an executor (``applyInPandas``); only the index
-variants come back.
+variants come back. :func:`clump_scans` cuts each candidate's dosages down to its scan's LD samples before
+the groups are formed, so a group holds candidates x LD samples bytes: with ``features.ld_max_samples``
+(:func:`genoflow.features.ld.ld_subset`) that no longer grows with the cohort.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from genoflow.features.ld import haplotype_r2_with
-from genoflow.genotypes import stack_dosages
+from genoflow.genotypes import dosage_matrix, stack_dosages
 
 __all__ = ["clump", "clump_contigs", "clump_scans", "CLUMP_SCHEMA_DDL"]
 
@@ -100,14 +102,15 @@ def clump_scans(scans, genotypes, *, sample_indexes: dict[int, np.ndarray], p1: 
     """Spark: :func:`clump_contigs` for many scans at once (``scans`` has a ``scan`` column, as
     :func:`genoflow.stats.spark_glm.glm_scans` writes), LD of scan ``s`` on ``sample_indexes[s]``.
 
-    Returns the index variants with a leading ``scan`` column.
+    Returns the index variants with a leading ``scan`` column. Lazy: run its action under
+    ``genoflow.spark.session_conf(spark, genoflow.genotypes.arrow_batch_conf(n_table_samples, 1, budget))``,
+    or the Arrow batches that cut the dosages down are Spark's 10,000 rows of the whole table's width.
     """
     indexes = {int(s): np.asarray(index, dtype=np.int64) for s, index in sample_indexes.items()}
 
     def run(frame):
-        scan = int(frame["scan"].iloc[0])
         frame = frame.sort_values(["pos", "ref", "alt"], kind="stable").reset_index(drop=True)
-        g = stack_dosages(frame["dosages"], indexes[scan])
+        g = stack_dosages(frame["dosages"])  # already the scan's LD samples (_ld_dosages)
         is_index, size = clump(frame["p"].to_numpy(), frame["pos"].to_numpy(), g, p1=p1, p2=p2, r2=r2, kb=kb)
         out = frame.loc[is_index, ["scan", "contig", "pos", "ref", "alt", "beta", "p"]].copy()
         out["clump_size"] = size[is_index]
@@ -116,4 +119,24 @@ def clump_scans(scans, genotypes, *, sample_indexes: dict[int, np.ndarray], p1: 
     candidates = scans.filter(f"p <= {max(p1, p2)!r}").select("scan", "contig", "pos", "ref", "alt", "beta", "p")
     rows = candidates.join(genotypes.select("contig", "pos", "ref", "alt", "dosages"),
                            ["contig", "pos", "ref", "alt"])
+    rows = rows.mapInArrow(lambda batches: _ld_dosages(batches, indexes), rows.schema)
     return rows.groupBy("scan", "contig").applyInPandas(run, "scan int, " + CLUMP_SCHEMA_DDL)
+
+
+def _ld_dosages(batches, indexes: dict[int, np.ndarray]):
+    """``mapInArrow``: each row's packed dosages cut down to its scan's LD samples (``indexes[scan]``)."""
+    import pyarrow as pa
+
+    for batch in batches:
+        if not batch.num_rows:
+            continue
+        column = batch.column("dosages")
+        g = dosage_matrix(column, len(column[0].as_py()))  # a view of the batch's buffer
+        scans = batch.column("scan").to_numpy()
+        packed = [b""] * batch.num_rows
+        for scan in np.unique(scans):
+            rows = np.flatnonzero(scans == scan)
+            for r, values in zip(rows, np.take(g[rows], indexes[int(scan)], axis=1), strict=True):
+                packed[r] = values.tobytes()
+        at = batch.schema.get_field_index("dosages")
+        yield batch.set_column(at, batch.schema.field(at), pa.array(packed, batch.schema.field(at).type))

@@ -93,7 +93,8 @@ def run_features(spark, preprocess_uri: str, output, params: dict) -> dict:
         final = learnt[target].learnt[0]
         summary[target] = {**association_summary(spark.read.parquet(output.path(f"association/{target}")), output,
                                                  target, final.selected, kind),
-                           "type": kind, "n_clumped_index_variants": final.n_index, "burden_genes": final.genes}
+                           "type": kind, "n_clumped_index_variants": final.n_index,
+                           "clump_ld_samples": final.n_ld_samples, "burden_genes": final.genes}
         log.info("%s: top variant %s, %s", target, final.selected[:1], summary[target])
 
     raw.update(selected_dosages(spark, genotypes, samples, learnt.values()))
@@ -105,7 +106,7 @@ def run_features(spark, preprocess_uri: str, output, params: dict) -> dict:
         "targets": {t: {"features": specs[t].names, "spec": json.loads(specs[t].to_json()), "folds": folds[t],
                         **summary[t]} for t in kinds},
         "pca": {"eigenvalues": ancestry["block"].meta["eigenvalues"], "n_pruned_variants": ancestry["n_variants"],
-                "method": ancestry["method"]},
+                "method": ancestry["method"], "prune_ld_samples": ancestry["ld_samples"]},
         "n_train": int(is_train.sum()),
         "n_test": int((~is_train).sum()),
     }
@@ -154,7 +155,7 @@ def ancestry_components(spark, genotypes, sample_index: np.ndarray, f: dict, bud
     Returns the PC score block (loadings + allele frequencies, so a new patient is projected),
     the samples' scores (n, k), the number of pruned variants and the method that ran.
     """
-    from genoflow.features.ld import prune_contigs
+    from genoflow.features.ld import ld_samples, prune_contigs
     from genoflow.features.pca import choose_method, collect_loadings, pca_from_gram, spark_gram, spark_randomized_pca
     from genoflow.features.scores import ScoreBlock, pca_block
     from genoflow.genotypes import arrow_batch_conf
@@ -163,9 +164,12 @@ def ancestry_components(spark, genotypes, sample_index: np.ndarray, f: dict, bud
     k = min(int(f["pca_components"]), len(sample_index) - 1)
     if k <= 0:  # PCA switched off
         return {"block": ScoreBlock("pca", [], [], [], [], [], {"eigenvalues": []}),
-                "scores": np.empty((len(sample_index), 0)), "n_variants": 0, "method": None}
+                "scores": np.empty((len(sample_index), 0)), "n_variants": 0, "method": None, "ld_samples": 0}
+    ld = ld_samples(sample_index, f)  # r² on at most ld_max_samples patients; MAF and PCA on every one
+    log.info("LD pruning: r² on %d of %d patients", len(ld), len(sample_index))
     pruned = prune_contigs(genotypes, sample_index=sample_index, window=int(f["prune_window"]),
-                           step=int(f["prune_step"]), r2=float(f["prune_r2"]), window_kb=bool(f["prune_window_kb"]))
+                           step=int(f["prune_step"]), r2=float(f["prune_r2"]), window_kb=bool(f["prune_window_kb"]),
+                           ld_sample_index=ld)
     kept = genotypes.drop("alt_af").join(pruned, ["contig", "pos", "ref", "alt"]).cache()
     # The lazy prune runs here, so its Arrow batches are sized around this action.
     with session_conf(spark, arrow_batch_conf(len(sample_index), 1, budget)):
@@ -181,7 +185,8 @@ def ancestry_components(spark, genotypes, sample_index: np.ndarray, f: dict, bud
     block = pca_block(rows, pca.eigenvalues, [f"pc{i + 1}" for i in range(k)])
     log.info("PCA (%s, %d samples): %d pruned variants, eigenvalues %s", method, len(sample_index),
              pca.n_variants, np.round(pca.eigenvalues, 3).tolist())
-    return {"block": block, "scores": pca.scores, "n_variants": int(pca.n_variants), "method": method}
+    return {"block": block, "scores": pca.scores, "n_variants": int(pca.n_variants), "method": method,
+            "ld_samples": len(ld)}
 
 
 def association_summary(scan, output, target: str, selected: list[tuple], kind: str = "binary") -> dict:
