@@ -3,7 +3,7 @@
 The cohort follows docs/decisions/0001-data-layout-and-encodings.md:
 
 - ``raw/cohort.vcf.gz``: BGZF VCF 4.2, phased biallelic SNVs from msprime (REF = ancestral allele);
-- ``raw/reference_genome/genome_sequence.fasta`` and ``genome_annotations.gff`` (GFF3);
+- ``raw/reference_genome/genome_sequence.fasta`` (with its samtools ``.fai``) and ``genome_annotations.gff`` (GFF3);
 - ``raw/patient_data/<patient>/clinical_data.csv`` and ``genome_sequence.fastq.gz`` (targeted reads);
 - ``truth/truth.json``: the simulation truth (causal variants, liabilities, oracle AUCs).
 
@@ -447,6 +447,16 @@ def _write_fasta(path: Path, contig: str, genome: np.ndarray) -> None:
     lines[:, -1] = ord("\n")
     tail = genome[full:].tobytes() + b"\n" if full < len(genome) else b""
     path.write_bytes(f">{contig}\n".encode() + lines.tobytes() + tail)
+    _write_fai(path)
+
+
+def _write_fai(fasta: Path) -> None:
+    """``<fasta>.fai``, as ``samtools faidx`` writes it: references ship with their index (decision 0013)."""
+    from genoflow.io.reference import build_fai
+
+    with open(fasta, "rb") as stream:
+        index = build_fai(stream, source=str(fasta))
+    Path(f"{fasta}.fai").write_text(index.to_text())
 
 
 def _write_gff(path: Path, contig: str, length: int, rng: np.random.Generator) -> None:
