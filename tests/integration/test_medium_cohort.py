@@ -86,6 +86,10 @@ def test_medium_cohort__features_table_and_ancestry_pcs(medium_run):
     eigenvalues = np.asarray(meta["pca"]["eigenvalues"])
     assert eigenvalues.shape == (4,) and (eigenvalues > 0).all() and (np.diff(eigenvalues) <= 1e-9).all()
     assert meta["pca"]["n_pruned_variants"] >= 20
+    # Past 2,000 patients the randomized PCA runs; LD r² is measured on at most features.ld_max_samples.
+    assert meta["pca"]["method"] == "randomized"
+    assert meta["pca"]["prune_ld_samples"] == min(N_PATIENTS, 20_000)
+    assert 0 < meta["targets"]["disease_status"]["clump_ld_samples"] <= 20_000
 
     # Real PCs whichever method computed them: (nearly) uncorrelated, and carrying the simulated populations
     # (YRI, CEU, CHB). 100 kb leaves few pruned variants, so the PCs mix local haplotype structure in:
