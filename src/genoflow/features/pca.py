@@ -172,20 +172,33 @@ def randomized_pca(product, n: int, n_variants: int, k: int, *, oversampling: in
         w = product(basis[-1])
         products.append(w)
         if j < passes - 1:
-            basis.append(_extend(np.hstack(basis), w))
+            block = _extend(np.hstack(basis), w)
+            if block.shape[1] == 0:  # the basis spans an invariant subspace: Rayleigh-Ritz is exact already
+                break
+            basis.append(block)
     q = np.hstack(basis)
     projected = q.T @ np.hstack(products)  # (L, L), L = width x passes: Q'AQ
     values, vectors = np.linalg.eigh((projected + projected.T) / 2)
     return _top(values, q @ vectors, n_variants, k)
 
 
-def _extend(q: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """An orthonormal block spanning the part of ``w`` outside ``span(q)`` (q orthonormal)."""
+def _extend(q: np.ndarray, w: np.ndarray, tolerance: float = 1e-10) -> np.ndarray:
+    """An orthonormal block spanning the part of ``w`` outside ``span(q)`` (q orthonormal); it may have
+    fewer columns than ``w``, or none.
+
+    Directions of ``w`` that lie inside ``span(q)`` to ``tolerance`` (relative to ``w``'s largest column)
+    are dropped: what is left of them after the projection is rounding noise, and normalising noise gives
+    directions that are not orthogonal to ``q``. That happens whenever the relationship matrix has rank
+    below the basis size (fewer pruned variants than ``k + oversampling`` times the passes): kept, those
+    columns made ``Q`` non-orthonormal and the eigenvalues several times too large.
+    """
+    scale = float(np.linalg.norm(w, axis=0).max(initial=0.0))
     # Twice (classical Gram-Schmidt with reorthogonalisation): once loses orthogonality in floating
     # point as soon as w lies mostly inside span(q), which is exactly what converging blocks do.
     for _ in range(2):
         w = w - q @ (q.T @ w)
-    return np.linalg.qr(w)[0]
+    u, singular, _ = np.linalg.svd(w, full_matrices=False)
+    return u[:, singular > tolerance * scale] if scale > 0 else u[:, :0]
 
 
 def loadings(dosages: np.ndarray, alt_freq: np.ndarray, pca: Pca) -> np.ndarray:
