@@ -9,26 +9,13 @@ import pytest
 
 from genoflow.features.ld import _alt_af, indep_pairwise, indep_pairwise_stream, prune_contigs
 from genoflow.genotypes import pack_dosages
+from tests.ld_data import linked_dosages
 
 # (window, step, kb): variant-count windows with steps below, at and above the window, and kb windows.
 SETTINGS = [(5, 1, False), (10, 3, False), (4, 4, False), (3, 5, False), (50, 5, False), (1, 1, True),
             (20, 1, True)]
 
 
-def _linked(n: int, m: int, seed: int, *, switch: float = 0.15) -> np.ndarray:
-    """(m, n) dosages with LD: two haplotypes per sample walk along the variants, each site copying the
-    previous site's allele unless it switches (prob. ``switch``); 3 % missing, a few monomorphic rows."""
-    rng = np.random.default_rng(seed)
-    freq = rng.uniform(0.05, 0.95, size=m)
-    haplotypes = np.empty((m, 2, n), dtype=np.int8)
-    haplotypes[0] = rng.random((2, n)) < freq[0]
-    for i in range(1, m):
-        fresh = rng.random((2, n)) < freq[i]
-        haplotypes[i] = np.where(rng.random((2, n)) < switch, fresh, haplotypes[i - 1])
-    dosages = haplotypes.sum(axis=1).astype(np.int8)
-    dosages[rng.random(dosages.shape) < 0.03] = -1
-    dosages[rng.choice(m, size=max(1, m // 40), replace=False)] = 0
-    return dosages
 
 
 def _positions(m: int, seed: int) -> np.ndarray:
@@ -56,7 +43,7 @@ def _stream(dosages, positions, cuts, **rule):
 @pytest.mark.parametrize("data", ["random", "linked"])
 def test_stream__equals_whole_contig_prune_at_any_block_boundaries(window, step, kb, data):
     n, m = 80, 180
-    dosages = (_linked(n, m, seed=window + step) if data == "linked"
+    dosages = (linked_dosages(n, m, seed=window + step) if data == "linked"
                else np.random.default_rng(window).integers(-1, 3, size=(m, n)).astype(np.int8))
     positions = _positions(m, seed=step)
     rule = {"window": window, "step": step, "r2": 0.2 if data == "linked" else 0.02, "window_kb": kb}
@@ -70,7 +57,7 @@ def test_stream__equals_whole_contig_prune_at_any_block_boundaries(window, step,
 
 
 def test_stream__short_contigs_and_rejected_settings():
-    dosages = _linked(30, 3, seed=1)
+    dosages = linked_dosages(30, 3, seed=1)
     for window, step in [(5, 1), (5, 2), (2, 5)]:  # contigs shorter than a window or a step
         keep, _ = _stream(dosages, np.array([10, 20, 30]), [1], window=window, step=step, r2=0.1)
         np.testing.assert_array_equal(keep, indep_pairwise(dosages, np.array([10, 20, 30]), window=window,
@@ -88,7 +75,7 @@ def test_prune_contigs__spark_stream_equals_in_memory_prune(spark, window, step,
     n, contigs = 60, {"1": 150, "2": 40, "10": 90, "X": 1, "Y": 25}  # several contigs per partition (4 of them)
     frames, expected = [], []
     for c, (contig, m) in enumerate(contigs.items()):
-        dosages, positions = _linked(n + 5, m, seed=c), _positions(m, seed=c)
+        dosages, positions = linked_dosages(n + 5, m, seed=c), _positions(m, seed=c)
         index = np.arange(n + 5)[5:][::-1]  # a subset of the samples, in another order
         rule = {"window": window, "step": step, "r2": 0.2, "window_kb": kb}
         keep = indep_pairwise(dosages[:, index], positions, **rule)
@@ -125,7 +112,7 @@ def test_prune_batches__contig_changes_inside_batches_and_small_chunks(monkeypat
     rule = {"window": 6, "step": 2, "r2": 0.2}
     rows, want = [], []
     for c, (contig, m) in enumerate({"1": 50, "2": 2, "3": 31}.items()):
-        dosages, positions = _linked(45, m, seed=10 + c), _positions(m, seed=c)
+        dosages, positions = linked_dosages(45, m, seed=10 + c), _positions(m, seed=c)
         keep = indep_pairwise(dosages[:, index], positions, **rule)
         want += [(contig, int(p), f"G{i}", af) for i, (p, af) in
                  enumerate(zip(positions, _alt_af(dosages[:, index]), strict=True)) if keep[i]]
@@ -143,7 +130,7 @@ def test_prune_batches__contig_changes_inside_batches_and_small_chunks(monkeypat
 
 
 def test_stream__rejects_rows_out_of_position_order():
-    dosages = _linked(20, 4, seed=2)
+    dosages = linked_dosages(20, 4, seed=2)
     blocks = [([0, 1], np.array([10, 30]), dosages[:2]), ([2, 3], np.array([20, 40]), dosages[2:])]
     with pytest.raises(ValueError, match="position order"):
         list(indep_pairwise_stream(iter(blocks), window=3, step=1, r2=0.5))

@@ -10,22 +10,11 @@ import pytest
 from genoflow.features.ld import _alt_af, indep_pairwise, indep_pairwise_stream, ld_samples, ld_subset, prune_contigs
 from genoflow.features.prs import clump
 from genoflow.genotypes import pack_dosages
+from tests.ld_data import linked_dosages
 
 KEYS = ["contig", "pos", "ref", "alt"]
 
 
-def _linked(n: int, m: int, seed: int) -> np.ndarray:
-    """(m, n) dosages in LD (two haplotypes copying the previous site's allele 85 % of the time), 3 % missing."""
-    rng = np.random.default_rng(seed)
-    freq = rng.uniform(0.05, 0.95, size=m)
-    haplotypes = np.empty((m, 2, n), dtype=np.int8)
-    haplotypes[0] = rng.random((2, n)) < freq[0]
-    for i in range(1, m):
-        fresh = rng.random((2, n)) < freq[i]
-        haplotypes[i] = np.where(rng.random((2, n)) < 0.15, fresh, haplotypes[i - 1])
-    dosages = haplotypes.sum(axis=1).astype(np.int8)
-    dosages[rng.random(dosages.shape) < 0.03] = -1
-    return dosages
 
 
 def _table(spark, contigs: dict[str, np.ndarray]):
@@ -58,7 +47,7 @@ def test_ld_subset__size_sorted_deterministic_and_a_no_op_at_or_below_the_cap():
 def test_indep_pairwise__r2_on_the_subset_maf_on_everyone():
     """ld_columns changes only the r² samples: the stream given the subset's rows agrees, the kept set is
     that of the whole-cohort prune with each window's r² matrix taken from the subset, and the cap matters."""
-    dosages = _linked(300, 120, seed=3)
+    dosages = linked_dosages(300, 120, seed=3, monomorphic=False)
     positions = 1_000 + 500 * np.arange(120)
     cols = ld_subset(np.arange(300), 25, seed=1)
     rule = {"window": 10, "step": 3, "r2": 0.2}
@@ -75,7 +64,8 @@ def test_prune_contigs__capped_equals_the_prune_on_the_subset_and_is_unchanged_a
     from genoflow.spark import session_conf
 
     n = 90
-    contigs = {"1": _linked(n, 110, seed=1), "2": _linked(n, 40, seed=2)}
+    contigs = {"1": linked_dosages(n, 110, seed=1, monomorphic=False),
+               "2": linked_dosages(n, 40, seed=2, monomorphic=False)}
     table, _ = _table(spark, contigs)
     index = np.arange(n)[4:][::-1]  # the patients pruning uses, in another order
     rule = {"window": 10, "step": 3, "r2": 0.2}
@@ -106,7 +96,8 @@ def test_clumped_indexes__capped_equals_clumping_on_each_scans_subset_and_is_unc
     from genoflow.features.learning import clumped_indexes
 
     n = 120
-    contigs = {"1": _linked(n, 60, seed=4), "2": _linked(n, 30, seed=5)}
+    contigs = {"1": linked_dosages(n, 60, seed=4, monomorphic=False),
+               "2": linked_dosages(n, 30, seed=5, monomorphic=False)}
     table, keys = _table(spark, contigs)
     rng = np.random.default_rng(9)
     p = rng.uniform(0, 0.02, size=(2, len(keys)))
