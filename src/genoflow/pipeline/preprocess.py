@@ -74,20 +74,21 @@ def run_preprocess(spark, storage, output, params: dict, pseudonym_key: str) -> 
 
     reference = _optional(storage, p, "reference_fasta", _read_reference)
     genes = _optional(storage, p, "annotations_gff", _read_genes)
+    budget = block_budget(params)
     genotypes_uri = output.path("genotypes")
     parsed_uri = output.path("parsed-before-qc")  # deleted once genotypes/ is written ("_x" is hidden to Spark)
     if per_patient:
         ingest = ingest_patient_vcfs(spark, vcf_files, header, parsed_uri, reference=reference, genes=genes, p=p,
-                                     budget=block_budget(params))
+                                     budget=budget)
     else:
         ingest = ingest_vcf(spark, vcf_uri, header, parsed_uri, reference=reference, genes=genes, p=p,
-                            budget=block_budget(params))
+                            budget=budget)
 
-    size_parquet_reader(spark, len(header.samples), block_budget(params))
+    size_parquet_reader(spark, len(header.samples), budget)
     parsed = spark.read.parquet(parsed_uri)
     if parsed.limit(1).count() == 0:
         raise InputError(vcf_uri, "no variant records after the header")
-    sample_qc, qc_counts = run_cohort_qc(parsed, genotypes_uri, header.samples, study, p, budget=block_budget(params))
+    sample_qc, qc_counts = run_cohort_qc(parsed, genotypes_uri, header.samples, study, p, budget=budget)
     storage.delete(parsed_uri)
     read_qc = load_read_qc(spark, patient_uri) if patient_uri and storage.exists(patient_uri) else {}
     samples = build_sample_table(header.samples, study, sample_qc, read_qc, p, pseudonym_key)
