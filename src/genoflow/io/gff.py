@@ -36,6 +36,7 @@ GENE_SCHEMA = pa.schema(
 _GFF3, _GTF = "GFF3", "GTF"
 # Column 3 of a gene line, with its tabs: a cheap test before splitting. Ensembl's GFF3 types its non-coding
 # genes ncRNA_gene and pseudogene (Sequence Ontology terms under gene); GENCODE and GTFs say gene for all.
+# FlyBase uses pseudogene for a transcript (it has a Parent gene): only top-level ones are genes.
 _GENE_KINDS = frozenset({"gene", "ncRNA_gene", "pseudogene"})
 _GENE_TOKEN = re.compile("\t(?:" + "|".join(sorted(_GENE_KINDS)) + ")\t")
 _GTF_SPAN_KINDS = ("transcript", "exon")  # what a GTF without gene lines spans its genes with
@@ -308,8 +309,8 @@ class _Reader:
         if kind in _GENE_KINDS:
             start, end = self._span(start, end, number)
             if self.format == _GFF3:
-                self._gff3_gene(seqid, start, end, attributes)
-            else:
+                self._gff3_gene(seqid, start, end, attributes, top_level_only=kind != "gene")
+            elif kind == "gene":  # GTFs (GENCODE, Ensembl) type every gene "gene"
                 self._gtf_gene(seqid, start, end, attributes, number)
         elif self.format == _GTF and self.token is None and kind in _GTF_SPAN_KINDS:
             start, end = self._span(start, end, number)
@@ -336,8 +337,10 @@ class _Reader:
         for column, value in zip(self.columns, row, strict=True):
             column.append(value)
 
-    def _gff3_gene(self, seqid: str, start: int, end: int, attributes: str) -> None:
+    def _gff3_gene(self, seqid: str, start: int, end: int, attributes: str, *, top_level_only: bool) -> None:
         fields = _gff3_attributes(attributes)
+        if top_level_only and "Parent" in fields:
+            return
         gene_id = fields.get("ID", "")
         self._add(seqid, start, end, gene_id, fields.get("Name") or fields.get("gene_name") or gene_id)
 

@@ -63,6 +63,8 @@ def test_read_genes__ensembl_gene_kinds_are_genes():
         feature(kind="pseudogene", start=30, end=40, attributes="ID=gene:ENSG2;Name=PSG1"),
         feature(kind="lnc_RNA", start=10, end=20, attributes="ID=transcript:ENST1;Parent=gene:ENSG1"),
         feature(kind="pseudogenic_transcript", start=30, end=40, attributes="ID=transcript:ENST2"),
+        # FlyBase: a pseudogene is a transcript of a gene (it has a Parent), not a gene of its own.
+        feature(kind="pseudogene", start=32, end=38, attributes="ID=FBtr1;Parent=gene:ENSG2"),
     )
     assert [(g.name, g.id) for g in read_genes(stream, source=SRC).genes] == [("MIR1", "gene:ENSG1"),
                                                                               ("PSG1", "gene:ENSG2")]
