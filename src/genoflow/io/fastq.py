@@ -10,6 +10,7 @@ numpy, on batches of records joined into one byte array (never base by base in P
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -19,7 +20,7 @@ from Bio.SeqIO.QualityIO import FastqGeneralIterator
 from genoflow.errors import InputError
 from genoflow.io._streams import LineCounter, open_text
 
-__all__ = ["FASTQ_QC_KEYS", "fastq_read_qc"]
+__all__ = ["FASTQ_QC_KEYS", "FastqBatch", "fastq_read_qc", "iter_fastq_batches", "iter_fastq_records"]
 
 FASTQ_QC_KEYS = (
     "n_reads",
@@ -69,40 +70,94 @@ def fastq_read_qc(stream: BinaryIO, *, source: str) -> dict:
         characters other than ``ACGTN`` (either case), quality characters outside ``!``..``~``,
         a truncated or corrupt gzip stream; and, without a line, for a file with no reads.
     """
-    handle = LineCounter(open_text(stream, source, encoding="latin-1"), source, keep=True)
     totals = _Totals()
-    batch = _Batch()
-    records = FastqGeneralIterator(handle)
-    while True:
-        try:
-            _title, sequence, quality = next(records)
-        except StopIteration:
-            break
-        except ValueError as error:
-            # Report problems of earlier records (still in the batch) first.
-            _flush(batch, totals, source)
-            line, problem = _diagnose(_strip(handle.kept), handle.kept_first, str(error), handle.at_eof)
-            raise InputError(source, problem, line=line) from None
-        except InputError:
-            _flush(batch, totals, source)
-            raise
-        _add_record(handle, batch, sequence, quality, source)
-        if len(batch.sequences) >= _BATCH_READS:
-            _flush(batch, totals, source)
-    _flush(batch, totals, source)
+    for batch in iter_fastq_batches(stream, source):
+        _count(batch, totals)
     if totals.n_reads == 0:
         raise InputError(source, "no reads: the FASTQ file is empty")
     return totals.as_dict()
 
 
-@dataclass
-class _Batch:
-    """Records waiting for the numpy checks, with where each one starts in the file."""
+def iter_fastq_batches(stream: BinaryIO, source: str, *, batch_reads: int = _BATCH_READS) -> Iterator[FastqBatch]:
+    """Parse a FASTQ file into checked batches of records, raising errors that name the line.
 
+    Parameters
+    ----------
+    stream : BinaryIO
+        FASTQ content, plain or gzip (detected from the magic bytes). Phred+33 qualities.
+    source : str
+        Name of the file, for error messages.
+    batch_reads : int
+        Records per batch (the last one may have fewer).
+
+    Yields
+    ------
+    FastqBatch
+        Records whose alphabet and quality range were checked, with their joined bytes.
+
+    Raises
+    ------
+    InputError
+        As `fastq_read_qc` (but an empty file just yields nothing).
+    """
+    handle = LineCounter(open_text(stream, source, encoding="latin-1"), source, keep=True)
+    batch = FastqBatch()
+    records = FastqGeneralIterator(handle)
+    while True:
+        try:
+            title, sequence, quality = next(records)
+        except StopIteration:
+            break
+        except ValueError as error:
+            # Report problems of earlier records (still in the batch) first.
+            _check(batch, source)
+            line, problem = _diagnose(_strip(handle.kept), handle.kept_first, str(error), handle.at_eof)
+            raise InputError(source, problem, line=line) from None
+        except InputError:
+            _check(batch, source)
+            raise
+        _add_record(handle, batch, title, sequence, quality, source)
+        if len(batch.sequences) >= batch_reads:
+            _check(batch, source)
+            yield batch
+            batch = FastqBatch()
+    if batch.sequences:
+        _check(batch, source)
+        yield batch
+
+
+def iter_fastq_records(stream: BinaryIO, source: str) -> Iterator[tuple[str, str, str, int]]:
+    """``(title, sequence, quality, first line)`` of each record, checked as in `iter_fastq_batches`."""
+    for batch in iter_fastq_batches(stream, source):
+        yield from zip(batch.titles, batch.sequences, batch.qualities, batch.first_line, strict=True)
+
+
+@dataclass
+class FastqBatch:
+    """Consecutive records of one file, with where each one starts in the file.
+
+    Attributes
+    ----------
+    titles, sequences, qualities : list of str
+        The records' header (without ``@``), bases and Phred+33 quality strings.
+    first_line : list of int
+        1-based line of each record's ``@`` line.
+    four_lines : list of bool
+        Whether the record takes exactly four lines (else the sequence wraps).
+    sequence_bytes, quality_bytes : numpy.ndarray of uint8
+        The sequences (qualities) joined, once the batch is checked.
+    lengths : numpy.ndarray of int64
+        Each record's length, once the batch is checked.
+    """
+
+    titles: list[str] = field(default_factory=list)
     sequences: list[str] = field(default_factory=list)
     qualities: list[str] = field(default_factory=list)
     first_line: list[int] = field(default_factory=list)
     four_lines: list[bool] = field(default_factory=list)
+    sequence_bytes: np.ndarray | None = None
+    quality_bytes: np.ndarray | None = None
+    lengths: np.ndarray | None = None
 
 
 @dataclass
@@ -133,7 +188,8 @@ class _Totals:
         }
 
 
-def _add_record(handle: LineCounter, batch: _Batch, sequence: str, quality: str, source: str) -> None:
+def _add_record(handle: LineCounter, batch: FastqBatch, title: str, sequence: str, quality: str,
+                source: str) -> None:
     """Queue a parsed record; a record on more than 4 lines is checked for a missing '+' now."""
     read_ahead = not handle.at_eof  # Biopython has read the next record's '@' line already
     lines = handle.kept[:-1] if read_ahead else handle.kept
@@ -141,6 +197,7 @@ def _add_record(handle: LineCounter, batch: _Batch, sequence: str, quality: str,
         bad = _misplaced_line(_strip(lines), handle.kept_first)
         if bad is not None:
             raise InputError(source, bad[1], line=bad[0])
+    batch.titles.append(title)
     batch.sequences.append(sequence)
     batch.qualities.append(quality)
     batch.first_line.append(handle.kept_first)
@@ -152,15 +209,21 @@ def _strip(lines: list[str]) -> list[str]:
     return [line.rstrip("\r\n") for line in lines]
 
 
-def _flush(batch: _Batch, totals: _Totals, source: str) -> None:
-    """Check and count a batch of records with whole-array numpy operations, then empty it."""
+def _check(batch: FastqBatch, source: str) -> None:
+    """Check the alphabet and quality range of a batch with whole-array numpy operations, joining its bytes."""
     if not batch.sequences:
         return
-    sequences = np.frombuffer("".join(batch.sequences).encode("latin-1", "replace"), dtype=np.uint8)
-    qualities = np.frombuffer("".join(batch.qualities).encode("latin-1", "replace"), dtype=np.uint8)
-    lengths = np.fromiter(map(len, batch.sequences), dtype=np.int64, count=len(batch.sequences))
-    _check_bytes(batch, lengths, ~_VALID_BASE[sequences], "sequence", source)
-    _check_bytes(batch, lengths, (qualities < _QUAL_MIN) | (qualities > _QUAL_MAX), "quality", source)
+    batch.sequence_bytes = np.frombuffer("".join(batch.sequences).encode("latin-1", "replace"), dtype=np.uint8)
+    batch.quality_bytes = np.frombuffer("".join(batch.qualities).encode("latin-1", "replace"), dtype=np.uint8)
+    batch.lengths = np.fromiter(map(len, batch.sequences), dtype=np.int64, count=len(batch.sequences))
+    _check_bytes(batch, batch.lengths, ~_VALID_BASE[batch.sequence_bytes], "sequence", source)
+    qualities = batch.quality_bytes
+    _check_bytes(batch, batch.lengths, (qualities < _QUAL_MIN) | (qualities > _QUAL_MAX), "quality", source)
+
+
+def _count(batch: FastqBatch, totals: _Totals) -> None:
+    """Add a checked batch to the totals."""
+    sequences, qualities, lengths = batch.sequence_bytes, batch.quality_bytes, batch.lengths
     bases = np.bincount(sequences, minlength=256)
     quals = np.bincount(qualities, minlength=256)
     totals.n_reads += len(lengths)
@@ -172,11 +235,9 @@ def _flush(batch: _Batch, totals: _Totals, source: str) -> None:
     low, high = int(lengths.min()), int(lengths.max())
     totals.min_length = low if totals.min_length is None else min(totals.min_length, low)
     totals.max_length = high if totals.max_length is None else max(totals.max_length, high)
-    for values in (batch.sequences, batch.qualities, batch.first_line, batch.four_lines):
-        values.clear()
 
 
-def _check_bytes(batch: _Batch, lengths: np.ndarray, bad: np.ndarray, what: str, source: str) -> None:
+def _check_bytes(batch: FastqBatch, lengths: np.ndarray, bad: np.ndarray, what: str, source: str) -> None:
     """Raise for the first flagged byte of the joined sequences (or qualities) of a batch.
 
     Parameters
