@@ -8,12 +8,13 @@ STAMP     := $(VENV)/.installed
 PATIENTS  ?= 1000
 # Debian packages the tests use: a real browser for the UI test, docker-compose to validate the stack file,
 # plink2, plink1.9 (--clump, absent from plink2 2.00a3.5) + bcftools + tabix as independent references for the
-# genomics concordance tests; Bioconductor's snpStats (R) for the public for.exercise cohort (`make public-cohort`).
-SYSTEM_PACKAGES := chromium docker-compose plink2 plink1.9 bcftools tabix samtools r-bioc-snpstats
+# genomics concordance tests; minimap2 + samtools + bcftools as the reads-to-genotypes peer (issue 15);
+# Bioconductor's snpStats (R) for the public for.exercise cohort (`make public-cohort`).
+SYSTEM_PACKAGES := chromium docker-compose plink2 plink1.9 bcftools tabix samtools minimap2 r-bioc-snpstats
 # A real public cohort nobody here made (issue 13): snpStats' for.exercise as a genoflow study folder.
 PUBLIC_COHORT   := $(CURDIR)/.genoflow/public/forexercise
 # The peers of `make bench` (plink 1.9 clumps for the plink2 polygenic-score baseline).
-BENCH_PACKAGES  := plink2 plink1.9 bcftools tabix
+BENCH_PACKAGES  := plink2 plink1.9 bcftools tabix samtools minimap2
 # Hail runs in its own venv (it bundles its own pyspark 3.5, which cannot share ours) on Java 17.
 BENCH_DIR       := $(CURDIR)/.genoflow/bench
 HAIL_VENV       := $(BENCH_DIR)/hail-venv

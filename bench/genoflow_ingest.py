@@ -25,7 +25,7 @@ def main() -> int:
     args = parser.parse_args()
     p = json.loads(args.params_json)["preprocess"]
 
-    from genoflow.pipeline.preprocess import _read_genes, _read_reference
+    from genoflow.pipeline.preprocess import read_genes_file, read_reference
     from genoflow.pipeline.vcf_ingest import ingest_vcf, read_vcf_header
     from genoflow.spark import get_spark
     from genoflow.storage import HadoopStorage
@@ -37,8 +37,8 @@ def main() -> int:
         storage.delete(args.out)
     vcf_uri = storage.uri(p["vcf"])
     header = read_vcf_header(spark, vcf_uri)
-    reference = _read_reference(storage, storage.uri(p["reference_fasta"]))
-    genes = _read_genes(storage, storage.uri(p["annotations_gff"]))
+    reference = read_reference(storage, storage.uri(p["reference_fasta"]))
+    genes = read_genes_file(storage, storage.uri(p["annotations_gff"]))
     result = ingest_vcf(spark, vcf_uri, header, args.out, reference=reference, genes=genes, p=p)
     seconds = time.perf_counter() - started
     n_variants = spark.read.parquet(args.out).count()

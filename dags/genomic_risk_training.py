@@ -11,14 +11,17 @@ REST, `drift_monitor`).
    version; fixes the run key (hash of dataset version + params). A run started by an Asset event
    trains exactly the version the event carries (and is skipped as superseded when a newer cohort
    has replaced it since).
-2. **preprocess_cohort** (Spark) — VCF → Parquet genotype table, REF vs FASTA, genes from GFF,
+2. **align_reads**, **call_genotypes** (Spark; only for a cohort of reads, `preprocess.input`) — each
+   patient's FASTQ aligned with minimap2 (mappy), then piled up and jointly genotyped like
+   `bcftools call -m`; writes the genotype table and a bgzipped, tabix-indexed VCF. A VCF cohort skips them.
+3. **preprocess_cohort** (Spark) — VCF (or the calls) → Parquet genotype table, REF vs FASTA, genes from GFF,
    variant/sample QC, FASTQ read QC (Biopython), clinical validation, pseudonymised ids.
-3. **build_features** (Spark) — stratified patient split, association scan on training patients
+4. **build_features** (Spark) — stratified patient split, association scan on training patients
    only, top-K dosages + covariates + read QC.
-4. **train_models** (Spark MLlib) — LR / RF / GBT with cross-validation, logged to MLflow.
-5. **evaluate_models** (Spark) — held-out AUC-ROC / AUC-PR, ROC curves as MLflow artifacts.
-6. **promote_champion** — register, alias `challenger`, move `champion` only past the margin.
-7. **build_report** (Spark) — one HTML page (QC, Manhattan/QQ, ROC/PR, calibration, champion
+5. **train_models** (Spark MLlib) — LR / RF / GBT with cross-validation, logged to MLflow.
+6. **evaluate_models** (Spark) — held-out AUC-ROC / AUC-PR, ROC curves as MLflow artifacts.
+7. **promote_champion** — register, alias `challenger`, move `champion` only past the margin.
+8. **build_report** (Spark) — one HTML page (QC, Manhattan/QQ, ROC/PR, calibration, champion
    comparison) at `steps/report/<key>/report.html`, logged as `report.html` on each candidate run.
 
 Params come from `params.yaml`; override any section in the trigger form or run conf, e.g.
@@ -30,12 +33,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from airflow.providers.standard.operators.python import ShortCircuitOperator
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag
 from genoflow_plugins.assets import RAW_COHORT
 from genoflow_plugins.operators import (
     GenoflowSparkSubmitOperator,
     PromoteChampionOperator,
     ResolveDatasetVersionOperator,
+    is_reads_cohort,
 )
 
 from genoflow.config import Settings, load_params, spark_conf
@@ -54,7 +59,7 @@ def retraining_schedule():
     return AssetOrTimeSchedule(timetable=CronTriggerTimetable(cron, timezone="UTC"), assets=[RAW_COHORT])
 
 
-def spark_step(task_id: str, step: str) -> GenoflowSparkSubmitOperator:
+def spark_step(task_id: str, step: str, **kwargs) -> GenoflowSparkSubmitOperator:
     """A genoflow Spark job, submitted to the cluster of the `spark_default` connection with the library zipped."""
     return GenoflowSparkSubmitOperator(
         task_id=task_id,
@@ -68,6 +73,7 @@ def spark_step(task_id: str, step: str) -> GenoflowSparkSubmitOperator:
             "--git-commit", "{{ " + RUN + "['git_commit'] }}",
             "--params-json", "{{ " + RUN + "['params_json'] }}",
         ],
+        **kwargs,
     )
 
 
@@ -86,7 +92,12 @@ def spark_step(task_id: str, step: str) -> GenoflowSparkSubmitOperator:
 )
 def genomic_risk_training():
     version = ResolveDatasetVersionOperator(task_id="resolve_dataset_version", target="data/raw")
-    preprocess = spark_step("preprocess_cohort", "preprocess")
+    # A VCF cohort skips align and call; preprocess runs after them or after their skip.
+    has_reads = ShortCircuitOperator(task_id="cohort_has_reads", python_callable=is_reads_cohort,
+                                     op_args=[version.output], ignore_downstream_trigger_rules=False)
+    align = spark_step("align_reads", "align")
+    call = spark_step("call_genotypes", "call")
+    preprocess = spark_step("preprocess_cohort", "preprocess", trigger_rule="none_failed")
     features = spark_step("build_features", "features")
     train = spark_step("train_models", "train")
     evaluate = spark_step("evaluate_models", "evaluate")
@@ -96,6 +107,7 @@ def genomic_risk_training():
         params_json="{{ " + RUN + "['params_json'] }}",
     )
     report = spark_step("build_report", "report")
+    version >> has_reads >> align >> call >> preprocess
     version >> preprocess >> features >> train >> evaluate >> promote >> report
 
 

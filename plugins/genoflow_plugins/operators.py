@@ -6,12 +6,13 @@ import json
 import re
 from collections.abc import Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import BaseOperator
 
 __all__ = ["IngestCohortOperator", "ResolveDatasetVersionOperator", "PromoteChampionOperator",
-           "GenoflowSparkSubmitOperator"]
+           "GenoflowSparkSubmitOperator", "is_reads_cohort"]
 
 
 def run_params(context) -> dict:
@@ -76,7 +77,8 @@ class ResolveDatasetVersionOperator(BaseOperator):
     """Version the raw cohort with DVC and fix this run's identity.
 
     Returns (as XCom) ``dataset_version`` (DVC hash), ``git_commit``, the effective ``params``
-    (params.yaml deep-merged with the run's params/conf), ``params_json`` and ``run_key``.
+    (params.yaml deep-merged with the run's params/conf), ``params_json``, ``run_key`` and
+    ``genotype_source`` (``vcf`` or ``reads``: ``preprocess.input`` resolved against the workspace).
 
     A run triggered by asset events trains the dataset version the newest event carries: the
     workspace must hold exactly that version, else the run is superseded (a newer cohort was
@@ -94,6 +96,7 @@ class ResolveDatasetVersionOperator(BaseOperator):
         from airflow.sdk.exceptions import AirflowSkipException
 
         from genoflow.config import Settings, run_key
+        from genoflow.reads.inputs import workspace_genotype_source
         from genoflow.versioning import code_commit
         from genoflow_plugins.hooks import DvcHook
 
@@ -112,7 +115,13 @@ class ResolveDatasetVersionOperator(BaseOperator):
                       f"from the asset event of {event['source']}" if event else "as found in the workspace", key)
         return {"dataset_version": version, "git_commit": code_commit(), "params": params,
                 "params_json": json.dumps(params, sort_keys=True), "run_key": key,
-                "storage_root": settings.storage_root, "asset_event": event}
+                "storage_root": settings.storage_root, "asset_event": event,
+                "genotype_source": workspace_genotype_source((Path(settings.home) / self.target).parent, params)}
+
+
+def is_reads_cohort(resolved: dict) -> bool:
+    """Whether the training DAG's reads tasks (align, call) run: the short circuit of a VCF cohort."""
+    return resolved.get("genotype_source") == "reads"
 
 
 def triggering_event(context) -> dict | None:

@@ -14,7 +14,7 @@ from typing import Any
 
 __all__ = ["Settings", "load_params", "merge_params", "run_key", "step_key", "spark_conf", "bgzf_codec_conf", "STEPS"]
 
-STEPS = ("preprocess", "features", "train", "evaluate")
+STEPS = ("align", "call", "preprocess", "features", "train", "evaluate")
 
 _DEMO_PSEUDONYM_KEY = "genoflow-demo-key-not-for-real-patients"
 
@@ -148,6 +148,12 @@ def run_key(dataset_version: str, params: dict) -> str:
     return _content_key(dataset_version, {k: v for k, v in params.items() if k not in _NOT_IN_RUN_KEY})
 
 
+def _genotype_inputs(params: dict) -> dict:
+    """The params the genotype table depends on: preprocess, and reads when it may be called from reads."""
+    reads = {"reads": params["reads"]} if params["preprocess"].get("input", "auto") != "vcf" else {}
+    return {"preprocess": params["preprocess"], **reads}
+
+
 def step_key(step: str, dataset_version: str, params: dict) -> str:
     """Content address of one step's output: the data plus only the params the step depends on.
 
@@ -156,12 +162,19 @@ def step_key(step: str, dataset_version: str, params: dict) -> str:
     features on preprocess, features, the study and ``train.cv_folds`` (it learns each CV fold's features);
     train and evaluate on the whole run (their key is the run key). So tuning a model reuses the
     committed preprocess and features outputs.
+    align and call (reads to genotypes) depend on the reads section, the reference and the patients' folder,
+    and call also on the cohort VCF it checks for sample swaps; preprocess on reads too when it reads calls.
     """
+    if step in ("align", "call"):
+        p = params["preprocess"]
+        return _content_key(dataset_version, {"reads": params["reads"], "reference": p["reference_fasta"],
+                                              "patient_dir": p["patient_dir"],
+                                              **({"vcf": p["vcf"]} if step == "call" else {})})
     if step == "preprocess":
-        return _content_key(dataset_version, {"preprocess": params["preprocess"], "study": params["study"],
+        return _content_key(dataset_version, {**_genotype_inputs(params), "study": params["study"],
                                               "covariates": params["features"]["covariates"]})
     if step == "features":
-        return _content_key(dataset_version, {"preprocess": params["preprocess"], "features": params["features"],
+        return _content_key(dataset_version, {**_genotype_inputs(params), "features": params["features"],
                                               "study": params["study"], "cv_folds": params["train"]["cv_folds"]})
     if step in STEPS:
         return run_key(dataset_version, params)

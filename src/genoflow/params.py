@@ -63,6 +63,7 @@ class _Section(BaseModel):
 class Preprocess(_Section):
     """VCF to genotype table, QC thresholds (plink2's flags in comments of params.yaml)."""
 
+    input: Literal["auto", "vcf", "reads"] = "auto"  # genoflow.reads.inputs.resolve_input
     vcf: Name = "raw/cohort.vcf.gz"
     reference_fasta: Name | None = "raw/reference_genome/genome_sequence.fasta"  # null: no REF check
     annotations_gff: Name | None = "raw/reference_genome/genome_annotations.gff"  # null: no burden features
@@ -113,6 +114,20 @@ class Features(_Section):
         if self.prs_folds == 1:
             raise ValueError("prs_folds must be 0 (in-sample scores) or >= 2 (cross-fitted), got 1")
         return self
+
+
+class Reads(_Section):
+    """Reads to genotypes (decision 0016): minimap2 through mappy, then joint SNV calling like bcftools call -m."""
+
+    preset: Literal["sr"] = "sr"  # minimap2's short-read preset (the reads are Illumina-like)
+    min_mapq: Count = 20
+    min_baseq: Count = 13  # bcftools mpileup -Q
+    min_mapping_rate: Fraction = 0.5  # below: the patient's reads are not from this reference (an error)
+    min_alt_reads: Annotated[int, Field(ge=1)] = 2  # a site is a candidate when one patient has this many ALT bases
+    min_qual: Annotated[float, Field(ge=0.0)] = 20.0  # site QUAL (phred of P(no variant)) to keep a site
+    min_dp: Count = 2  # a patient's genotype with fewer filtered bases is missing (./.)
+    prior: Probability = 1.1e-3  # bcftools call -m --prior: expected substitution rate
+    min_concordance: Fraction = 0.8  # reads vs the cohort VCF, per patient: below is a probable sample swap
 
 
 _DEFAULT_GRID = {"logistic_regression": {"regParam": [0.01, 0.1], "elasticNetParam": [0.0]},
@@ -190,6 +205,8 @@ class Compute(_Section):
     """How the work is cut up, not what it computes: left out of every content key (decision 0012)."""
 
     block_mb: Annotated[float, Field(gt=0.0)] = 64  # genoflow.genotypes.block_budget
+    chunk_reads: Annotated[int, Field(ge=1)] = 20000  # FASTQ records per alignment task's chunk
+    align_threads: Count = 0  # mappy threads per alignment task; 0: spark.task.cpus
 
 
 class Params(_Section):
@@ -197,6 +214,7 @@ class Params(_Section):
 
     study: Study = Study()
     preprocess: Preprocess = Preprocess()
+    reads: Reads = Reads()
     features: Features = Features()
     train: Train = Train()
     promote: Promote = Promote()

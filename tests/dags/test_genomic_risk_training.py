@@ -17,9 +17,16 @@ def test_dagbag__no_import_errors(dagbag):
 
 def test_dag__task_chain(dagbag):
     dag = dagbag.dags[DAG_ID]
-    order = ["resolve_dataset_version", "preprocess_cohort", "build_features", "train_models",
-             "evaluate_models", "promote_champion", "build_report"]
-    assert sorted(dag.task_ids) == sorted(order)
+    reads = ["resolve_dataset_version", "cohort_has_reads", "align_reads", "call_genotypes"]
+    order = ["preprocess_cohort", "build_features", "train_models", "evaluate_models", "promote_champion",
+             "build_report"]
+    assert sorted(dag.task_ids) == sorted(reads + order)
+    for upstream, downstream in zip(reads, reads[1:], strict=False):
+        assert dag.get_task(downstream).upstream_task_ids == {upstream}
+    # preprocess follows the reads tasks, or their skip for a VCF cohort
+    assert dag.get_task("preprocess_cohort").upstream_task_ids == {"resolve_dataset_version", "call_genotypes"}
+    assert dag.get_task("preprocess_cohort").trigger_rule == "none_failed"
+    assert dag.get_task("cohort_has_reads").ignore_downstream_trigger_rules is False
     for upstream, downstream in zip(order, order[1:], strict=False):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
 
@@ -32,7 +39,8 @@ def test_dag__operators(dagbag):
     )
 
     dag = dagbag.dags[DAG_ID]
-    for task_id, job in [("preprocess_cohort", "preprocess"), ("build_features", "features"),
+    for task_id, job in [("align_reads", "align"), ("call_genotypes", "call"),
+                         ("preprocess_cohort", "preprocess"), ("build_features", "features"),
                          ("train_models", "train"), ("evaluate_models", "evaluate"), ("build_report", "report")]:
         task = dag.get_task(task_id)
         assert isinstance(task, GenoflowSparkSubmitOperator)  # ships the library zip (--py-files)

@@ -10,7 +10,7 @@ import pytest
 from Bio import bgzf
 
 from genoflow.errors import InputError
-from genoflow.pipeline.preprocess import REFERENCE_INDEX_DIR, _read_reference
+from genoflow.pipeline.preprocess import REFERENCE_INDEX_DIR, read_reference
 from genoflow.pipeline.vcf_ingest import ingest_vcf, read_vcf_header
 from genoflow.storage import HadoopStorage
 
@@ -64,7 +64,7 @@ def put_vcf(hdfs, local, name: str, sequence: str, bad_site: int | None = None) 
 
 def test_reference_on_hdfs__ref_alleles_checked_through_webhdfs(hdfs, spark, root):
     storage = HadoopStorage(spark, root["uri"])
-    reference = _read_reference(storage, storage.uri("ref.fa.gz"))
+    reference = read_reference(storage, storage.uri("ref.fa.gz"))
     assert reference.file.webhdfs == hdfs.webhdfs_url and reference.index_source.endswith("/ref.fa.gz.fai")
     assert reference.names == ("chr21", "chr22") and reference.blocks is not None
     sequence = root["sequences"]["chr22"]
@@ -89,12 +89,12 @@ def test_reference_on_hdfs__ref_alleles_checked_through_webhdfs(hdfs, spark, roo
 def test_reference_on_hdfs__missing_fai_built_once_under_the_storage_root(hdfs, spark, root):
     storage = HadoopStorage(spark, root["uri"])
     uri = storage.uri("noindex", "ref.fa.gz")
-    built = _read_reference(storage, uri)
+    built = read_reference(storage, uri)
     cache = "/".join(REFERENCE_INDEX_DIR)
     listing = hdfs.webhdfs(f"/tests/reference/{cache}", "LISTSTATUS")["FileStatuses"]["FileStatus"]
     names = [s["pathSuffix"] for s in listing]
     assert len(names) == 1 and names[0].startswith("ref.fa.gz.") and names[0].endswith(".fai")  # no temporary left
     assert built.index.to_text() == (root["local"] / "ref.fa.gz.fai").read_text()  # what samtools wrote
-    again = _read_reference(storage, uri)
+    again = read_reference(storage, uri)
     assert again.index_source == f"{root['uri']}/{cache}/{names[0]}"
     assert again.fetch("chr21", 0, 5_000) == root["sequences"]["chr21"]

@@ -227,8 +227,8 @@ def compute_drift(spark, storage, output, champion: dict, upstream: dict, cohort
     # The batch, through the preprocess code paths with the champion's preprocess params.
     header = pp.read_vcf_header(spark, vcf_uri)
     study = pp.load_study(spark, storage, champion["params"], header.samples, vcf_uri, patient_uri=patient_uri)
-    reference = pp._optional(storage, p, "reference_fasta", pp._read_reference)
-    genes = pp._optional(storage, p, "annotations_gff", pp._read_genes)
+    reference = pp._optional(storage, p, "reference_fasta", pp.read_reference)
+    genes = pp._optional(storage, p, "annotations_gff", pp.read_genes_file)
     budget = block_budget(champion["params"])
     pp.ingest_vcf(spark, vcf_uri, header, output.path("genotypes"), reference=reference, genes=genes, p=p,
                   budget=budget)

@@ -23,8 +23,10 @@ three sample checks passed.
 from __future__ import annotations
 
 import io
+import json
 import logging
 import posixpath
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -41,6 +43,7 @@ from genoflow.pipeline.vcf_ingest import (
 from genoflow.pseudonym import pseudonymise
 
 __all__ = ["run_preprocess", "GENOTYPE_SCHEMA_DDL", "check_sample_sets", "parse_patient_clinical", "load_study",
+           "read_reference", "read_genes_file",
            "patient_files", "read_vcf_header", "ingest_vcf", "run_cohort_qc"]
 
 log = logging.getLogger(__name__)
@@ -51,18 +54,25 @@ READ_QC_COLUMNS = ("n_reads", "mean_phred", "gc_fraction", "n_rate", "mean_lengt
 PATIENT_VCF_FILE = "genome_variants.vcf.gz"  # preprocess.patient_vcf: each patient's VCF (vcf_layout: per_patient)
 
 
-def run_preprocess(spark, storage, output, params: dict, pseudonym_key: str) -> dict:
-    """Run the preprocess step, writing into ``output`` (a :class:`~genoflow.storage.StepOutput`)."""
+def run_preprocess(spark, storage, output, params: dict, pseudonym_key: str, calls_uri: str | None = None) -> dict:
+    """Run the preprocess step, writing into ``output`` (a :class:`~genoflow.storage.StepOutput`).
+
+    ``calls_uri``: the committed call step of a cohort of reads (:mod:`genoflow.pipeline.reads`), whose called
+    table takes the place of the parsed VCF.
+    """
     p = params["preprocess"]
-    per_patient = p.get("vcf_layout", "cohort") == "per_patient"
+    per_patient = p.get("vcf_layout", "cohort") == "per_patient" and calls_uri is None
     patient_uri = storage.uri(p["patient_dir"]) if p.get("patient_dir") else None
     required = (("patient_dir",) if per_patient or not params["study"].get("phenotypes") else ()) + \
-        (() if per_patient else ("vcf",))
+        (() if per_patient or calls_uri else ("vcf",))
     for key in required:
         if not p.get(key) or not storage.exists(storage.uri(p[key])):
             raise InputError(storage.uri(p[key] or ""), f"does not exist (preprocess.{key} in params)")
 
-    if per_patient:
+    if calls_uri:
+        vcf_uri = f"{calls_uri}/genotypes"
+        header = CalledCohort(json.loads(storage.read_text(f"{calls_uri}/calling.json"))["sample_names"])
+    elif per_patient:
         vcf_files = patient_vcf_uris(spark, patient_uri, p.get("patient_vcf", PATIENT_VCF_FILE))
         vcf_uri = f"{patient_uri}/*/{p.get('patient_vcf', PATIENT_VCF_FILE)}"
         header = merged_header(spark, vcf_files)
@@ -72,12 +82,14 @@ def run_preprocess(spark, storage, output, params: dict, pseudonym_key: str) -> 
     study = load_study(spark, storage, params, header.samples, vcf_uri)  # the study checks, before any Spark job
     log.info("cohort: %d samples in %s", len(header.samples), vcf_uri)
 
-    reference = _optional(storage, p, "reference_fasta", _read_reference)
-    genes = _optional(storage, p, "annotations_gff", _read_genes)
+    reference = _optional(storage, p, "reference_fasta", read_reference)
+    genes = _optional(storage, p, "annotations_gff", read_genes_file)
     budget = block_budget(params)
     genotypes_uri = output.path("genotypes")
     parsed_uri = output.path("parsed-before-qc")  # deleted once genotypes/ is written ("_x" is hidden to Spark)
-    if per_patient:
+    if calls_uri:
+        ingest = annotate_calls(spark, vcf_uri, parsed_uri, genes=genes)
+    elif per_patient:
         ingest = ingest_patient_vcfs(spark, vcf_files, header, parsed_uri, reference=reference, genes=genes, p=p,
                                      budget=budget)
     else:
@@ -112,6 +124,42 @@ def run_preprocess(spark, storage, output, params: dict, pseudonym_key: str) -> 
     return summary
 
 
+@dataclass(frozen=True)
+class CalledCohort:
+    """The samples of a cohort called from reads, where a VCF cohort has its header."""
+
+    samples: list[str]
+
+
+@dataclass(frozen=True)
+class _CallsIngest:
+    n_splits: int = 0
+    n_skipped_alts: int = 0
+
+
+def annotate_calls(spark, calls_uri: str, out_uri: str, *, genes) -> _CallsIngest:
+    """The called table as the VCF path's parsed table: its columns, each variant's gene from the GFF."""
+    import pyarrow as pa
+
+    from genoflow.pipeline.vcf_ingest import gene_names
+
+    columns = [column.split()[0] for column in GENOTYPE_SCHEMA_DDL.split(", ")]
+    calls = spark.read.parquet(calls_uri).select(*columns)
+    if genes is not None:
+        shared = spark.sparkContext.broadcast(genes)
+        gene_at = columns.index("gene")
+
+        def annotate(batches):
+            for batch in batches:
+                contig = batch.column("contig").to_numpy(zero_copy_only=False)
+                names = gene_names(shared.value, contig, batch.column("pos").to_numpy())
+                yield batch.set_column(gene_at, "gene", pa.array(names, type=pa.string()))
+
+        calls = calls.mapInArrow(annotate, calls.schema)
+    calls.write.parquet(out_uri)
+    return _CallsIngest()
+
+
 def _optional(storage, p: dict, key: str, read):
     """An optional input (decision 0011): None when params say null or the file is absent (logged)."""
     if not p.get(key) or not storage.exists(storage.uri(p[key])):
@@ -136,7 +184,7 @@ def _study_counts(study) -> dict:
 REFERENCE_INDEX_DIR = ("steps", "reference_index")  # .fai files built from FASTAs that came without one
 
 
-def _read_reference(storage, uri: str):
+def read_reference(storage, uri: str):
     """The reference FASTA by its index (:func:`genoflow.io.reference.open_reference`), for broadcasting.
 
     Only the index is read here; a missing or stale ``.fai`` is built once into
@@ -147,7 +195,7 @@ def _read_reference(storage, uri: str):
     return open_reference(storage.ranged(uri), index_cache=storage.uri(*REFERENCE_INDEX_DIR))
 
 
-def _read_genes(storage, uri: str):
+def read_genes_file(storage, uri: str):
     from genoflow.io.gff import read_genes
 
     with storage.ranged(uri).open_stream() as stream:

@@ -22,8 +22,16 @@ __all__ = ["main", "build_parser", "step_uri", "job_params", "report_errors", "u
 
 log = logging.getLogger("genoflow")
 
-UPSTREAM = {"preprocess": (), "features": ("preprocess",), "train": ("features",),
+UPSTREAM = {"align": (), "call": ("align",), "preprocess": (), "features": ("preprocess",), "train": ("features",),
             "evaluate": ("features", "train")}
+READS_STEPS = ("align", "call")  # reads to genotypes: run only when preprocess.input resolves to reads
+
+
+def upstream_steps(step: str, genotype_source: str) -> tuple[str, ...]:
+    """The steps whose committed outputs ``step`` reads: preprocess reads the calls when the cohort is reads."""
+    if step == "preprocess" and genotype_source == "reads":
+        return ("call",)
+    return UPSTREAM[step]
 
 
 def build_parser(step: str) -> argparse.ArgumentParser:
@@ -101,11 +109,18 @@ def _run(step: str, args, params: dict) -> int:
     key = run_key(args.dataset_version, params)
     spark = get_spark(f"genoflow-{step}-{key}")
     storage = HadoopStorage(spark, args.storage_root)
+    # Keys hash the params as given ("auto" too): the dataset version fixes what "auto" resolves to.
+    source = genotype_source(spark, storage, params)
+    if step in READS_STEPS and source != "reads":
+        log.info("the cohort's genotypes come from its VCF (preprocess.input: %s): nothing to %s",
+                 params["preprocess"]["input"], step)
+        return 0
     out_uri = step_uri(args.storage_root, step, args.dataset_version, params)
     if storage.is_committed(out_uri):
         log.info("%s is already committed at %s: nothing to do", step, out_uri)
         return 0
-    upstream = {name: step_uri(args.storage_root, name, args.dataset_version, params) for name in UPSTREAM[step]}
+    upstream = {name: step_uri(args.storage_root, name, args.dataset_version, params)
+                for name in upstream_steps(step, source)}
     for name, uri in upstream.items():
         if not storage.is_committed(uri):
             raise InputError(uri, f"the {name} step has not committed its output; run {name} first")
@@ -122,14 +137,36 @@ def _run(step: str, args, params: dict) -> int:
     return 0
 
 
+def genotype_source(spark, storage, params: dict) -> str:
+    """``"vcf"`` or ``"reads"``: ``preprocess.input``, with ``auto`` resolved against the cohort under the root."""
+    from genoflow.reads.inputs import resolve_input
+
+    def has_reads() -> bool:
+        from genoflow.reads.fastq_input import patient_read_sets
+
+        patient_dir = params["preprocess"].get("patient_dir")
+        return bool(patient_dir) and storage.exists(storage.uri(patient_dir)) and \
+            bool(patient_read_sets(spark, storage.uri(patient_dir)))
+
+    return resolve_input(params, exists=lambda name: storage.exists(storage.uri(name)), has_reads=has_reads)
+
+
 def _call_step(step, spark, storage, output, upstream, params, args):
+    if step == "align":
+        from genoflow.pipeline.reads import run_align_step
+
+        return run_align_step(spark, storage, output, params)
+    if step == "call":
+        from genoflow.pipeline.reads import run_call_step
+
+        return run_call_step(spark, storage, output, upstream["align"], params)
     if step == "preprocess":
         from genoflow.pipeline.preprocess import run_preprocess
 
         settings = Settings()
         if settings.uses_demo_pseudonym_key:
             log.warning("GENOFLOW_PSEUDONYM_KEY is not set: using the demo key; set a secret key for real patients")
-        return run_preprocess(spark, storage, output, params, settings.pseudonym_key)
+        return run_preprocess(spark, storage, output, params, settings.pseudonym_key, calls_uri=upstream.get("call"))
     if step == "features":
         from genoflow.pipeline.features import run_features
 

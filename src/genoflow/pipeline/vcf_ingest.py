@@ -29,6 +29,7 @@ __all__ = [
     "BGZF_EOF",
     "IngestResult",
     "check_bgzf_end",
+    "gene_names",
     "ingest_patient_vcfs",
     "ingest_vcf",
     "merged_header",
@@ -471,7 +472,7 @@ class _BlockDecoder:
             "id": table.column("id").combine_chunks(),
             "ref": table.column("ref").combine_chunks(),
             "alt": table.column("alt").combine_chunks(),
-            "gene": pa.array(_gene_names(self.genes.value, contig, pos), type=pa.string()),
+            "gene": pa.array(gene_names(self.genes.value, contig, pos), type=pa.string()),
             "line": pa.array(line if split == 0 else np.zeros(len(line)), type=pa.int64(),
                              mask=None if split == 0 else np.ones(len(line), dtype=bool)),
             "call_rate": floats(qc["call_rate"]),
@@ -734,7 +735,7 @@ class _CallPacker:
                 "id": batch.column(batch.schema.get_field_index("id")),
                 "ref": batch.column(batch.schema.get_field_index("ref")),
                 "alt": batch.column(batch.schema.get_field_index("alt")),
-                "gene": pa.array(_gene_names(self.genes.value, contig, pos), type=pa.string()),
+                "gene": pa.array(gene_names(self.genes.value, contig, pos), type=pa.string()),
                 "line": pa.nulls(n, type=pa.int64()),
                 "call_rate": floats(qc["call_rate"]), "alt_af": floats(qc["alt_af"]), "maf": floats(qc["maf"]),
                 "hwe_p": floats(qc["hwe_p"]), "qc_pass": pa.array(np.asarray(qc_pass, dtype=bool)),
@@ -771,7 +772,7 @@ def _checked_contigs(reference, contig, pos, table, *, source, line_numbers) -> 
     return {name: resolve_contig(name, reference) for name in set(contig.tolist())}
 
 
-def _gene_names(genes, contig, pos) -> list[str]:
+def gene_names(genes, contig, pos) -> list[str]:
     """Gene of each variant; "" everywhere without annotations (genes None)."""
     if genes is None:
         return [""] * len(pos)
