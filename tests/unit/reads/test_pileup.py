@@ -1,0 +1,90 @@
+"""Tests of the window pileup (genoflow.reads.pileup): hand-computed depths and log-likelihood sums."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from genoflow.reads.pileup import log_terms, pileup_window
+
+A, C, G, T = range(4)
+
+
+def terms(q: int) -> tuple[float, float, float]:
+    """(hom, het, other) of one base of quality q, written out from the model."""
+    e = 10 ** (-q / 10)
+    return math.log(1 - e), math.log((1 - e) / 2 + e / 6), math.log(e / 3)
+
+
+def test_log_terms__match_the_model():
+    for q in (2, 13, 20, 30, 41, 60):
+        assert np.allclose([t[0] for t in log_terms(np.array([q]))], terms(q))
+
+
+def test_log_terms__quality_0_is_no_evidence():
+    hom, het, other = log_terms(np.array([0, 1]))
+    assert np.allclose(hom, other) and np.allclose(het, other)  # e capped at 3/4: every genotype alike
+    assert np.isfinite(hom).all()
+
+
+def test_pileup_window__three_reads():
+    # Window 100..104. Sample 0: AACGT from 99 (the A at 99 is outside, the G at 102 has Q 10 < 13),
+    # C*GN from 101 (a deletion and an N: dropped). Sample 1: TTT from 103 (Q 12 at 104: dropped; 105 outside).
+    bases = [b"AACGT", b"C*GN", b"TTT"]
+    quals = [bytes([30, 30, 20, 10, 40]), bytes([20, 0, 30, 30]), bytes([13, 12, 40])]
+    p = pileup_window(bases, quals, [99, 101, 103], [0, 0, 1], 2, 100, 5, 13)
+    assert p.depth.shape == (2, 5, 4) and p.win_start == 100
+    expected = np.zeros((2, 5, 4), dtype=int)
+    expected[0, 0, A] = 1
+    expected[0, 1, C] = 2
+    expected[0, 3, T] = 1
+    expected[0, 3, G] = 1
+    expected[1, 3, T] = 1
+    assert (p.depth == expected).all()
+    assert p.hom[0, 1, C] == pytest.approx(2 * terms(20)[0])
+    assert p.het[0, 1, C] == pytest.approx(2 * terms(20)[1])
+    assert p.other[0, 1, C] == pytest.approx(2 * terms(20)[2])
+    assert p.hom[0, 3, T] == pytest.approx(terms(40)[0]) and p.other[0, 3, G] == pytest.approx(terms(30)[2])
+    assert p.het[1, 3, T] == pytest.approx(terms(13)[1])
+    for sums in (p.hom, p.het, p.other):  # nothing where nothing was counted
+        assert (sums[expected == 0] == 0).all()
+
+
+def test_pileup_window__read_spanning_two_windows_counted_once_per_position():
+    rng = np.random.default_rng(1)
+    bases = [bytes(rng.choice(list(b"ACGT"), 50).astype(np.uint8)) for _ in range(20)]
+    quals = [bytes(rng.integers(13, 41, 50).astype(np.uint8)) for _ in range(20)]
+    starts = rng.integers(0, 150, 20)
+    samples = rng.integers(0, 3, 20)
+    whole = pileup_window(bases, quals, starts, samples, 3, 0, 200, 13)
+    halves = [pileup_window(bases, quals, starts, samples, 3, s, 100, 13) for s in (0, 100)]
+    assert (np.concatenate([h.depth for h in halves], axis=1) == whole.depth).all()
+    assert np.allclose(np.concatenate([h.het for h in halves], axis=1), whole.het)
+    assert whole.depth.sum() == 20 * 50  # every base once: all lie in 0..199 and pass Q 13
+
+
+def test_pileup_window__arrow_slices_read_in_place():
+    bases = pa.array([b"GG", b"ACGT", b"TT"], pa.binary()).slice(1)
+    quals = pa.chunked_array([pa.array([bytes([9, 9]), bytes([30] * 4), bytes([20, 20])], pa.binary()).slice(1)])
+    from_arrow = pileup_window(bases, quals, [10, 12], [0, 0], 1, 10, 4, 13)
+    from_bytes = pileup_window([b"ACGT", b"TT"], [bytes([30] * 4), bytes([20, 20])], [10, 12], [0, 0], 1, 10, 4, 13)
+    assert (from_arrow.depth == from_bytes.depth).all() and np.allclose(from_arrow.other, from_bytes.other)
+    assert from_arrow.depth.sum() == 6
+
+
+def test_pileup_window__bases_and_qualities_of_other_lengths_rejected():
+    with pytest.raises(ValueError, match="differ in length"):
+        pileup_window([b"ACG"], [bytes([30, 30])], [0], [0], 1, 0, 10, 13)
+
+
+def test_pileup_window__sample_out_of_range_rejected():
+    with pytest.raises(ValueError, match=r"sample_idx must lie in \[0, 2\)"):
+        pileup_window([b"A"], [bytes([30])], [0], [2], 2, 0, 10, 13)
+
+
+def test_pileup_window__no_reads():
+    p = pileup_window([], [], [], [], 2, 0, 10, 13)
+    assert p.depth.shape == (2, 10, 4) and not p.depth.any()
