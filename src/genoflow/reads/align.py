@@ -1,0 +1,512 @@
+"""Aligning each patient's reads to the reference with minimap2 (through ``mappy``), on Spark.
+
+The driver builds the minimap2 index once per reference (a step output, reused while the reference is
+the same) and lists the read files. One task per patient streams its FASTQ file(s) into chunks of
+reads; the chunks are spread over every core, and each task maps them with its executor's aligner
+(loaded once per Python worker: mappy's Aligner cannot be pickled, so it is never broadcast). mappy
+releases the GIL while mapping, so a task may map with several threads, each with its own
+``ThreadBuffer``. Each primary alignment becomes a row of the aligned-read table
+(:data:`genoflow.reads.schema.ALIGNED_READ_SCHEMA`) with its bases and qualities projected on the
+reference, so the caller never walks a CIGAR.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from genoflow.errors import InputError
+from genoflow.reads.fastq_input import ReadBlock, ReadChunk, iter_read_chunks, patient_read_sets
+from genoflow.reads.schema import ALIGNED_READ_DDL, ALIGNED_READ_SCHEMA, DELETION
+
+__all__ = ["AlignCounts", "align_chunk", "build_index", "load_aligner", "mark_duplicates", "run_align"]
+
+_PHRED_OFFSET = 33
+_COMPLEMENT = bytes.maketrans(b"ACGTNacgtn", b"TGCANtgcan")
+# mappy's CIGAR operations (BAM codes): M I D N S H P = X
+_COPY_OPS = {0, 7, 8}  # M, =, X: one read base per reference base
+_GAP_OPS = {2, 3}  # D, N: reference bases the read lacks
+_PICARD_MIN_QUAL = 15  # Picard's duplicate score sums base qualities >= 15
+_CHUNK_DDL = "patient string, chunk_index long, mate1 binary, mate2 binary"
+# Internal columns of the aligned rows before duplicate marking: the read's duplicate score, and per chunk
+# one row with no contig that carries the chunk's read counts (unmapped reads leave no other trace).
+_EXTRA_DDL = "quality_sum long, n_reads long, n_mapped long"
+
+_ALIGNERS: dict[tuple[str, str], object] = {}  # per Python worker: (index uri, preset) -> mappy.Aligner
+
+
+@dataclass
+class AlignCounts:
+    """Reads of a chunk: all of them, those with a primary alignment, those kept (MAPQ >= min_mapq)."""
+
+    reads: int = 0
+    mapped: int = 0
+    kept: int = 0
+
+    def add(self, other: AlignCounts) -> None:
+        self.reads += other.reads
+        self.mapped += other.mapped
+        self.kept += other.kept
+
+
+# --------------------------------------------------------------------------------------------
+# The index
+# --------------------------------------------------------------------------------------------
+
+
+def build_index(storage, reference_uri: str, index_uri: str, *, preset: str = "sr") -> str:
+    """Build the minimap2 index of a reference FASTA into ``index_uri``, unless it is there already.
+
+    Parameters
+    ----------
+    storage : HadoopStorage
+        Reads the FASTA and writes the index.
+    reference_uri : str
+        The reference FASTA (plain or gzip), on any storage: it is copied to a local file first.
+    index_uri : str
+        Where the ``.mmi`` goes (a path keyed by the reference's content, so a committed index is reused).
+    preset : str
+        minimap2 preset whose k-mer and window sizes the index uses (``sr``: short reads).
+
+    Returns
+    -------
+    str
+        ``index_uri``.
+
+    Raises
+    ------
+    InputError
+        Naming the reference, when minimap2 cannot index it.
+    """
+    import mappy
+
+    if storage.exists(index_uri):
+        return index_uri
+    with tempfile.TemporaryDirectory(prefix="genoflow-index-") as folder:
+        fasta, mmi = os.path.join(folder, "reference.fa"), os.path.join(folder, "ref.mmi")
+        with storage.ranged(reference_uri).open_stream() as source, open(fasta, "wb") as local:
+            shutil.copyfileobj(source, local, 1 << 20)
+        aligner = mappy.Aligner(fn_idx_in=fasta, preset=preset, fn_idx_out=mmi)
+        if not aligner or not aligner.seq_names:
+            raise InputError(reference_uri, "minimap2 cannot index this reference: is it a FASTA file?")
+        del aligner  # mappy writes the index while building; drop the in-memory copy before the upload
+        storage.put(mmi, index_uri)  # temp + rename: readers see the whole index or none
+    return index_uri
+
+
+def load_aligner(index, preset: str = "sr"):
+    """The ``mappy.Aligner`` of a minimap2 index, loaded once per Python process.
+
+    Parameters
+    ----------
+    index : str or RangedFile
+        A local ``.mmi`` path or ``file://`` URI, or a :class:`~genoflow.storage.ranged.RangedFile` (built by
+        the driver with ``storage.ranged``; an index on HDFS is copied once to a local temporary file).
+    preset : str
+        minimap2 preset of the mapping options.
+    """
+    from genoflow.storage.ranged import RangedFile
+
+    ranged = index if isinstance(index, RangedFile) else RangedFile(index)
+    key = (ranged.uri, preset)
+    if key not in _ALIGNERS:
+        _ALIGNERS[key] = _open_aligner(ranged, preset)
+    return _ALIGNERS[key]
+
+
+def _open_aligner(ranged, preset: str):
+    import mappy
+
+    path = ranged.path
+    if not ranged.is_local:
+        handle, path = tempfile.mkstemp(prefix="genoflow-", suffix=".mmi")
+        with os.fdopen(handle, "wb") as local, ranged.open_stream() as source:
+            shutil.copyfileobj(source, local, 1 << 20)
+    aligner = mappy.Aligner(fn_idx_in=path, preset=preset)
+    if not ranged.is_local:
+        os.unlink(path)  # mappy has loaded it into memory
+    if not aligner:
+        raise InputError(ranged.uri, "cannot load this minimap2 index")
+    return aligner
+
+
+# --------------------------------------------------------------------------------------------
+# Aligning a chunk
+# --------------------------------------------------------------------------------------------
+
+
+def align_chunk(aligner, patient: str, chunk: ReadChunk, *, min_mapq: int,
+                threads: int = 1) -> tuple[pa.RecordBatch, AlignCounts]:
+    """Map a chunk of reads and project each primary alignment's bases and qualities on the reference.
+
+    Parameters
+    ----------
+    aligner : mappy.Aligner
+        From :func:`load_aligner`.
+    patient : str
+        Written in every row.
+    chunk : ReadChunk
+        Single-end reads, or pairs (mapped together: mappy pairs the mates).
+    min_mapq : int
+        Alignments below this MAPQ are counted as mapped but not returned.
+    threads : int
+        Mapping threads, each with its own ``mappy.ThreadBuffer``.
+
+    Returns
+    -------
+    pyarrow.RecordBatch
+        Rows in :data:`~genoflow.reads.schema.ALIGNED_READ_SCHEMA` order of the reads (mate 1 before mate 2),
+        ``is_duplicate`` False.
+    AlignCounts
+        Reads (each mate counts), reads with a primary alignment, rows returned.
+    """
+    blocks = _Reads(chunk.mate1), (_Reads(chunk.mate2) if chunk.mate2 is not None else None)
+    n = len(chunk)
+    bounds = np.linspace(0, n, max(1, min(threads, n)) + 1).astype(int)
+    jobs = [(aligner, blocks, patient, min_mapq, int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:],
+                                                                                   strict=True)]
+    if len(jobs) == 1:
+        parts = [_align_range(*jobs[0])]
+    else:
+        with ThreadPoolExecutor(len(jobs)) as pool:
+            parts = list(pool.map(lambda job: _align_range(*job), jobs))
+    counts = AlignCounts()
+    columns = _Columns()
+    for part_columns, part_counts in parts:
+        columns.extend(part_columns)
+        counts.add(part_counts)
+    return columns.batch(), counts
+
+
+class _Reads:
+    """A ReadBlock's reads as mappy wants them (str) and as the projection wants them (bytes, raw Phred)."""
+
+    def __init__(self, block: ReadBlock):
+        self.block = block
+        self.offsets = block.offsets()
+        self.text = block.sequences.decode("latin-1")
+        raw = np.frombuffer(block.qualities, dtype=np.uint8) - np.uint8(_PHRED_OFFSET)
+        self.quals = raw.tobytes()
+
+    def read(self, i: int) -> tuple[str, bytes, bytes]:
+        lo, hi = self.offsets[i], self.offsets[i + 1]
+        return self.text[lo:hi], self.block.sequences[lo:hi], self.quals[lo:hi]
+
+
+class _Columns:
+    """The aligned-read table's columns, grown row by row."""
+
+    def __init__(self):
+        self.values = {field.name: [] for field in ALIGNED_READ_SCHEMA}
+
+    def append(self, **row) -> None:
+        for name, value in row.items():
+            self.values[name].append(value)
+
+    def extend(self, other: _Columns) -> None:
+        for name, values in other.values.items():
+            self.values[name].extend(values)
+
+    def batch(self) -> pa.RecordBatch:
+        n = len(self.values["start"])
+        self.values["is_duplicate"] = [False] * n
+        return pa.RecordBatch.from_arrays([pa.array(self.values[f.name], f.type) for f in ALIGNED_READ_SCHEMA],
+                                          schema=ALIGNED_READ_SCHEMA)
+
+
+def _align_range(aligner, blocks, patient: str, min_mapq: int, lo: int, hi: int):
+    """Map reads (pairs) lo..hi-1 of a chunk in this thread; returns their columns and counts."""
+    import mappy
+
+    buffer = mappy.ThreadBuffer()
+    mate1, mate2 = blocks
+    columns, counts = _Columns(), AlignCounts()
+    for i in range(lo, hi):
+        reads = [mate1.read(i)] if mate2 is None else [mate1.read(i), mate2.read(i)]
+        sequences = [text for text, _, _ in reads]
+        primary = {}
+        for hit in aligner.map(*sequences, buf=buffer):
+            if hit.is_primary:
+                primary.setdefault(hit.read_num if mate2 is not None else 0, hit)
+        counts.reads += len(reads)
+        counts.mapped += len(primary)
+        for mate, hit in primary.items():
+            if hit.mapq < min_mapq:
+                continue
+            mate_hit = primary.get(3 - mate) if mate else None
+            _, bases, quals = reads[max(mate, 1) - 1]
+            ref_bases, ref_quals, cigar = project(bases, quals, hit)
+            columns.append(patient=patient, contig=hit.ctg, start=hit.r_st, end=hit.r_en, strand=hit.strand,
+                           mapq=hit.mapq, cigar=cigar, read_name=mate1.block.names[i], mate=mate,
+                           mate_start=mate_hit.r_st if mate_hit is not None and mate_hit.ctg == hit.ctg else None,
+                           ref_bases=ref_bases, ref_quals=ref_quals)
+            counts.kept += 1
+    return columns, counts
+
+
+def project(bases: bytes, quals: bytes, hit) -> tuple[bytes, bytes, str]:
+    """A read's bases and qualities on the reference positions ``hit.r_st..hit.r_en-1``, and its SAM CIGAR.
+
+    Parameters
+    ----------
+    bases : bytes
+        The read as sequenced (upper-case).
+    quals : bytes
+        Raw Phred qualities (not +33), one per base.
+    hit : mappy.Alignment
+        ``q_st``/``q_en`` are on the read as sequenced; the CIGAR (without clips) walks the reference
+        left to right, i.e. the reverse complement of the read for a reverse-strand hit.
+
+    Returns
+    -------
+    tuple of (bytes, bytes, str)
+        Bases (``*`` at deletions), qualities (0 at deletions), and the CIGAR with soft clips.
+    """
+    length = len(bases)
+    if hit.strand < 0:
+        bases, quals = bases.translate(_COMPLEMENT)[::-1], quals[::-1]
+        left, right = length - hit.q_en, hit.q_st
+    else:
+        left, right = hit.q_st, length - hit.q_en
+    at, out_bases, out_quals = left, [], []
+    for size, op in hit.cigar:
+        if op in _COPY_OPS:
+            out_bases.append(bases[at:at + size])
+            out_quals.append(quals[at:at + size])
+            at += size
+        elif op in _GAP_OPS:
+            out_bases.append(bytes([DELETION]) * size)
+            out_quals.append(bytes(size))
+        else:  # I (S and H do not occur inside mappy's CIGAR)
+            at += size
+    cigar = (f"{left}S" if left else "") + hit.cigar_str + (f"{right}S" if right else "")
+    return b"".join(out_bases), b"".join(out_quals), cigar
+
+
+# --------------------------------------------------------------------------------------------
+# Duplicates
+# --------------------------------------------------------------------------------------------
+
+
+def mark_duplicates(df, *, score: str = "quality_sum"):
+    """Flag the pairs whose two ends start where a better pair's do (samtools markdup's rule, by position).
+
+    A pair's key is its patient, contig and the 5' end (unclipped, from the CIGAR's soft clips) and strand
+    of each mate, the two ends ordered by position; among the pairs sharing a key, the one with the highest
+    ``score`` summed over both mates is kept (ties: the smallest read name) and the others' rows get
+    ``is_duplicate`` True. Only pairs with both mates in ``df`` on the same contig are compared: single-end
+    reads at 30x over a panel share start positions by chance, so marking them by position would flag true
+    reads, and a pair missing a mate (unmapped or under ``min_mapq``) has no second end to compare.
+
+    Parameters
+    ----------
+    df : pyspark.sql.DataFrame
+        Aligned reads (:data:`~genoflow.reads.schema.ALIGNED_READ_SCHEMA` columns) plus ``score``.
+    score : str
+        A per-read quality column: :func:`run_align` gives the sum of base qualities >= 15 (Picard's score).
+
+    Returns
+    -------
+    pyspark.sql.DataFrame
+        ``df`` with ``is_duplicate`` set.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    clip_left = F.coalesce(F.regexp_extract("cigar", r"^(\d+)S", 1).cast("long"), F.lit(0))
+    clip_right = F.coalesce(F.regexp_extract("cigar", r"(\d+)S$", 1).cast("long"), F.lit(0))
+    five_prime = F.when(F.col("strand") > 0, F.col("start") - clip_left).otherwise(F.col("end") + clip_right)
+    end = F.struct(five_prime.alias("position"), F.col("strand").alias("strand"))
+    pair = Window.partitionBy("patient", "read_name")
+    keyed = (df.withColumn("_end", end)
+             .withColumn("_low", F.min("_end").over(pair)).withColumn("_high", F.max("_end").over(pair))
+             .withColumn("_rows", F.count(F.lit(1)).over(pair))
+             .withColumn("_contigs", F.size(F.collect_set("contig").over(pair)))
+             .withColumn("_score", F.sum(score).over(pair)))
+    is_pair = (F.col("mate") > 0) & (F.col("_rows") == 2) & (F.col("_contigs") == 1)
+    same_key = Window.partitionBy("patient", "contig", "_low", "_high").orderBy(F.desc("_score"), "read_name")
+    rank = F.when(is_pair, F.dense_rank().over(same_key))
+    return (keyed.withColumn("is_duplicate", F.coalesce(rank > 1, F.lit(False)))
+            .drop("_end", "_low", "_high", "_rows", "_contigs", "_score"))
+
+
+# --------------------------------------------------------------------------------------------
+# The Spark step
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Settings:
+    preset: str
+    min_mapq: int
+    chunk_reads: int
+    threads: int
+    min_mapping_rate: float
+
+
+def _settings(spark, params: dict) -> _Settings:
+    """The step's params (``reads:``, ``compute:``), with the defaults params.yaml ships."""
+    reads, compute = params.get("reads") or {}, params.get("compute") or {}
+    threads = int(compute.get("align_threads", reads.get("threads", 0)) or 0)
+    if threads <= 0:
+        threads = int(spark.conf.get("spark.task.cpus", "1"))
+    return _Settings(preset=reads.get("preset", "sr"), min_mapq=int(reads.get("min_mapq", 20)),
+                     chunk_reads=int(compute.get("chunk_reads", reads.get("chunk_reads", 20000))),
+                     threads=threads, min_mapping_rate=float(reads.get("min_mapping_rate", 0.5)))
+
+
+def run_align(spark, storage, output, params: dict, *, index_uri: str) -> dict:
+    """Align every patient's reads into ``output.path("reads")`` and write ``mapping.json``.
+
+    Parameters
+    ----------
+    spark : SparkSession
+    storage : HadoopStorage
+    output : StepOutput
+        The step's temporary folder.
+    params : dict
+        ``preprocess.patient_dir`` (under the storage root), ``preprocess.reference_fasta`` (named in
+        errors) and the ``reads:`` / ``compute:`` keys read by ``_settings``.
+    index_uri : str
+        The minimap2 index (:func:`build_index`).
+
+    Returns
+    -------
+    dict
+        Per patient: ``reads``, ``mapped``, ``mapping_rate``, ``kept``, ``duplicates``, ``fastq``.
+
+    Raises
+    ------
+    InputError
+        No read files; a malformed FASTQ (file and line); a patient whose mapping rate is under
+        ``reads.min_mapping_rate`` (nothing is written then).
+    """
+    from pyspark import StorageLevel
+
+    settings = _settings(spark, params)
+    patient_uri = storage.uri(params["preprocess"]["patient_dir"])
+    read_sets = patient_read_sets(storage, patient_uri)
+    if not read_sets:
+        raise InputError(patient_uri, "no patient folder holds reads (genome_sequence.fastq.gz, or _R1/_R2)")
+    ranged = storage.ranged(patient_uri)
+    chunks = _read_chunks(spark, read_sets, ranged, settings.chunk_reads)
+    aligned = (chunks.repartition(spark.sparkContext.defaultParallelism)
+               .mapInArrow(_aligning(storage.ranged(index_uri), settings), f"{ALIGNED_READ_DDL}, {_EXTRA_DDL}")
+               .persist(StorageLevel.MEMORY_AND_DISK))
+    try:
+        counts = _mapping_counts(aligned, read_sets)
+        _check_mapping(counts, settings.min_mapping_rate, storage.uri(params["preprocess"]["reference_fasta"]))
+        reads = mark_duplicates(aligned.where("contig IS NOT NULL")).select(*ALIGNED_READ_SCHEMA.names)
+        reads.sortWithinPartitions("patient", "contig", "start").write.parquet(output.path("reads"))
+    finally:
+        aligned.unpersist()
+    _add_kept(spark, output.path("reads"), counts)
+    output.write_json("mapping.json", counts)
+    return counts
+
+
+def _read_chunks(spark, read_sets, ranged, chunk_reads: int):
+    """DataFrame of chunks (patient, chunk_index, mate1, mate2): one task per patient reads its file(s)."""
+    rows = [(s.patient, s.r1, s.r2) for s in read_sets]
+    frame = spark.sparkContext.parallelize(rows, len(rows)).toDF("patient string, r1 string, r2 string")
+
+    def read(batches):
+        for batch in batches:
+            for patient, r1, r2 in zip(*batch.to_pydict().values(), strict=True):
+                yield from _patient_chunks(ranged, patient, r1, r2, chunk_reads)
+
+    return frame.mapInArrow(read, _CHUNK_DDL)
+
+
+def _patient_chunks(ranged, patient: str, r1: str, r2: str | None, chunk_reads: int):
+    """Record batches of one row per chunk of a patient's reads, streamed from storage."""
+    with ranged.at(r1).open_stream() as stream1:
+        if r2 is None:
+            chunks = iter_read_chunks(stream1, None, source_r1=r1, chunk_reads=chunk_reads)
+            yield from (_chunk_row(patient, chunk) for chunk in chunks)
+            return
+        with ranged.at(r2).open_stream() as stream2:
+            chunks = iter_read_chunks(stream1, stream2, source_r1=r1, source_r2=r2, chunk_reads=chunk_reads)
+            yield from (_chunk_row(patient, chunk) for chunk in chunks)
+
+
+def _chunk_row(patient: str, chunk: ReadChunk) -> pa.RecordBatch:
+    mate2 = chunk.mate2.to_bytes() if chunk.mate2 is not None else None
+    return pa.RecordBatch.from_pydict({"patient": [patient], "chunk_index": [chunk.index],
+                                       "mate1": [chunk.mate1.to_bytes()], "mate2": [mate2]},
+                                      schema=pa.schema([("patient", pa.string()), ("chunk_index", pa.int64()),
+                                                        ("mate1", pa.binary()), ("mate2", pa.binary())]))
+
+
+def _aligning(index, settings: _Settings):
+    """The mapInArrow function aligning chunks with this Python worker's cached aligner."""
+
+    def align(batches):
+        aligner = load_aligner(index, settings.preset)
+        for batch in batches:
+            for patient, index_, mate1, mate2 in zip(*batch.to_pydict().values(), strict=True):
+                chunk = ReadChunk(index_, ReadBlock.from_bytes(mate1),
+                                  ReadBlock.from_bytes(mate2) if mate2 is not None else None)
+                rows, counts = align_chunk(aligner, patient, chunk, min_mapq=settings.min_mapq,
+                                           threads=settings.threads)
+                yield _with_extras(rows, patient, counts)
+
+    return align
+
+
+def _with_extras(rows: pa.RecordBatch, patient: str, counts: AlignCounts) -> pa.RecordBatch:
+    """The chunk's rows with their duplicate score, then one row of read counts (no contig)."""
+    quals = rows.column("ref_quals")
+    offsets = np.asarray(quals.offsets)
+    values = np.frombuffer(quals.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]] if len(rows) else \
+        np.zeros(0, np.uint8)
+    kept = np.where(values >= _PICARD_MIN_QUAL, values, 0).astype(np.int64)
+    sums = np.add.reduceat(kept, offsets[:-1] - offsets[0]) if len(rows) else np.zeros(0, np.int64)
+    n = len(rows)
+    arrays = [pa.concat_arrays([rows.column(f.name), pa.nulls(1, f.type)]) for f in ALIGNED_READ_SCHEMA]
+    arrays[ALIGNED_READ_SCHEMA.names.index("patient")] = pa.array([patient] * (n + 1), pa.string())
+    arrays += [pa.array([*sums.tolist(), None], pa.int64()), pa.array([None] * n + [counts.reads], pa.int64()),
+               pa.array([None] * n + [counts.mapped], pa.int64())]
+    names = [*ALIGNED_READ_SCHEMA.names, "quality_sum", "n_reads", "n_mapped"]
+    return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+def _mapping_counts(aligned, read_sets) -> dict:
+    """Reads and mapped reads per patient, from the chunks' count rows."""
+    from pyspark.sql import functions as F
+
+    rows = (aligned.where("contig IS NULL").groupBy("patient")
+            .agg(F.sum("n_reads").alias("reads"), F.sum("n_mapped").alias("mapped")).collect())
+    files = {s.patient: [u for u in (s.r1, s.r2) if u] for s in read_sets}
+    return {row.patient: {"reads": int(row.reads), "mapped": int(row.mapped),
+                          "mapping_rate": row.mapped / row.reads if row.reads else 0.0,
+                          "fastq": files[row.patient]} for row in sorted(rows, key=lambda r: r.patient)}
+
+
+def _check_mapping(counts: dict, min_rate: float, reference_uri: str) -> None:
+    """An InputError for the first patient whose reads map less than ``min_rate``."""
+    for patient, c in counts.items():
+        if c["mapping_rate"] < min_rate:
+            raise InputError(c["fastq"][0], f"only {100 * c['mapping_rate']:.1f} % of patient {patient}'s "
+                                            f"{c['reads']} reads map to {reference_uri} (at least "
+                                            f"{100 * min_rate:.0f} % expected, reads.min_mapping_rate): wrong "
+                                            "reference or species?", record=patient)
+
+
+def _add_kept(spark, reads_uri: str, counts: dict) -> None:
+    """Rows written and duplicates per patient, counted on the written table."""
+    from pyspark.sql import functions as F
+
+    for row in (spark.read.parquet(reads_uri).groupBy("patient")
+                .agg(F.count(F.lit(1)).alias("kept"), F.sum(F.col("is_duplicate").cast("long")).alias("dups"))
+                .collect()):
+        counts[row.patient].update(kept=int(row.kept), duplicates=int(row.dups or 0))
+    for c in counts.values():
+        c.setdefault("kept", 0)
+        c.setdefault("duplicates", 0)

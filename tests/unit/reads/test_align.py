@@ -1,0 +1,201 @@
+"""Tests of genoflow.reads.align on real mappy: positions, projected bases, pairs, mapping rate, duplicates."""
+
+from __future__ import annotations
+
+import io
+import re
+import subprocess
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from genoflow.reads.align import align_chunk, load_aligner, project
+from genoflow.reads.fastq_input import iter_read_chunks
+from genoflow.reads.schema import ALIGNED_READ_SCHEMA
+
+COMPLEMENT = str.maketrans("ACGT", "TGCA")
+LENGTH = 150
+
+
+@dataclass
+class Read:
+    name: str
+    sequence: str
+    quality: bytes  # raw Phred
+    contig: str
+    start: int
+    strand: int
+    ref_bases: str  # expected projection
+    ref_quals: bytes
+
+
+def random_reference(seed: int = 11) -> dict[str, str]:
+    rng = np.random.default_rng(seed)
+    return {"chr1": "".join(rng.choice(list("ACGT"), 30_000)), "chr2": "".join(rng.choice(list("ACGT"), 20_000))}
+
+
+def distinct(reference: str, at: int) -> bool:
+    """No base at at-1..at+1 repeats: a 1-base indel there has one alignment (no left/right shift)."""
+    return len(set(reference[at - 1:at + 2])) == 3
+
+
+def draw_read(rng, reference: dict[str, str], name: str, *, strand: int = 1, edits: str = "", contig: str = "chr1",
+              start: int | None = None) -> Read:
+    """A read of the reference with edits (s: substitution, i: 1-base insertion, d: 1-base deletion) at 40, 75,
+    110 bases from its start; its expected projection on the reference and, for -1, reverse-complemented."""
+    ref = reference[contig]
+    while start is None or not all(distinct(ref, start + p) for p in (40, 75, 110)):
+        start = int(rng.integers(200, len(ref) - 400))
+    places = dict(zip((start + 40, start + 75, start + 110), edits, strict=False))
+    read, projected, read_index, at = [], [], [], start
+    while len(read) < LENGTH:
+        edit = places.pop(at, None)
+        if edit == "i":
+            read.append(next(b for b in "ACGT" if b not in ref[at - 1:at + 1]))
+            continue
+        if edit == "d":
+            projected.append("*"), read_index.append(None)
+        else:
+            base = ref[at] if edit is None else next(b for b in "ACGT" if b != ref[at])
+            projected.append(base), read_index.append(len(read)), read.append(base)
+        at += 1
+    quality = bytes(rng.integers(15, 41, LENGTH).astype(np.uint8))
+    ref_quals = bytes(0 if i is None else quality[i] for i in read_index)
+    sequence = "".join(read)
+    if strand < 0:
+        sequence, quality = sequence[::-1].translate(COMPLEMENT), quality[::-1]
+    return Read(name, sequence, quality, contig, start, strand, "".join(projected), ref_quals)
+
+
+def to_fastq(reads: list[Read], suffix: str = "") -> bytes:
+    return "".join(f"@{r.name}{suffix} x\n{r.sequence}\n+\n{bytes(q + 33 for q in r.quality).decode()}\n"
+                   for r in reads).encode()
+
+
+def write_fasta(path, reference: dict[str, str]) -> str:
+    path.write_text("".join(f">{name}\n{seq}\n" for name, seq in reference.items()))
+    return str(path)
+
+
+def chunk_of(reads: list[Read], mates: list[Read] | None = None, chunk_reads: int = 10_000):
+    (chunk,) = iter_read_chunks(io.BytesIO(to_fastq(reads)), None if mates is None else io.BytesIO(to_fastq(mates)),
+                                source_r1="r1.fq", source_r2="r2.fq", chunk_reads=chunk_reads)
+    return chunk
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return random_reference()
+
+
+@pytest.fixture(scope="module")
+def aligner(reference, tmp_path_factory):
+    return load_aligner(write_fasta(tmp_path_factory.mktemp("ref") / "ref.fa", reference), "sr")
+
+
+def drawn_reads(reference, n: int = 60, seed: int = 5) -> list[Read]:
+    rng = np.random.default_rng(seed)
+    kinds = ["", "s", "sss", "d", "i", "sdi", "dsd"]
+    return [draw_read(rng, reference, f"read{k}", strand=1 if k % 2 else -1, edits=kinds[k % len(kinds)],
+                      contig="chr1" if k % 3 else "chr2") for k in range(n)]
+
+
+def test_reads_map_to_their_positions_with_their_bases_projected_on_the_reference(reference, aligner):
+    reads = drawn_reads(reference)
+    rows, counts = align_chunk(aligner, "P1", chunk_of(reads), min_mapq=20)
+    assert rows.schema == ALIGNED_READ_SCHEMA
+    assert (counts.reads, counts.mapped, counts.kept) == (60, 60, 60)
+    table = rows.to_pylist()
+    for read, row in zip(reads, table, strict=True):
+        assert (row["read_name"], row["contig"], row["start"], row["strand"]) == \
+            (read.name, read.contig, read.start, read.strand), row["cigar"]
+        assert row["ref_bases"].decode() == read.ref_bases, row["cigar"]
+        assert row["ref_quals"] == read.ref_quals
+        assert row["end"] - row["start"] == len(row["ref_bases"]) == len(row["ref_quals"])
+        assert (row["mate"], row["mate_start"], row["is_duplicate"], row["patient"]) == (0, None, False, "P1")
+        edits = "".join(op for _, op in re.findall(r"(\d+)([MIDS])", row["cigar"]) if op in "ID")
+        assert edits.count("D") == read.ref_bases.count("*")
+        assert edits.count("I") == len(read.sequence) - len(read.ref_bases.replace("*", ""))
+
+
+def test_threads_give_the_same_rows(reference, aligner):
+    chunk = chunk_of(drawn_reads(reference, n=40, seed=8))
+    one, _ = align_chunk(aligner, "P1", chunk, min_mapq=20, threads=1)
+    three, counts = align_chunk(aligner, "P1", chunk, min_mapq=20, threads=3)
+    assert one.equals(three) and counts.kept == 40
+
+
+def test_pairs_are_mapped_together_and_carry_their_mate(reference, aligner):
+    rng = np.random.default_rng(9)
+    firsts, seconds = [], []
+    for k in range(20):
+        start = int(rng.integers(200, 29_000))
+        firsts.append(draw_read(rng, reference, f"pair{k}", start=start, edits="s"))
+        seconds.append(draw_read(rng, reference, f"pair{k}", start=start + 250, strand=-1, edits="d"))
+    (chunk,) = iter_read_chunks(io.BytesIO(to_fastq(firsts, "/1")), io.BytesIO(to_fastq(seconds, "/2")),
+                                source_r1="r1.fq", source_r2="r2.fq", chunk_reads=100)
+    rows, counts = align_chunk(aligner, "P2", chunk, min_mapq=20, threads=2)
+    assert (counts.reads, counts.mapped, counts.kept) == (40, 40, 40)
+    by_mate = {(row["read_name"], row["mate"]): row for row in rows.to_pylist()}
+    for first, second in zip(firsts, seconds, strict=True):
+        one, two = by_mate[first.name, 1], by_mate[second.name, 2]
+        assert (one["start"], one["strand"], one["mate_start"]) == (first.start, 1, second.start)
+        assert (two["start"], two["strand"], two["mate_start"]) == (second.start, -1, first.start)
+        assert two["ref_bases"].decode() == second.ref_bases and one["ref_bases"].decode() == first.ref_bases
+
+
+def test_reads_of_another_genome_do_not_map(reference, aligner):
+    other = random_reference(seed=99)
+    rng = np.random.default_rng(4)
+    reads = [draw_read(rng, other, f"x{k}") for k in range(200)]
+    rows, counts = align_chunk(aligner, "P1", chunk_of(reads), min_mapq=20)
+    assert counts.reads == 200 and counts.mapped <= 2 and len(rows) == counts.kept <= 2
+
+
+def test_projection_of_a_soft_clipped_reverse_read():
+    @dataclass
+    class Hit:  # the fields of mappy.Alignment that project() reads
+        strand: int
+        q_st: int
+        q_en: int
+        cigar: list
+        cigar_str: str
+
+    bases, quals = b"AACCGGTTAC", bytes(range(10))
+    # On the reverse complement GTAACCGGTT (qualities 9..0): 2 bases clipped, 3M 1I 2M 1D 1M, 1 base clipped.
+    hit = Hit(strand=-1, q_st=1, q_en=8, cigar=[[3, 0], [1, 1], [2, 0], [1, 2], [1, 0]], cigar_str="3M1I2M1D1M")
+    ref_bases, ref_quals, cigar = project(bases, quals, hit)
+    assert cigar == "2S3M1I2M1D1M1S"
+    assert (ref_bases, list(ref_quals)) == (b"AACGG*T", [7, 6, 5, 3, 2, 0, 1])
+
+
+def sam_primary(sam: str) -> dict[str, tuple[str, int, str]]:
+    hits = {}
+    for line in sam.splitlines():
+        if line.startswith("@"):
+            continue
+        fields = line.split("\t")
+        if int(fields[1]) & 0x904 == 0:  # mapped, not secondary, not supplementary
+            hits[fields[0]] = (fields[2], int(fields[3]) - 1, fields[5])
+    return hits
+
+
+def test_positions_and_cigars_agree_with_the_minimap2_cli(reference, aligner, tmp_path):
+    rng = np.random.default_rng(12)
+    reads = drawn_reads(reference, n=30, seed=13)
+    # Reads that need clipping: 20 random bases on one end.
+    for k in range(10):
+        read = draw_read(rng, reference, f"clip{k}", strand=1 if k % 2 else -1)
+        tail = "".join(rng.choice(list("ACGT"), 20))
+        read.sequence = read.sequence[:130] + tail if k < 5 else tail + read.sequence[20:]
+        reads.append(read)
+    fasta = write_fasta(tmp_path / "ref.fa", reference)
+    (tmp_path / "reads.fq").write_bytes(to_fastq(reads))
+    sam = subprocess.run(["minimap2", "-ax", "sr", "-t", "1", fasta, str(tmp_path / "reads.fq")],
+                         capture_output=True, text=True, check=True).stdout
+    cli = sam_primary(sam)
+    rows, _ = align_chunk(aligner, "P1", chunk_of(reads), min_mapq=0)
+    ours = {row["read_name"]: (row["contig"], row["start"], row["cigar"]) for row in rows.to_pylist()}
+    assert ours == cli and len(ours) == 40
+    assert sum("S" in cigar for _, _, cigar in ours.values()) >= 8
