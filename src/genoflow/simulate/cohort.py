@@ -4,8 +4,11 @@ The cohort follows docs/decisions/0001-data-layout-and-encodings.md:
 
 - ``raw/cohort.vcf.gz``: BGZF VCF 4.2, phased biallelic SNVs from msprime (REF = ancestral allele);
 - ``raw/reference_genome/genome_sequence.fasta`` (with its samtools ``.fai``) and ``genome_annotations.gff`` (GFF3);
-- ``raw/patient_data/<patient>/clinical_data.csv`` and ``genome_sequence.fastq.gz`` (targeted reads);
-- ``truth/truth.json``: the simulation truth (causal variants, liabilities, oracle AUCs).
+- ``raw/patient_data/<patient>/clinical_data.csv`` and ``genome_sequence.fastq.gz`` (targeted reads), or
+  ``genome_sequence_R1.fastq.gz`` and ``_R2`` for paired reads (:mod:`genoflow.simulate.reads`);
+- ``truth/truth.json``: the simulation truth (causal variants, liabilities, oracle AUCs);
+- ``truth/target_genotypes.vcf.gz``: every variant of the targeted region with its true genotypes
+  (no missing calls), the truth that genotypes called from the reads are scored against.
 
 Phenotypes follow a liability-threshold model: liability = genetic value (variance = heritability,
 on standardised genotypes) + clinical effects (age, sex) + environmental noise, with total variance
@@ -17,7 +20,6 @@ byte-identical files, and changing e.g. the read count does not change the genot
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import shutil
@@ -31,6 +33,8 @@ import msprime
 import numpy as np
 from Bio import bgzf
 from scipy import special, stats
+
+from genoflow.simulate.reads import _BASES, _check_read_params, _write_reads
 
 __all__ = ["make_demo_cohort", "Ancestry", "variants_from_tree_sequence"]
 
@@ -54,7 +58,6 @@ _RESPONSE_RATE = 0.5
 _COMMON_MAF = 0.05
 
 # Reference composition (human-like GC ~ 41 %); the order matches _BASES.
-_BASES = np.frombuffer(b"ACGT", dtype=np.uint8)
 _BASE_PROBS = np.array([0.295, 0.205, 0.205, 0.295])
 _FASTA_WIDTH = 60
 
@@ -62,17 +65,7 @@ _FASTA_WIDTH = 60
 _GENE_SPACING = 100_000
 _GENE_MIN_LEN, _GENE_MAX_LEN = 10_000, 60_000
 
-# Illumina-like read model (Phred+33).
-_Q_START, _Q_END = 37.0, 27.0  # mean quality at the first and last cycle
-_Q_NOISE_SD = 2.5
-_Q_MIN, _Q_MAX = 2, 41
-_LOW_QUALITY_READ_RATE = 0.03
-_LOW_QUALITY_OFFSET = 12.0
-_N_CALL_RATE = 0.001
-_N_QUALITY = 2  # '#'
-
 _CHUNK_SITES = 512  # VCF lines built and compressed per chunk (bounds memory)
-_CHUNK_PATIENTS = 128  # patients whose reads are simulated together
 
 _STREAMS = ("fasta", "missing", "clinical", "disease", "response", "gff", "reads")
 
@@ -165,6 +158,10 @@ def make_demo_cohort(
     contig: str = "chr22",
     progress: bool = False,
     ancestry: Ancestry | None = None,
+    coverage: float | None = None,
+    paired: bool = False,
+    fragment_mean: int = 350,
+    fragment_sd: int = 50,
 ) -> dict:
     """Simulate a demo cohort and write ``raw/`` and ``truth/`` under ``out_dir``.
 
@@ -186,7 +183,8 @@ def make_demo_cohort(
     n_causal : int
         Number of disease causal variants, drawn among common ones (MAF >= 5 %).
     reads_per_patient, read_length, target_length : int
-        Single-end reads per patient, their length, and the length of the targeted region.
+        Reads per patient (ignored when ``coverage`` is given), their length, and the length of the
+        targeted region.
     missing_rate : float
         Probability that a VCF genotype is written as missing (``./.``).
     contig : str
@@ -197,13 +195,21 @@ def make_demo_cohort(
         Genotypes simulated elsewhere (``n_patients`` individuals) and a per-patient disease
         liability shift, used instead of the single-population msprime simulation
         (see :func:`genoflow.simulate.ooa.make_ooa_cohort`).
+    coverage : float, optional
+        Mean read depth over the targeted region; sets the reads per patient to
+        ``coverage * target_length / read_length`` (half as many pairs when ``paired``).
+    paired : bool
+        Paired-end reads (``genome_sequence_R1/_R2.fastq.gz``, FR) instead of single-end.
+    fragment_mean, fragment_sd : int
+        Fragment length distribution of paired reads (normal, clipped to ``[read_length, target_length]``).
 
     Returns
     -------
     dict
         ``n_patients``, ``n_variants``, ``n_dropped_multiallelic``, ``paths`` (str paths),
         ``target_region``, ``observed_prevalence``, ``oracle_auc_disease``,
-        ``oracle_auc_response``, ``expected_auc_genetic_plus_clinical`` and ``wall_seconds``.
+        ``oracle_auc_response``, ``expected_auc_genetic_plus_clinical`` and ``wall_seconds``;
+        ``paths["truth_vcf"]`` is the targeted region's true genotypes.
 
     Raises
     ------
@@ -223,7 +229,11 @@ def make_demo_cohort(
         "missing_rate": missing_rate,
         "contig": contig,
     }
+    if coverage is not None or paired:
+        # Only then, so the demo's truth.json (which records the parameters) keeps its bytes.
+        params.update(coverage=coverage, paired=paired, fragment_mean=fragment_mean, fragment_sd=fragment_sd)
     _check_params(params)
+    _check_read_params(params)
     if ancestry is not None and ancestry.variants.haps.shape[1] != 2 * n_patients:
         raise ValueError(f"ancestry has {ancestry.variants.haps.shape[1] // 2} individuals, n_patients={n_patients}")
     say = _Progress(progress)
@@ -308,6 +318,7 @@ def _build(tmp: Path, params: dict, say: _Progress, ancestry: Ancestry | None = 
     if ancestry is not None:
         truth.update(ancestry.truth)
     (tmp / "truth").mkdir()
+    _write_truth_vcf(tmp / "truth" / "target_genotypes.vcf.gz", contig, length, ids, var, region)
     (tmp / "truth" / "truth.json").write_text(json.dumps(truth, indent=1) + "\n")
     return {
         "n_patients": n,
@@ -326,6 +337,7 @@ def _build(tmp: Path, params: dict, say: _Progress, ancestry: Ancestry | None = 
             "gff": "raw/reference_genome/genome_annotations.gff",
             "patient_data": "raw/patient_data",
             "truth": "truth/truth.json",
+            "truth_vcf": "truth/target_genotypes.vcf.gz",
         },
     }
 
@@ -428,6 +440,16 @@ def _vcf_chunk(
         for p, r, a in zip(var.pos0[lo:hi], ref, alt, strict=True)
     ]
     return b"".join(part for i in range(n_sites) for part in (prefixes[i], body[i].tobytes()))
+
+
+def _write_truth_vcf(
+    path: Path, contig: str, length: int, ids: list[str], var: _Variants, region: tuple[int, int]
+) -> None:
+    """Every variant inside the targeted region (0-based half-open) with its true phased genotypes."""
+    inside = (var.pos0 >= region[0]) & (var.pos0 < region[1])
+    sites = _Variants(var.pos0[inside], var.ref[inside], var.alt[inside], var.haps[inside], 0)
+    # With missing_rate 0 the stream's draws decide nothing: a throwaway one leaves the cohort's streams as they are.
+    _write_vcf(path, contig, length, ids, sites, 0.0, np.random.default_rng(0))
 
 
 # --------------------------------------------------------------------------- reference
@@ -665,88 +687,6 @@ def _target_region(var: _Variants, length: int, target_length: int) -> tuple[int
     centre = (int(pos[first[best]]) + int(pos[last[best]])) // 2
     start = min(max(0, centre - target_length // 2), length - target_length)
     return start, start + target_length
-
-
-def _write_reads(
-    root: Path,
-    ids: list[str],
-    genome: np.ndarray,
-    var: _Variants,
-    region: tuple[int, int],
-    params: dict,
-    rng: np.random.Generator,
-) -> None:
-    """Targeted single-end reads from each patient's two haplotypes, gzip FASTQ per patient."""
-    n_reads, read_len = params["reads_per_patient"], params["read_length"]
-    haplotypes = _region_haplotypes(genome, var, region, len(ids))
-    # Patients in fixed-size chunks bound memory; the fixed size keeps the random stream stable.
-    for lo in range(0, len(ids), _CHUNK_PATIENTS):
-        seqs, quals = _simulate_reads(haplotypes[lo : lo + _CHUNK_PATIENTS], n_reads, read_len, rng)
-        for i, pid in enumerate(ids[lo : lo + _CHUNK_PATIENTS]):
-            fastq = _fastq_bytes(pid, seqs[i], quals[i])
-            # mtime=0 keeps the gzip bytes identical across runs with the same seed.
-            (root / pid / "genome_sequence.fastq.gz").write_bytes(
-                gzip.compress(fastq, compresslevel=6, mtime=0)
-            )
-
-
-def _fastq_bytes(pid: str, seqs: np.ndarray, quals: np.ndarray) -> bytes:
-    """FASTQ text of one patient's reads; sequence and quality lines come straight from the arrays."""
-    newline = np.full((len(seqs), 1), ord("\n"), np.uint8)
-    s = np.concatenate([seqs, newline], axis=1)
-    q = np.concatenate([quals, newline], axis=1)
-    parts: list[bytes] = []
-    for r in range(len(seqs)):
-        parts += (f"@{pid}:1:FCX:1:{r + 1} 1:N:0:1\n".encode(), s[r].tobytes(), b"+\n", q[r].tobytes())
-    return b"".join(parts)
-
-
-def _region_haplotypes(genome: np.ndarray, var: _Variants, region: tuple[int, int], n: int) -> np.ndarray:
-    """(n_patients, 2, region length) uint8 ASCII: the reference with each haplotype's alleles."""
-    lo, hi = region
-    sites = np.flatnonzero((var.pos0 >= lo) & (var.pos0 < hi))
-    haps = np.broadcast_to(genome[lo:hi], (n, 2, hi - lo)).copy()
-    alleles = var.haps[sites].T.reshape(n, 2, len(sites))  # (patient, haplotype, site)
-    haps[:, :, var.pos0[sites] - lo] = np.where(alleles == 1, var.alt[sites], var.ref[sites])
-    return haps
-
-
-def _simulate_reads(
-    haps: np.ndarray, n_reads: int, read_len: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Reads of a block of patients: (patients, reads, read_len) ASCII bases and Phred+33 qualities."""
-    n, _, region_len = haps.shape
-    hap = rng.integers(0, 2, size=(n, n_reads))
-    start = rng.integers(0, region_len - read_len + 1, size=(n, n_reads))
-    cols = start[:, :, None] + np.arange(read_len)
-    seqs = haps[np.arange(n)[:, None, None], hap[:, :, None], cols]
-    reverse = rng.random((n, n_reads)) < 0.5
-    seqs[reverse] = _COMPLEMENT[seqs[reverse][:, ::-1]]
-    qual = _qualities((n, n_reads, read_len), rng)
-    # A base is miscalled with the probability its quality states (Phred definition).
-    error = rng.random(qual.shape) < 10.0 ** (-qual / 10.0)
-    shift = rng.integers(1, 4, size=int(error.sum()))
-    seqs[error] = _BASES[(_BASE_INDEX[seqs[error]] + shift) % 4]
-    n_call = rng.random(qual.shape) < _N_CALL_RATE
-    seqs[n_call] = ord("N")
-    qual[n_call] = _N_QUALITY
-    return seqs, (qual + 33).astype(np.uint8)
-
-
-def _qualities(shape: tuple[int, int, int], rng: np.random.Generator) -> np.ndarray:
-    """Illumina-like Phred scores: high early, decaying along the read, a few low-quality reads."""
-    read_len = shape[2]
-    cycle = np.arange(read_len) / max(read_len - 1, 1)
-    mean = _Q_START - (_Q_START - _Q_END) * cycle**2  # quadratic decay: the tail drops fastest
-    offset = np.where(rng.random(shape[:2]) < _LOW_QUALITY_READ_RATE, _LOW_QUALITY_OFFSET, 0.0)
-    q = mean - offset[:, :, None] + rng.normal(scale=_Q_NOISE_SD, size=shape)
-    return np.clip(np.rint(q), _Q_MIN, _Q_MAX).astype(np.int64)
-
-
-_COMPLEMENT = np.arange(256, dtype=np.uint8)
-_COMPLEMENT[np.frombuffer(b"ACGTN", np.uint8)] = np.frombuffer(b"TGCAN", np.uint8)
-_BASE_INDEX = np.zeros(256, dtype=np.int64)
-_BASE_INDEX[_BASES] = np.arange(4)
 
 
 # --------------------------------------------------------------------------- truth and commit
