@@ -110,7 +110,7 @@ def locate_cohort(landing: Path, layout: dict[str, str], fallback: Path | None =
 
 
 def validate_cohort(files: CohortFiles, full_check_records: int = 2000, study=None,
-                    id_column: str = "patient_id", *, check_study: bool = True) -> dict:
+                    id_column: str = "patient_id", *, check_study: bool = True, genotype_input: str = "auto") -> dict:
     """Validate a cohort without Spark (the checks of the module docstring).
 
     Returns
@@ -126,15 +126,18 @@ def validate_cohort(files: CohortFiles, full_check_records: int = 2000, study=No
 
     ``study`` (a :class:`genoflow.study.StudySettings`) types the study's columns as preprocess will
     and, with ``check_study``, runs the study checks (an appended batch is checked once merged);
-    ``id_column`` keys a CSV/TSV phenotype table.
+    ``id_column`` keys a CSV/TSV phenotype table. ``genotype_input`` is ``preprocess.input``: a cohort of
+    reads (``reads``, or ``auto`` with FASTQs and no VCF) is checked for a reference and readable FASTQs in
+    place of the VCF.
     """
-    from genoflow.io.gff import read_genes
     from genoflow.io.reference import open_reference
     from genoflow.io.vcf import iter_vcf_lines, parse_vcf_header
     from genoflow.pipeline.preprocess import check_sample_sets
     from genoflow.storage.ranged import RangedFile
     from genoflow.study import build_study
 
+    if genotype_input == "reads" or (genotype_input == "auto" and not files.vcf.is_file() and _reads_folders(files)):
+        return _validate_reads_cohort(files, study, id_column, check_study=check_study)
     _check_present(files)
     vcf = str(files.vcf)
     with open(files.vcf, "rb") as stream:
@@ -151,13 +154,19 @@ def validate_cohort(files: CohortFiles, full_check_records: int = 2000, study=No
             reference = open_reference(RangedFile(str(files.reference_fasta)))
             _check_header_contigs(header, reference, vcf)
         n_records, n_decoded = _check_records(lines, header, reference, vcf, full_check_records)
-    genes = None
-    if _is_file(files.annotations_gff):
-        with open(files.annotations_gff, "rb") as gff:
-            genes = read_genes(gff, source=str(files.annotations_gff))
     return {"n_samples": header.n_samples, "n_variants": n_records, "n_records_fully_decoded": n_decoded,
             "contigs": sorted(reference) if reference is not None else sorted(header.contigs),
-            "n_genes": len(genes) if genes is not None else 0, "n_patients_with_reads": with_reads}
+            "n_genes": _count_genes(files), "n_patients_with_reads": with_reads}
+
+
+def _count_genes(files: CohortFiles) -> int:
+    """Genes of the annotations (parsed in full: a bad line is found here, not in preprocess); 0 without."""
+    from genoflow.io.gff import read_genes
+
+    if not _is_file(files.annotations_gff):
+        return 0
+    with open(files.annotations_gff, "rb") as gff:
+        return len(read_genes(gff, source=str(files.annotations_gff)))
 
 
 def _is_file(path: Path | None) -> bool:
@@ -168,7 +177,8 @@ def _study_tables(files: CohortFiles, id_column: str) -> tuple[list, int]:
     """The phenotype table(s) as preprocess reads them, and how many patient folders have reads."""
     from genoflow.io.clinical import clinical_table
     from genoflow.io.phenotypes import read_phenotype_table
-    from genoflow.pipeline.preprocess import CLINICAL_FILE, FASTQ_FILE
+    from genoflow.pipeline.preprocess import CLINICAL_FILE
+    from genoflow.reads.inputs import folder_has_reads
 
     if files.phenotypes is None:
         clinical, with_reads = _read_clinical(files.patient_dir)
@@ -182,7 +192,50 @@ def _study_tables(files: CohortFiles, id_column: str) -> tuple[list, int]:
                 raise InputError(str(path), f"not UTF-8 text ({err})") from None
             tables.append(read_phenotype_table(text, source=str(path), id_column=id_column))
     folders = files.patient_dir.iterdir() if files.patient_dir is not None and files.patient_dir.is_dir() else []
-    return tables, sum((folder / FASTQ_FILE).is_file() for folder in folders)
+    return tables, sum(folder_has_reads(folder) for folder in folders)
+
+
+def _reads_folders(files: CohortFiles) -> list[Path]:
+    """The patient folders holding reads (a cohort of reads comes without a VCF; decision 0016)."""
+    from genoflow.reads.inputs import folder_has_reads
+
+    if files.patient_dir is None or not files.patient_dir.is_dir():
+        return []
+    return sorted(folder for folder in files.patient_dir.iterdir() if folder.is_dir() and folder_has_reads(folder))
+
+
+_CHECKED_READS = 1000  # records of each FASTQ read at ingest; the align step reads them all
+
+
+def _validate_reads_cohort(files: CohortFiles, study, id_column: str, *, check_study: bool) -> dict:
+    """A cohort of reads: its patients' phenotypes, a reference to align to and each FASTQ's first records."""
+    from itertools import islice
+
+    from genoflow.io.fastq import iter_fastq_records
+    from genoflow.io.reference import open_reference
+    from genoflow.pipeline.preprocess import check_sample_sets
+    from genoflow.reads.fastq_input import READ_FILES
+    from genoflow.storage.ranged import RangedFile
+    from genoflow.study import build_study
+
+    if not _is_file(files.reference_fasta):
+        raise InputError(str(files.reference_fasta), "a cohort of reads needs its reference to align to "
+                         "(preprocess.reference_fasta), and it is missing")
+    reference = open_reference(RangedFile(str(files.reference_fasta)))
+    folders = _reads_folders(files)
+    patients = [folder.name for folder in folders]
+    tables, _ = _study_tables(files, id_column)
+    check_sample_sets(patients, tables[0].frame.index, str(files.patient_dir), tables[0].source,
+                      per_patient=files.phenotypes is None)
+    if study is not None:
+        build_study(tables, study, patients, check=check_study)
+    for folder in folders:
+        for fastq in (folder / name for name in READ_FILES if (folder / name).is_file()):
+            with open(fastq, "rb") as stream:
+                for _ in islice(iter_fastq_records(stream, str(fastq)), _CHECKED_READS):
+                    pass
+    return {"n_samples": len(patients), "n_variants": 0, "n_records_fully_decoded": 0, "contigs": sorted(reference),
+            "n_genes": _count_genes(files), "n_patients_with_reads": len(patients)}
 
 
 def _check_present(files: CohortFiles) -> None:
@@ -198,7 +251,8 @@ def _check_present(files: CohortFiles) -> None:
 
 def _read_clinical(patient_dir: Path) -> tuple[dict[str, dict], int]:
     """Every patient folder's validated clinical row, and how many folders have reads."""
-    from genoflow.pipeline.preprocess import CLINICAL_FILE, FASTQ_FILE, parse_patient_clinical
+    from genoflow.pipeline.preprocess import CLINICAL_FILE, parse_patient_clinical
+    from genoflow.reads.inputs import folder_has_reads
 
     clinical, with_reads = {}, 0
     for folder in sorted(p for p in patient_dir.iterdir() if p.is_dir()):
@@ -207,7 +261,7 @@ def _read_clinical(patient_dir: Path) -> tuple[dict[str, dict], int]:
             raise InputError(str(folder), f"patient folder without {CLINICAL_FILE}")
         row = parse_patient_clinical(str(csv), csv.read_bytes())
         clinical[row["patient_id"]] = row
-        with_reads += (folder / FASTQ_FILE).is_file()
+        with_reads += folder_has_reads(folder)
     if not clinical:
         raise InputError(str(patient_dir), f"no patient folders with {CLINICAL_FILE}: the cohort is empty")
     return clinical, with_reads
@@ -327,7 +381,11 @@ def ingest_cohort(home: str | os.PathLike, landing: str | os.PathLike, params: d
     if mode == "append":
         _check_same_reference(files, raw, layout)
     study, id_column = StudySettings.from_params(params), params["study"].get("id_column", "patient_id")
-    summary = validate_cohort(files, full_check_records, study, id_column, check_study=mode != "append")
+    genotype_input = params["preprocess"].get("input", "auto")
+    if mode == "append" and not files.vcf.is_file():
+        raise InputError(str(files.vcf), "appending patients needs their VCF (a cohort of reads is ingested whole)")
+    summary = validate_cohort(files, full_check_records, study, id_column, check_study=mode != "append",
+                              genotype_input=genotype_input)
     added = summary["n_samples"]
 
     pointer = home / f"{target}.dvc"
@@ -339,7 +397,8 @@ def ingest_cohort(home: str | os.PathLike, landing: str | os.PathLike, params: d
     try:
         if mode == "append":
             _stage_append(files, raw, layout, stage)
-            summary = validate_cohort(locate_cohort(stage, layout), full_check_records, study, id_column)  # merged
+            summary = validate_cohort(locate_cohort(stage, layout), full_check_records, study, id_column,  # merged
+                                      genotype_input="vcf")
         else:
             _stage(landing, files, raw, stage)
         if raw.exists():

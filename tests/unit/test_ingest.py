@@ -127,6 +127,33 @@ def test_validate_cohort__missing_required_file(ingest_project):
     landing = ingest_project / "data" / "incoming" / "new"
     (landing / "cohort.vcf.gz").unlink()
     with pytest.raises(InputError, match=r"required file is missing from the cohort \(preprocess.vcf\)"):
+        validate_cohort(locate_cohort(landing, cohort_layout(PARAMS)), genotype_input="vcf")
+
+
+def test_validate_cohort__reads_without_a_vcf_are_a_cohort_of_reads(ingest_project):
+    """Decision 0016: preprocess.input auto takes FASTQs without a VCF as a cohort to align and call."""
+    landing = ingest_project / "data" / "incoming" / "new"
+    (landing / "cohort.vcf.gz").unlink()
+    summary = validate_cohort(locate_cohort(landing, cohort_layout(PARAMS)))
+    assert summary["n_variants"] == 0 and summary["n_patients_with_reads"] == summary["n_samples"] > 0
+    assert summary["contigs"] == ["chr22"] and summary["n_genes"] > 0
+
+
+def test_validate_cohort__reads_need_a_reference(ingest_project):
+    landing = ingest_project / "data" / "incoming" / "new"
+    (landing / "cohort.vcf.gz").unlink()
+    shutil.rmtree(landing / "reference_genome")
+    with pytest.raises(InputError, match="needs its reference to align to"):
+        validate_cohort(locate_cohort(landing, cohort_layout(PARAMS)))
+
+
+def test_validate_cohort__a_truncated_fastq_is_named_at_ingest(ingest_project):
+    landing = ingest_project / "data" / "incoming" / "new"
+    (landing / "cohort.vcf.gz").unlink()
+    fastq = sorted((landing / "patient_data").glob("*/genome_sequence.fastq.gz"))[1]
+    text = gzip.decompress(fastq.read_bytes())
+    fastq.write_bytes(gzip.compress(text[: len(text) // 3]))
+    with pytest.raises(InputError, match=rf"{fastq.parent.name}/genome_sequence.fastq.gz, line \d+"):
         validate_cohort(locate_cohort(landing, cohort_layout(PARAMS)))
 
 

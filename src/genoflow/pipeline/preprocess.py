@@ -49,7 +49,6 @@ __all__ = ["run_preprocess", "GENOTYPE_SCHEMA_DDL", "check_sample_sets", "parse_
 log = logging.getLogger(__name__)
 
 CLINICAL_FILE = "clinical_data.csv"
-FASTQ_FILE = "genome_sequence.fastq.gz"
 READ_QC_COLUMNS = ("n_reads", "mean_phred", "gc_fraction", "n_rate", "mean_length", "q30_fraction")
 PATIENT_VCF_FILE = "genome_variants.vcf.gz"  # preprocess.patient_vcf: each patient's VCF (vcf_layout: per_patient)
 
@@ -234,11 +233,16 @@ def patient_files(spark, patient_uri: str, file_name: str):
     of paths starts a job, and ``binaryFiles`` reads them all in one task (2,000 patients: ~19 s
     against ~1 s).
     """
-    from genoflow.spark import glob_uris, session_conf
+    from genoflow.spark import glob_uris
 
     uris = glob_uris(spark, f"{patient_uri.rstrip('/')}/*/{file_name}")
-    if not uris:
-        return None
+    return binary_files(spark, uris) if uris else None
+
+
+def binary_files(spark, uris: list[str]):
+    """DataFrame (path, content) of the files ``uris``, listed by the driver (see :func:`patient_files`)."""
+    from genoflow.spark import session_conf
+
     with session_conf(spark, {"spark.sql.sources.parallelPartitionDiscovery.threshold": str(len(uris) + 1)}):
         return spark.read.format("binaryFile").load(uris).select("path", "content")
 
@@ -300,17 +304,22 @@ def check_sample_sets(vcf_samples: list[str], ids, vcf_uri: str, table_uri: str,
 
 
 def load_read_qc(spark, patient_uri: str) -> dict[str, dict]:
-    """Per-patient FASTQ read QC (Biopython parsing in the executors), keyed by patient id."""
+    """Per-patient FASTQ read QC (Biopython parsing in the executors), keyed by patient id.
+
+    Of a paired patient, the QC of its first reads (R1): the mates are the same fragments, and read QC
+    features stay comparable between single-end and paired cohorts.
+    """
     from genoflow.io.fastq import fastq_read_qc
+    from genoflow.reads.fastq_input import READ_FILES, patient_read_sets
 
     def qc(row):
         return _patient_of(row.path), fastq_read_qc(io.BytesIO(row.content), source=row.path)
 
-    files = patient_files(spark, patient_uri, FASTQ_FILE)
-    if files is None:
-        log.warning("no %s files under %s: read QC features will be missing", FASTQ_FILE, patient_uri)
+    read_sets = patient_read_sets(spark, patient_uri)
+    if not read_sets:
+        log.warning("no FASTQ (%s) under %s: read QC features will be missing", READ_FILES[0], patient_uri)
         return {}
-    return dict(files.rdd.map(qc).collect())
+    return dict(binary_files(spark, [reads.r1 for reads in read_sets]).rdd.map(qc).collect())
 
 
 # --- samples --------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["resolve_input", "workspace_genotype_source"]
+__all__ = ["resolve_input", "workspace_genotype_source", "folder_has_reads"]
 
 
 def resolve_input(params: dict, *, exists: Callable[[str], bool], has_reads: Callable[[], bool]) -> str:
@@ -33,13 +33,18 @@ def workspace_genotype_source(storage_folder: str | Path, params: dict) -> str:
 
     For the training DAG, which skips the reads tasks of a VCF cohort without starting Spark.
     """
-    from genoflow.reads.fastq_input import READ_FILES
-
     root = Path(storage_folder)
     patient_dir = params["preprocess"].get("patient_dir")
 
     def has_reads() -> bool:
         folder = root / patient_dir if patient_dir else None
-        return bool(folder and folder.is_dir() and any(next(folder.glob(f"*/{name}"), None) for name in READ_FILES))
+        return bool(folder and folder.is_dir() and any(folder_has_reads(patient) for patient in folder.iterdir()))
 
     return resolve_input(params, exists=lambda name: (root / name).exists(), has_reads=has_reads)
+
+
+def folder_has_reads(patient_folder: Path) -> bool:
+    """Whether a local patient folder holds a FASTQ (:data:`genoflow.reads.fastq_input.READ_FILES`)."""
+    from genoflow.reads.fastq_input import READ_FILES
+
+    return any((patient_folder / name).is_file() for name in READ_FILES)
