@@ -319,8 +319,11 @@ def mark_duplicates(df, *, score: str = "quality_sum"):
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    clip_left = F.coalesce(F.regexp_extract("cigar", r"^(\d+)S", 1).cast("long"), F.lit(0))
-    clip_right = F.coalesce(F.regexp_extract("cigar", r"(\d+)S$", 1).cast("long"), F.lit(0))
+    def clip(pattern: str):
+        digits = F.regexp_extract("cigar", pattern, 1)  # "" without a clip
+        return F.when(digits == "", F.lit(0)).otherwise(digits.cast("long"))
+
+    clip_left, clip_right = clip(r"^(\d+)S"), clip(r"(\d+)S$")
     five_prime = F.when(F.col("strand") > 0, F.col("start") - clip_left).otherwise(F.col("end") + clip_right)
     end = F.struct(five_prime.alias("position"), F.col("strand").alias("strand"))
     pair = Window.partitionBy("patient", "read_name")
@@ -463,11 +466,10 @@ def _aligning(index, settings: _Settings):
 def _with_extras(rows: pa.RecordBatch, patient: str, counts: AlignCounts) -> pa.RecordBatch:
     """The chunk's rows with their duplicate score, then one row of read counts (no contig)."""
     quals = rows.column("ref_quals")
-    offsets = np.asarray(quals.offsets)
-    values = np.frombuffer(quals.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]] if len(rows) else \
-        np.zeros(0, np.uint8)
+    offsets = np.frombuffer(quals.buffers()[1], dtype=np.int32)[quals.offset:quals.offset + len(quals) + 1]
+    values = np.frombuffer(quals.buffers()[2], dtype=np.uint8) if len(rows) else np.zeros(0, np.uint8)
     kept = np.where(values >= _PICARD_MIN_QUAL, values, 0).astype(np.int64)
-    sums = np.add.reduceat(kept, offsets[:-1] - offsets[0]) if len(rows) else np.zeros(0, np.int64)
+    sums = np.add.reduceat(kept, offsets[:-1]) if len(rows) else np.zeros(0, np.int64)
     n = len(rows)
     arrays = [pa.concat_arrays([rows.column(f.name), pa.nulls(1, f.type)]) for f in ALIGNED_READ_SCHEMA]
     arrays[ALIGNED_READ_SCHEMA.names.index("patient")] = pa.array([patient] * (n + 1), pa.string())

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import gzip
 import io
+import json
 import re
 import subprocess
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
-from genoflow.reads.align import align_chunk, load_aligner, project
+from genoflow.errors import InputError
+from genoflow.reads.align import align_chunk, build_index, load_aligner, project, run_align
 from genoflow.reads.fastq_input import iter_read_chunks
 from genoflow.reads.schema import ALIGNED_READ_SCHEMA
 
@@ -199,3 +203,81 @@ def test_positions_and_cigars_agree_with_the_minimap2_cli(reference, aligner, tm
     ours = {row["read_name"]: (row["contig"], row["start"], row["cigar"]) for row in rows.to_pylist()}
     assert ours == cli and len(ours) == 40
     assert sum("S" in cigar for _, _, cigar in ours.values()) >= 8
+
+
+# --------------------------------------------------------------------------------------------
+# On Spark
+# --------------------------------------------------------------------------------------------
+
+PARAMS = {"preprocess": {"patient_dir": "raw/patient_data", "reference_fasta": "raw/ref.fa"},
+          "reads": {"min_mapq": 20, "min_mapping_rate": 0.5}, "compute": {"chunk_reads": 7}}
+
+
+def cohort(root, reference: dict[str, str]) -> dict[str, list]:
+    """P1: 25 pairs plus a worse copy of pair 0 (a PCR duplicate); P2: 30 single-end reads, a copy of read 0
+    and one read of another genome."""
+    rng = np.random.default_rng(21)
+    firsts, seconds = [], []
+    for k in range(25):
+        start = int(rng.integers(200, 29_000))
+        firsts.append(draw_read(rng, reference, f"pair{k}", start=start, edits="s"))
+        seconds.append(draw_read(rng, reference, f"pair{k}", start=start + 300, strand=-1))
+    for reads in (firsts, seconds):
+        copy = Read(**{**reads[0].__dict__, "name": "copy0", "quality": bytes(q - 5 for q in reads[0].quality)})
+        reads.insert(10, copy)
+    single = [draw_read(rng, reference, f"se{k}", strand=1 if k % 2 else -1) for k in range(30)]
+    single.append(Read(**{**single[0].__dict__, "name": "se_copy"}))
+    single.append(draw_read(rng, random_reference(seed=5), "foreign"))
+    (root / "raw" / "patient_data" / "P1").mkdir(parents=True)
+    (root / "raw" / "patient_data" / "P2").mkdir(parents=True)
+    write_fasta(root / "raw" / "ref.fa", reference)
+    (root / "raw/patient_data/P1/genome_sequence_R1.fastq.gz").write_bytes(gzip.compress(to_fastq(firsts, "/1")))
+    (root / "raw/patient_data/P1/genome_sequence_R2.fastq.gz").write_bytes(gzip.compress(to_fastq(seconds, "/2")))
+    (root / "raw/patient_data/P2/genome_sequence.fastq").write_bytes(to_fastq(single))
+    return {"P1": firsts + seconds, "P2": single}
+
+
+def test_run_align_writes_the_aligned_table_and_mapping_counts(spark, tmp_path, reference):
+    from genoflow.storage import HadoopStorage
+
+    reads = cohort(tmp_path, reference)
+    storage = HadoopStorage(spark, tmp_path.as_uri())
+    index_uri = storage.uri("steps/reads_index/k1/ref.mmi")
+    assert build_index(storage, storage.uri("raw/ref.fa"), index_uri) == index_uri
+    built = (tmp_path / "steps/reads_index/k1/ref.mmi").stat().st_mtime_ns
+    build_index(storage, storage.uri("raw/ref.fa"), index_uri)  # committed: reused
+    assert (tmp_path / "steps/reads_index/k1/ref.mmi").stat().st_mtime_ns == built
+    with storage.step_output(storage.uri("steps/align/k2")) as output:
+        counts = run_align(spark, storage, output, PARAMS, index_uri=index_uri)
+    written = json.loads((tmp_path / "steps/align/k2/mapping.json").read_text())
+    assert written == json.loads(json.dumps(counts))
+    assert {p: (c["reads"], c["mapped"], c["kept"], c["duplicates"]) for p, c in counts.items()} == \
+        {"P1": (52, 52, 52, 2), "P2": (32, 31, 31, 0)}
+    assert counts["P2"]["mapping_rate"] == pytest.approx(31 / 32)
+    assert counts["P1"]["fastq"][1].endswith("P1/genome_sequence_R2.fastq.gz")
+    table = pq.read_table(tmp_path / "steps/align/k2/reads")
+    assert [(f.name, f.type) for f in table.schema] == [(f.name, f.type) for f in ALIGNED_READ_SCHEMA]
+    rows = table.to_pylist()
+    duplicates = sorted((r["patient"], r["read_name"], r["mate"]) for r in rows if r["is_duplicate"])
+    assert duplicates == [("P1", "copy0", 1), ("P1", "copy0", 2)]
+    expected = {(p, r.name, r.start, r.ref_bases) for p, rs in reads.items() for r in rs if r.name != "foreign"}
+    assert {(r["patient"], r["read_name"], r["start"], r["ref_bases"].decode()) for r in rows} == expected
+    assert {r["mate"] for r in rows if r["patient"] == "P2"} == {0}
+
+
+def test_reads_of_the_wrong_genome_fail_the_step_naming_the_patient_and_rate(spark, tmp_path, reference):
+    from genoflow.storage import HadoopStorage
+
+    cohort(tmp_path, reference)
+    rng = np.random.default_rng(3)
+    foreign = [draw_read(rng, random_reference(seed=77), f"f{k}") for k in range(20)]
+    (tmp_path / "raw/patient_data/P3").mkdir()
+    (tmp_path / "raw/patient_data/P3/genome_sequence.fastq.gz").write_bytes(gzip.compress(to_fastq(foreign)))
+    storage = HadoopStorage(spark, tmp_path.as_uri())
+    index_uri = build_index(storage, storage.uri("raw/ref.fa"), storage.uri("steps/reads_index/k1/ref.mmi"))
+    with pytest.raises(InputError, match=r"only 0\.0 % of patient P3's 20 reads map to .*ref\.fa") as error:
+        with storage.step_output(storage.uri("steps/align/k3")) as output:
+            run_align(spark, storage, output, PARAMS, index_uri=index_uri)
+    assert error.value.source.endswith("P3/genome_sequence.fastq.gz") and error.value.record == "P3"
+    assert not (tmp_path / "steps/align/k3").exists()
+    assert [p.name for p in (tmp_path / "steps/align").iterdir()] == []
