@@ -39,7 +39,7 @@ JVM_ARCHIVE := .genoflow/jvm/spark-driver.jsa
 
 .PHONY: help install codec system-deps bench bench-biobank bench-deps serve up down status hdfs-up hdfs-down hdfs-status spark-up \
 	spark-down spark-status mlflow-server-up mlflow-server-down cluster-up cluster-down cluster-status cluster-env \
-	py-files archive demo demo-data airflow-db test test-unit lint lock mlflow-ui clean
+	py-files archive demo demo-data demo-reads airflow-db test test-unit lint lock mlflow-ui clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -115,6 +115,21 @@ demo: $(STAMP) $(CODEC_JAR) $(JVM_ARCHIVE) data/raw airflow-db  ## run the genom
 	echo "DAG run finished in $$(( $$(date +%s) - start )) s (full log: $(AIRFLOW_HOME)/demo-run.log)"; \
 	test $$rc -eq 0
 	genoflow summary
+
+READS_DEMO := $(CURDIR)/data-reads
+
+$(READS_DEMO)/raw: | $(STAMP)
+	genoflow demo-data --out $(READS_DEMO) --patients 200 --sequence-length 1000000 --coverage 20 \
+	  --panel-length 50000 --paired
+
+demo-reads: $(STAMP) $(CODEC_JAR) $(JVM_ARCHIVE) $(READS_DEMO)/raw airflow-db  ## the reads path: 200 patients' FASTQs aligned and called in the DAG, then trained
+	@start=$$(date +%s); \
+	GENOFLOW_STORAGE_ROOT=file://$(READS_DEMO) GENOFLOW_PARAMS=$(CURDIR)/config/demo-reads.params.yaml \
+	  airflow dags test genomic_risk_training > $(AIRFLOW_HOME)/demo-reads-run.log 2>&1; rc=$$?; \
+	grep -oE "(genoflow: [a-z]+ committed [^ ]+ in [0-9.]+ s|genoflow [a-z]+: error: .*|genoflow_[a-z_]+ v[0-9]+ -> [^[]*|run_duration=[0-9.]+, state=[a-z]+)" \
+	  $(AIRFLOW_HOME)/demo-reads-run.log | sed -E 's/^genoflow: //; s/ +$$//'; \
+	echo "DAG run finished in $$(( $$(date +%s) - start )) s (full log: $(AIRFLOW_HOME)/demo-reads-run.log)"; \
+	test $$rc -eq 0
 
 test: $(STAMP) $(CODEC_JAR) $(JVM_ARCHIVE) system-deps  ## install what tests need and run the whole suite (unit + integration)
 	$(VENV)/bin/ruff check src jobs dags plugins tests bench

@@ -91,7 +91,7 @@ def spark_step(task_id: str, step: str, **kwargs) -> GenoflowSparkSubmitOperator
     default_args={"owner": "genoflow", "retries": 2, "retry_delay": timedelta(minutes=1)},
 )
 def genomic_risk_training():
-    version = ResolveDatasetVersionOperator(task_id="resolve_dataset_version", target="data/raw")
+    version = ResolveDatasetVersionOperator(task_id="resolve_dataset_version", target=INGEST.get("target", "data/raw"))
     # A VCF cohort skips align and call; preprocess runs after them or after their skip.
     has_reads = ShortCircuitOperator(task_id="cohort_has_reads", python_callable=is_reads_cohort,
                                      op_args=[version.output], ignore_downstream_trigger_rules=False)

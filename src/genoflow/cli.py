@@ -14,10 +14,12 @@ __all__ = ["main"]
 def _demo_data(args) -> int:
     from genoflow.simulate import make_demo_cohort
 
+    reads = {"reads_per_patient": args.reads} if args.coverage is None else {
+        "coverage": args.coverage, "target_length": args.panel_length, "read_length": args.read_length,
+        "paired": args.paired}
     summary = make_demo_cohort(
         args.out, n_patients=args.patients, sequence_length=args.sequence_length, seed=args.seed,
-        heritability=args.heritability, prevalence=args.prevalence, n_causal=args.causal,
-        reads_per_patient=args.reads, progress=True,
+        heritability=args.heritability, prevalence=args.prevalence, n_causal=args.causal, progress=True, **reads,
     )
     print(json.dumps(summary, indent=2, default=str))
     return 0
@@ -98,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--prevalence", type=float, default=0.3, help="disease prevalence (default: %(default)s)")
     demo.add_argument("--causal", type=int, default=20, help="number of causal variants (default: %(default)s)")
     demo.add_argument("--reads", type=int, default=200, help="FASTQ reads per patient (default: %(default)s)")
+    demo.add_argument("--coverage", type=float, default=None,
+                      help="sequence a panel to this mean depth instead of --reads (the reads demo: 20)")
+    demo.add_argument("--panel-length", type=int, default=50_000,
+                      help="with --coverage: the targeted panel's length in bp (default: %(default)s)")
+    demo.add_argument("--read-length", type=int, default=150, help="with --coverage (default: %(default)s)")
+    demo.add_argument("--paired", action="store_true", help="with --coverage: paired-end reads (R1/R2 files)")
     demo.set_defaults(func=_demo_data)
 
     version = verbs.add_parser("dataset-version", help="print the DVC content hash of the raw cohort",

@@ -61,7 +61,7 @@ def run_call_step(spark, storage, output, align_uri: str, params: dict) -> dict:
 
     reference = read_reference(storage, _reference_uri(storage, params))
     mapping = json.loads(storage.read_text(f"{align_uri}/mapping.json"))
-    samples = sorted(mapping["patients"])
+    samples = sorted(mapping)  # per patient: reads, mapped, mapping_rate, kept, duplicates, fastq
     reads = spark.read.parquet(f"{align_uri}/reads")
     calls_uri = output.path("genotypes")
     summary = run_call(spark, reads, reference, samples, calls_uri, params)
@@ -70,7 +70,7 @@ def run_call_step(spark, storage, output, align_uri: str, params: dict) -> dict:
     vcf_uri = output.path("cohort.vcf.gz")
     export_vcf(spark, calls, samples, reference, vcf_uri, storage, source="genoflow call")
     swaps = check_sample_swaps(spark, storage, output, calls, samples, params)
-    summary = {**summary, "samples": len(samples), "vcf": vcf_uri, "concordance_with_vcf": swaps,
+    summary = {**summary, "samples": len(samples), "vcf": "cohort.vcf.gz", "concordance_with_vcf": swaps,
                "sample_names": samples}
     output.write_json("calling.json", summary)
     return summary
@@ -93,11 +93,14 @@ def check_sample_swaps(spark, storage, output, calls, samples: list[str], params
         log.warning("%s shares no sample with the reads: no sample-swap check", vcf_uri)
         return {}
     try:
-        concordance = sample_concordance(calls, samples, spark.read.parquet(vcf_table), vcf_samples)
+        concordance = sample_concordance(calls, spark.read.parquet(vcf_table), called_samples=samples,
+                                         vcf_samples=vcf_samples)
     finally:
         storage.delete(vcf_table)
     floor = params["reads"]["min_concordance"]
     swapped = sorted((s for s, (n, c) in concordance.items() if n > 0 and c < floor), key=lambda s: concordance[s][1])
+    log.info("calls vs %s: %d patients compared, lowest concordance %s", vcf_uri, len(concordance),
+             min((round(c, 4) for n, c in concordance.values() if n > 0), default=None))
     if swapped:
         worst = swapped[0]
         n, c = concordance[worst]
@@ -105,7 +108,7 @@ def check_sample_swaps(spark, storage, output, calls, samples: list[str], params
                          f"{c:.1%} of {n} shared sites (reads.min_concordance {floor:.0%}): probable sample swap"
                          + (f"; also below: {', '.join(swapped[1:6])}" if len(swapped) > 1 else ""),
                          record=worst)
-    return {s: list(v) for s, v in concordance.items()}
+    return {s: [int(n), None if n == 0 else round(float(c), 4)] for s, (n, c) in concordance.items()}
 
 
 def _vcf_genotypes(spark, output, vcf_uri: str, params: dict) -> tuple[list[str], str]:
