@@ -392,6 +392,8 @@ def run_align(spark, storage, output, params: dict, *, index_uri: str) -> dict:
     """
     from pyspark import StorageLevel
 
+    from genoflow.pipeline.vcf_ingest import translate_error
+
     settings = _settings(spark, params)
     patient_uri = storage.uri(params["preprocess"]["patient_dir"])
     read_sets = patient_read_sets(storage, patient_uri)
@@ -407,6 +409,12 @@ def run_align(spark, storage, output, params: dict, *, index_uri: str) -> dict:
         _check_mapping(counts, settings.min_mapping_rate, storage.uri(params["preprocess"]["reference_fasta"]))
         reads = mark_duplicates(aligned.where("contig IS NOT NULL")).select(*ALIGNED_READ_SCHEMA.names)
         reads.sortWithinPartitions("patient", "contig", "start").write.parquet(output.path("reads"))
+    except Exception as err:
+        # A bad FASTQ raises in an executor: Spark hands back its text; give the caller the InputError.
+        found = None if isinstance(err, InputError) else translate_error(spark, patient_uri, err)
+        if found is None:
+            raise
+        raise found from None
     finally:
         aligned.unpersist()
     _add_kept(spark, output.path("reads"), counts)

@@ -281,3 +281,19 @@ def test_reads_of_the_wrong_genome_fail_the_step_naming_the_patient_and_rate(spa
     assert error.value.source.endswith("P3/genome_sequence.fastq.gz") and error.value.record == "P3"
     assert not (tmp_path / "steps/align/k3").exists()
     assert [p.name for p in (tmp_path / "steps/align").iterdir()] == []
+
+
+def test_a_truncated_mate_file_fails_the_step_naming_both_files_and_the_line(spark, tmp_path, reference):
+    from genoflow.storage import HadoopStorage
+
+    cohort(tmp_path, reference)
+    r2 = tmp_path / "raw/patient_data/P1/genome_sequence_R2.fastq.gz"
+    lines = gzip.decompress(r2.read_bytes()).splitlines(keepends=True)
+    r2.write_bytes(gzip.compress(b"".join(lines[:4 * 20])))  # 20 of 26 records
+    storage = HadoopStorage(spark, tmp_path.as_uri())
+    index_uri = build_index(storage, storage.uri("raw/ref.fa"), storage.uri("steps/reads_index/k1/ref.mmi"))
+    with pytest.raises(InputError, match=r"ends after 20 reads, but .*genome_sequence_R1.fastq.gz goes on") as error:
+        with storage.step_output(storage.uri("steps/align/k4")) as output:
+            run_align(spark, storage, output, PARAMS, index_uri=index_uri)
+    assert error.value.source.endswith("P1/genome_sequence_R2.fastq.gz") and error.value.line == 81
+    assert not (tmp_path / "steps/align/k4").exists()
