@@ -169,19 +169,18 @@ def align_chunk(aligner, patient: str, chunk: ReadChunk, *, min_mapq: int,
     blocks = _Reads(chunk.mate1), (_Reads(chunk.mate2) if chunk.mate2 is not None else None)
     n = len(chunk)
     bounds = np.linspace(0, n, max(1, min(threads, n)) + 1).astype(int)
-    jobs = [(aligner, blocks, patient, min_mapq, int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:],
+    jobs = [(aligner, blocks, min_mapq, int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:],
                                                                                    strict=True)]
     if len(jobs) == 1:
         parts = [_align_range(*jobs[0])]
     else:
         with ThreadPoolExecutor(len(jobs)) as pool:
             parts = list(pool.map(lambda job: _align_range(*job), jobs))
-    counts = AlignCounts()
-    columns = _Columns()
-    for part_columns, part_counts in parts:
-        columns.extend(part_columns)
+    counts, rows = AlignCounts(), []
+    for part_rows, part_counts in parts:
+        rows.extend(part_rows)
         counts.add(part_counts)
-    return columns.batch(), counts
+    return _batch(patient, rows), counts
 
 
 class _Reads:
@@ -199,34 +198,27 @@ class _Reads:
         return self.text[lo:hi], self.block.sequences[lo:hi], self.quals[lo:hi]
 
 
-class _Columns:
-    """The aligned-read table's columns, grown row by row."""
-
-    def __init__(self):
-        self.values = {field.name: [] for field in ALIGNED_READ_SCHEMA}
-
-    def append(self, **row) -> None:
-        for name, value in row.items():
-            self.values[name].append(value)
-
-    def extend(self, other: _Columns) -> None:
-        for name, values in other.values.items():
-            self.values[name].extend(values)
-
-    def batch(self) -> pa.RecordBatch:
-        n = len(self.values["start"])
-        self.values["is_duplicate"] = [False] * n
-        return pa.RecordBatch.from_arrays([pa.array(self.values[f.name], f.type) for f in ALIGNED_READ_SCHEMA],
-                                          schema=ALIGNED_READ_SCHEMA)
+# The columns _align_range fills, as row tuples (patient and is_duplicate are constant per chunk).
+_ROW_FIELDS = ("contig", "start", "end", "strand", "mapq", "cigar", "read_name", "mate", "mate_start", "ref_bases",
+               "ref_quals")
 
 
-def _align_range(aligner, blocks, patient: str, min_mapq: int, lo: int, hi: int):
-    """Map reads (pairs) lo..hi-1 of a chunk in this thread; returns their columns and counts."""
+def _batch(patient: str, rows: list[tuple]) -> pa.RecordBatch:
+    """The aligned-read table of one chunk's rows (tuples in ``_ROW_FIELDS`` order)."""
+    columns = dict(zip(_ROW_FIELDS, zip(*rows, strict=True), strict=True)) if rows else \
+        {name: () for name in _ROW_FIELDS}
+    columns.update(patient=[patient] * len(rows), is_duplicate=[False] * len(rows))
+    return pa.RecordBatch.from_arrays([pa.array(columns[f.name], f.type) for f in ALIGNED_READ_SCHEMA],
+                                      schema=ALIGNED_READ_SCHEMA)
+
+
+def _align_range(aligner, blocks, min_mapq: int, lo: int, hi: int) -> tuple[list[tuple], AlignCounts]:
+    """Map reads (pairs) lo..hi-1 of a chunk in this thread; returns their rows and counts."""
     import mappy
 
     buffer = mappy.ThreadBuffer()
     mate1, mate2 = blocks
-    columns, counts = _Columns(), AlignCounts()
+    rows, counts = [], AlignCounts()
     for i in range(lo, hi):
         reads = [mate1.read(i)] if mate2 is None else [mate1.read(i), mate2.read(i)]
         sequences = [text for text, _, _ in reads]
@@ -242,12 +234,11 @@ def _align_range(aligner, blocks, patient: str, min_mapq: int, lo: int, hi: int)
             mate_hit = primary.get(3 - mate) if mate else None
             _, bases, quals = reads[max(mate, 1) - 1]
             ref_bases, ref_quals, cigar = project(bases, quals, hit)
-            columns.append(patient=patient, contig=hit.ctg, start=hit.r_st, end=hit.r_en, strand=hit.strand,
-                           mapq=hit.mapq, cigar=cigar, read_name=mate1.block.names[i], mate=mate,
-                           mate_start=mate_hit.r_st if mate_hit is not None and mate_hit.ctg == hit.ctg else None,
-                           ref_bases=ref_bases, ref_quals=ref_quals)
+            mate_start = mate_hit.r_st if mate_hit is not None and mate_hit.ctg == hit.ctg else None
+            rows.append((hit.ctg, hit.r_st, hit.r_en, hit.strand, hit.mapq, cigar, mate1.block.names[i], mate,
+                         mate_start, ref_bases, ref_quals))
             counts.kept += 1
-    return columns, counts
+    return rows, counts
 
 
 def project(bases: bytes, quals: bytes, hit) -> tuple[bytes, bytes, str]:
@@ -274,8 +265,13 @@ def project(bases: bytes, quals: bytes, hit) -> tuple[bytes, bytes, str]:
         left, right = length - hit.q_en, hit.q_st
     else:
         left, right = hit.q_st, length - hit.q_en
+    operations = hit.cigar
+    cigar = (f"{left}S" if left else "") + hit.cigar_str + (f"{right}S" if right else "")
+    if len(operations) == 1 and operations[0][1] in _COPY_OPS:  # most reads: one M, no slicing into pieces
+        size = operations[0][0]
+        return bases[left:left + size], quals[left:left + size], cigar
     at, out_bases, out_quals = left, [], []
-    for size, op in hit.cigar:
+    for size, op in operations:
         if op in _COPY_OPS:
             out_bases.append(bases[at:at + size])
             out_quals.append(quals[at:at + size])
@@ -285,7 +281,6 @@ def project(bases: bytes, quals: bytes, hit) -> tuple[bytes, bytes, str]:
             out_quals.append(bytes(size))
         else:  # I (S and H do not occur inside mappy's CIGAR)
             at += size
-    cigar = (f"{left}S" if left else "") + hit.cigar_str + (f"{right}S" if right else "")
     return b"".join(out_bases), b"".join(out_quals), cigar
 
 
