@@ -388,30 +388,32 @@ def run_align(spark, storage, output, params: dict, *, index_uri: str) -> dict:
     from pyspark import StorageLevel
 
     from genoflow.pipeline.vcf_ingest import translate_error
+    from genoflow.spark import session_conf
 
     settings = _settings(spark, params)
     patient_uri = storage.uri(params["preprocess"]["patient_dir"])
     read_sets = patient_read_sets(storage, patient_uri)
     if not read_sets:
         raise InputError(patient_uri, "no patient folder holds reads (genome_sequence.fastq.gz, or _R1/_R2)")
-    ranged = storage.ranged(patient_uri)
-    chunks = _read_chunks(spark, read_sets, ranged, settings.chunk_reads)
+    chunks = _read_chunks(spark, read_sets, storage.ranged(patient_uri), settings.chunk_reads)
     aligned = (chunks.repartition(spark.sparkContext.defaultParallelism)
                .mapInArrow(_aligning(storage.ranged(index_uri), settings), f"{ALIGNED_READ_DDL}, {_EXTRA_DDL}")
                .persist(StorageLevel.MEMORY_AND_DISK))
-    try:
-        counts = _mapping_counts(aligned, read_sets)
-        _check_mapping(counts, settings.min_mapping_rate, storage.uri(params["preprocess"]["reference_fasta"]))
-        reads = mark_duplicates(aligned.where("contig IS NOT NULL")).select(*ALIGNED_READ_SCHEMA.names)
-        reads.sortWithinPartitions("patient", "contig", "start").write.parquet(output.path("reads"))
-    except Exception as err:
-        # A bad FASTQ raises in an executor: Spark hands back its text; give the caller the InputError.
-        found = None if isinstance(err, InputError) else translate_error(spark, patient_uri, err)
-        if found is None:
-            raise
-        raise found from None
-    finally:
-        aligned.unpersist()
+    # A chunk is megabytes: one per Arrow batch into Python (the default, 10,000 rows, would be a whole partition).
+    with session_conf(spark, {"spark.sql.execution.arrow.maxRecordsPerBatch": "1"}):
+        try:
+            counts = _mapping_counts(aligned, read_sets)
+            _check_mapping(counts, settings.min_mapping_rate, storage.uri(params["preprocess"]["reference_fasta"]))
+            reads = mark_duplicates(aligned.where("contig IS NOT NULL")).select(*ALIGNED_READ_SCHEMA.names)
+            reads.sortWithinPartitions("patient", "contig", "start").write.parquet(output.path("reads"))
+        except Exception as err:
+            # A bad FASTQ raises in an executor: Spark hands back its text; give the caller the InputError.
+            found = None if isinstance(err, InputError) else translate_error(spark, patient_uri, err)
+            if found is None:
+                raise
+            raise found from None
+        finally:
+            aligned.unpersist()
     _add_kept(spark, output.path("reads"), counts)
     output.write_json("mapping.json", counts)
     return counts
