@@ -5,8 +5,9 @@ wrote: :func:`bgzf_compress` cuts a byte string into blocks and gives each block
 :func:`virtual_offsets` turns uncompressed record offsets into BGZF virtual offsets, and
 :class:`TabixIndexer` takes each record's (contig, 0-based begin, exclusive end, start and end virtual
 offset) in file order and writes the index htslib's ``tabix -p vcf`` would: the same bins, chunks,
-pseudo-bin and linear index (htslib's ``hts_idx_push``/``hts_idx_finish``), bins written in ascending
-order (htslib writes them in its hash table's order; readers do not care).
+pseudo-bin and linear index (htslib's ``hts_idx_push``/``hts_idx_finish``), bins even in the order of
+htslib's hash table, so that the index is htslib's byte for byte once decompressed (the compressed bytes
+depend on the zlib build).
 
 References
 ----------
@@ -220,10 +221,11 @@ class TabixIndexer:
 
 
 def _contig_bytes(contig: _Contig) -> bytes:
+    order = _khash_order([*contig.bins, META_BIN])
     bins = _compress_binning({b: sorted(chunks) for b, chunks in contig.bins.items()})
     bins[META_BIN] = [[contig.off_beg, contig.off_end], [contig.n_records, 0]]
     out = [struct.pack("<i", len(bins))]
-    for bin_ in sorted(bins):
+    for bin_ in (b for b in order if b in bins):
         chunks = bins[bin_]
         out.append(struct.pack(f"<Ii{2 * len(chunks)}Q", bin_, len(chunks), *(x for c in chunks for x in c)))
     linear = contig.linear.copy()
@@ -232,6 +234,44 @@ def _contig_bytes(contig: _Contig) -> bytes:
             linear[i] = linear[i + 1]
     out.append(struct.pack(f"<i{len(linear)}Q", len(linear), *linear.tolist()))
     return b"".join(out)
+
+
+def _khash_order(keys: list[int]) -> list[int]:
+    """The order htslib writes bins in: the buckets of its khash table (integer keys hash to themselves,
+    quadratic probing, the table doubles at 77% full) after inserting ``keys`` in this order. Only so that the
+    index is byte for byte htslib's once decompressed; any order reads the same."""
+    slots: list[int | None] = []
+    for n, key in enumerate(keys):
+        if n >= int(len(slots) * 0.77 + 0.5):
+            slots = _khash_rehash(slots, max(4, 2 * len(slots)))
+        mask, i, step = len(slots) - 1, key & (len(slots) - 1), 0
+        while slots[i] is not None:
+            step += 1
+            i = (i + step) & mask
+        slots[i] = key
+    return [key for key in slots if key is not None]
+
+
+def _khash_rehash(old: list[int | None], size: int) -> list[int | None]:
+    """khash's in-place resize: elements move in bucket order, kicking out unmoved ones they land on."""
+    keys = old + [None] * (size - len(old))
+    moved, taken, mask = [False] * len(old), [False] * size, size - 1
+    for j in range(len(old)):
+        if keys[j] is None or moved[j]:
+            continue
+        key, moved[j] = keys[j], True
+        while True:
+            i, step = key & mask, 0
+            while taken[i]:
+                step += 1
+                i = (i + step) & mask
+            taken[i] = True
+            if i < len(old) and old[i] is not None and not moved[i]:
+                keys[i], key, moved[i] = key, keys[i], True
+            else:
+                keys[i] = key
+                break
+    return [k if taken[i] else None for i, k in enumerate(keys)]
 
 
 def _compress_binning(bins: dict[int, list[list[int]]]) -> dict[int, list[list[int]]]:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genoflow.io.tabix import read_tabix_index
+from genoflow.io.tabix import gzip_members, read_tabix_index
 from genoflow.io.vcf_export import _BLOCKS_PER_PART, CELL_BYTES, export_vcf
 from genoflow.storage import HadoopStorage
 from tests.reference_fasta import indexed_reference
@@ -120,6 +120,7 @@ def test_export_vcf__index_is_htslibs_and_regions_work(exported, table, tmp_path
     assert ours["names"] == htslib["names"]
     assert [r["bins"] for r in ours["refs"]] == [r["bins"] for r in htslib["refs"]]
     assert [r["linear"] for r in ours["refs"]] == [r["linear"] for r in htslib["refs"]]
+    assert gzip_members(Path(f"{vcf}.tbi").read_bytes()) == gzip_members(Path(f"{copy}.tbi").read_bytes())
 
     expected = _sorted(table)
     rng = np.random.default_rng(2)
