@@ -92,6 +92,19 @@ def make_weak_effect_project(root: Path, n_patients: int, params: dict | None = 
     return project
 
 
+def make_reads_project(root: Path, params: dict | None = None, **cohort) -> Project:
+    """A project on a simulated cohort of reads (genoflow.simulate.reads; ``cohort``: its options) without its
+    VCF, so ``preprocess.input: auto`` aligns and calls the reads (decision 0016)."""
+    from genoflow.simulate.reads import make_reads_cohort
+
+    project = _init_project(root)
+    make_reads_cohort(root / "data", **cohort)
+    (root / "data" / "raw" / "cohort.vcf.gz").unlink()
+    update_params(project, _merge(PLUMBING_GATE, params or {}))
+    _migrate_airflow(project)
+    return project
+
+
 def make_project_from_raw(root: Path, raw: Path, params: dict | None = None) -> Project:
     """A project on a cohort someone else made: ``raw`` (a study folder) is copied to data/raw.
 

@@ -45,7 +45,7 @@ MODES = ("replace", "append")
 class CohortFiles:
     """Where each part of one cohort is (local paths)."""
 
-    vcf: Path
+    vcf: Path | None = None  # None (preprocess.vcf: null) or absent: a cohort of reads (decision 0016)
     reference_fasta: Path | None = None  # None, or an absent file: no REF check (decision 0011)
     annotations_gff: Path | None = None
     patient_dir: Path | None = None  # required without a phenotype table
@@ -136,7 +136,7 @@ def validate_cohort(files: CohortFiles, full_check_records: int = 2000, study=No
     from genoflow.storage.ranged import RangedFile
     from genoflow.study import build_study
 
-    if genotype_input == "reads" or (genotype_input == "auto" and not files.vcf.is_file() and _reads_folders(files)):
+    if genotype_input == "reads" or (genotype_input == "auto" and not _is_file(files.vcf) and _reads_folders(files)):
         return _validate_reads_cohort(files, study, id_column, check_study=check_study)
     _check_present(files)
     vcf = str(files.vcf)
@@ -239,8 +239,9 @@ def _validate_reads_cohort(files: CohortFiles, study, id_column: str, *, check_s
 
 
 def _check_present(files: CohortFiles) -> None:
-    if not files.vcf.is_file():
-        raise InputError(str(files.vcf), "required file is missing from the cohort (preprocess.vcf)")
+    if not _is_file(files.vcf):
+        raise InputError(str(files.vcf or "preprocess.vcf: null"), "required file is missing from the cohort "
+                         "(preprocess.vcf)")
     for key in _STUDY_KEYS:
         path = getattr(files, key)
         if path is not None and not path.is_file():
@@ -382,7 +383,7 @@ def ingest_cohort(home: str | os.PathLike, landing: str | os.PathLike, params: d
         _check_same_reference(files, raw, layout)
     study, id_column = StudySettings.from_params(params), params["study"].get("id_column", "patient_id")
     genotype_input = params["preprocess"].get("input", "auto")
-    if mode == "append" and not files.vcf.is_file():
+    if mode == "append" and not _is_file(files.vcf):
         raise InputError(str(files.vcf), "appending patients needs their VCF (a cohort of reads is ingested whole)")
     summary = validate_cohort(files, full_check_records, study, id_column, check_study=mode != "append",
                               genotype_input=genotype_input)

@@ -64,7 +64,7 @@ class Preprocess(_Section):
     """VCF to genotype table, QC thresholds (plink2's flags in comments of params.yaml)."""
 
     input: Literal["auto", "vcf", "reads"] = "auto"  # genoflow.reads.inputs.resolve_input
-    vcf: Name = "raw/cohort.vcf.gz"
+    vcf: Name | None = "raw/cohort.vcf.gz"  # null: a cohort of reads only
     reference_fasta: Name | None = "raw/reference_genome/genome_sequence.fasta"  # null: no REF check
     annotations_gff: Name | None = "raw/reference_genome/genome_annotations.gff"  # null: no burden features
     patient_dir: Name | None = "raw/patient_data"

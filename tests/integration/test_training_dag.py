@@ -28,6 +28,13 @@ def test_first_run__held_out_auc_near_oracle(project, first_run):
     assert_held_out_auc_near_oracle(project)
 
 
+def test_first_run__a_vcf_cohort_skips_the_reads_tasks(project, first_run):
+    """The cohort has a VCF (and FASTQs for read QC): align and call are skipped, no Spark job starts."""
+    assert "preprocess committed" in first_run
+    assert "align committed" not in first_run and "call committed" not in first_run
+    assert not (project.root / "data" / "steps" / "align").exists()
+
+
 def test_first_run__no_raw_ids_downstream(project, first_run):
     assert_no_raw_ids_downstream(project.root / "data" / "steps")
 

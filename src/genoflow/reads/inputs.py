@@ -24,7 +24,7 @@ def resolve_input(params: dict, *, exists: Callable[[str], bool], has_reads: Cal
         return p["input"]
     if p.get("vcf_layout", "cohort") == "per_patient":
         return "vcf"
-    return "reads" if not exists(p["vcf"]) and has_reads() else "vcf"
+    return "reads" if not (p.get("vcf") and exists(p["vcf"])) and has_reads() else "vcf"
 
 
 
