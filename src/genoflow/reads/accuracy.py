@@ -61,7 +61,7 @@ def _local_path(uri) -> str:
     return unquote(parts.path) if parts.scheme == "file" else str(uri)
 
 
-def iter_snv_dosages(vcf, *, region: str | None = None) -> Iterator[tuple[list[str]] | tuple[tuple, np.ndarray]]:
+def iter_snv_dosages(vcf, *, region: str | None = None) -> Iterator[list[str] | tuple[tuple, np.ndarray]]:
     """The samples of ``vcf``, then its biallelic SNVs: ((contig, pos, ref, alt), ALT copies per sample).
 
     The first item is the list of sample names; each next one is a variant key and an int8 array of shape
@@ -72,7 +72,8 @@ def iter_snv_dosages(vcf, *, region: str | None = None) -> Iterator[tuple[list[s
     Raises
     ------
     InputError
-        On a record line with fewer than 10 columns, no GT field, or a GT that is not allele numbers.
+        On a record line whose columns do not match the samples, a POS that is not a number, no GT field,
+        or a GT that is not allele numbers.
     """
     from genoflow.io.vcf import iter_vcf_lines
 
@@ -93,6 +94,8 @@ def iter_snv_dosages(vcf, *, region: str | None = None) -> Iterator[tuple[list[s
             if len(fields) != 9 + len(samples):
                 raise InputError(source, f"expected {9 + len(samples)} tab-separated columns, found {len(fields)}",
                                  line=n)
+            if not fields[1].isdigit():
+                raise InputError(source, f"POS {fields[1]!r} is not a whole number", line=n)
             contig, pos, ref, alts = fields[0], int(fields[1]), fields[3].upper(), fields[4].upper().split(",")
             if len(ref) != 1 or (where and (contig != where[0] or not where[1] <= pos <= where[2])):
                 continue
