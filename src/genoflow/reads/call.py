@@ -188,7 +188,12 @@ class _WindowCaller:
             unknown = pc.filter(reads.column("patient"), pc.is_null(index))[0].as_py()
             raise ValueError(f"call: reads of patient {unknown!r}, who is not among the {len(self.samples)} samples")
         win_start = key[1] * self.win_len
-        win_len = min(self.win_len, reference.length(contig) - win_start)
+        length = reference.length(contig)
+        win_len = min(self.win_len, length - win_start)
+        end = pc.max(pc.add(reads.column("start"), pc.binary_length(reads.column("ref_bases")))).as_py()
+        if end > length:
+            raise ValueError(f"call: a read ends at {end} on {contig!r}, which has {length} bases in "
+                             f"{reference.source}: aligned to another reference?")
         t = self.thresholds
         pileup = pileup_window(reads.column("ref_bases"), reads.column("ref_quals"),
                                reads.column("start").to_numpy(), index.to_numpy(), len(self.samples),

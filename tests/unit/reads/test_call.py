@@ -197,3 +197,12 @@ def test_run_call__agrees_with_bcftools(cohort, called, tmp_path):
             for r in table.to_pylist()}
     assert set(theirs) == set(ours) == set(truth)
     assert theirs == ours
+
+
+def test_run_call__reads_past_the_contig_end_are_an_error(spark, cohort, tmp_path):
+    reference, _, _, _, _ = cohort
+    rows = [_read("p0", "chrA", CONTIGS["chrA"] - 50, b"A" * READ_LEN, "beyond")]
+    pq.write_table(pa.Table.from_pylist(rows, schema=ALIGNED_READ_SCHEMA), tmp_path / "reads.parquet")
+    with pytest.raises(Exception, match="a read ends at 8050 on 'chrA', which has 8000 bases"):
+        run_call(spark, spark.read.parquet(str(tmp_path / "reads.parquet")), reference, SAMPLES,
+                 str(tmp_path / "out"), PARAMS)
