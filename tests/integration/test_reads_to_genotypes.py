@@ -20,6 +20,7 @@ from genoflow.config import load_params
 from genoflow.pipeline.runner import main
 from genoflow.reads.accuracy import genotype_accuracy
 from tests.conftest import REPO
+from tests.reads_peer import bcftools_calls, step_dir
 
 pytestmark = pytest.mark.integration
 
@@ -32,34 +33,9 @@ def run_step(step: str, root: Path, capsys, params: dict = PARAMS) -> tuple[int,
     return rc, capsys.readouterr().err
 
 
-def step_dir(root: Path, step: str) -> Path:
-    (folder,) = [p for p in (root / "steps" / step).iterdir() if ".tmp-" not in p.name]
-    return folder
-
-
 def panel_region(root: Path) -> str:
     region = json.loads((root / "truth" / "truth.json").read_text())["target_region"]
     return f"{region['contig']}:{region['start'] + 1}-{region['end']}"
-
-
-def bcftools_calls(root: Path, work: Path) -> Path:
-    """The peer pipeline on the same reads, as bcftools users run it (one joint mpileup over every BAM)."""
-    ref = root / "raw" / "reference_genome" / "genome_sequence.fasta"
-    work.mkdir(parents=True, exist_ok=True)
-    bams = []
-    for folder in sorted((root / "raw" / "patient_data").iterdir()):
-        fastqs = sorted(str(p) for p in folder.glob("*.fastq.gz"))
-        bam = work / f"{folder.name}.bam"
-        sam = subprocess.run(["minimap2", "-ax", "sr", "-R", f"@RG\\tID:{folder.name}\\tSM:{folder.name}", str(ref),
-                              *fastqs], check=True, capture_output=True).stdout
-        subprocess.run(["samtools", "sort", "-o", str(bam), "-"], input=sam, check=True, capture_output=True)
-        bams.append(str(bam))
-    vcf = work / "peer.vcf.gz"
-    pileup = subprocess.run(["bcftools", "mpileup", "-f", str(ref), "-a", "AD,DP", "-Ou", *bams], check=True,
-                            capture_output=True).stdout
-    subprocess.run(["bcftools", "call", "-m", "-v", "-Oz", "-o", str(vcf)], input=pileup, check=True,
-                   capture_output=True)
-    return vcf
 
 
 @pytest.fixture(scope="module")
