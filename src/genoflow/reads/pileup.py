@@ -42,6 +42,7 @@ BASE_WORK_BYTES = 48
 # evidence against its own allele (and Q 0 a log(0)).
 _MAX_ERROR = 0.75
 
+_INT32_LIMIT = 1 << 30  # bases or cells in a window past which indices are int64 (with room for the shifts)
 _ALLELE_OF = np.full(256, -1, dtype=np.int8)  # byte -> 0..3 for A, C, G, T; -1 for N, '*', anything else
 for _i, _b in enumerate(ALLELES):
     _ALLELE_OF[_b] = _i
@@ -136,14 +137,17 @@ def pileup_window(ref_bases_column, ref_quals_column, starts, sample_idx, n_samp
         raise ValueError(f"pileup_window: sample_idx must lie in [0, {n_samples}), found "
                          f"[{sample_idx.min()}, {sample_idx.max()}]")
     lengths = np.diff(base_offsets)
-    # Reference position of every base: the read's start plus the base's index within the read.
-    column = (np.arange(len(bases), dtype=np.int64) - np.repeat(base_offsets[:-1] - base_offsets[0], lengths)
-              + np.repeat(np.asarray(starts, dtype=np.int64) - win_start, lengths))
-    allele = _ALLELE_OF[bases]
-    keep = (column >= 0) & (column < win_len) & (allele >= 0) & (quals >= min_baseq)
-    q = quals[keep]
-    cell = (np.repeat(sample_idx, lengths)[keep] * win_len + column[keep]) * 4 + allele[keep]
     size = n_samples * win_len * 4
+    # 32-bit indices while they fit: the per-base arrays are most of the kernel's memory traffic.
+    index = np.int32 if max(len(bases), size) < _INT32_LIMIT else np.int64
+    # Each base's window column: its read's start less the window's, plus its index within the read.
+    shift = np.asarray(starts, dtype=np.int64) - win_start - (base_offsets[:-1] - base_offsets[0])
+    column = np.arange(len(bases), dtype=index) + np.repeat(shift.astype(index), lengths)
+    allele = _ALLELE_OF[bases]
+    unsigned = np.uint32 if index is np.int32 else np.uint64
+    keep = (column.view(unsigned) < win_len) & (allele >= 0) & (quals >= min_baseq)  # negative: huge unsigned
+    q = quals[keep]
+    cell = (np.repeat((sample_idx * win_len).astype(index), lengths)[keep] + column[keep]) * 4 + allele[keep]
     shape = (n_samples, win_len, 4)
 
     def summed(table: np.ndarray) -> np.ndarray:

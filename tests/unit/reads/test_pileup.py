@@ -66,6 +66,20 @@ def test_pileup_window__read_spanning_two_windows_counted_once_per_position():
     assert whole.depth.sum() == 20 * 50  # every base once: all lie in 0..199 and pass Q 13
 
 
+def test_pileup_window__64_bit_indices_give_the_same_pileup(monkeypatch):
+    import genoflow.reads.pileup as pileup
+
+    rng = np.random.default_rng(2)
+    bases = [bytes(rng.choice(list(b"ACGTN*"), 30).astype(np.uint8)) for _ in range(40)]
+    quals = [bytes(rng.integers(0, 41, 30).astype(np.uint8)) for _ in range(40)]
+    args = (bases, quals, rng.integers(-20, 60, 40), rng.integers(0, 4, 40), 4, 0, 50, 13)
+    narrow = pileup_window(*args)
+    monkeypatch.setattr(pileup, "_INT32_LIMIT", 0)
+    wide = pileup_window(*args)
+    assert (narrow.depth == wide.depth).all() and narrow.depth.sum() > 0
+    assert np.array_equal(narrow.hom, wide.hom) and np.array_equal(narrow.other, wide.other)
+
+
 def test_pileup_window__arrow_slices_read_in_place():
     bases = pa.array([b"GG", b"ACGT", b"TT"], pa.binary()).slice(1)
     quals = pa.chunked_array([pa.array([bytes([9, 9]), bytes([30] * 4), bytes([20, 20])], pa.binary()).slice(1)])
