@@ -34,9 +34,9 @@ _COPY_OPS = {0, 7, 8}  # M, =, X: one read base per reference base
 _GAP_OPS = {2, 3}  # D, N: reference bases the read lacks
 _PICARD_MIN_QUAL = 15  # Picard's duplicate score sums base qualities >= 15
 _CHUNK_DDL = "patient string, chunk_index long, mate1 binary, mate2 binary"
-# Internal columns of the aligned rows before duplicate marking: the read's duplicate score, and per chunk
-# one row with no contig that carries the chunk's read counts (unmapped reads leave no other trace).
-_EXTRA_DDL = "quality_sum long, n_reads long, n_mapped long"
+# Internal columns of the aligned rows before duplicate marking: the pair's duplicate key and score, and per
+# chunk one row with no contig that carries the chunk's read counts (unmapped reads leave no other trace).
+_EXTRA_DDL = "pair_key string, pair_score long, n_reads long, n_mapped long"
 
 _ALIGNERS: dict[tuple[str, str], object] = {}  # per Python worker: (index uri, preset) -> mappy.Aligner
 
@@ -141,8 +141,8 @@ def _open_aligner(ranged, preset: str):
 # --------------------------------------------------------------------------------------------
 
 
-def align_chunk(aligner, patient: str, chunk: ReadChunk, *, min_mapq: int,
-                threads: int = 1) -> tuple[pa.RecordBatch, AlignCounts]:
+def align_chunk(aligner, patient: str, chunk: ReadChunk, *, min_mapq: int, threads: int = 1,
+                pair_keys: bool = False) -> tuple[pa.RecordBatch, AlignCounts]:
     """Map a chunk of reads and project each primary alignment's bases and qualities on the reference.
 
     Parameters
@@ -157,6 +157,9 @@ def align_chunk(aligner, patient: str, chunk: ReadChunk, *, min_mapq: int,
         Alignments below this MAPQ are counted as mapped but not returned.
     threads : int
         Mapping threads, each with its own ``mappy.ThreadBuffer``.
+    pair_keys : bool
+        Add the columns :func:`mark_duplicates` compares: ``pair_key`` (string, null unless both mates are
+        returned, on one contig) and ``pair_score`` (int64).
 
     Returns
     -------
@@ -180,7 +183,7 @@ def align_chunk(aligner, patient: str, chunk: ReadChunk, *, min_mapq: int,
     for part_rows, part_counts in parts:
         rows.extend(part_rows)
         counts.add(part_counts)
-    return _batch(patient, rows), counts
+    return _batch(patient, rows, pair_keys), counts
 
 
 class _Reads:
@@ -192,6 +195,11 @@ class _Reads:
         self.text = block.sequences.decode("latin-1")
         raw = np.frombuffer(block.qualities, dtype=np.uint8) - np.uint8(_PHRED_OFFSET)
         self.quals = raw.tobytes()
+        # Picard's duplicate score: the sum of the read's base qualities >= 15.
+        good = np.where(raw >= _PICARD_MIN_QUAL, raw, 0).astype(np.int64)
+        starts = np.minimum(self.offsets[:-1], max(len(good) - 1, 0))  # reduceat wants indices < len
+        self.scores = np.add.reduceat(good, starts) if len(good) else np.zeros(len(block), np.int64)
+        self.scores[block.lengths == 0] = 0  # reduceat gives an empty read the next read's first value
 
     def read(self, i: int) -> tuple[str, bytes, bytes]:
         lo, hi = self.offsets[i], self.offsets[i + 1]
@@ -200,16 +208,17 @@ class _Reads:
 
 # The columns _align_range fills, as row tuples (patient and is_duplicate are constant per chunk).
 _ROW_FIELDS = ("contig", "start", "end", "strand", "mapq", "cigar", "read_name", "mate", "mate_start", "ref_bases",
-               "ref_quals")
+               "ref_quals", "pair_key", "pair_score")
+_PAIR_FIELDS = pa.schema([("pair_key", pa.string()), ("pair_score", pa.int64())])
 
 
-def _batch(patient: str, rows: list[tuple]) -> pa.RecordBatch:
+def _batch(patient: str, rows: list[tuple], pair_keys: bool) -> pa.RecordBatch:
     """The aligned-read table of one chunk's rows (tuples in ``_ROW_FIELDS`` order)."""
     columns = dict(zip(_ROW_FIELDS, zip(*rows, strict=True), strict=True)) if rows else \
         {name: () for name in _ROW_FIELDS}
     columns.update(patient=[patient] * len(rows), is_duplicate=[False] * len(rows))
-    return pa.RecordBatch.from_arrays([pa.array(columns[f.name], f.type) for f in ALIGNED_READ_SCHEMA],
-                                      schema=ALIGNED_READ_SCHEMA)
+    schema = pa.unify_schemas([ALIGNED_READ_SCHEMA, _PAIR_FIELDS]) if pair_keys else ALIGNED_READ_SCHEMA
+    return pa.RecordBatch.from_arrays([pa.array(columns[f.name], f.type) for f in schema], schema=schema)
 
 
 def _align_range(aligner, blocks, min_mapq: int, lo: int, hi: int) -> tuple[list[tuple], AlignCounts]:
@@ -228,6 +237,9 @@ def _align_range(aligner, blocks, min_mapq: int, lo: int, hi: int) -> tuple[list
                 primary.setdefault(hit.read_num if mate2 is not None else 0, hit)
         counts.reads += len(reads)
         counts.mapped += len(primary)
+        pair_key, pair_score = _pair_key(primary, min_mapq), None
+        if pair_key is not None:
+            pair_score = int(mate1.scores[i] + mate2.scores[i])
         for mate, hit in primary.items():
             if hit.mapq < min_mapq:
                 continue
@@ -236,9 +248,23 @@ def _align_range(aligner, blocks, min_mapq: int, lo: int, hi: int) -> tuple[list
             ref_bases, ref_quals, cigar = project(bases, quals, hit)
             mate_start = mate_hit.r_st if mate_hit is not None and mate_hit.ctg == hit.ctg else None
             rows.append((hit.ctg, hit.r_st, hit.r_en, hit.strand, hit.mapq, cigar, mate1.block.names[i], mate,
-                         mate_start, ref_bases, ref_quals))
+                         mate_start, ref_bases, ref_quals, pair_key, pair_score))
             counts.kept += 1
     return rows, counts
+
+
+def _pair_key(primary: dict, min_mapq: int) -> str | None:
+    """Where a pair's two ends start: contig, then each read's unclipped 5' end and strand, ordered by position.
+
+    None unless both mates are kept on one contig: a pair missing an end has nothing to compare with.
+    """
+    one, two = primary.get(1), primary.get(2)
+    if one is None or two is None or one.ctg != two.ctg or min(one.mapq, two.mapq) < min_mapq:
+        return None
+    # The 5' end: a forward read's start minus its left clip, a reverse read's end plus its right clip (q_st
+    # counts the clipped bases of the read as sequenced, whose start is the reverse read's right end).
+    ends = sorted((hit.r_st - hit.q_st, "+") if hit.strand > 0 else (hit.r_en + hit.q_st, "-") for hit in (one, two))
+    return f"{one.ctg}:{ends[0][0]}{ends[0][1]}{ends[1][0]}{ends[1][1]}"
 
 
 def project(bases: bytes, quals: bytes, hit) -> tuple[bytes, bytes, str]:
@@ -289,49 +315,32 @@ def project(bases: bytes, quals: bytes, hit) -> tuple[bytes, bytes, str]:
 # --------------------------------------------------------------------------------------------
 
 
-def mark_duplicates(df, *, score: str = "quality_sum"):
+def mark_duplicates(df, *, key: str = "pair_key", score: str = "pair_score"):
     """Flag the pairs whose two ends start where a better pair's do (samtools markdup's rule, by position).
 
-    A pair's key is its patient, contig and the 5' end (unclipped, from the CIGAR's soft clips) and strand
-    of each mate, the two ends ordered by position; among the pairs sharing a key, the one with the highest
-    ``score`` summed over both mates is kept (ties: the smallest read name) and the others' rows get
-    ``is_duplicate`` True. Only pairs with both mates in ``df`` on the same contig are compared: single-end
-    reads at 30x over a panel share start positions by chance, so marking them by position would flag true
-    reads, and a pair missing a mate (unmapped or under ``min_mapq``) has no second end to compare.
+    A pair's ``key`` (:func:`align_chunk` with ``pair_keys``) is its contig and the unclipped 5' end and strand
+    of each mate, the two ends ordered by position; among a patient's pairs sharing a key, the one with the
+    highest ``score`` (the sum of both mates' base qualities >= 15, Picard's) is kept (ties: the smallest read
+    name) and the others' rows get ``is_duplicate`` True. Rows without a key are not compared: single-end reads
+    at 30x over a panel share start positions by chance, so marking them by position would flag true reads,
+    and a pair missing an end (unmapped, under ``min_mapq`` or on another contig) has no second end to compare.
 
     Parameters
     ----------
     df : pyspark.sql.DataFrame
-        Aligned reads (:data:`~genoflow.reads.schema.ALIGNED_READ_SCHEMA` columns) plus ``score``.
-    score : str
-        A per-read quality column: :func:`run_align` gives the sum of base qualities >= 15 (Picard's score).
+        Aligned reads (:data:`~genoflow.reads.schema.ALIGNED_READ_SCHEMA` columns) plus ``key`` and ``score``.
 
     Returns
     -------
     pyspark.sql.DataFrame
-        ``df`` with ``is_duplicate`` set.
+        ``df`` with ``is_duplicate`` set; the rows without a key are passed through unshuffled.
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    def clip(pattern: str):
-        digits = F.regexp_extract("cigar", pattern, 1)  # "" without a clip
-        return F.when(digits == "", F.lit(0)).otherwise(digits.cast("long"))
-
-    clip_left, clip_right = clip(r"^(\d+)S"), clip(r"(\d+)S$")
-    five_prime = F.when(F.col("strand") > 0, F.col("start") - clip_left).otherwise(F.col("end") + clip_right)
-    end = F.struct(five_prime.alias("position"), F.col("strand").alias("strand"))
-    pair = Window.partitionBy("patient", "read_name")
-    keyed = (df.withColumn("_end", end)
-             .withColumn("_low", F.min("_end").over(pair)).withColumn("_high", F.max("_end").over(pair))
-             .withColumn("_rows", F.count(F.lit(1)).over(pair))
-             .withColumn("_contigs", F.size(F.collect_set("contig").over(pair)))
-             .withColumn("_score", F.sum(score).over(pair)))
-    is_pair = (F.col("mate") > 0) & (F.col("_rows") == 2) & (F.col("_contigs") == 1)
-    same_key = Window.partitionBy("patient", "contig", "_low", "_high").orderBy(F.desc("_score"), "read_name")
-    rank = F.when(is_pair, F.dense_rank().over(same_key))
-    return (keyed.withColumn("is_duplicate", F.coalesce(rank > 1, F.lit(False)))
-            .drop("_end", "_low", "_high", "_rows", "_contigs", "_score"))
+    same_key = Window.partitionBy("patient", key).orderBy(F.desc(score), "read_name")
+    pairs = df.where(F.col(key).isNotNull()).withColumn("is_duplicate", F.dense_rank().over(same_key) > 1)
+    return df.where(F.col(key).isNull()).unionByName(pairs)
 
 
 # --------------------------------------------------------------------------------------------
@@ -462,26 +471,19 @@ def _aligning(index, settings: _Settings):
                 chunk = ReadChunk(index_, ReadBlock.from_bytes(mate1),
                                   ReadBlock.from_bytes(mate2) if mate2 is not None else None)
                 rows, counts = align_chunk(aligner, patient, chunk, min_mapq=settings.min_mapq,
-                                           threads=settings.threads)
+                                           threads=settings.threads, pair_keys=True)
                 yield _with_extras(rows, patient, counts)
 
     return align
 
 
 def _with_extras(rows: pa.RecordBatch, patient: str, counts: AlignCounts) -> pa.RecordBatch:
-    """The chunk's rows with their duplicate score, then one row of read counts (no contig)."""
-    quals = rows.column("ref_quals")
-    offsets = np.frombuffer(quals.buffers()[1], dtype=np.int32)[quals.offset:quals.offset + len(quals) + 1]
-    values = np.frombuffer(quals.buffers()[2], dtype=np.uint8) if len(rows) else np.zeros(0, np.uint8)
-    kept = np.where(values >= _PICARD_MIN_QUAL, values, 0).astype(np.int64)
-    sums = np.add.reduceat(kept, offsets[:-1]) if len(rows) else np.zeros(0, np.int64)
+    """The chunk's rows, then one row of read counts (no contig)."""
     n = len(rows)
-    arrays = [pa.concat_arrays([rows.column(f.name), pa.nulls(1, f.type)]) for f in ALIGNED_READ_SCHEMA]
-    arrays[ALIGNED_READ_SCHEMA.names.index("patient")] = pa.array([patient] * (n + 1), pa.string())
-    arrays += [pa.array([*sums.tolist(), None], pa.int64()), pa.array([None] * n + [counts.reads], pa.int64()),
-               pa.array([None] * n + [counts.mapped], pa.int64())]
-    names = [*ALIGNED_READ_SCHEMA.names, "quality_sum", "n_reads", "n_mapped"]
-    return pa.RecordBatch.from_arrays(arrays, names=names)
+    arrays = [pa.concat_arrays([column, pa.nulls(1, column.type)]) for column in rows.columns]
+    arrays[rows.schema.names.index("patient")] = pa.array([patient] * (n + 1), pa.string())
+    arrays += [pa.array([None] * n + [counts.reads], pa.int64()), pa.array([None] * n + [counts.mapped], pa.int64())]
+    return pa.RecordBatch.from_arrays(arrays, names=[*rows.schema.names, "n_reads", "n_mapped"])
 
 
 def _mapping_counts(aligned, read_sets) -> dict:

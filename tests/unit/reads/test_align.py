@@ -139,11 +139,16 @@ def test_pairs_are_mapped_together_and_carry_their_mate(reference, aligner):
         seconds.append(draw_read(rng, reference, f"pair{k}", start=start + 250, strand=-1, edits="d"))
     (chunk,) = iter_read_chunks(io.BytesIO(to_fastq(firsts, "/1")), io.BytesIO(to_fastq(seconds, "/2")),
                                 source_r1="r1.fq", source_r2="r2.fq", chunk_reads=100)
-    rows, counts = align_chunk(aligner, "P2", chunk, min_mapq=20, threads=2)
+    rows, counts = align_chunk(aligner, "P2", chunk, min_mapq=20, threads=2, pair_keys=True)
     assert (counts.reads, counts.mapped, counts.kept) == (40, 40, 40)
     by_mate = {(row["read_name"], row["mate"]): row for row in rows.to_pylist()}
     for first, second in zip(firsts, seconds, strict=True):
         one, two = by_mate[first.name, 1], by_mate[second.name, 2]
+        # The 5' ends: mate 1's start and mate 2's end (draw_read moves a start where an edit would be ambiguous).
+        ends = sorted([(first.start, "+"), (second.start + len(second.ref_bases), "-")])
+        key = "chr1:" + "".join(f"{position}{strand}" for position, strand in ends)
+        score = sum(q for q in first.quality + second.quality if q >= 15)
+        assert (one["pair_key"], one["pair_score"]) == (two["pair_key"], two["pair_score"]) == (key, score)
         assert (one["start"], one["strand"], one["mate_start"]) == (first.start, 1, second.start)
         assert (two["start"], two["strand"], two["mate_start"]) == (second.start, -1, first.start)
         assert two["ref_bases"].decode() == second.ref_bases and one["ref_bases"].decode() == first.ref_bases
@@ -214,8 +219,8 @@ PARAMS = {"preprocess": {"patient_dir": "raw/patient_data", "reference_fasta": "
 
 
 def cohort(root, reference: dict[str, str]) -> dict[str, list]:
-    """P1: 25 pairs plus a worse copy of pair 0 (a PCR duplicate); P2: 30 single-end reads, a copy of read 0
-    and one read of another genome."""
+    """P1: 25 pairs, a worse copy of pair 0 (a PCR duplicate) and a pair sharing only mate 1's place;
+    P2: 30 single-end reads, a copy of read 0 and one read of another genome."""
     rng = np.random.default_rng(21)
     firsts, seconds = [], []
     for k in range(25):
@@ -225,6 +230,9 @@ def cohort(root, reference: dict[str, str]) -> dict[str, list]:
     for reads in (firsts, seconds):
         copy = Read(**{**reads[0].__dict__, "name": "copy0", "quality": bytes(q - 5 for q in reads[0].quality)})
         reads.insert(10, copy)
+    # Not a duplicate: mate 1 where pair 0's is, mate 2 elsewhere.
+    firsts.append(Read(**{**firsts[0].__dict__, "name": "near0"}))
+    seconds.append(draw_read(rng, reference, "near0", start=seconds[0].start + 7, strand=-1))
     single = [draw_read(rng, reference, f"se{k}", strand=1 if k % 2 else -1) for k in range(30)]
     single.append(Read(**{**single[0].__dict__, "name": "se_copy"}))
     single.append(draw_read(rng, random_reference(seed=5), "foreign"))
@@ -252,7 +260,7 @@ def test_run_align_writes_the_aligned_table_and_mapping_counts(spark, tmp_path, 
     written = json.loads((tmp_path / "steps/align/k2/mapping.json").read_text())
     assert written == json.loads(json.dumps(counts))
     assert {p: (c["reads"], c["mapped"], c["kept"], c["duplicates"]) for p, c in counts.items()} == \
-        {"P1": (52, 52, 52, 2), "P2": (32, 31, 31, 0)}
+        {"P1": (54, 54, 54, 2), "P2": (32, 31, 31, 0)}
     assert counts["P2"]["mapping_rate"] == pytest.approx(31 / 32)
     assert counts["P1"]["fastq"][1].endswith("P1/genome_sequence_R2.fastq.gz")
     table = pq.read_table(tmp_path / "steps/align/k2/reads")
@@ -289,7 +297,7 @@ def test_a_truncated_mate_file_fails_the_step_naming_both_files_and_the_line(spa
     cohort(tmp_path, reference)
     r2 = tmp_path / "raw/patient_data/P1/genome_sequence_R2.fastq.gz"
     lines = gzip.decompress(r2.read_bytes()).splitlines(keepends=True)
-    r2.write_bytes(gzip.compress(b"".join(lines[:4 * 20])))  # 20 of 26 records
+    r2.write_bytes(gzip.compress(b"".join(lines[:4 * 20])))  # 20 of 27 records
     storage = HadoopStorage(spark, tmp_path.as_uri())
     index_uri = build_index(storage, storage.uri("raw/ref.fa"), storage.uri("steps/reads_index/k1/ref.mmi"))
     with pytest.raises(InputError, match=r"ends after 20 reads, but .*genome_sequence_R1.fastq.gz goes on") as error:
