@@ -171,6 +171,16 @@ def test_export_vcf__genotype_table_without_calls(spark, table, reference, tmp_p
     assert "DP=" not in first[7]
 
 
+def test_export_vcf__empty_table_gives_a_valid_empty_vcf(spark, tmp_path):
+    storage = HadoopStorage(spark, tmp_path.as_uri())
+    df = spark.createDataFrame([], DDL)
+    result = export_vcf(spark, df, SAMPLES, list(CONTIGS.items()), storage.uri("empty.vcf.gz"), storage)
+    assert (result.n_records, result.n_parts) == (0, 0)
+    vcf = str(tmp_path / "empty.vcf.gz")
+    assert _run("bcftools", "view", "-H", vcf).stdout == "" and _run("tabix", "-l", vcf).stdout == ""
+    assert _run("bcftools", "query", "-l", vcf).stdout.split() == SAMPLES
+
+
 def test_export_vcf__refuses_bad_input_and_leaves_nothing(spark, table, tmp_path):
     storage = HadoopStorage(spark, tmp_path.as_uri())
     df = spark.createDataFrame(table.head(50), DDL)
