@@ -305,3 +305,19 @@ def test_a_truncated_mate_file_fails_the_step_naming_both_files_and_the_line(spa
             run_align(spark, storage, output, PARAMS, index_uri=index_uri)
     assert error.value.source.endswith("P1/genome_sequence_R2.fastq.gz") and error.value.line == 81
     assert not (tmp_path / "steps/align/k4").exists()
+
+
+def test_a_reference_minimap2_cannot_index_is_named_and_leaves_no_index(spark, tmp_path):
+    from genoflow.storage import HadoopStorage
+
+    (tmp_path / "ref.fa").write_text("this is not\na FASTA file\n")
+    storage = HadoopStorage(spark, tmp_path.as_uri())
+    with pytest.raises(InputError, match="minimap2 cannot index this reference") as error:
+        build_index(storage, storage.uri("ref.fa"), storage.uri("index/ref.mmi"))
+    assert error.value.source.endswith("/ref.fa")
+    assert not (tmp_path / "index").exists()
+
+
+def test_the_aligner_is_loaded_once_per_process(reference, aligner, tmp_path):
+    path = write_fasta(tmp_path / "other.fa", reference)
+    assert load_aligner(path, "sr") is load_aligner(path, "sr") is not aligner
