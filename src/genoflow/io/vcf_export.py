@@ -148,13 +148,13 @@ class _PartWriter:
         self.index = []
 
     def write(self, batch) -> None:
-        text, ends = render_records(batch, self.n_samples)
-        ends = ends + self.size
-        starts = np.r_[self.size, ends[:-1]]
         contigs = batch.column("contig").to_pylist()
         unknown = set(contigs) - self.contig_rank.keys()
         if unknown:
             raise ValueError(f"export_vcf: contig(s) {sorted(unknown)[:5]} are not in the reference")
+        text, ends = render_records(batch, self.n_samples)
+        ends = ends + self.size
+        starts = np.r_[self.size, ends[:-1]]
         ranks = np.fromiter((self.contig_rank[c] for c in contigs), dtype=np.int32, count=len(contigs))
         beg = batch.column("pos").to_numpy().astype(np.int64) - 1
         ref_len = np.fromiter((len(r) for r in batch.column("ref").to_pylist()), dtype=np.int64, count=len(contigs))
