@@ -321,3 +321,24 @@ def test_a_reference_minimap2_cannot_index_is_named_and_leaves_no_index(spark, t
 def test_the_aligner_is_loaded_once_per_process(reference, aligner, tmp_path):
     path = write_fasta(tmp_path / "other.fa", reference)
     assert load_aligner(path, "sr") is load_aligner(path, "sr") is not aligner
+
+
+@pytest.mark.integration
+def test_run_align_on_hdfs_reads_the_fastqs_and_the_index_through_webhdfs(hdfs, spark, tmp_path, reference):
+    """The reference, FASTQs and index on a real HDFS: the driver copies the FASTA out to index it and puts the
+    index back; the tasks stream the FASTQs and copy the index once per worker through WebHDFS."""
+    from genoflow.storage import HadoopStorage
+
+    spark.sparkContext._jsc.hadoopConfiguration().set(f"dfs.namenode.http-address.{hdfs.namenode}",
+                                                      f"127.0.0.1:{hdfs.http_port}")
+    cohort(tmp_path, reference)
+    hdfs.dfs("-mkdir", "-p", "/tests/align")
+    hdfs.dfs("-put", "-f", str(tmp_path / "raw"), "/tests/align/")
+    storage = HadoopStorage(spark, f"{hdfs.uri}/tests/align")
+    index_uri = build_index(storage, storage.uri("raw/ref.fa"), storage.uri("steps/reads_index/k1/ref.mmi"))
+    with storage.step_output(storage.uri("steps/align/k2")) as output:
+        counts = run_align(spark, storage, output, PARAMS, index_uri=index_uri)
+    assert {p: (c["reads"], c["mapped"], c["kept"], c["duplicates"]) for p, c in counts.items()} == \
+        {"P1": (54, 54, 54, 2), "P2": (32, 31, 31, 0)}
+    assert storage.list(storage.uri("steps/align/k2")) == ["_SUCCESS", "mapping.json", "reads"]
+    assert storage.exists(index_uri)
