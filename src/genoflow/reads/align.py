@@ -169,7 +169,8 @@ def align_chunk(aligner, patient: str, chunk: ReadChunk, *, min_mapq: int, threa
     AlignCounts
         Reads (each mate counts), reads with a primary alignment, rows returned.
     """
-    blocks = _Reads(chunk.mate1), (_Reads(chunk.mate2) if chunk.mate2 is not None else None)
+    paired = chunk.mate2 is not None
+    blocks = _Reads(chunk.mate1, scores=paired), (_Reads(chunk.mate2, scores=True) if paired else None)
     n = len(chunk)
     bounds = np.linspace(0, n, max(1, min(threads, n)) + 1).astype(int)
     jobs = [(aligner, blocks, min_mapq, int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:],
@@ -189,21 +190,32 @@ def align_chunk(aligner, patient: str, chunk: ReadChunk, *, min_mapq: int, threa
 class _Reads:
     """A ReadBlock's reads as mappy wants them (str) and as the projection wants them (bytes, raw Phred)."""
 
-    def __init__(self, block: ReadBlock):
+    def __init__(self, block: ReadBlock, *, scores: bool):
         self.block = block
-        self.offsets = block.offsets()
+        offsets = block.offsets()
         self.text = block.sequences.decode("latin-1")
         raw = np.frombuffer(block.qualities, dtype=np.uint8) - np.uint8(_PHRED_OFFSET)
         self.quals = raw.tobytes()
-        # Picard's duplicate score: the sum of the read's base qualities >= 15.
-        good = np.where(raw >= _PICARD_MIN_QUAL, raw, 0).astype(np.int64)
-        starts = np.minimum(self.offsets[:-1], max(len(good) - 1, 0))  # reduceat wants indices < len
-        self.scores = np.add.reduceat(good, starts) if len(good) else np.zeros(len(block), np.int64)
-        self.scores[block.lengths == 0] = 0  # reduceat gives an empty read the next read's first value
+        # Python ints: indexing numpy arrays read by read costs more than the slicing itself.
+        self.bounds = offsets.tolist()
+        self.scores = _quality_sums(raw, offsets).tolist() if scores else None
 
-    def read(self, i: int) -> tuple[str, bytes, bytes]:
-        lo, hi = self.offsets[i], self.offsets[i + 1]
-        return self.text[lo:hi], self.block.sequences[lo:hi], self.quals[lo:hi]
+    def text_of(self, i: int) -> str:
+        return self.text[self.bounds[i]:self.bounds[i + 1]]
+
+    def bytes_of(self, i: int) -> tuple[bytes, bytes]:
+        lo, hi = self.bounds[i], self.bounds[i + 1]
+        return self.block.sequences[lo:hi], self.quals[lo:hi]
+
+
+def _quality_sums(quals: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Picard's duplicate score of each read: the sum of its base qualities >= 15 (``quals`` raw Phred, joined)."""
+    if not len(quals):
+        return np.zeros(len(offsets) - 1, np.int64)
+    good = np.where(quals >= _PICARD_MIN_QUAL, quals, np.uint8(0))
+    sums = np.add.reduceat(good, np.minimum(offsets[:-1], len(quals) - 1), dtype=np.int64)  # indices must be < len
+    sums[offsets[1:] == offsets[:-1]] = 0  # reduceat gives an empty read the next read's first value
+    return sums
 
 
 # The columns _align_range fills, as row tuples (patient and is_duplicate are constant per chunk).
@@ -229,22 +241,21 @@ def _align_range(aligner, blocks, min_mapq: int, lo: int, hi: int) -> tuple[list
     mate1, mate2 = blocks
     rows, counts = [], AlignCounts()
     for i in range(lo, hi):
-        reads = [mate1.read(i)] if mate2 is None else [mate1.read(i), mate2.read(i)]
-        sequences = [text for text, _, _ in reads]
+        sequences = (mate1.text_of(i),) if mate2 is None else (mate1.text_of(i), mate2.text_of(i))
         primary = {}
         for hit in aligner.map(*sequences, buf=buffer):
             if hit.is_primary:
                 primary.setdefault(hit.read_num if mate2 is not None else 0, hit)
-        counts.reads += len(reads)
+        counts.reads += len(sequences)
         counts.mapped += len(primary)
         pair_key, pair_score = _pair_key(primary, min_mapq), None
         if pair_key is not None:
-            pair_score = int(mate1.scores[i] + mate2.scores[i])
+            pair_score = mate1.scores[i] + mate2.scores[i]
         for mate, hit in primary.items():
             if hit.mapq < min_mapq:
                 continue
             mate_hit = primary.get(3 - mate) if mate else None
-            _, bases, quals = reads[max(mate, 1) - 1]
+            bases, quals = (mate2 if mate == 2 else mate1).bytes_of(i)
             ref_bases, ref_quals, cigar = project(bases, quals, hit)
             mate_start = mate_hit.r_st if mate_hit is not None and mate_hit.ctg == hit.ctg else None
             rows.append((hit.ctg, hit.r_st, hit.r_en, hit.strand, hit.mapq, cigar, mate1.block.names[i], mate,

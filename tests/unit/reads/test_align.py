@@ -342,3 +342,11 @@ def test_run_align_on_hdfs_reads_the_fastqs_and_the_index_through_webhdfs(hdfs, 
         {"P1": (54, 54, 54, 2), "P2": (32, 31, 31, 0)}
     assert storage.list(storage.uri("steps/align/k2")) == ["_SUCCESS", "mapping.json", "reads"]
     assert storage.exists(index_uri)
+
+
+def test_duplicate_scores_sum_qualities_of_15_and_more_and_empty_reads_score_0():
+    from genoflow.reads.align import _quality_sums
+
+    quals = np.array([20, 10, 30, 40, 15], np.uint8)
+    assert _quality_sums(quals, np.array([0, 2, 2, 4, 5, 5])).tolist() == [20, 0, 70, 15, 0]
+    assert _quality_sums(np.zeros(0, np.uint8), np.array([0, 0])).tolist() == [0]
