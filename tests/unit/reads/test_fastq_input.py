@@ -128,3 +128,11 @@ def test_read_sets_name_the_folder_of_an_incomplete_pair(spark, tmp_path, files,
     with pytest.raises(InputError, match=problem) as error:
         patient_read_sets(spark, tmp_path.as_uri())
     assert error.value.source.endswith("/P7")
+
+
+def test_fastq_records_carry_their_first_line():
+    from genoflow.io.fastq import iter_fastq_records
+
+    data = b"@a x\nACGT\n+\nIIII\n@b\nAC\nGT\n+\n!!\n##\n@c\nA\n+\nI\n"
+    assert list(iter_fastq_records(io.BytesIO(gzip.compress(data)), "f.fq.gz")) == [
+        ("a x", "ACGT", "IIII", 1), ("b", "ACGT", "!!##", 5), ("c", "A", "I", 11)]
