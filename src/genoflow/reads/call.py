@@ -120,7 +120,7 @@ def _windowed(reads, names, win: int):
 
     rank = F.array_position(F.array(*[F.lit(n) for n in names]), F.col("contig"))
     windows = F.sequence(F.expr(f"start div {win}"), F.expr(f"(`end` - 1) div {win}"))
-    return reads.select("patient", "contig", "start", "ref_bases", "ref_quals", rank.alias("rank"),
+    return reads.select("patient", "contig", "start", "mapq", "ref_bases", "ref_quals", rank.alias("rank"),
                         F.explode(windows).alias("window"))
 
 
@@ -211,7 +211,7 @@ class _WindowCaller:
         t = self.thresholds
         pileup = pileup_window(reads.column("ref_bases"), reads.column("ref_quals"),
                                reads.column("start").to_numpy(), index.to_numpy(), len(self.samples),
-                               win_start, win_len, int(t["min_baseq"]))
+                               win_start, win_len, int(t["min_baseq"]), mapq=reads.column("mapq").to_numpy())
         ref_codes = np.frombuffer(reference.fetch(contig, win_start, win_start + win_len).encode("latin-1"),
                                   dtype=np.uint8)
         calls = call_window(pileup, ref_codes, min_alt_reads=int(t["min_alt_reads"]), min_qual=float(t["min_qual"]),

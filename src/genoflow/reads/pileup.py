@@ -20,7 +20,8 @@ from which :mod:`genoflow.reads.genotyping` writes any biallelic genotype's log-
 Which bases count (and toward the depth): A, C, G, T with ``Q >= min_baseq`` (bcftools mpileup ``-Q``).
 N and bases below ``min_baseq`` are dropped; deletions (``*``) are dropped too: they carry no SNV
 evidence, so the depth here (FORMAT/DP of the called table) is the number of bases that inform the
-SNV call, not the read depth ``samtools depth`` reports.
+SNV call, not the read depth ``samtools depth`` reports. Given the reads' MAPQ, a base's quality counts
+as at most its read's MAPQ, as in bcftools (it also caps at 63 and floors at 4; here Q < 2 says nothing).
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ class Pileup:
 
 
 def pileup_window(ref_bases_column, ref_quals_column, starts, sample_idx, n_samples: int, win_start: int,
-                  win_len: int, min_baseq: int) -> Pileup:
+                  win_len: int, min_baseq: int, mapq=None) -> Pileup:
     """Pile up the reads of one window.
 
     Parameters
@@ -112,6 +113,9 @@ def pileup_window(ref_bases_column, ref_quals_column, starts, sample_idx, n_samp
         not counted, so a read fed to every window it overlaps counts once per position.
     min_baseq : int
         Bases of lower quality are dropped (bcftools mpileup ``-Q``).
+    mapq : array-like of int, shape (n_reads,), optional
+        Each read's mapping quality: a kept base's quality counts as at most its read's MAPQ, as in
+        bcftools (``bam2bcf.c``): a base is no surer than the read's place. Without it, base qualities as they are.
 
     Returns
     -------
@@ -147,6 +151,8 @@ def pileup_window(ref_bases_column, ref_quals_column, starts, sample_idx, n_samp
     unsigned = np.uint32 if index is np.int32 else np.uint64
     keep = (column.view(unsigned) < win_len) & (allele >= 0) & (quals >= min_baseq)  # negative: huge unsigned
     q = quals[keep]
+    if mapq is not None:
+        q = np.minimum(q, np.repeat(np.clip(np.asarray(mapq), 0, 255).astype(np.uint8), lengths)[keep])
     cell = (np.repeat((sample_idx * win_len).astype(index), lengths)[keep] + column[keep]) * 4 + allele[keep]
     shape = (n_samples, win_len, 4)
 

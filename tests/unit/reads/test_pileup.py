@@ -53,6 +53,14 @@ def test_pileup_window__three_reads():
         assert (sums[expected == 0] == 0).all()
 
 
+def test_pileup_window__quality_capped_by_mapq():
+    # As bcftools: a Q30 base of a MAPQ 15 read counts as Q15; the MAPQ does not decide which bases are kept.
+    p = pileup_window([b"GA", b"G"], [bytes([30, 12]), bytes([30])], [0, 0], [0, 0], 1, 0, 2, 13, mapq=[15, 60])
+    assert p.depth[0, :, G].tolist() == [2, 0] and p.depth[0, 1].sum() == 0
+    assert p.hom[0, 0, G] == pytest.approx(terms(15)[0] + terms(30)[0])
+    assert p.other[0, 0, G] == pytest.approx(terms(15)[2] + terms(30)[2])
+
+
 def test_pileup_window__read_spanning_two_windows_counted_once_per_position():
     rng = np.random.default_rng(1)
     bases = [bytes(rng.choice(list(b"ACGT"), 50).astype(np.uint8)) for _ in range(20)]
