@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["GenoflowError", "InputError", "ParamsError", "INPUT_ERROR_EXIT", "UNAVAILABLE_EXIT"]
+__all__ = ["GenoflowError", "InputError", "InputTooLarge", "ParamsError", "INPUT_ERROR_EXIT", "UNAVAILABLE_EXIT"]
 
 # Exit codes of the Spark jobs (genoflow.pipeline.runner.report_errors). Bad input is deterministic:
 # the operator fails the Airflow task at once on INPUT_ERROR_EXIT instead of retrying it (decision 0011).
@@ -49,6 +49,24 @@ class InputError(GenoflowError):
 
 def _rebuild_input_error(source, problem, line, record):
     return InputError(source, problem, line=line, record=record)
+
+
+class InputTooLarge(InputError):
+    """Input over a configured cap (bytes, line length, header lines, records): refused, not parsed.
+
+    ``limit`` names the cap's setting, so a server can answer 413 rather than "malformed" (422).
+    """
+
+    def __init__(self, source: str, problem: str, *, limit: str, line: int | None = None):
+        super().__init__(source, problem, line=line)
+        self.limit = limit
+
+    def __reduce__(self):
+        return (_rebuild_too_large, (self.source, self.problem, self.limit, self.line))
+
+
+def _rebuild_too_large(source, problem, limit, line):
+    return InputTooLarge(source, problem, limit=limit, line=line)
 
 
 class ParamsError(InputError):

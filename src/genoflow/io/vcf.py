@@ -39,7 +39,7 @@ from genoflow._kernels.vcf import (
     scan_lines,
     word_views,
 )
-from genoflow.errors import InputError
+from genoflow.errors import InputError, InputTooLarge
 from genoflow.io._streams import DECOMPRESSION_ERRORS, decompressing, truncation_problem
 
 __all__ = [
@@ -123,10 +123,18 @@ class VcfHeader:
         return len(self.samples)
 
 
-def iter_vcf_lines(binary_stream: BinaryIO, source: str) -> Iterator[str]:
+def iter_vcf_lines(
+    binary_stream: BinaryIO,
+    source: str,
+    *,
+    max_line_bytes: int | None = None,
+    max_bytes: int | None = None,
+) -> Iterator[str]:
     """Yield the text lines of a plain, gzip or bgzip VCF, without line ends.
 
-    Compression is detected from the magic bytes, not the file name.
+    Compression is detected from the magic bytes, not the file name. Decompression is streamed:
+    at most one line (``max_line_bytes``) and a read buffer are held at a time, so the caps bound
+    memory whatever the compression ratio.
 
     Parameters
     ----------
@@ -134,17 +142,33 @@ def iter_vcf_lines(binary_stream: BinaryIO, source: str) -> Iterator[str]:
         The file content.
     source : str
         Name of the file, for error messages.
+    max_line_bytes : int, optional
+        Longest line accepted (bytes, without its line end); a longer one is refused after
+        reading ``max_line_bytes + 2`` bytes of it. None: no cap (the pipeline's own files).
+    max_bytes : int, optional
+        Most (decompressed) bytes read; more is refused. None: no cap.
 
     Raises
     ------
     InputError
         On a line that is not UTF-8, or a truncated/corrupt gzip stream.
+    InputTooLarge
+        A line longer than ``max_line_bytes``, or more than ``max_bytes`` bytes of content.
     """
     stream = decompressing(binary_stream, source)
-    n = 0
+    # +2: a line of exactly max_line_bytes still fits with its "\r\n".
+    limit = -1 if max_line_bytes is None else max_line_bytes + 2
+    n = total = 0
     try:
-        for raw in stream:
+        while raw := stream.readline(limit):
             n += 1
+            total += len(raw)
+            if max_bytes is not None and total > max_bytes:
+                raise InputTooLarge(source, f"more than {max_bytes} bytes of VCF text (after decompression)",
+                                    limit="max_bytes", line=n)
+            if limit > 0 and len(raw) == limit and not raw.endswith(b"\n"):
+                raise InputTooLarge(source, f"line longer than {max_line_bytes} bytes", limit="max_line_bytes",
+                                    line=n)
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as error:
@@ -155,7 +179,7 @@ def iter_vcf_lines(binary_stream: BinaryIO, source: str) -> Iterator[str]:
         raise InputError(source, f"{truncation_problem(error)}, after line {n}", line=n + 1) from None
 
 
-def parse_vcf_header(lines: Iterable[str], source: str) -> VcfHeader:
+def parse_vcf_header(lines: Iterable[str], source: str, *, max_lines: int | None = None) -> VcfHeader:
     """Parse the meta lines and the ``#CHROM`` line of a VCF.
 
     Reads ``lines`` only up to and including the ``#CHROM`` line, so an iterator can then be
@@ -167,6 +191,10 @@ def parse_vcf_header(lines: Iterable[str], source: str) -> VcfHeader:
         The file's lines, from line 1, with or without line ends.
     source : str
         Name of the file, for error messages.
+    max_lines : int, optional
+        Most header lines (``##`` lines and ``#CHROM``) accepted; None: no cap. A real header
+        has a few thousand at most (one per contig); the model API sets one so that a file of
+        millions of ``##`` lines is refused before they are kept.
 
     Returns
     -------
@@ -177,11 +205,16 @@ def parse_vcf_header(lines: Iterable[str], source: str) -> VcfHeader:
     InputError
         No ``#CHROM`` line before the first record or the end of the file, malformed fixed
         columns, no samples, duplicate or empty sample names, a malformed ``##contig`` line.
+    InputTooLarge
+        More than ``max_lines`` header lines.
     """
     meta: list[str] = []
     contigs: dict[str, int | None] = {}
     n = 0
     for n, raw in enumerate(lines, start=1):
+        if max_lines is not None and n > max_lines:
+            raise InputTooLarge(source, f"more than {max_lines} header lines before '#CHROM'",
+                                limit="max_header_lines", line=n)
         line = raw.rstrip("\r\n")
         if line.startswith("##"):
             meta.append(line)

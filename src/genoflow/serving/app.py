@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
 from genoflow.serving.errors import CatchAllMiddleware, install_error_handlers
-from genoflow.serving.limits import BodyLimitMiddleware
+from genoflow.serving.limits import BodyLimitMiddleware, ScoringSlots
 from genoflow.serving.metrics import Metrics, RequestMetricsMiddleware
 from genoflow.serving.model import ModelStore
 from genoflow.serving.refresh import Refresher
@@ -65,6 +65,7 @@ def create_app(settings: ServingSettings | None = None, *, source=None) -> FastA
     app.state.store = store
     app.state.metrics = metrics
     app.state.refresher = refresher
+    app.state.slots = ScoringSlots(settings.max_concurrent, settings.max_queued)
     install_error_handlers(app)
     app.include_router(router)
     # Added innermost first: the metrics middleware (outermost) counts 413s and 500s too.

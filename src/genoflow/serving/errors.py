@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-__all__ = ["ServingError", "InputProblem", "NotReady", "install_error_handlers", "CatchAllMiddleware"]
+__all__ = ["ServingError", "InputProblem", "NotReady", "Busy", "install_error_handlers", "CatchAllMiddleware"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,13 @@ class NotReady(ServingError):
     status = 503
 
 
+class Busy(ServingError):
+    """Too many scoring requests at once (503 with ``Retry-After``: retry shortly)."""
+
+    status = 503
+    headers = {"Retry-After": "1"}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServingError, _serving_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -56,7 +63,8 @@ def _body(detail: str, problems: list[str] | None = None) -> dict:
 
 async def _serving_error(request: Request, error: ServingError) -> JSONResponse:
     detail = error.problems[0] if len(error.problems) == 1 else f"{len(error.problems)} problems with the request"
-    return JSONResponse(_body(detail, error.problems), status_code=error.status)
+    return JSONResponse(_body(detail, error.problems), status_code=error.status,
+                        headers=getattr(error, "headers", None))
 
 
 async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:

@@ -1,12 +1,51 @@
-"""Request body size limits (413), enforced before the body is buffered or parsed."""
+"""Request limits: body size (413, before the body is buffered or parsed) and scoring concurrency (503)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from fastapi import HTTPException
+from fastapi.concurrency import run_in_threadpool
 
-__all__ = ["BodyLimitMiddleware"]
+from genoflow.serving.errors import Busy
+
+__all__ = ["BodyLimitMiddleware", "ScoringSlots"]
+
+
+class ScoringSlots:
+    """Run scoring work in worker threads, at most ``max_concurrent`` at once and ``max_queued`` waiting.
+
+    Parsing an upload and scoring a batch take seconds of CPU; on the event loop they would stall
+    every other request, ``/health`` included (a container's liveness probe). In a thread they
+    do not, and the bound keeps a burst from queueing threads and memory without limit: a request
+    past ``max_concurrent + max_queued`` gets 503 with ``Retry-After`` at once.
+
+    Parameters
+    ----------
+    max_concurrent : int
+    max_queued : int
+    """
+
+    def __init__(self, max_concurrent: int, max_queued: int):
+        self.max_concurrent = max_concurrent
+        self.capacity = max_concurrent + max_queued
+        self.admitted = 0  # running + waiting; only touched on the event loop, so no lock
+        self._semaphore: asyncio.Semaphore | None = None
+
+    async def run(self, fn, /, *args, **kwargs):
+        """``fn(*args, **kwargs)`` in a worker thread once a slot is free; `Busy` (503) when full."""
+        if self.admitted >= self.capacity:
+            raise Busy([f"busy: {self.admitted} scoring requests in progress or waiting, the most allowed "
+                        "(GENOFLOW_SERVING_MAX_CONCURRENT + GENOFLOW_SERVING_MAX_QUEUED); retry shortly"])
+        if self._semaphore is None:  # made on the serving loop (TestClient runs the app on its own loop)
+            self._semaphore = asyncio.Semaphore(self.max_concurrent)
+        self.admitted += 1
+        try:
+            async with self._semaphore:
+                return await run_in_threadpool(fn, *args, **kwargs)
+        finally:
+            self.admitted -= 1
 
 
 class BodyLimitMiddleware:

@@ -6,18 +6,17 @@ import math
 import posixpath
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
-from genoflow.errors import InputError
 from genoflow.serving.auth import require_api_key
 from genoflow.serving.errors import InputProblem
+from genoflow.serving.limits import ScoringSlots
 from genoflow.serving.metrics import MODEL_STATE_KEY
 from genoflow.serving.patients import PatientValues
 from genoflow.serving.schemas import BatchPrediction, BatchRequest, Prediction, PredictRequest
 from genoflow.serving.scoring import model_for, predict_many, predict_one
-from genoflow.serving.vcf_upload import genotypes_from_vcf
+from genoflow.serving.vcf_upload import VcfCaps, genotypes_from_vcf
 
 __all__ = ["router"]
 
@@ -77,7 +76,8 @@ async def models(request: Request) -> dict:
 async def predict(body: PredictRequest, request: Request) -> dict:
     """Risk (or predicted value) of one patient from covariates and genotype dosages (JSON)."""
     model = _model(request, body.target)
-    result = predict_one(model, PatientValues(body.covariates, body.genotypes), ignore_unknown=body.ignore_unknown)
+    result = await _slots(request).run(predict_one, model, PatientValues(body.covariates, body.genotypes),
+                                       ignore_unknown=body.ignore_unknown)
     _observe(request, model, [result])
     return result
 
@@ -92,7 +92,8 @@ async def predict_batch(body: BatchRequest, request: Request) -> dict:
                             "(GENOFLOW_SERVING_MAX_BATCH)"], status=413)
     model = _model(request, body.target)
     patients = [PatientValues(p.covariates, p.genotypes) for p in body.patients]
-    result = predict_many(model, patients, [p.id for p in body.patients], ignore_unknown=body.ignore_unknown)
+    result = await _slots(request).run(predict_many, model, patients, [p.id for p in body.patients],
+                                       ignore_unknown=body.ignore_unknown)
     _observe(request, model, result["predictions"])
     return result
 
@@ -105,7 +106,6 @@ async def predict_vcf(request: Request) -> dict:
     Variants the model does not use are skipped unless ``ignore_unknown=false`` (a VCF usually
     holds more than a model's top variants).
     """
-    settings = request.app.state.settings
     form = await request.form(max_files=1, max_fields=64)
     try:
         upload = form.get("vcf")
@@ -115,20 +115,21 @@ async def predict_vcf(request: Request) -> dict:
         ignore_unknown = _form_bool(fields.pop("ignore_unknown", "true"), "ignore_unknown")
         model = _model(request, fields.pop("target", None) or None)
         source = posixpath.basename(upload.filename or "")[:200] or "upload.vcf"
-        data = await upload.read()
+        categorical = {c.name for c in model.covariates if c.kind == "categorical"}
+        covariates = {k: _form_value(v, text_value=k in categorical) for k, v in fields.items()}
+        # The spooled upload is read in the worker thread, streamed through the caps, never whole.
+        result = await _slots(request).run(_score_vcf, model, upload.file, source, covariates, ignore_unknown,
+                                           VcfCaps.of(request.app.state.settings))
     finally:
         await form.close()
-    try:
-        genotypes = await run_in_threadpool(
-            genotypes_from_vcf, data, source, keep=model.variant_columns if ignore_unknown else None,
-            max_records=settings.max_vcf_records)
-    except InputError as error:
-        raise InputProblem([str(error)]) from None
-    categorical = {c.name for c in model.covariates if c.kind == "categorical"}
-    patient = PatientValues({k: _form_value(v, text_value=k in categorical) for k, v in fields.items()}, genotypes)
-    result = predict_one(model, patient, ignore_unknown=ignore_unknown)
     _observe(request, model, [result])
     return result
+
+
+def _score_vcf(model, stream, source: str, covariates: dict, ignore_unknown: bool, caps: VcfCaps) -> dict:
+    """Parse the upload and score it: one unit of work for a worker thread."""
+    genotypes = genotypes_from_vcf(stream, source, keep=model.variant_columns if ignore_unknown else None, caps=caps)
+    return predict_one(model, PatientValues(covariates, genotypes), ignore_unknown=ignore_unknown)
 
 
 @router.post("/admin/reload", dependencies=protected)
@@ -137,6 +138,10 @@ def reload_models(request: Request) -> JSONResponse:
     results = request.app.state.refresher.refresh()
     failed = any(r.outcome == "failed" for r in results)
     return JSONResponse({"targets": {r.target: r.as_dict() for r in results}}, status_code=502 if failed else 200)
+
+
+def _slots(request: Request) -> ScoringSlots:
+    return request.app.state.slots
 
 
 def _model(request: Request, target: str | None):

@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 __all__ = ["ServingSettings"]
 
 _MIB = 1024 * 1024
+# Integer caps, each >= 1 and read from GENOFLOW_SERVING_<NAME upper-cased>.
+_LIMITS = ("max_body_bytes", "max_upload_bytes", "max_vcf_bytes", "max_line_bytes", "max_header_lines",
+           "max_vcf_records", "max_batch", "max_concurrent")
 
 
 @dataclass(frozen=True)
@@ -36,10 +39,23 @@ class ServingSettings:
         Largest JSON request body; larger ones get 413.
     max_upload_bytes : int
         Largest ``/predict/vcf`` upload (the whole multipart body); larger ones get 413.
+    max_vcf_bytes : int
+        Most bytes of VCF text read from one upload after decompression (a gzip bomb is refused
+        after reading at most this plus one line); more get 413.
+    max_line_bytes : int
+        Longest line of an uploaded VCF; a longer one gets 413 without being built in memory.
+    max_header_lines : int
+        Most header lines (``##`` lines and ``#CHROM``) of an uploaded VCF; more get 413.
     max_vcf_records : int
         Most data lines read from one uploaded VCF (bounds the work a small gzip file can cause).
     max_batch : int
         Most patients in one ``/predict/batch`` request; more get 413.
+    max_concurrent : int
+        Scoring requests (``/predict``, ``/predict/batch``, ``/predict/vcf``) worked on at once, each
+        in a worker thread off the event loop, so ``/health`` and ``/ready`` keep answering.
+    max_queued : int
+        Scoring requests allowed to wait for a free slot; one more gets 503 with ``Retry-After``
+        at once instead of queueing without bound.
     """
 
     targets: tuple[str, ...] = ("disease_status", "treatment_response")
@@ -52,15 +68,22 @@ class ServingSettings:
     port: int = 8000
     max_body_bytes: int = 4 * _MIB
     max_upload_bytes: int = 64 * _MIB
+    max_vcf_bytes: int = 64 * _MIB
+    max_line_bytes: int = _MIB
+    max_header_lines: int = 10_000
     max_vcf_records: int = 1_000_000
     max_batch: int = 1000
+    max_concurrent: int = 4
+    max_queued: int = 16
 
     def __post_init__(self):
         if not self.targets:
             raise ValueError("at least one target must be served")
-        for name in ("max_body_bytes", "max_upload_bytes", "max_vcf_records", "max_batch"):
+        for name in _LIMITS:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_queued < 0:
+            raise ValueError(f"max_queued must be >= 0, got {self.max_queued}")
         if self.poll_seconds < 0:
             raise ValueError(f"poll_seconds must be >= 0, got {self.poll_seconds}")
 
@@ -85,7 +108,8 @@ class ServingSettings:
 
         ``GENOFLOW_API_KEYS`` (comma-separated), ``GENOFLOW_SERVING_HOST``, ``_PORT``, ``_TARGETS``
         (comma-separated), ``_MODEL_PREFIX``, ``_ALIAS``, ``_POLL_SECONDS``, ``_MAX_BODY_BYTES``,
-        ``_MAX_UPLOAD_BYTES``, ``_MAX_VCF_RECORDS``, ``_MAX_BATCH``. The tracking URI is
+        ``_MAX_UPLOAD_BYTES``, ``_MAX_VCF_BYTES``, ``_MAX_LINE_BYTES``, ``_MAX_HEADER_LINES``,
+        ``_MAX_VCF_RECORDS``, ``_MAX_BATCH``, ``_MAX_CONCURRENT``, ``_MAX_QUEUED``. The tracking URI is
         `genoflow.config.Settings`' (``MLFLOW_TRACKING_URI``, else the project's SQLite store under
         ``GENOFLOW_HOME``).
 
@@ -117,10 +141,7 @@ class ServingSettings:
             api_keys=frozenset(_csv(env.get("GENOFLOW_API_KEYS", ""))),
             host=get("HOST", str, defaults.host),
             port=get("PORT", int, defaults.port),
-            max_body_bytes=get("MAX_BODY_BYTES", int, defaults.max_body_bytes),
-            max_upload_bytes=get("MAX_UPLOAD_BYTES", int, defaults.max_upload_bytes),
-            max_vcf_records=get("MAX_VCF_RECORDS", int, defaults.max_vcf_records),
-            max_batch=get("MAX_BATCH", int, defaults.max_batch),
+            **{name: get(name.upper(), int, getattr(defaults, name)) for name in (*_LIMITS, "max_queued")},
         )
 
 
