@@ -40,7 +40,8 @@ def fit_covariates(samples, names: list[str], categorical: list[str], is_train: 
     Returns
     -------
     list of dict
-        ``{"name", "kind": "numeric"|"categorical", "levels", "reference", "fill"}`` per covariate.
+        ``{"name", "kind": "numeric"|"categorical", "levels", "reference", "fill"}`` per covariate, and
+        for a numeric one ``min``/``max``, its training rows' range (None when they have no value).
         ``levels``: every level seen (all rows: no labels involved), sorted; ``reference``: the most
         frequent training level, ties by sorted order.
     """
@@ -62,8 +63,11 @@ def fit_covariates(samples, names: list[str], categorical: list[str], is_train: 
         else:
             numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)[np.asarray(is_train)]
             mean = float(np.nanmean(numbers)) if np.isfinite(numbers).any() else 0.0
+            finite = numbers[np.isfinite(numbers)]
+            # The training range: serving refuses values far outside it (genoflow.serving.patients).
+            low, high = (float(finite.min()), float(finite.max())) if finite.size else (None, None)
             out.append({"name": name, "kind": "numeric", "levels": [], "reference": None,
-                        "fill": mean if missing == "impute" else None})
+                        "fill": mean if missing == "impute" else None, "min": low, "max": high})
     return out
 
 

@@ -95,7 +95,8 @@ def test_fit_covariates__reference_is_the_most_frequent_training_level_ties_sort
     stratum, bmi = fit_covariates(samples, ["stratum", "bmi"], ["stratum"], is_train)
     assert stratum == {"name": "stratum", "kind": "categorical", "levels": ["a", "b", "c"], "reference": "a",
                        "fill": None}  # a and c twice each: a comes first
-    assert bmi == {"name": "bmi", "kind": "numeric", "levels": [], "reference": None, "fill": None}
+    assert bmi == {"name": "bmi", "kind": "numeric", "levels": [], "reference": None, "fill": None,
+                   "min": 20.0, "max": 28.0}  # the training range, for serving's range check
     only_c = fit_covariates(samples, ["stratum"], ["stratum"], np.array([0, 0, 1, 0, 0, 1], bool))[0]
     assert only_c["reference"] == "c" and only_c["levels"] == ["a", "b", "c"]  # levels from every row
 
