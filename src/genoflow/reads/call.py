@@ -120,7 +120,8 @@ def _windowed(reads, names, win: int):
 
     rank = F.array_position(F.array(*[F.lit(n) for n in names]), F.col("contig"))
     windows = F.sequence(F.expr(f"start div {win}"), F.expr(f"(`end` - 1) div {win}"))
-    return reads.select("patient", "contig", "start", "mapq", "ref_bases", "ref_quals", rank.alias("rank"),
+    return reads.select("patient", "contig", "start", "mapq", "read_name", "mate", "ref_bases", "ref_quals",
+                        rank.alias("rank"),
                         F.explode(windows).alias("window"))
 
 
@@ -204,14 +205,16 @@ class _WindowCaller:
         win_start = key[1] * self.win_len
         length = reference.length(contig)
         win_len = min(self.win_len, length - win_start)
-        end = pc.max(pc.add(reads.column("start"), pc.binary_length(reads.column("ref_bases")))).as_py()
+        ends = pc.add(reads.column("start"), pc.binary_length(reads.column("ref_bases")))
+        end = pc.max(ends).as_py()
         if end > length:
             raise ValueError(f"call: a read ends at {end} on {contig!r}, which has {length} bases in "
                              f"{reference.source}: aligned to another reference?")
         t = self.thresholds
         pileup = pileup_window(reads.column("ref_bases"), reads.column("ref_quals"),
                                reads.column("start").to_numpy(), index.to_numpy(), len(self.samples),
-                               win_start, win_len, int(t["min_baseq"]), mapq=reads.column("mapq").to_numpy())
+                               win_start, win_len, int(t["min_baseq"]), mapq=reads.column("mapq").to_numpy(),
+                               **_mate_overlaps(reads, ends))
         ref_codes = np.frombuffer(reference.fetch(contig, win_start, win_start + win_len).encode("latin-1"),
                                   dtype=np.uint8)
         calls = call_window(pileup, ref_codes, min_alt_reads=int(t["min_alt_reads"]), min_qual=float(t["min_qual"]),
@@ -225,6 +228,34 @@ class _WindowCaller:
         self.counters["sites"].add(len(calls))
         self.counters["missing"].add(int((calls.dosage == MISSING).sum()))
         self.counters["depth"].add(int(calls.dp.sum()))
+
+
+def _mate_overlaps(reads, ends) -> dict:
+    """``skip_start``/``skip_end`` for :func:`~genoflow.reads.pileup.pileup_window`: where mate 2 overlaps its
+    mate 1 (both among ``reads``), the overlap, so that the fragment's bases count once (mate 1's).
+
+    bcftools (htslib's overlap detection) keeps one base too, with the two qualities combined where the
+    mates agree; here the second mate's base is simply not counted.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = reads.num_rows
+    skip_start = np.zeros(n, dtype=np.int64)
+    skip_end = np.zeros(n, dtype=np.int64)
+    ends = ends.combine_chunks() if isinstance(ends, pa.ChunkedArray) else ends
+    pairs = pa.table({"patient": reads.column("patient"), "read_name": reads.column("read_name"),
+                      "mate": reads.column("mate"), "start": reads.column("start"), "end": ends,
+                      "row": pa.array(np.arange(n, dtype=np.int64))})
+    second = pairs.filter(pc.equal(pairs.column("mate"), 2))
+    if second.num_rows:
+        first = pairs.filter(pc.equal(pairs.column("mate"), 1)).select(["patient", "read_name", "start", "end"])
+        joined = second.join(first, keys=["patient", "read_name"], right_suffix="_1", join_type="inner")
+        row = joined.column("row").to_numpy()
+        skip_start[row] = np.maximum(joined.column("start").to_numpy(), joined.column("start_1").to_numpy())
+        skip_end[row] = np.maximum(skip_start[row], np.minimum(joined.column("end").to_numpy(),
+                                                               joined.column("end_1").to_numpy()))
+    return {"skip_start": skip_start, "skip_end": skip_end}
 
 
 def _site_batch(contig: str, calls):

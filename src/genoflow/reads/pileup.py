@@ -95,7 +95,7 @@ class Pileup:
 
 
 def pileup_window(ref_bases_column, ref_quals_column, starts, sample_idx, n_samples: int, win_start: int,
-                  win_len: int, min_baseq: int, mapq=None) -> Pileup:
+                  win_len: int, min_baseq: int, mapq=None, skip_start=None, skip_end=None) -> Pileup:
     """Pile up the reads of one window.
 
     Parameters
@@ -116,6 +116,9 @@ def pileup_window(ref_bases_column, ref_quals_column, starts, sample_idx, n_samp
     mapq : array-like of int, shape (n_reads,), optional
         Each read's mapping quality: a kept base's quality counts as at most its read's MAPQ, as in
         bcftools (``bam2bcf.c``): a base is no surer than the read's place. Without it, base qualities as they are.
+    skip_start, skip_end : array-like of int, shape (n_reads,), optional
+        Reference positions ``[skip_start, skip_end)`` of each read not to count (empty where equal): the part
+        of mate 2 that overlaps mate 1, so that a fragment's base counts once.
 
     Returns
     -------
@@ -150,6 +153,10 @@ def pileup_window(ref_bases_column, ref_quals_column, starts, sample_idx, n_samp
     allele = _ALLELE_OF[bases]
     unsigned = np.uint32 if index is np.int32 else np.uint64
     keep = (column.view(unsigned) < win_len) & (allele >= 0) & (quals >= min_baseq)  # negative: huge unsigned
+    if skip_start is not None:
+        lo = np.repeat((np.asarray(skip_start, dtype=np.int64) - win_start).astype(index), lengths)
+        hi = np.repeat((np.asarray(skip_end, dtype=np.int64) - win_start).astype(index), lengths)
+        keep &= (column < lo) | (column >= hi)
     q = quals[keep]
     if mapq is not None:
         q = np.minimum(q, np.repeat(np.clip(np.asarray(mapq), 0, 255).astype(np.uint8), lengths)[keep])

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from genoflow.genotypes import MISSING, pack_dosages, unpack_dosages
-from genoflow.reads.call import CALLED_DDL, run_call, sample_concordance
+from genoflow.reads.call import CALLED_DDL, _mate_overlaps, run_call, sample_concordance
 from genoflow.reads.schema import ALIGNED_READ_SCHEMA
 from tests.reference_fasta import indexed_reference
 
@@ -206,3 +206,31 @@ def test_run_call__reads_past_the_contig_end_are_an_error(spark, cohort, tmp_pat
     with pytest.raises(Exception, match="a read ends at 8050 on 'chrA', which has 8000 bases"):
         run_call(spark, spark.read.parquet(str(tmp_path / "reads.parquet")), reference, SAMPLES,
                  str(tmp_path / "out"), PARAMS)
+
+
+def test_mate_overlaps__second_mate_skips_the_overlap():
+    reads = pa.table({"patient": ["a", "a", "a", "a", "b", "a"], "read_name": ["r1", "r1", "r2", "r2", "r1", "r3"],
+                      "mate": pa.array([1, 2, 2, 1, 2, 2], pa.int8()), "start": [100, 150, 400, 500, 120, 10]})
+    ends = pa.array([200, 250, 450, 600, 220, 60])
+    skip = _mate_overlaps(reads, ends)
+    # r1 of a: 150..200 skipped in mate 2; r2 of a: no overlap; b's r1 and a's r3 have no mate 1 here.
+    assert skip["skip_start"].tolist() == [0, 150, 500, 0, 0, 0]
+    assert (skip["skip_end"] - skip["skip_start"]).tolist() == [0, 50, 0, 0, 0, 0]
+
+
+def test_run_call__overlapping_mates_count_once(spark, cohort, tmp_path):
+    # 6 pairs of p0 whose mates cover the same 100 bp and carry the same ALT: 6 fragments, DP 6, not 12.
+    reference, _, _, _, _ = cohort
+    seq = reference.fetch("chrA", 1000, 1100)
+    alt = seq[:50] + ("T" if seq[50] != "T" else "G") + seq[51:]
+    rows = []
+    for i in range(6):
+        for mate in (1, 2):
+            row = _read("p0", "chrA", 1000, alt.encode(), f"pair{i}")
+            rows.append({**row, "mate": mate, "mate_start": 1000, "strand": 1 if mate == 1 else -1})
+    pq.write_table(pa.Table.from_pylist(rows, schema=ALIGNED_READ_SCHEMA), tmp_path / "reads.parquet")
+    run_call(spark, spark.read.parquet(str(tmp_path / "reads.parquet")), reference, SAMPLES, str(tmp_path / "out"),
+             PARAMS)
+    (site,) = pq.read_table(tmp_path / "out").to_pylist()
+    assert site["pos"] == 1051 and np.frombuffer(site["dp"], dtype="<u2").tolist() == [6, 0, 0, 0, 0, 0]
+    assert unpack_dosages(site["dosages"]).tolist() == [2, -1, -1, -1, -1, -1]

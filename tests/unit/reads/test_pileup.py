@@ -61,6 +61,13 @@ def test_pileup_window__quality_capped_by_mapq():
     assert p.other[0, 0, G] == pytest.approx(terms(15)[2] + terms(30)[2])
 
 
+def test_pileup_window__skipped_positions_not_counted():
+    # Two mates over 0..5 and 3..8: mate 2's 3..4 (the overlap) skipped, its 5..7 counted.
+    p = pileup_window([b"AAAAA", b"AAAAA"], [bytes([30] * 5)] * 2, [0, 3], [0, 0], 1, 0, 10, 13,
+                      skip_start=[0, 3], skip_end=[0, 5])
+    assert p.depth[0, :, A].tolist() == [1, 1, 1, 1, 1, 1, 1, 1, 0, 0]
+
+
 def test_pileup_window__read_spanning_two_windows_counted_once_per_position():
     rng = np.random.default_rng(1)
     bases = [bytes(rng.choice(list(b"ACGT"), 50).astype(np.uint8)) for _ in range(20)]
