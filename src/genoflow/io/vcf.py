@@ -88,6 +88,7 @@ _OK, _UNPARSEABLE, _POLYPLOID, _BAD_NUMBER = 0, 1, 2, 3
 
 # FORMAT keys read besides GT.
 _NUMERIC_KEYS = ("DS", "GQ", "DP")
+_MAX_POS = 2**31 - 1  # VCF 4.3 and BCF: POS is a 32-bit signed integer (a huge one crashed the int64 column)
 
 
 # --------------------------------------------------------------------------------------------
@@ -156,7 +157,7 @@ def iter_vcf_lines(
         A line longer than ``max_line_bytes``, or more than ``max_bytes`` bytes of content.
     """
     stream = decompressing(binary_stream, source)
-    # +2: a line of exactly max_line_bytes still fits with its "\r\n".
+    # +2: a line of exactly max_line_bytes is read whole with its "\r\n"; a longer one stops one byte past.
     limit = -1 if max_line_bytes is None else max_line_bytes + 2
     n = total = 0
     try:
@@ -166,7 +167,7 @@ def iter_vcf_lines(
             if max_bytes is not None and total > max_bytes:
                 raise InputTooLarge(source, f"more than {max_bytes} bytes of VCF text (after decompression)",
                                     limit="max_bytes", line=n)
-            if limit > 0 and len(raw) == limit and not raw.endswith(b"\n"):
+            if max_line_bytes is not None and len(raw.rstrip(b"\r\n")) > max_line_bytes:
                 raise InputTooLarge(source, f"line longer than {max_line_bytes} bytes", limit="max_line_bytes",
                                     line=n)
             try:
@@ -498,8 +499,8 @@ def _split_line(fixed: str, records: _Records, layouts: dict[str, dict[str, int]
     record = f"{contig}:{pos_text}"
     if not contig:
         raise _RecordProblem("empty CHROM", record)
-    if not (pos_text.isascii() and pos_text.isdigit()) or int(pos_text) < 1:
-        raise _RecordProblem(f"POS {pos_text!r} is not a positive integer", record)
+    if not (pos_text.isascii() and pos_text.isdigit()) or not 1 <= int(pos_text) <= _MAX_POS:
+        raise _RecordProblem(f"POS {pos_text!r} is not a positive integer up to {_MAX_POS}", record)
     if not _BASES.fullmatch(ref):
         raise _RecordProblem(f"REF {ref!r} is not a sequence of A, C, G, T, N", record)
     alts, kept = _parse_alt(alt, record)
@@ -835,7 +836,8 @@ def _well_formed(matrix: np.ndarray, is_sep: np.ndarray, length: np.ndarray) -> 
     allele_char = ((matrix >= _ZERO) & (matrix <= _ZERO + 9)) | (matrix == _DOT)
     chars_ok = ~(inside & ~(allele_char | is_sep)).any(axis=1)
     doubled = (is_sep[:, 1:] & is_sep[:, :-1]).any(axis=1)
-    last = np.take_along_axis(is_sep, np.maximum(length - 1, 0)[:, None], axis=1)[:, 0]
+    # A GT longer than the matrix (capped at _MAX_GT_CHARS) is refused below; clip so it can be looked at.
+    last = np.take_along_axis(is_sep, np.clip(length - 1, 0, matrix.shape[1] - 1)[:, None], axis=1)[:, 0]
     return (length > 0) & (length <= _MAX_GT_CHARS) & chars_ok & ~doubled & ~is_sep[:, 0] & ~last
 
 
