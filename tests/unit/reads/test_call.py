@@ -234,3 +234,13 @@ def test_run_call__overlapping_mates_count_once(spark, cohort, tmp_path):
     (site,) = pq.read_table(tmp_path / "out").to_pylist()
     assert site["pos"] == 1051 and np.frombuffer(site["dp"], dtype="<u2").tolist() == [6, 0, 0, 0, 0, 0]
     assert unpack_dosages(site["dosages"]).tolist() == [2, -1, -1, -1, -1, -1]
+
+
+def test_run_call__no_reads_left_writes_an_empty_table(spark, cohort, tmp_path):
+    reference, reads, _, _, _ = cohort
+    result = run_call(spark, spark.read.parquet(str(reads)), reference, SAMPLES, str(tmp_path / "out"),
+                      {**PARAMS, "reads": {**PARAMS["reads"], "min_mapq": 61}})
+    assert result["sites"] == result["reads"] == result["windows"] == 0
+    written = spark.read.parquet(str(tmp_path / "out"))
+    assert written.count() == 0 and [f.name for f in written.schema] == [f.name for f in
+                                                                       spark.createDataFrame([], CALLED_DDL).schema]
