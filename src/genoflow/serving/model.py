@@ -10,6 +10,7 @@ import numpy as np
 
 from genoflow.features.spec import FeatureSpec
 from genoflow.models.portable import PortableModel
+from genoflow.serving.ranges import Range, input_ranges
 
 __all__ = ["ModelLoadError", "ServedModel", "ModelStore", "Covariate", "spec_covariates"]
 
@@ -80,6 +81,7 @@ class ServedModel:
     variant_columns: frozenset[str] = field(init=False, repr=False)
     covariates: tuple[Covariate, ...] = field(init=False, repr=False)
     covariate_columns: frozenset[str] = field(init=False, repr=False)
+    ranges: dict[str, Range] = field(init=False, repr=False)  # numeric input -> allowed values
 
     def __post_init__(self):
         object.__setattr__(self, "variant_order", tuple(self.spec.input_variant_columns))
@@ -87,6 +89,7 @@ class ServedModel:
         object.__setattr__(self, "covariates", spec_covariates(self.spec))
         object.__setattr__(self, "covariate_columns",
                            frozenset([*(c.name for c in self.covariates), *self.spec.read_qc]))
+        object.__setattr__(self, "ranges", input_ranges(self.spec.covariates, self.spec.read_qc))
 
     def score(self, x: np.ndarray) -> np.ndarray:
         """The served number of each row, shape (n,): P(y = 1) (binary) or the predicted value."""

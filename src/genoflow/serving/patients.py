@@ -75,8 +75,9 @@ def prepare(model: ServedModel, patients: Sequence[PatientValues], *, ignore_unk
     Raises
     ------
     InputProblem
-        Every problem found (status 422): missing or invalid covariates, dosages that are not
-        0/1/2, malformed variant keys, names the model does not know (unless ``ignore_unknown``).
+        Every problem found (status 422): missing or invalid covariates, numbers outside their
+        allowed range (`genoflow.serving.ranges`: the field, the value and the range), dosages that are
+        not 0/1/2, malformed variant keys, names the model does not know (unless ``ignore_unknown``).
     """
     spec = model.spec
     columns = [*(c.name for c in model.covariates), *spec.read_qc, *model.variant_order]
@@ -103,6 +104,7 @@ def _covariates(model: ServedModel, values, frame: dict, where: str, ignore_unkn
     spec, problems = model.spec, []
     for covariate in model.covariates:
         value, problem = _covariate(covariate, values.get(covariate.name))
+        problem = problem or _out_of_range(model, covariate.name, value)
         frame[covariate.name].append(value)
         if problem:
             problems.append(f"{where}covariates.{covariate.name}: {problem}")
@@ -112,6 +114,8 @@ def _covariates(model: ServedModel, values, frame: dict, where: str, ignore_unkn
             frame[name].append(math.nan)  # optional: the training mean fills it
         elif _finite(value) is not None:
             frame[name].append(_finite(value))
+            if problem := _out_of_range(model, name, _finite(value)):
+                problems.append(f"{where}covariates.{name}: {problem}")
         else:
             frame[name].append(math.nan)
             problems.append(f"{where}covariates.{name}: expected a finite number or null, got {_short(value)}")
@@ -121,6 +125,14 @@ def _covariates(model: ServedModel, values, frame: dict, where: str, ignore_unkn
                         f"(it uses {', '.join(sorted(model.covariate_columns))}); send \"ignore_unknown\": true "
                         "to skip unused values")
     return problems
+
+
+def _out_of_range(model: ServedModel, name: str, value) -> str | None:
+    """Why a numeric value cannot be scored (`genoflow.serving.ranges`), or None."""
+    allowed = model.ranges.get(name)
+    if allowed is None or not isinstance(value, float) or math.isnan(value) or value in allowed:
+        return None
+    return f"{value:g} is out of range: allowed {allowed.describe()}"
 
 
 def _covariate(covariate: Covariate, value) -> tuple[object, str | None]:
