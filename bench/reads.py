@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from biobank import source_state
 from genomics import (  # bench/ is the script's folder, so its sibling imports as a top-level module
     REPO,
     BenchError,
@@ -56,7 +57,8 @@ def reads_cohort(work: Path, n_patients: int, coverage: float, panel: int) -> tu
     """The simulated panel (raw/ + truth/), generated once per size and reused."""
     from genoflow.simulate.reads import make_reads_cohort
 
-    spec = {"n_patients": n_patients, "coverage": coverage, "panel_length": panel}
+    # "flanks": reads reach past the panel (simulate.reads.sequenced_span); older caches are simulated again.
+    spec = {"n_patients": n_patients, "coverage": coverage, "panel_length": panel, "reads": "flanks"}
     root = work / "cohorts" / f"reads-{n_patients}p-{coverage:g}x-{panel // 1000}kb"
     stamp = root / "cohort.json"
     if stamp.exists() and json.loads(stamp.read_text()).get("spec") == spec:
@@ -65,7 +67,7 @@ def reads_cohort(work: Path, n_patients: int, coverage: float, panel: int) -> tu
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     started = time.perf_counter()
-    summary = make_reads_cohort(root, **spec)
+    summary = make_reads_cohort(root, **{k: v for k, v in spec.items() if k != "reads"})
     summary["generate_s"] = round(time.perf_counter() - started, 1)
     summary["n_reads"] = sum(_fastq_records(p) for p in sorted((root / "raw" / "patient_data").glob("*/*.fastq.gz")))
     stamp.write_text(json.dumps({"spec": spec, "summary": summary}, indent=1, default=str))
@@ -174,13 +176,16 @@ def _mapping_totals(path: Path) -> dict:
     return {**totals, "lowest_mapping_rate": min(p["mapping_rate"] for p in patients.values())}
 
 
-def accuracy(truth_vcf: str, called_vcf: str) -> dict:
-    """SNV genotype precision, recall and F1 of ``called_vcf`` against the truth (hap.py's genotype match)."""
+def accuracy(truth_vcf: str, called_vcf: str, region: dict) -> dict:
+    """SNV genotype precision, recall and F1 of ``called_vcf`` against the truth (hap.py's genotype match).
+
+    Only inside the target ``region``: the reads also cover a flank on each side, where the truth lists nothing.
+    """
     try:
         from genoflow.reads.accuracy import genotype_accuracy
     except ImportError as err:  # written beside this bench (issue 15): the run still records its times
         return {"error": f"genoflow.reads.accuracy unavailable: {err}"}
-    full = genotype_accuracy(truth_vcf, called_vcf)
+    full = genotype_accuracy(truth_vcf, called_vcf, region=f"{region['contig']}:{region['start']}-{region['end']}")
     per_sample = {sample: row["f1"] for sample, row in full.get("per_sample", {}).items()}
     return {**{k: v for k, v in full.items() if k not in ("per_sample", "samples")}, "f1_per_sample": per_sample}
 
@@ -198,12 +203,13 @@ def run_panel(work: Path, n_patients: int, coverage: float, panel: int, cores: i
               "target_region": summary["target_region"], "load_average": [_load(), None], "started": _now()}
     say(f"{root.name}: peer (minimap2, samtools, bcftools) on {n_reads:,} reads")
     result["peer"] = run_peer(root, run_work, cores)
-    result["peer"]["accuracy"] = accuracy(summary["paths"]["truth_vcf"], result["peer"]["vcf"])
+    truth, region = summary["paths"]["truth_vcf"], summary["target_region"]
+    result["peer"]["accuracy"] = accuracy(truth, result["peer"]["vcf"], region)
     if not skip_genoflow:
         say(f"{root.name}: genoflow align and call")
         try:
             result["genoflow"] = run_genoflow(root, run_work, cores, driver_memory)
-            result["genoflow"]["accuracy"] = accuracy(summary["paths"]["truth_vcf"], result["genoflow"]["vcf"])
+            result["genoflow"]["accuracy"] = accuracy(truth, result["genoflow"]["vcf"], region)
         except BenchError as err:
             result["genoflow"] = {"error": str(err)}
     result["load_average"][1] = _load()
@@ -309,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         if not shutil.which(tool):
             parser.error(f"{tool} is not on PATH (Debian packages minimap2, samtools, bcftools)")
     work = args.work.resolve() / "reads"
-    results = {"machine": machine(), "versions": tool_versions(), "started": _now(), "cores": args.cores, "runs": []}
+    results = {"machine": machine(), "versions": tool_versions(), "source": source_state(), "started": _now(),
+               "cores": args.cores, "runs": []}
     panels = [(args.patients, args.coverage), *(GROWTH if args.growth else [])]
     for n_patients, coverage in panels:
         run = run_panel(work, n_patients, coverage, args.panel, args.cores, args.driver_memory, args.skip_genoflow)

@@ -197,11 +197,12 @@ def make_demo_cohort(
         (see :func:`genoflow.simulate.ooa.make_ooa_cohort`).
     coverage : float, optional
         Mean read depth over the targeted region; sets the reads per patient to
-        ``coverage * target_length / read_length`` (half as many pairs when ``paired``).
+        ``coverage * span / read_length`` (half as many pairs when ``paired``), where the span is the
+        region and a flank of a read or fragment on each side (:func:`genoflow.simulate.reads.sequenced_span`).
     paired : bool
         Paired-end reads (``genome_sequence_R1/_R2.fastq.gz``, FR) instead of single-end.
     fragment_mean, fragment_sd : int
-        Fragment length distribution of paired reads (normal, clipped to ``[read_length, target_length]``).
+        Fragment length distribution of paired reads (normal, clipped to ``read_length`` at least).
 
     Returns
     -------

@@ -1,8 +1,12 @@
 """Simulated sequencing reads of a cohort: targeted Illumina-like FASTQ, single-end or paired-end.
 
-Reads are drawn from each patient's two haplotypes over the target region (the reference with the
-patient's alleles, :func:`_region_haplotypes`): a haplotype uniformly per read (or fragment), a start
-uniform over the positions that keep the read (or fragment) inside the region.
+Reads are drawn from each patient's two haplotypes (the reference with the patient's alleles,
+:func:`_region_haplotypes`): a haplotype uniformly per read (or fragment), a start uniform over the
+positions that keep the read (or fragment) inside the sequenced span. At a given ``coverage`` that span is
+the target region and a flank on each side (one read length, or for pairs the mean fragment length plus
+3 SD), as capture baits pull in fragments that reach past the target: the depth is then uniform over the
+whole target, up to its ends, and every variant of the truth is callable. The demo's few
+``reads_per_patient`` reads stay inside the target region.
 
 - Single-end: each read is the forward strand or its reverse complement with probability 1/2.
 - Paired-end: fragment lengths are ``round(N(fragment_mean, fragment_sd))`` clipped to
@@ -22,8 +26,8 @@ Error profile (each mate the same way):
 - Substitutions only: no indels, no PCR duplicates, no adapters.
 
 Read count per patient: ``reads_per_patient``, or, when ``coverage`` is given,
-``coverage * target_length / read_length`` reads (half that many pairs), so the mean depth over the
-region is ``coverage`` (a little less within one read or fragment of its ends).
+``coverage * span_length / read_length`` reads (half that many pairs), so the mean depth over the
+target region is ``coverage``.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ import numpy as np
 if TYPE_CHECKING:
     from genoflow.simulate.cohort import _Variants
 
-__all__ = ["make_reads_cohort", "reads_per_patient", "FASTQ_SINGLE", "FASTQ_PAIRED"]
+__all__ = ["make_reads_cohort", "reads_per_patient", "sequenced_span", "FASTQ_SINGLE", "FASTQ_PAIRED"]
 
 FASTQ_SINGLE = "genome_sequence.fastq.gz"
 FASTQ_PAIRED = ("genome_sequence_R1.fastq.gz", "genome_sequence_R2.fastq.gz")
@@ -120,13 +124,27 @@ def make_reads_cohort(
     )
 
 
-def reads_per_patient(params: dict) -> int:
-    """Reads per patient (pairs when ``params["paired"]``): from ``coverage`` when given, else as asked."""
+def reads_per_patient(params: dict, span_length: int) -> int:
+    """Reads per patient (pairs when ``params["paired"]``) sequenced over ``span_length`` bp.
+
+    From ``coverage`` when given (``coverage * span_length / read_length`` bases, half as many pairs),
+    else ``reads_per_patient``.
+    """
     coverage = params.get("coverage")
     if coverage is None:
         return int(params["reads_per_patient"])
     mates = 2 if params.get("paired") else 1
-    return max(1, round(coverage * params["target_length"] / (mates * params["read_length"])))
+    return max(1, round(coverage * span_length / (mates * params["read_length"])))
+
+
+def sequenced_span(region: tuple[int, int], genome_length: int, params: dict) -> tuple[int, int]:
+    """0-based half-open span the reads are drawn from: the target region and its flanks, within the genome."""
+    if params.get("coverage") is None and not params.get("paired"):
+        return region  # the demo's few reads: inside the target, as they always were
+    flank = params["read_length"]
+    if params.get("paired"):
+        flank = int(np.ceil(params["fragment_mean"] + 3 * params["fragment_sd"]))
+    return max(0, region[0] - flank), min(genome_length, region[1] + flank)
 
 
 def _check_read_params(p: dict) -> None:
@@ -155,7 +173,7 @@ def _write_reads(
     rng: np.random.Generator,
 ) -> None:
     """Targeted reads from each patient's two haplotypes, gzip FASTQ per patient (see the module notes)."""
-    haplotypes = _region_haplotypes(genome, var, region, len(ids))
+    haplotypes = _region_haplotypes(genome, var, sequenced_span(region, len(genome), params), len(ids))
     if params.get("coverage") is None and not params.get("paired"):
         _write_few_reads(root, ids, haplotypes, params, rng)
         return
@@ -181,7 +199,8 @@ def _write_patient_reads(
     folder: Path, pid: str, haplotypes: np.ndarray, params: dict, rng: np.random.Generator
 ) -> None:
     """One patient's reads at the asked coverage, streamed to its FASTQ file(s) a block of reads at a time."""
-    n_reads, read_len, paired = reads_per_patient(params), params["read_length"], bool(params.get("paired"))
+    n_reads = reads_per_patient(params, haplotypes.shape[1])
+    read_len, paired = params["read_length"], bool(params.get("paired"))
     names = FASTQ_PAIRED if paired else (FASTQ_SINGLE,)
     raw = [open(folder / name, "wb") for name in names]  # noqa: SIM115 - closed below, with their gzip layers
     # filename="" and mtime=0: no name or time in the gzip header, so the bytes depend on the seed only.
@@ -241,7 +260,7 @@ def _simulate_reads(
 def _simulate_pairs(
     haps: np.ndarray, n_pairs: int, read_len: int, fragment_mean: float, fragment_sd: float, rng: np.random.Generator
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Read pairs of one patient (``haps``: (2, region length)): [(R1 bases, R1 quals), (R2 bases, R2 quals)]."""
+    """Read pairs of one patient (``haps``: (2, span length)): [(R1 bases, R1 quals), (R2 bases, R2 quals)]."""
     region_len = haps.shape[1]
     hap = rng.integers(0, 2, size=n_pairs)
     frag = np.clip(np.rint(rng.normal(fragment_mean, fragment_sd, size=n_pairs)), read_len, region_len)

@@ -31,7 +31,7 @@ PANEL = dict(
     seed=5,
     n_causal=5,
 )
-N_PAIRS = 1_000  # 10x * 20 kb / (2 * 100 bp)
+FLANK = 300 + 3 * 30  # reads are drawn past each end of the panel by a fragment: mean + 3 SD
 
 
 @dataclass
@@ -62,6 +62,13 @@ def aligner(panel):
 def region(panel):
     r = panel[1]["target_region"]
     return r["start"] - 1, r["end"]
+
+
+@pytest.fixture(scope="module")
+def n_pairs(panel, region):
+    """10x over the panel and its flanks, in pairs of 2 x 100 bp."""
+    span = min(PANEL["sequence_length"], region[1] + FLANK) - max(0, region[0] - FLANK)
+    return round(PANEL["coverage"] * span / (2 * PANEL["read_length"]))
 
 
 @pytest.fixture(scope="module")
@@ -141,32 +148,35 @@ def _reference(panel) -> np.ndarray:
     return np.frombuffer("".join(lines[1:]).encode(), np.uint8)
 
 
-def test_paired_files_have_equal_counts_and_matching_names(panel):
+def test_paired_files_have_equal_counts_and_matching_names(panel, n_pairs):
     root = panel[0]
     for pid in _patients(panel):
         folder = root / "raw" / "patient_data" / pid
         assert sorted(p.name for p in folder.iterdir()) == sorted(["clinical_data.csv", *FASTQ_PAIRED])
         r1, r2 = _fastq_pair(root, pid)
-        assert len(r1) == len(r2) == N_PAIRS
-        assert [r[0] for r in r1] == [r[0] for r in r2] == [f"{pid}:1:FCX:1:{n}" for n in range(1, N_PAIRS + 1)]
+        assert len(r1) == len(r2) == n_pairs
+        assert [r[0] for r in r1] == [r[0] for r in r2] == [f"{pid}:1:FCX:1:{n}" for n in range(1, n_pairs + 1)]
         assert {r[1] for r in r1} == {"1:N:0:1"} and {r[1] for r in r2} == {"2:N:0:1"}
         assert {len(r[2]) for r in r1 + r2} == {len(r[3]) for r in r1 + r2} == {PANEL["read_length"]}
     assert panel[1]["paths"]["truth_vcf"] == str(root / "truth" / "target_genotypes.vcf.gz")
 
 
-def test_coverage_over_the_region_is_the_asked_one(placements, region):
+def test_coverage_over_the_region_is_the_asked_one(placements, region, n_pairs):
     lo, hi = region
     for pairs in placements.values():
         mapped = [p for pair in pairs for p in pair if p is not None]
-        assert len(mapped) > 0.97 * 2 * N_PAIRS
+        assert len(mapped) > 0.97 * 2 * n_pairs
         depth = np.zeros(hi - lo)
         for p in mapped:
-            depth[max(p.start, lo) - lo : min(p.start + len(p.bases), hi) - lo] += 1
+            first, last = max(p.start, lo), min(p.start + len(p.bases), hi)
+            depth[first - lo : max(first, last) - lo] += 1  # reads in the flanks add nothing
         assert abs(depth.mean() - PANEL["coverage"]) < 0.1 * PANEL["coverage"]
         assert np.mean(depth == 0) < 0.005  # uniform: no holes inside the panel
+        # The flanks keep the depth up to the panel's ends, where truth variants are as callable as inside.
+        assert depth[:50].mean() > 0.5 * PANEL["coverage"] and depth[-50:].mean() > 0.5 * PANEL["coverage"]
 
 
-def test_mates_map_forward_reverse_with_the_fragment_length(placements):
+def test_mates_map_forward_reverse_with_the_fragment_length(placements, n_pairs):
     inserts, r1_forward = [], []
     for pairs in placements.values():
         for r1, r2 in pairs:
@@ -178,16 +188,16 @@ def test_mates_map_forward_reverse_with_the_fragment_length(placements):
             inserts.append(rev.start + len(rev.bases) - fwd.start)
             r1_forward.append(r1.strand == 1)
     inserts = np.array(inserts)
-    assert len(inserts) > 0.95 * len(placements) * N_PAIRS
+    assert len(inserts) > 0.95 * len(placements) * n_pairs
     assert abs(np.mean(inserts) - PANEL["fragment_mean"]) < 5
     assert abs(np.std(inserts) - PANEL["fragment_sd"]) < 5
     assert 0.45 < np.mean(r1_forward) < 0.55  # fragments of both strands, as Illumina
 
 
-def test_errors_follow_the_phred_qualities(panel, placements, truth):
+def test_errors_follow_the_phred_qualities(panel, placements):
     reference = _reference(panel)
-    variant = np.zeros(len(reference), bool)
-    variant[truth["pos"] - 1] = True
+    variant = np.zeros(len(reference), bool)  # every variant, the flanks' too (the truth VCF has the panel's)
+    variant[_read_gt_vcf(panel[0] / "raw" / "cohort.vcf.gz")["pos"] - 1] = True
     low = high = 0
     observed_low = observed_high = expected_low = expected_high = 0.0
     for pairs in placements.values():
@@ -260,8 +270,8 @@ def test_single_end_at_a_coverage(tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == ["clinical_data.csv", FASTQ_SINGLE]
     with gzip.open(folder / FASTQ_SINGLE, "rt") as handle:
         lines = handle.read().splitlines()
-    assert len(lines) == 4 * 1_000  # 5x * 20 kb / 100 bp
-    assert lines[0] == "@PT00002:1:FCX:1:1 1:N:0:1" and lines[-4] == "@PT00002:1:FCX:1:1000 1:N:0:1"
+    assert len(lines) == 4 * 1_010  # 5x * (20 kb + a read's flank on each side) / 100 bp
+    assert lines[0] == "@PT00002:1:FCX:1:1 1:N:0:1" and lines[-4] == "@PT00002:1:FCX:1:1010 1:N:0:1"
 
 
 @pytest.mark.parametrize(
