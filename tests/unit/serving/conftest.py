@@ -60,6 +60,20 @@ def served_quantitative(target: str = "ldl", version: str = "1") -> ServedModel:
                              spec=asdict(s), portable=portable, target_type="quantitative")
 
 
+def served_with_ranges(target: str = "disease_status") -> ServedModel:
+    """A model whose numeric inputs all have ranges: read QC mean_phred, gc_fraction and n_rate (as
+    params.yaml's default), age, and a covariate bmi trained on [20, 40] (``min``/``max`` in the spec)."""
+    covariates = [*COVARIATES, {"name": "bmi", "kind": "numeric", "levels": [], "reference": None, "fill": 30.0,
+                                "min": 20.0, "max": 40.0}]
+    s = spec(covariates)
+    s.read_qc = ["mean_phred", "gc_fraction", "n_rate"]
+    s.fill.update(gc_fraction=0.4, n_rate=0.01)
+    portable = {"format": FORMAT, "kind": "logistic_regression", "n_features": len(s.names), "features": s.names,
+                "coefficients": [0.01] * len(s.names), "intercept": 0.0}
+    return ServedModel.build(target=target, name=f"genoflow_{target}", version="1", alias="champion", run_id="r",
+                             dataset_version=None, spec=asdict(s), portable=portable)
+
+
 def expected_risk(age, sex, phred, dosages) -> float:
     """The logistic model by hand: what /predict must answer."""
     x = np.array([age, sex, phred, *dosages])

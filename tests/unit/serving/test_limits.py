@@ -6,19 +6,16 @@ import asyncio
 import gzip
 import io
 import threading
-from dataclasses import asdict
 
 import pytest
 
 from genoflow.errors import InputTooLarge
 from genoflow.io.vcf import iter_vcf_lines, parse_vcf_header
-from genoflow.models.portable import FORMAT
 from genoflow.serving import create_app
 from genoflow.serving.errors import Busy
 from genoflow.serving.limits import ScoringSlots
-from genoflow.serving.model import ServedModel
 from genoflow.serving.sources import StaticSource
-from tests.unit.serving.conftest import AUTH, COVARIATES, GOOD, TestClient, served, settings, spec
+from tests.unit.serving.conftest import AUTH, GOOD, TestClient, served, served_with_ranges, settings
 
 HEADER = "##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tP\n"
 RECORD = "chr22\t{pos}\t.\tA\tG\t.\tPASS\t.\tGT\t0/1\n"
@@ -123,17 +120,8 @@ def test_predict__a_spec_without_a_training_range_checks_by_meaning_only():
 
 @pytest.fixture
 def ranged():
-    """A model with read QC gc_fraction/mean_phred and a numeric covariate bmi trained on [20, 40]."""
-    covariates = [*COVARIATES, {"name": "bmi", "kind": "numeric", "levels": [], "reference": None, "fill": None,
-                                "min": 20.0, "max": 40.0}]
-    s = spec(covariates)
-    s.read_qc = ["mean_phred", "gc_fraction"]
-    s.fill["gc_fraction"] = 0.4
-    portable = {"format": FORMAT, "kind": "logistic_regression", "n_features": len(s.names), "features": s.names,
-                "coefficients": [0.01] * len(s.names), "intercept": 0.0}
-    model = ServedModel.build(target="disease_status", name="genoflow_disease_status", version="1", alias="champion",
-                              run_id="r", dataset_version=None, spec=asdict(s), portable=portable)
-    with TestClient(create_app(settings(targets=("disease_status",)), source=StaticSource([model]))) as client:
+    source = StaticSource([served_with_ranges()])
+    with TestClient(create_app(settings(targets=("disease_status",)), source=source)) as client:
         yield client
 
 
