@@ -70,8 +70,8 @@ def genotypes_from_vcf(stream: BinaryIO, source: str, *, keep: frozenset[str] | 
         return _genotypes(stream, source, keep, caps)
     except InputTooLarge as error:
         setting = SETTING_OF_LIMIT.get(error.limit, error.limit)
-        raise InputProblem([f"{error} ({setting}); send only the variants the model uses (GET /models lists "
-                            "them)"], status=413) from None
+        hint = "; send only the variants the model uses (GET /models lists them)" if error.limit == "max_bytes" else ""
+        raise InputProblem([f"{error} ({setting}){hint}"], status=413) from None
     except InputError as error:
         raise InputProblem([str(error)]) from None
 
