@@ -48,7 +48,7 @@ def run_align_step(spark, storage, output, params: dict) -> dict:
         raise InputError(storage.uri(patient_dir or ""), "the reads' folder does not exist (preprocess.patient_dir)")
     reference_uri = _reference_uri(storage, params)
     index_uri = reads_index_uri(storage, reference_uri, params["reads"]["preset"])
-    build_index(storage, reference_uri, index_uri)
+    build_index(storage, reference_uri, index_uri, preset=params["reads"]["preset"])
     return run_align(spark, storage, output, params, index_uri=index_uri)
 
 

@@ -405,8 +405,6 @@ def run_align(spark, storage, output, params: dict, *, index_uri: str) -> dict:
         No read files; a malformed FASTQ (file and line); a patient whose mapping rate is under
         ``reads.min_mapping_rate`` (nothing is written then).
     """
-    from pyspark import StorageLevel
-
     from genoflow.pipeline.vcf_ingest import translate_error
     from genoflow.spark import session_conf
 
@@ -416,12 +414,16 @@ def run_align(spark, storage, output, params: dict, *, index_uri: str) -> dict:
     if not read_sets:
         raise InputError(patient_uri, "no patient folder holds reads (genome_sequence.fastq.gz, or _R1/_R2)")
     chunks = _read_chunks(spark, read_sets, storage.ranged(patient_uri), settings.chunk_reads)
-    aligned = (chunks.repartition(spark.sparkContext.defaultParallelism)
-               .mapInArrow(_aligning(storage.ranged(index_uri), settings), f"{ALIGNED_READ_DDL}, {_EXTRA_DDL}")
-               .persist(StorageLevel.MEMORY_AND_DISK))
+    scratch = output.path("_aligned")  # "_": hidden from Spark's listing of the step's folder
     # A chunk is megabytes: one per Arrow batch into Python (the default, 10,000 rows, would be a whole partition).
     with session_conf(spark, {"spark.sql.execution.arrow.maxRecordsPerBatch": "1"}):
         try:
+            # Aligned rows go to disk, not to a cache: a cohort's reads outgrow the executors' memory (200
+            # patients at 20x over 50 kb ran a 2 GB driver out of heap as a MEMORY_AND_DISK cache).
+            (chunks.repartition(_alignment_tasks(spark, storage, read_sets, settings.chunk_reads))
+             .mapInArrow(_aligning(storage.ranged(index_uri), settings), f"{ALIGNED_READ_DDL}, {_EXTRA_DDL}")
+             .write.parquet(scratch))
+            aligned = spark.read.parquet(scratch)
             counts = _mapping_counts(aligned, read_sets)
             _check_mapping(counts, settings.min_mapping_rate, storage.uri(params["preprocess"]["reference_fasta"]))
             reads = mark_duplicates(aligned.where("contig IS NOT NULL")).select(*ALIGNED_READ_SCHEMA.names)
@@ -433,10 +435,22 @@ def run_align(spark, storage, output, params: dict, *, index_uri: str) -> dict:
                 raise
             raise found from None
         finally:
-            aligned.unpersist()
+            storage.delete(scratch)
     _add_kept(spark, output.path("reads"), counts)
     output.write_json("mapping.json", counts)
     return counts
+
+
+_GZIP_BYTES_PER_READ = 100  # a 150 bp FASTQ record is ~350 bytes of text and ~100 gzip-compressed
+
+
+def _alignment_tasks(spark, storage, read_sets, chunk_reads: int) -> int:
+    """Tasks for the aligning stage: about one chunk each (estimated from the FASTQs' sizes), at least one per core.
+
+    Small tasks keep each one's rows small, and spread one patient's chunks over every core.
+    """
+    size = sum(storage.identity(uri)["bytes"] for s in read_sets for uri in (s.r1, s.r2) if uri)
+    return max(spark.sparkContext.defaultParallelism, -(-size // (chunk_reads * _GZIP_BYTES_PER_READ)))
 
 
 def _read_chunks(spark, read_sets, ranged, chunk_reads: int):

@@ -15,7 +15,9 @@ Columns
     read_name (string)      FASTQ name without the /1, /2 suffix
     mate (int8)             0 single-end, 1 or 2 for paired reads
     mate_start (int64)      0-based start of the mate's alignment, null when single-end or mate unmapped
-    is_duplicate (bool)     same patient, contig, start, strand and mate start as a better read (pairs only)
+    is_duplicate (bool)     a pair whose mates' unclipped 5' ends and strands equal a better pair's (samtools
+                            markdup's key; the better pair has the higher sum of base qualities >= 15, Picard's
+                            score); pairs with both mates on one contig only, single-end reads never
     ref_bases (binary)      the read's bases on reference positions start..end-1: one byte per position,
                             upper-case ACGTN, ``*`` for a deletion; insertions and clips are left out
     ref_quals (binary)      Phred base qualities (raw, not +33) aligned with ``ref_bases``; 0 for ``*``
