@@ -152,3 +152,23 @@ def test_scoring_slots__past_running_plus_queued_is_503_at_once():
     busy = asyncio.run(scenario())
     assert busy.status == 503 and busy.headers == {"Retry-After": "1"}
     assert "GENOFLOW_SERVING_MAX_CONCURRENT" in busy.problems[0]
+
+
+# --- settings -------------------------------------------------------------------------------------
+
+
+def test_settings__every_cap_has_a_default_and_an_environment_override():
+    from genoflow.serving import ServingSettings
+
+    defaults = ServingSettings()
+    assert (defaults.max_vcf_bytes, defaults.max_line_bytes, defaults.max_header_lines) == (64 << 20, 1 << 20, 10_000)
+    env = {"GENOFLOW_SERVING_MAX_VCF_BYTES": "1000", "GENOFLOW_SERVING_MAX_LINE_BYTES": "100",
+           "GENOFLOW_SERVING_MAX_HEADER_LINES": "50", "GENOFLOW_SERVING_MAX_VCF_RECORDS": "7",
+           "GENOFLOW_SERVING_MAX_CONCURRENT": "2", "GENOFLOW_SERVING_MAX_QUEUED": "0"}
+    s = ServingSettings.from_env(env)
+    assert (s.max_vcf_bytes, s.max_line_bytes, s.max_header_lines, s.max_vcf_records, s.max_concurrent,
+            s.max_queued) == (1000, 100, 50, 7, 2, 0)
+    with pytest.raises(ValueError, match="GENOFLOW_SERVING_MAX_LINE_BYTES='1MB' is not a valid int"):
+        ServingSettings.from_env({"GENOFLOW_SERVING_MAX_LINE_BYTES": "1MB"})
+    with pytest.raises(ValueError, match="max_concurrent must be at least 1, got 0"):
+        ServingSettings.from_env({"GENOFLOW_SERVING_MAX_CONCURRENT": "0"})
