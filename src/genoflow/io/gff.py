@@ -43,6 +43,7 @@ _GTF_SPAN_KINDS = ("transcript", "exon")  # what a GTF without gene lines spans 
 _GTF_FILE = re.compile(r"\.gtf(\.gz)?$", re.IGNORECASE)
 # One GTF attribute: a key (no '=', unlike GFF3's key=value), blanks, a quoted or bare value.
 _GTF_PAIR = re.compile(r'\s*([^\s";=]+)\s+(?:"([^"]*)"|([^\s";]*))\s*;?')
+_MAX_COORDINATE = 2**62  # fits the int64 columns with room for end + 1 (a huge one crashed pyarrow)
 _CHUNK_CHARS = 1 << 20  # text is read ~1 MB at a time: C-speed scans, bounded memory
 
 
@@ -379,8 +380,8 @@ class _Reader:
 
 
 def _coordinate(text: str, column: str, source: str, number: int) -> int:
-    if not (text.isascii() and text.isdigit()) or int(text) < 1:
-        raise InputError(source, f"{column} {text!r} is not a positive integer", line=number)
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= _MAX_COORDINATE:
+        raise InputError(source, f"{column} {text!r} is not a positive integer up to {_MAX_COORDINATE}", line=number)
     return int(text)
 
 

@@ -41,6 +41,7 @@ _HEADER_WINDOW = 4096  # bytes before a contig's offset searched for its '>' lin
 _BGZF_MAX_BLOCK = 1 << 16
 _REMAKE_GZI = "make it with `samtools faidx {fasta}` (writes .fai and .gzi) or `bgzip -r {fasta}`"
 _NEWLINE, _CR, _GT = 10, 13, ord(">")
+_MAX_FAI_VALUE = 2**40  # 1 Tbp, 7x the largest genome: keeps byte offsets (up to 3 bytes a base) in int64
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,8 @@ def parse_fai(text: str, *, source: str) -> FaiIndex:
             values = [int(f) for f in fields[1:5]]
         except ValueError:
             raise InputError(source, f"non-integer field in {line[:80]!r}", line=number) from None
+        if max(values) > _MAX_FAI_VALUE:
+            raise InputError(source, f"a field past {_MAX_FAI_VALUE} in {line[:80]!r}", line=number)
         if fields[0] in seen or min(values) < 0 or values[2] < 1 or values[3] <= values[2]:
             raise InputError(source, f"bad entry {line[:80]!r}", line=number, record=fields[0])
         seen.add(fields[0])
