@@ -254,3 +254,23 @@ def test_bad_input__clear_4xx_then_still_serving(http, api):
     assert http.post("/predict", json={"covariates": {"age": 50, "sex": "F"}}, headers=AUTH).status_code == 200
     log = api.tail()
     assert "POST /predict 422" in log and "chr9:1:A:G" not in log  # the access log names no input
+
+
+def test_range_checks__the_champions_inputs_refuse_impossible_values(http, registry, champion, cohort):
+    """gc_fraction 7 or mean_phred 500 once scored a risk of 1.0; now every numeric input has a range."""
+    from genoflow.serving.ranges import RANGE_BY_MEANING
+
+    spec = _spec(registry, champion.run_id)
+    numeric = [c for c in spec["covariates"] if c["kind"] == "numeric"]
+    assert all(c["min"] is not None and c["min"] <= c["max"] for c in numeric)  # recorded by the features step
+    pid = next(iter(cohort.scores_of(champion.run_id, TARGET).index))
+    good = cohort.covariates(pid, spec["read_qc"])
+    names = [name for name in [*spec["read_qc"], *(c["name"] for c in numeric)] if name in RANGE_BY_MEANING]
+    assert names, "the champion reads read-QC values or an age"
+    for name in names:
+        allowed = RANGE_BY_MEANING[name]
+        value = allowed.high + 1 if allowed.high < float("inf") else allowed.low - 1
+        response = http.post("/predict", json={"covariates": {**good, name: value}}, headers=AUTH)
+        assert response.status_code == 422, response.text
+        assert f"covariates.{name}: {value:g} is out of range: allowed {allowed.describe()}" in response.text
+    assert http.post("/predict", json={"covariates": good}, headers=AUTH).status_code == 200
