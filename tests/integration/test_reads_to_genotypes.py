@@ -35,7 +35,7 @@ def run_step(step: str, root: Path, capsys, params: dict = PARAMS) -> tuple[int,
 
 def panel_region(root: Path) -> str:
     region = json.loads((root / "truth" / "truth.json").read_text())["target_region"]
-    return f"{region['contig']}:{region['start'] + 1}-{region['end']}"
+    return f"{region['contig']}:{region['start']}-{region['end']}"  # 1-based, inclusive
 
 
 @pytest.fixture(scope="module")

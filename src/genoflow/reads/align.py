@@ -248,7 +248,8 @@ def _align_range(aligner, blocks, min_mapq: int, lo: int, hi: int) -> tuple[list
                 primary.setdefault(hit.read_num if mate2 is not None else 0, hit)
         counts.reads += len(sequences)
         counts.mapped += len(primary)
-        pair_key, pair_score = _pair_key(primary, min_mapq), None
+        lengths = {1: len(sequences[0]), 2: len(sequences[-1])}
+        pair_key, pair_score = _pair_key(primary, min_mapq, lengths), None
         if pair_key is not None:
             pair_score = mate1.scores[i] + mate2.scores[i]
         for mate, hit in primary.items():
@@ -256,7 +257,7 @@ def _align_range(aligner, blocks, min_mapq: int, lo: int, hi: int) -> tuple[list
                 continue
             mate_hit = primary.get(3 - mate) if mate else None
             bases, quals = (mate2 if mate == 2 else mate1).bytes_of(i)
-            ref_bases, ref_quals, cigar = project(bases, quals, hit)
+            ref_bases, ref_quals, cigar = project(bases, quals, hit, query_span(hit, len(bases), mate))
             mate_start = mate_hit.r_st if mate_hit is not None and mate_hit.ctg == hit.ctg else None
             rows.append((hit.ctg, hit.r_st, hit.r_en, hit.strand, hit.mapq, cigar, mate1.block.names[i], mate,
                          mate_start, ref_bases, ref_quals, pair_key, pair_score))
@@ -264,7 +265,7 @@ def _align_range(aligner, blocks, min_mapq: int, lo: int, hi: int) -> tuple[list
     return rows, counts
 
 
-def _pair_key(primary: dict, min_mapq: int) -> str | None:
+def _pair_key(primary: dict, min_mapq: int, lengths: dict) -> str | None:
     """Where a pair's two ends start: contig, then each read's unclipped 5' end and strand, ordered by position.
 
     None unless both mates are kept on one contig: a pair missing an end has nothing to compare with.
@@ -274,11 +275,27 @@ def _pair_key(primary: dict, min_mapq: int) -> str | None:
         return None
     # The 5' end: a forward read's start minus its left clip, a reverse read's end plus its right clip (q_st
     # counts the clipped bases of the read as sequenced, whose start is the reverse read's right end).
-    ends = sorted((hit.r_st - hit.q_st, "+") if hit.strand > 0 else (hit.r_en + hit.q_st, "-") for hit in (one, two))
+    ends = []
+    for mate, hit in ((1, one), (2, two)):
+        q_st = query_span(hit, lengths[mate], mate)[0]
+        ends.append((hit.r_st - q_st, "+") if hit.strand > 0 else (hit.r_en + q_st, "-"))
+    ends.sort()
     return f"{one.ctg}:{ends[0][0]}{ends[0][1]}{ends[1][0]}{ends[1][1]}"
 
 
-def project(bases: bytes, quals: bytes, hit) -> tuple[bytes, bytes, str]:
+def query_span(hit, length: int, mate: int) -> tuple[int, int]:
+    """``(q_st, q_en)`` of a hit on the read as sequenced.
+
+    mappy maps a pair's second read as the reverse complement (minimap2 pairs FR fragments that way) and
+    reports its ``q_st``/``q_en`` on that: flip them back, or a clipped R2 projects shifted bases (checked
+    against the minimap2 CLI's CIGARs).
+    """
+    if mate == 2:
+        return length - hit.q_en, length - hit.q_st
+    return hit.q_st, hit.q_en
+
+
+def project(bases: bytes, quals: bytes, hit, span: tuple[int, int] | None = None) -> tuple[bytes, bytes, str]:
     """A read's bases and qualities on the reference positions ``hit.r_st..hit.r_en-1``, and its SAM CIGAR.
 
     Parameters
@@ -297,11 +314,12 @@ def project(bases: bytes, quals: bytes, hit) -> tuple[bytes, bytes, str]:
         Bases (``*`` at deletions), qualities (0 at deletions), and the CIGAR with soft clips.
     """
     length = len(bases)
+    q_st, q_en = span or (hit.q_st, hit.q_en)
     if hit.strand < 0:
         bases, quals = bases.translate(_COMPLEMENT)[::-1], quals[::-1]
-        left, right = length - hit.q_en, hit.q_st
+        left, right = length - q_en, q_st
     else:
-        left, right = hit.q_st, length - hit.q_en
+        left, right = q_st, length - q_en
     operations = hit.cigar
     cigar = (f"{left}S" if left else "") + hit.cigar_str + (f"{right}S" if right else "")
     if len(operations) == 1 and operations[0][1] in _COPY_OPS:  # most reads: one M, no slicing into pieces
