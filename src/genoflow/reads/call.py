@@ -1,7 +1,7 @@
 """The ``call`` step's Spark part: aligned reads -> windows -> pileup -> joint SNV genotypes of the cohort.
 
 The genome is cut into windows of equal length (:func:`window_length`, sized by the block budget); each
-read goes to every window it overlaps. Reads are range-partitioned by (contig in reference order,
+read goes to every window it overlaps. Reads are partitioned by (contig in reference order,
 window) and sorted within partitions, so a ``mapInArrow`` task sees each window's reads together and
 in order: it buffers one window at a time (bounded memory), piles it up (:mod:`genoflow.reads.pileup`),
 calls and genotypes its sites in every sample (:mod:`genoflow.reads.genotyping`) and yields them. The
@@ -27,6 +27,7 @@ __all__ = ["CALLED_DDL", "MAX_WINDOW", "run_call", "sample_concordance", "window
 
 MAX_WINDOW = 100_000  # longer windows buy nothing: the per-window cost is already dwarfed by the bases
 _DEPTH_BIN = 256  # bp: reads are binned by start to estimate the covered length (a panel's targets are short)
+_COARSE_BIN = 1 << 16  # bp: the bases per bin of this size place the partitions' boundaries
 _READ_OVERHEAD = 96  # bytes of an Arrow read row besides its bases and qualities
 CALLED_DDL = f"{GENOTYPE_SCHEMA_DDL}, {CALLED_EXTRA_COLUMNS}"  # the call step's table (Spark DDL)
 _CALL_DEFAULTS = {"min_mapq": 20, "min_baseq": 13, "min_alt_reads": 2, "min_qual": 20.0, "min_dp": 2,
@@ -90,7 +91,7 @@ def run_call(spark, reads_df, reference, samples, output_uri: str, params: dict)
     budget = block_budget(params)
     samples = list(samples)
     reads = reads_df.where((F.col("mapq") >= int(p["min_mapq"])) & ~F.col("is_duplicate"))
-    stats = _read_stats(reads)
+    stats = _read_stats(reads, reference.names)
     covered = max(stats["bins"], 1) * _DEPTH_BIN
     cohort_depth = stats["bases"] / covered
     win = window_length(len(samples), cohort_depth, stats["read_length"], budget)
@@ -101,11 +102,11 @@ def run_call(spark, reads_df, reference, samples, output_uri: str, params: dict)
                            thresholds={k: p[k] for k in ("min_baseq", "min_alt_reads", "min_qual", "min_dp", "prior")},
                            counters=counters)
     n_parts = max(1, min(math.ceil(covered / win) + len(reference), sc.defaultParallelism * 4))
-    # Range partitioning keeps each window in one partition (equal keys go together) and the partitions
-    # in genome order, so the sites come out sorted: a sort of the output would sample it, running the
-    # pileup twice. Its own sampling pass reads the reads once more (measured: no slower overall than
-    # hash partitioning plus a cached, sorted output).
-    table = (_windowed(reads, reference.names, win).repartitionByRange(n_parts, "rank", "window")
+    # Each window goes whole to one partition and the partitions are in genome order, so the sites come out
+    # sorted: a sort of the output would sample it, running the pileup twice. The boundaries come from the
+    # stats' histogram: repartitionByRange would read the reads once more to sample them.
+    bounds = _boundaries(stats["histogram"], [0, *_offsets(reference)], n_parts)
+    table = (_partitioned(_windowed(reads, reference.names, win), reference, win, bounds)
              .sortWithinPartitions("rank", "window", "start").mapInArrow(caller, CALLED_DDL))
     # A quarter of the budget per Arrow batch of reads: the window's pileup takes the rest.
     rows_per_batch = max(1, budget // (4 * (2 * max(stats["read_length"], 1) + _READ_OVERHEAD)))
@@ -118,11 +119,30 @@ def _windowed(reads, names, win: int):
     """One row per (read, window it overlaps), with the contig's rank in the reference (0: not in it)."""
     from pyspark.sql import functions as F
 
-    rank = F.array_position(F.array(*[F.lit(n) for n in names]), F.col("contig"))
     windows = F.sequence(F.expr(f"start div {win}"), F.expr(f"(`end` - 1) div {win}"))
     return reads.select("patient", "contig", "start", "mapq", "read_name", "mate", "ref_bases", "ref_quals",
-                        rank.alias("rank"),
+                        _rank(names).alias("rank"),
                         F.explode(windows).alias("window"))
+
+
+def _partitioned(windowed, reference, win: int, bounds: list[int]):
+    """``windowed`` with each window in the partition its genome position falls in (no sampling pass).
+
+    A read on a contig the reference lacks (rank 0) goes to partition 0, whose task names it.
+    """
+    from pyspark.sql import functions as F
+
+    offsets = _offsets(reference)
+    rank = F.col("rank")
+    position = F.when(rank > 0, F.element_at(F.array(*[F.lit(o) for o in offsets]).cast("array<long>"),
+                                              F.greatest(rank, F.lit(1)).cast("int")) + F.col("window") * F.lit(win))
+    part = F.coalesce(_partition_of(position, bounds), F.lit(0)).cast("int")
+    return windowed.repartitionById(len(bounds) + 1, part)
+
+
+def _offsets(reference) -> list[int]:
+    """Each contig's genome position (the bases of the contigs before it, in reference order)."""
+    return [0, *np.cumsum([reference.length(n) for n in reference.names]).tolist()][:-1]
 
 
 def _summary(counters: dict, stats: dict, win: int, cohort_depth: float, n_samples: int) -> dict:
@@ -134,16 +154,60 @@ def _summary(counters: dict, stats: dict, win: int, cohort_depth: float, n_sampl
             "missing_fraction": counters["missing"].value / genotypes}
 
 
-def _read_stats(reads) -> dict:
-    """One aggregate over the reads: count, bases, longest read, start bins touched (for the covered length)."""
+def _read_stats(reads, names) -> dict:
+    """One aggregate over the reads: count, bases, longest read, start bins touched (the covered length), and
+    the bases starting in each coarse bin (rank, coarse bin, bases) for :func:`_boundaries`.
+
+    Two levels: reads into ``_DEPTH_BIN`` bins (partial aggregates, map side), those into ``_COARSE_BIN`` bins,
+    of which the driver collects a few (one per 64 kb with reads: 46,000 for a whole human genome).
+    """
     from pyspark.sql import functions as F
 
     length = F.col("end") - F.col("start")
-    row = reads.agg(F.count(F.lit(1)).alias("reads"), F.sum(length).alias("bases"), F.max(length).alias("longest"),
-                    F.approx_count_distinct(F.concat_ws(":", F.col("contig"), F.expr(f"start div {_DEPTH_BIN}")))
-                    .alias("bins")).first()
-    return {"reads": int(row["reads"] or 0), "bases": float(row["bases"] or 0), "read_length": int(row["longest"] or 1),
-            "bins": int(row["bins"] or 0)}
+    fine = (reads.groupBy(_rank(names).alias("rank"), F.expr(f"start div {_DEPTH_BIN}").alias("bin"))
+            .agg(F.count(F.lit(1)).alias("reads"), F.sum(length).alias("bases"), F.max(length).alias("longest")))
+    coarse = (fine.groupBy("rank", F.expr(f"bin div {_COARSE_BIN // _DEPTH_BIN}").alias("coarse"))
+              .agg(F.sum("reads").alias("reads"), F.sum("bases").alias("bases"), F.max("longest").alias("longest"),
+                   F.count(F.lit(1)).alias("bins")).collect())
+    return {"reads": sum(int(r["reads"]) for r in coarse), "bases": float(sum(int(r["bases"]) for r in coarse)),
+            "read_length": max((int(r["longest"]) for r in coarse), default=1),
+            "bins": sum(int(r["bins"]) for r in coarse),
+            "histogram": [(int(r["rank"]), int(r["coarse"]), int(r["bases"])) for r in coarse]}
+
+
+def _rank(names):
+    """The contig's rank in the reference (1-based; 0: not in it)."""
+    from pyspark.sql import functions as F
+
+    return F.array_position(F.array(*[F.lit(n) for n in names]), F.col("contig"))
+
+
+def _boundaries(histogram, offsets: list[int], n_parts: int) -> list[int]:
+    """Genome positions (contig offset + position) where partitions 1..n_parts-1 begin, each holding about
+    as many bases: the reads' bases by coarse bin (``_read_stats``) stand in for Spark's range sampling.
+
+    >>> _boundaries([(1, 0, 100), (1, 1, 100), (2, 0, 200)], [0, 0, 200_000], 2)
+    [200000]
+    """
+    keyed = sorted((offsets[rank] + coarse * _COARSE_BIN, bases) for rank, coarse, bases in histogram if rank > 0)
+    total = sum(bases for _, bases in keyed)
+    bounds, seen = [], 0
+    for at, bases in keyed:
+        while len(bounds) < n_parts - 1 and seen >= total * (len(bounds) + 1) / n_parts and seen > 0:
+            bounds.append(at)
+        seen += bases
+    return bounds
+
+
+def _partition_of(position, bounds: list[int], first: int = 0):
+    """Column: how many of the sorted ``bounds`` are <= ``position`` (a CASE tree, log2(len(bounds)) deep)."""
+    from pyspark.sql import functions as F
+
+    if not bounds:
+        return F.lit(first)
+    mid = len(bounds) // 2
+    return F.when(position < F.lit(bounds[mid]), _partition_of(position, bounds[:mid], first)).otherwise(
+        _partition_of(position, bounds[mid + 1:], first + mid + 1))
 
 
 def _called_schema():
@@ -211,12 +275,13 @@ class _WindowCaller:
             raise ValueError(f"call: a read ends at {end} on {contig!r}, which has {length} bases in "
                              f"{reference.source}: aligned to another reference?")
         t = self.thresholds
+        ref_codes = np.frombuffer(reference.fetch(contig, win_start, win_start + win_len).encode("latin-1"),
+                                  dtype=np.uint8)
         pileup = pileup_window(reads.column("ref_bases"), reads.column("ref_quals"),
                                reads.column("start").to_numpy(), index.to_numpy(), len(self.samples),
                                win_start, win_len, int(t["min_baseq"]), mapq=reads.column("mapq").to_numpy(),
+                               ref_codes=ref_codes, min_alt_reads=int(t["min_alt_reads"]),
                                **_mate_overlaps(reads, ends))
-        ref_codes = np.frombuffer(reference.fetch(contig, win_start, win_start + win_len).encode("latin-1"),
-                                  dtype=np.uint8)
         calls = call_window(pileup, ref_codes, min_alt_reads=int(t["min_alt_reads"]), min_qual=float(t["min_qual"]),
                             min_dp=int(t["min_dp"]), prior=float(t["prior"]))
         self._count(calls)

@@ -95,7 +95,8 @@ class Pileup:
 
 
 def pileup_window(ref_bases_column, ref_quals_column, starts, sample_idx, n_samples: int, win_start: int,
-                  win_len: int, min_baseq: int, mapq=None, skip_start=None, skip_end=None) -> Pileup:
+                  win_len: int, min_baseq: int, mapq=None, skip_start=None, skip_end=None, ref_codes=None,
+                  min_alt_reads: int = 0) -> Pileup:
     """Pile up the reads of one window.
 
     Parameters
@@ -119,6 +120,13 @@ def pileup_window(ref_bases_column, ref_quals_column, starts, sample_idx, n_samp
     skip_start, skip_end : array-like of int, shape (n_reads,), optional
         Reference positions ``[skip_start, skip_end)`` of each read not to count (empty where equal): the part
         of mate 2 that overlaps mate 1, so that a fragment's base counts once.
+    ref_codes : numpy.ndarray of uint8, shape (win_len,), optional
+        The window's reference bases (ASCII). With them, ``hom``, ``het`` and ``other`` are summed only at
+        the positions where some sample has ``min_alt_reads`` bases of one non-reference allele (A, C, G, T
+        reference) and are 0 elsewhere: the only positions :func:`~genoflow.reads.genotyping.candidate_sites`
+        can pick, so its calls are the same, and the float sums (most of the kernel's time) skip the rest.
+    min_alt_reads : int
+        With ``ref_codes``: the ``reads.min_alt_reads`` of the calls.
 
     Returns
     -------
@@ -157,17 +165,34 @@ def pileup_window(ref_bases_column, ref_quals_column, starts, sample_idx, n_samp
         lo = np.repeat((np.asarray(skip_start, dtype=np.int64) - win_start).astype(index), lengths)
         hi = np.repeat((np.asarray(skip_end, dtype=np.int64) - win_start).astype(index), lengths)
         keep &= (column < lo) | (column >= hi)
+    cell = (np.repeat((sample_idx * win_len).astype(index), lengths)[keep] + column[keep]) * 4 + allele[keep]
+    shape = (n_samples, win_len, 4)
+    depth = np.bincount(cell, minlength=size).astype(np.int32).reshape(shape)
     q = quals[keep]
     if mapq is not None:
         q = np.minimum(q, np.repeat(np.clip(np.asarray(mapq), 0, 255).astype(np.uint8), lengths)[keep])
-    cell = (np.repeat((sample_idx * win_len).astype(index), lengths)[keep] + column[keep]) * 4 + allele[keep]
-    shape = (n_samples, win_len, 4)
+    if ref_codes is not None:
+        evidence = _evidence_columns(depth, ref_codes, min_alt_reads)
+        if not evidence.all():
+            kept = evidence[(cell >> 2) % win_len]  # each kept base's column
+            cell, q = cell[kept], q[kept]
 
     def summed(table: np.ndarray) -> np.ndarray:
-        return np.bincount(cell, weights=table[q], minlength=size).reshape(shape)
+        # astype: bincount of no values is int64 whatever the weights' type
+        return np.bincount(cell, weights=table[q], minlength=size).astype(np.float64, copy=False).reshape(shape)
 
-    depth = np.bincount(cell, minlength=size).astype(np.int32).reshape(shape)
     return Pileup(int(win_start), depth, summed(_HOM), summed(_HET), summed(_OTHER))
+
+
+def _evidence_columns(depth: np.ndarray, ref_codes, min_alt_reads: int) -> np.ndarray:
+    """Window columns (bool, win_len) with an A, C, G, T reference base and ``min_alt_reads`` bases of one
+    non-reference allele in some sample."""
+    ref = _ALLELE_OF[np.asarray(ref_codes, dtype=np.uint8) & 0xDF]  # & 0xDF: a, c, g, t as A, C, G, T
+    if len(ref) != depth.shape[1]:
+        raise ValueError(f"pileup_window: {len(ref)} reference bases for a window of {depth.shape[1]}")
+    alt_reads = depth.max(axis=0)  # (win_len, 4): enough when one sample has enough
+    alt_reads[np.arange(len(ref)), np.maximum(ref, 0)] = 0
+    return (ref >= 0) & (alt_reads.max(axis=1) >= min_alt_reads)
 
 
 def _flat_binary(column) -> tuple[np.ndarray, np.ndarray]:

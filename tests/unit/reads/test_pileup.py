@@ -117,3 +117,46 @@ def test_pileup_window__sample_out_of_range_rejected():
 def test_pileup_window__no_reads():
     p = pileup_window([], [], [], [], 2, 0, 10, 13)
     assert p.depth.shape == (2, 10, 4) and not p.depth.any()
+
+
+def _noisy_window(seed: int = 3, n_samples: int = 4, win_len: int = 600):
+    """Reads of a window over a random reference: 30x per sample, 2 % errors, a few variants, some N and
+    lower-case reference bases, qualities 2..40, some reads past both window ends."""
+    rng = np.random.default_rng(seed)
+    reference = rng.choice(np.frombuffer(b"ACGTacgtN", dtype=np.uint8), win_len + 200, p=[.225] * 4 + [.02] * 5)
+    upper = reference & 0xDF
+    variants = rng.choice(np.arange(win_len + 200), 12, replace=False)
+    reads, quals, starts, samples = [], [], [], []
+    for sample in range(n_samples):
+        haplotypes = [upper.copy(), upper.copy()]
+        for v in variants.tolist():
+            haplotypes[int(rng.integers(2))][v] = rng.choice(np.frombuffer(b"ACGT", dtype=np.uint8))
+        for start in rng.integers(0, win_len + 100, (win_len + 200) * 30 // 100).tolist():
+            bases = haplotypes[int(rng.integers(2))][start:start + 100].copy()
+            wrong = rng.random(len(bases)) < 0.02
+            bases[wrong] = rng.choice(np.frombuffer(b"ACGT", dtype=np.uint8), int(wrong.sum()))
+            reads.append(bases.tobytes())
+            quals.append(rng.integers(2, 41, len(bases)).astype(np.uint8).tobytes())
+            starts.append(start)
+            samples.append(sample)
+    mapq = rng.integers(20, 61, len(reads))
+    return reference[100:100 + win_len], reads, quals, starts, samples, mapq
+
+
+@pytest.mark.parametrize("min_alt_reads", [0, 2, 3])
+def test_pileup_window__evidence_only_pileup_gives_the_same_calls(min_alt_reads):
+    """With ref_codes the log sums are left out where no call can be: the same depths and the same calls."""
+    from genoflow.reads.genotyping import call_window
+
+    ref, reads, quals, starts, samples, mapq = _noisy_window()
+    args = (pa.array(reads, pa.binary()), pa.array(quals, pa.binary()), starts, samples, 4, 100, len(ref), 13)
+    full = pileup_window(*args, mapq=mapq)
+    lean = pileup_window(*args, mapq=mapq, ref_codes=ref, min_alt_reads=min_alt_reads)
+    assert np.array_equal(full.depth, lean.depth)
+    a = call_window(full, ref, min_alt_reads=min_alt_reads)
+    b = call_window(lean, ref, min_alt_reads=min_alt_reads)
+    assert len(a) > 5 and a.n_candidates == b.n_candidates
+    for field in ("pos", "ref", "alt", "qual", "af", "dosage", "gq", "dp"):
+        assert np.array_equal(getattr(a, field), getattr(b, field)), field
+    if min_alt_reads > 0:
+        assert (lean.hom == 0).all(axis=(0, 2)).sum() > len(ref) // 2  # the sums were skipped at most columns
