@@ -11,26 +11,35 @@ than its input allows.
 from __future__ import annotations
 
 import gzip
+import os
+import resource
+import tempfile
 import zlib
 from collections.abc import Callable
 
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from genoflow.errors import InputError
 
 EXAMPLES = 10_000  # per parser, as issue 16 asks; the whole fuzz suite fits in ~4 minutes on 2 cores
 # Reproducible in CI (derandomize) and nothing written into the repo (no example database). The
 # deadline catches a hang or a quadratic blow-up in one example, with room for a busy shared machine.
+# GENOFLOW_FUZZ_EXPLORE=<n> runs n random (not derandomized) examples per parser, to hunt for new bugs by hand.
+_EXPLORE = int(os.environ.get("GENOFLOW_FUZZ_EXPLORE", "0"))
+# Hypothesis caches what it learns (constants) under .hypothesis/ even without a database: keep it out of the repo.
+set_hypothesis_home_dir(f"{tempfile.gettempdir()}/genoflow-hypothesis")
 FUZZ = settings(
-    max_examples=EXAMPLES,
-    derandomize=True,
+    max_examples=_EXPLORE or EXAMPLES,
+    derandomize=not _EXPLORE,
     database=None,
     deadline=2000,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     print_blob=True,
 )
+MAX_RSS_GROWTH_KIB = 1024 * 1024  # peak memory a fuzz test may add to the process (imports included)
 TIMEOUT_S = 150  # per test (pytest-timeout): a hang that escapes the deadline still fails
 
 # Field values a parser must refuse or take: huge and negative numbers, NaN, NUL, bad UTF-8,
@@ -113,7 +122,8 @@ def grammar(meta: list[bytes], columns: list[list[bytes]], sep: bytes = b"\t") -
 def wrapped(draw, plain: st.SearchStrategy[bytes]) -> bytes:
     """Plain bytes, or gzip of them, truncated or with flipped bytes; or gzip magic on garbage."""
     data = draw(plain)
-    how = draw(st.sampled_from(["plain"] * 6 + ["gzip", "gzip_truncated", "gzip_flipped", "magic"]))
+    how = draw(st.sampled_from(["plain"] * 8 + ["gzip", "gzip", "gzip_truncated", "gzip_flipped", "magic",
+                                                "two_members", "trailing_garbage"]))
     if how == "plain":
         return data
     if how == "magic":
@@ -121,6 +131,10 @@ def wrapped(draw, plain: st.SearchStrategy[bytes]) -> bytes:
     packed = gzip.compress(data, compresslevel=1, mtime=0)
     if how == "gzip":
         return packed
+    if how == "two_members":  # as bgzip writes: a second member, and the empty end-of-file one
+        return packed + gzip.compress(data[: len(data) // 2], mtime=0) + gzip.compress(b"", mtime=0)
+    if how == "trailing_garbage":
+        return packed + draw(st.sampled_from(HOSTILE))
     at = draw(st.integers(0, len(packed) - 1))
     if how == "gzip_truncated":
         return packed[:at]
@@ -165,13 +179,17 @@ class Counter:
 
     def __init__(self):
         self.n = 0
+        self.peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
     def __call__(self) -> None:
         self.n += 1
 
     def check(self, name: str) -> None:
-        print(f"\nfuzz {name}: {self.n} examples")
+        grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - self.peak_kib
+        print(f"\nfuzz {name}: {self.n} examples, peak RSS grew {grown // 1024} MiB")
         assert self.n >= EXAMPLES, f"{name}: only {self.n} examples ran"
+        # Inputs are a few hundred bytes: a parser that held far more than that would show here.
+        assert grown < MAX_RSS_GROWTH_KIB, f"{name}: peak RSS grew {grown // 1024} MiB"
 
 
 @pytest.fixture
