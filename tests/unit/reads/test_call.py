@@ -244,3 +244,32 @@ def test_run_call__no_reads_left_writes_an_empty_table(spark, cohort, tmp_path):
     written = spark.read.parquet(str(tmp_path / "out"))
     assert written.count() == 0 and [f.name for f in written.schema] == [f.name for f in
                                                                        spark.createDataFrame([], CALLED_DDL).schema]
+
+
+def test_run_call__same_table_as_a_plain_window_loop(cohort, called):
+    """The Spark path (placed partitions, evidence-only pileup) against the kernels run window by window
+    in one process with the full pileup: the same sites, genotypes, GQ and DP, QUAL to rounding."""
+    from genoflow.reads.genotyping import call_window
+    from genoflow.reads.pileup import pileup_window
+
+    reference, _, _, _, rows = cohort
+    kept = [r for r in rows if r["mapq"] >= PARAMS["reads"]["min_mapq"] and not r["is_duplicate"]]
+    expected = []
+    for contig in CONTIGS:  # reference order
+        reads = sorted((r for r in kept if r["contig"] == contig), key=lambda r: r["start"])
+        for win_start in range(0, CONTIGS[contig], 1000):
+            here = [r for r in reads if r["start"] < win_start + 1000 and r["end"] > win_start]
+            win_len = min(1000, CONTIGS[contig] - win_start)
+            pileup = pileup_window([r["ref_bases"] for r in here], [r["ref_quals"] for r in here],
+                                   [r["start"] for r in here], [SAMPLES.index(r["patient"]) for r in here],
+                                   len(SAMPLES), win_start, win_len, 13, mapq=[r["mapq"] for r in here])
+            ref = np.frombuffer(reference.fetch(contig, win_start, win_start + win_len).encode(), dtype=np.uint8)
+            calls = call_window(pileup, ref, min_alt_reads=2, min_qual=20.0, min_dp=2, prior=1.1e-3)
+            expected += [(contig, int(p) + 1, pack_dosages(d), g.tobytes(), d_.astype("<u2").tobytes(), q)
+                         for p, d, g, d_, q in zip(calls.pos, calls.dosage, calls.gq, calls.dp, calls.qual,
+                                                   strict=True)]
+    _, table, out = called
+    got = [(r["contig"], r["pos"], r["dosages"], r["gq"], r["dp"], r["qual"]) for r in table.to_pylist()]
+    assert [g[:5] for g in got] == [e[:5] for e in expected] and len(got) > 10
+    assert np.allclose([g[5] for g in got], [e[5] for e in expected], rtol=1e-9)
+    assert sum(pq.read_metadata(f).num_rows > 0 for f in out.glob("part-*.parquet")) > 1  # spread over tasks
