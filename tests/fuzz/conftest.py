@@ -40,7 +40,7 @@ FUZZ = settings(
     print_blob=True,
 )
 MAX_RSS_GROWTH_KIB = 1024 * 1024  # peak memory a fuzz test may add to the process (imports included)
-TIMEOUT_S = 150  # per test (pytest-timeout): a hang that escapes the deadline still fails
+TIMEOUT_S = 240  # per test (pytest-timeout): a hang that escapes the deadline still fails
 
 # Field values a parser must refuse or take: huge and negative numbers, NaN, NUL, bad UTF-8,
 # separators in the wrong place, a gzip magic in the middle of text.
