@@ -3,6 +3,7 @@ without a .fai/.gzi beside it) and `check_ref_alleles` with hostile REF alleles 
 
 from __future__ import annotations
 
+import gzip
 import io
 import logging
 
@@ -80,8 +81,6 @@ def test_reference(counter, tmp_path):
 
 def _compressed(data: bytes, setup: str) -> bytes:
     if setup == "gzip":
-        import gzip
-
         return gzip.compress(data, mtime=0)
     if not setup.startswith("bgzip"):
         return data
