@@ -240,18 +240,26 @@ def _align_range(aligner, blocks, min_mapq: int, lo: int, hi: int) -> tuple[list
     buffer = mappy.ThreadBuffer()
     mate1, mate2 = blocks
     rows, counts = [], AlignCounts()
+    # Locals: this loop runs once per read, and attribute look-ups are most of its Python time.
+    map_, names, bounds1, text1 = aligner.map, mate1.block.names, mate1.bounds, mate1.text
+    bounds2, text2 = (mate2.bounds, mate2.text) if mate2 is not None else (None, None)
+    append, n_seq = rows.append, 1 if mate2 is None else 2
     for i in range(lo, hi):
-        sequences = (mate1.text_of(i),) if mate2 is None else (mate1.text_of(i), mate2.text_of(i))
+        one = text1[bounds1[i]:bounds1[i + 1]]
+        hits = map_(one, buf=buffer) if mate2 is None else map_(one, text2[bounds2[i]:bounds2[i + 1]], buf=buffer)
         primary = {}
-        for hit in aligner.map(*sequences, buf=buffer):
+        for hit in hits:
             if hit.is_primary:
                 primary.setdefault(hit.read_num if mate2 is not None else 0, hit)
-        counts.reads += len(sequences)
         counts.mapped += len(primary)
-        lengths = {1: len(sequences[0]), 2: len(sequences[-1])}
-        pair_key, pair_score = _pair_key(primary, min_mapq, lengths), None
-        if pair_key is not None:
-            pair_score = mate1.scores[i] + mate2.scores[i]
+        if not primary:
+            continue
+        pair_key, pair_score = None, None
+        if len(primary) == 2:
+            lengths = {1: bounds1[i + 1] - bounds1[i], 2: bounds2[i + 1] - bounds2[i]}
+            pair_key = _pair_key(primary, min_mapq, lengths)
+            if pair_key is not None:
+                pair_score = mate1.scores[i] + mate2.scores[i]
         for mate, hit in primary.items():
             if hit.mapq < min_mapq:
                 continue
@@ -259,9 +267,10 @@ def _align_range(aligner, blocks, min_mapq: int, lo: int, hi: int) -> tuple[list
             bases, quals = (mate2 if mate == 2 else mate1).bytes_of(i)
             ref_bases, ref_quals, cigar = project(bases, quals, hit, query_span(hit, len(bases), mate))
             mate_start = mate_hit.r_st if mate_hit is not None and mate_hit.ctg == hit.ctg else None
-            rows.append((hit.ctg, hit.r_st, hit.r_en, hit.strand, hit.mapq, cigar, mate1.block.names[i], mate,
-                         mate_start, ref_bases, ref_quals, pair_key, pair_score))
-            counts.kept += 1
+            append((hit.ctg, hit.r_st, hit.r_en, hit.strand, hit.mapq, cigar, names[i], mate, mate_start, ref_bases,
+                    ref_quals, pair_key, pair_score))
+    counts.reads = n_seq * (hi - lo)
+    counts.kept = len(rows)
     return rows, counts
 
 
