@@ -432,6 +432,8 @@ def run_align(spark, storage, output, params: dict, *, index_uri: str) -> dict:
         No read files; a malformed FASTQ (file and line); a patient whose mapping rate is under
         ``reads.min_mapping_rate`` (nothing is written then).
     """
+    from pyspark import StorageLevel
+
     from genoflow.pipeline.vcf_ingest import translate_error
     from genoflow.spark import session_conf
 
@@ -441,16 +443,14 @@ def run_align(spark, storage, output, params: dict, *, index_uri: str) -> dict:
     if not read_sets:
         raise InputError(patient_uri, "no patient folder holds reads (genome_sequence.fastq.gz, or _R1/_R2)")
     chunks = _read_chunks(spark, read_sets, storage.ranged(patient_uri), settings.chunk_reads)
-    scratch = output.path("_aligned")  # "_": hidden from Spark's listing of the step's folder
+    # About one chunk per task: each cached block stays a chunk's rows (200 patients at 20x over 50 kb in
+    # two blocks ran a 2 GB driver out of heap), and one patient's chunks spread over every core.
+    aligned = (chunks.repartition(_alignment_tasks(spark, storage, read_sets, settings.chunk_reads))
+               .mapInArrow(_aligning(storage.ranged(index_uri), settings), f"{ALIGNED_READ_DDL}, {_EXTRA_DDL}")
+               .persist(StorageLevel.DISK_ONLY))
     # A chunk is megabytes: one per Arrow batch into Python (the default, 10,000 rows, would be a whole partition).
     with session_conf(spark, {"spark.sql.execution.arrow.maxRecordsPerBatch": "1"}):
         try:
-            # Aligned rows go to disk, not to a cache: a cohort's reads outgrow the executors' memory (200
-            # patients at 20x over 50 kb ran a 2 GB driver out of heap as a MEMORY_AND_DISK cache).
-            (chunks.repartition(_alignment_tasks(spark, storage, read_sets, settings.chunk_reads))
-             .mapInArrow(_aligning(storage.ranged(index_uri), settings), f"{ALIGNED_READ_DDL}, {_EXTRA_DDL}")
-             .write.parquet(scratch))
-            aligned = spark.read.parquet(scratch)
             counts = _mapping_counts(aligned, read_sets)
             _check_mapping(counts, settings.min_mapping_rate, storage.uri(params["preprocess"]["reference_fasta"]))
             reads = mark_duplicates(aligned.where("contig IS NOT NULL")).select(*ALIGNED_READ_SCHEMA.names)
@@ -462,7 +462,7 @@ def run_align(spark, storage, output, params: dict, *, index_uri: str) -> dict:
                 raise
             raise found from None
         finally:
-            storage.delete(scratch)
+            aligned.unpersist()
     _add_kept(spark, output.path("reads"), counts)
     output.write_json("mapping.json", counts)
     return counts
