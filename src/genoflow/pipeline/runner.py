@@ -123,6 +123,11 @@ def _run(step: str, args, params: dict) -> int:
                 for name in upstream_steps(step, source)}
     for name, uri in upstream.items():
         if not storage.is_committed(uri):
+            if name == "call" and params["preprocess"]["input"] == "auto":
+                vcf = storage.uri(params["preprocess"]["vcf"] or "")
+                raise InputError(vcf, "does not exist, so preprocess.input auto takes the patients' FASTQs as the "
+                                 f"cohort, and their calls are not committed ({uri}): run align and call first, or "
+                                 "bring the VCF (preprocess.input: vcf)")
             raise InputError(uri, f"the {name} step has not committed its output; run {name} first")
 
     started = time.time()
