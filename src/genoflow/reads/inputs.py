@@ -27,7 +27,6 @@ def resolve_input(params: dict, *, exists: Callable[[str], bool], has_reads: Cal
     return "reads" if not (p.get("vcf") and exists(p["vcf"])) and has_reads() else "vcf"
 
 
-
 def workspace_genotype_source(storage_folder: str | Path, params: dict) -> str:
     """:func:`resolve_input` against a local folder that holds the storage root's names (the DVC workspace).
 
