@@ -18,9 +18,11 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def reads_project(tmp_path_factory):
-    # Few variants on a 20 kb panel: one model family and few PCs keep the run short.
-    params = {"study": {"min_minority": 5}, "train": {"models": ["logistic_regression"]},
-              "features": {"pca_components": 2, "pca_covariates": 2, "top_k": 10}}
+    # Few variants on a 20 kb panel, and what this test checks is the reads tasks: one model family, two folds,
+    # few PCs and no polygenic scores keep the rest of the run short.
+    params = {"study": {"min_minority": 5}, "train": {"models": ["logistic_regression"], "cv_folds": 2},
+              "features": {"pca_components": 2, "pca_covariates": 2, "top_k": 10, "prs_thresholds": [],
+                           "prs_folds": 0}}
     return make_reads_project(tmp_path_factory.mktemp("reads-project"), params, n_patients=60,
                               panel_length=20_000, coverage=15, sequence_length=300_000, seed=4, n_causal=3)
 
