@@ -30,7 +30,8 @@ def test_first_run__held_out_auc_near_oracle(project, first_run):
 
 def test_first_run__a_vcf_cohort_skips_the_reads_tasks(project, first_run):
     """The cohort has a VCF (and FASTQs for read QC): align and call are skipped, no Spark job starts."""
-    assert "preprocess committed" in first_run
+    # (preprocess may have been committed by an earlier run of the session's project: the UI test's)
+    assert "preprocess committed" in first_run or "preprocess is already committed" in first_run
     assert "align committed" not in first_run and "call committed" not in first_run
     assert not (project.root / "data" / "steps" / "align").exists()
 
