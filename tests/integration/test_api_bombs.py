@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.services.api import wait_until_answering
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,7 +53,6 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
     """(base URL, pid) of the server, started once for this module and stopped (its own process only) after."""
-    import httpx
 
     port, log = _free_port(), tmp_path_factory.mktemp("bombs") / "api.log"
     with open(log, "w") as out:
@@ -59,17 +60,7 @@ def api(tmp_path_factory):
                                    stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(600):  # bounded: at most ~2 minutes for imports and the model load
-            if process.poll() is not None:
-                pytest.fail(f"the API exited with {process.returncode}:\n{log.read_text()[-4000:]}")
-            try:
-                if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        else:
-            pytest.fail(f"the API did not come up:\n{log.read_text()[-4000:]}")
+        wait_until_answering(process, url, lambda: log.read_text()[-4000:], route="/ready")
         yield url, process.pid
     finally:
         process.terminate()

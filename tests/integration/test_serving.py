@@ -12,11 +12,12 @@ import json
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.services.api import wait_until_answering
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +48,6 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def api(project, first_run, tmp_path_factory):
     """The API server, started once for this module and stopped (its own process only) after."""
-    import httpx
 
     port = _free_port()
     log = tmp_path_factory.mktemp("serving") / "api.log"
@@ -58,17 +58,7 @@ def api(project, first_run, tmp_path_factory):
                                    cwd=project.root, env=env, stdout=out, stderr=subprocess.STDOUT)
     server = Api(f"http://127.0.0.1:{port}", process, log)
     try:
-        for _ in range(600):  # bounded: at most ~2 minutes for imports and the first model load
-            if process.poll() is not None:
-                pytest.fail(f"the API exited with {process.returncode}:\n{server.tail()}")
-            try:
-                if httpx.get(f"{server.url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        else:
-            pytest.fail(f"the API did not come up:\n{server.tail()}")
+        wait_until_answering(process, server.url, server.tail)
         yield server
     finally:
         process.terminate()
