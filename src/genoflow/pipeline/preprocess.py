@@ -34,6 +34,7 @@ from genoflow.errors import InputError
 from genoflow.genotypes import block_budget, rows_per_block, size_parquet_reader, stack_dosages
 from genoflow.pipeline.vcf_ingest import (
     GENOTYPE_SCHEMA_DDL,
+    IngestResult,
     ingest_patient_vcfs,
     ingest_vcf,
     merged_header,
@@ -130,13 +131,7 @@ class CalledCohort:
     samples: list[str]
 
 
-@dataclass(frozen=True)
-class _CallsIngest:
-    n_splits: int = 0
-    n_skipped_alts: int = 0
-
-
-def annotate_calls(spark, calls_uri: str, out_uri: str, *, genes) -> _CallsIngest:
+def annotate_calls(spark, calls_uri: str, out_uri: str, *, genes) -> IngestResult:
     """The called table as the VCF path's parsed table: its columns, each variant's gene from the GFF."""
     import pyarrow as pa
 
@@ -156,7 +151,7 @@ def annotate_calls(spark, calls_uri: str, out_uri: str, *, genes) -> _CallsInges
 
         calls = calls.mapInArrow(annotate, calls.schema)
     calls.write.parquet(out_uri)
-    return _CallsIngest()
+    return IngestResult(n_splits=0, n_skipped_alts=0)  # no VCF was split, no ALT skipped
 
 
 def _optional(storage, p: dict, key: str, read):
