@@ -97,7 +97,8 @@ def test_wgsim_mitochondria__genoflow_calls_snvs_as_well_as_bcftools(mito_cohort
     print(f"\ngenoflow {ours}\nbcftools {peer}")
     assert ours["tp"] + ours["fn"] > 200  # wgsim's SNVs in six patients
     assert ours["f1"] >= 0.98
-    assert ours["f1"] >= peer["f1"] - 0.005  # within rounding of one genotype in 200
+    # bcftools realigns bases near indels (BAQ), which genoflow does not: worth a genotype or two of ~300 here
+    assert ours["f1"] >= peer["f1"] - 0.005
 
 
 def test_orangutan_reads_on_the_human_reference__named_as_the_wrong_species(mito_cohort, tmp_path, capsys):
