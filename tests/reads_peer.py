@@ -1,9 +1,22 @@
-"""Helpers of the reads tests: a committed step's folder, and the peer pipeline on the same reads."""
+"""Helpers of the reads tests: the jobs' entry point on a cohort, a committed step's folder, and the peer pipeline."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
+
+
+def run_steps(root: Path, params: dict, *steps: str) -> int:
+    """Run ``steps`` in order through the jobs' entry point on the cohort under ``root``; the first failing exit."""
+    from genoflow.pipeline.runner import main
+
+    for step in steps:
+        rc = main(step, ["--storage-root", root.as_uri(), "--dataset-version", "test",
+                         "--params-json", json.dumps(params)])
+        if rc:
+            return rc
+    return 0
 
 
 def step_dir(root: Path, step: str) -> Path:

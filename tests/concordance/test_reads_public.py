@@ -12,7 +12,6 @@ the peer, counted as hap.py counts them, and must refuse a patient whose reads a
 from __future__ import annotations
 
 import gzip
-import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -20,10 +19,9 @@ from pathlib import Path
 import pytest
 
 from genoflow.config import load_params
-from genoflow.pipeline.runner import main
 from genoflow.reads.accuracy import genotype_accuracy
 from tests.conftest import REPO
-from tests.reads_peer import bcftools_calls, step_dir
+from tests.reads_peer import bcftools_calls, run_steps, step_dir
 
 pytestmark = pytest.mark.integration
 
@@ -80,18 +78,9 @@ def mito_cohort(tmp_path_factory) -> tuple[Path, Path]:
     return root, truth_vcf(root / "truth.vcf", "MT_human", truth)
 
 
-def run_steps(root: Path, *steps: str, params: dict = PARAMS) -> int:
-    for step in steps:
-        rc = main(step, ["--storage-root", root.as_uri(), "--dataset-version", "test",
-                         "--params-json", json.dumps(params)])
-        if rc:
-            return rc
-    return 0
-
-
 def test_wgsim_mitochondria__genoflow_calls_snvs_as_well_as_bcftools(mito_cohort, tmp_path):
     root, truth = mito_cohort
-    assert run_steps(root, "align", "call") == 0
+    assert run_steps(root, PARAMS, "align", "call") == 0
     ours = genotype_accuracy(truth, step_dir(root, "call") / "cohort.vcf.gz")["total"]
     peer = genotype_accuracy(truth, bcftools_calls(root, tmp_path / "peer"))["total"]
     print(f"\ngenoflow {ours}\nbcftools {peer}")
@@ -109,7 +98,7 @@ def test_orangutan_reads_on_the_human_reference__named_as_the_wrong_species(mito
     folder = root / "raw" / "patient_data" / "MT04"
     shutil.rmtree(folder)
     wgsim_patient(orangutan, folder, seed=4, pairs=1650)
-    assert run_steps(root, "align") == 3
+    assert run_steps(root, PARAMS, "align") == 3
     err = capsys.readouterr().err
     assert "MT04" in err and "wrong reference or species" in err
     assert not (root / "steps" / "align").exists() or not any((root / "steps" / "align").iterdir())

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services.api import wait_until_answering
+from tests.services.api import answering
 
 pytestmark = pytest.mark.integration
 
@@ -59,16 +59,8 @@ def api(tmp_path_factory):
         process = subprocess.Popen([sys.executable, "-c", SERVER, str(port)], cwd=REPO, stdout=out,
                                    stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_answering(process, url, lambda: log.read_text()[-4000:], route="/ready")
+    with answering(process, url, lambda: log.read_text()[-4000:], route="/ready"):
         yield url, process.pid
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def reset_peak_rss(pid: int) -> None:

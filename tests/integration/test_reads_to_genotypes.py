@@ -17,10 +17,9 @@ from pathlib import Path
 import pytest
 
 from genoflow.config import load_params
-from genoflow.pipeline.runner import main
 from genoflow.reads.accuracy import genotype_accuracy
 from tests.conftest import REPO
-from tests.reads_peer import bcftools_calls, step_dir
+from tests.reads_peer import bcftools_calls, run_steps, step_dir
 
 pytestmark = pytest.mark.integration
 
@@ -28,9 +27,8 @@ pytestmark = pytest.mark.integration
 PARAMS = load_params(REPO / "params.yaml", {"preprocess": {"input": "reads"}, "study": {"min_minority": 1}})
 
 
-def run_step(step: str, root: Path, capsys, params: dict = PARAMS) -> tuple[int, str]:
-    rc = main(step, ["--storage-root", root.as_uri(), "--dataset-version", "test", "--params-json", json.dumps(params)])
-    return rc, capsys.readouterr().err
+def run_step(step: str, root: Path, capsys) -> tuple[int, str]:
+    return run_steps(root, PARAMS, step), capsys.readouterr().err
 
 
 def panel_region(root: Path) -> str:
@@ -54,10 +52,7 @@ def called_panel(paired_panel, tmp_path_factory) -> Path:
     """The paired panel aligned and called once (a copy: the bad-input tests corrupt theirs)."""
     root = tmp_path_factory.mktemp("called") / "data"
     shutil.copytree(paired_panel, root)
-    for step in ("align", "call", "preprocess"):
-        rc = main(step, ["--storage-root", root.as_uri(), "--dataset-version", "test",
-                         "--params-json", json.dumps(PARAMS)])
-        assert rc == 0, step
+    assert run_steps(root, PARAMS, "align", "call", "preprocess") == 0
     return root
 
 

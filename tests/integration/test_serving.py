@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.services.api import wait_until_answering
+from tests.services.api import answering
 
 pytestmark = pytest.mark.integration
 
@@ -57,16 +57,8 @@ def api(project, first_run, tmp_path_factory):
         process = subprocess.Popen([sys.executable, "-m", "genoflow.serving", "--port", str(port)],
                                    cwd=project.root, env=env, stdout=out, stderr=subprocess.STDOUT)
     server = Api(f"http://127.0.0.1:{port}", process, log)
-    try:
-        wait_until_answering(process, server.url, server.tail)
+    with answering(process, server.url, server.tail):
         yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -21,3 +23,19 @@ def wait_until_answering(process, url: str, tail: Callable[[], str], *, route: s
             pass
         time.sleep(0.2)
     pytest.fail(f"the API did not come up:\n{tail()}")
+
+
+@contextmanager
+def answering(process: subprocess.Popen, url: str, tail: Callable[[], str], *,
+              route: str = "/health") -> Iterator[None]:
+    """While the API ``process`` answers on ``url``; then it is stopped (terminated, killed after 30 s)."""
+    try:
+        wait_until_answering(process, url, tail, route=route)
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
