@@ -463,6 +463,7 @@ def find_drift_run(airflow_run_id: str, experiment: str, tracking_uri: str | Non
     import mlflow
 
     from genoflow.config import Settings
+    from genoflow.registry.tracking import filter_literal
 
     mlflow.set_tracking_uri(tracking_uri or Settings().mlflow_tracking_uri)
     exp = mlflow.get_experiment_by_name(experiment)
@@ -470,13 +471,9 @@ def find_drift_run(airflow_run_id: str, experiment: str, tracking_uri: str | Non
         return None
     runs = mlflow.search_runs([exp.experiment_id], output_format="list", max_results=1,
                               order_by=["attributes.start_time DESC"],
-                              filter_string=(f"tags.`{TAG_AIRFLOW_RUN_ID}` = '{_quote(airflow_run_id)}' "
+                              filter_string=(f"tags.`{TAG_AIRFLOW_RUN_ID}` = {filter_literal(airflow_run_id)} "
                                              "and attributes.status = 'FINISHED'"))
     return runs[0] if runs else None
-
-
-def _quote(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("'", "\\'")
 
 
 def log_drift_run(report: dict, png: bytes, report_uri: str, monitor: dict, *, run_id: str, git_commit: str,

@@ -14,7 +14,14 @@ import json
 from pathlib import Path
 
 from genoflow.errors import GenoflowError
-from genoflow.registry.tracking import TAG_DATASET_VERSION, TAG_GIT_COMMIT, TAG_MODEL_FAMILY, TAG_RUN_KEY, TAG_TARGET
+from genoflow.registry.tracking import (
+    TAG_DATASET_VERSION,
+    TAG_GIT_COMMIT,
+    TAG_MODEL_FAMILY,
+    TAG_RUN_KEY,
+    TAG_TARGET,
+    filter_literal,
+)
 
 __all__ = ["LineageError", "model_lineage", "dataset_lineage", "format_lineage"]
 
@@ -74,7 +81,7 @@ def _model_version(client, model: str, ref: str):
     try:
         return client.get_model_version(model, ref) if ref.isdigit() else client.get_model_version_by_alias(model, ref)
     except MlflowException:
-        versions = sorted(int(v.version) for v in client.search_model_versions(f"name = '{model}'"))
+        versions = sorted(int(v.version) for v in client.search_model_versions(f"name = {filter_literal(model)}"))
         aliases = ", ".join(f"{a} -> v{v}" for a, v in sorted(registered.aliases.items())) or "none"
         kind = "version" if ref.isdigit() else "alias"
         raise LineageError(f"{model} has no {kind} {ref!r} (versions: {', '.join(map(str, versions)) or 'none'}; "
