@@ -85,6 +85,8 @@ def batch_landing(storage_root: str, cohort_vcf: str, patient_dir: str, params: 
     """
     from urllib.parse import urlparse
 
+    from genoflow.storage.paths import confined_path
+
     layout = cohort_layout(params, target)
     vcf, patients = PurePosixPath(cohort_vcf), PurePosixPath(patient_dir)
     folder = vcf.parent
@@ -95,7 +97,7 @@ def batch_landing(storage_root: str, cohort_vcf: str, patient_dir: str, params: 
     if root.scheme != "file":
         raise GenoflowError(f"the batch is on {storage_root}: cohort_ingest takes a local folder (copy the batch "
                             "into the project, then trigger cohort_ingest with ingest.landing_dir)")
-    return str(Path(root.path) / folder)
+    return str(confined_path(root.path, "monitor.cohort_vcf", folder))
 
 
 def locate_cohort(landing: Path, layout: dict[str, str], fallback: Path | None = None) -> CohortFiles:
@@ -344,6 +346,7 @@ def ingest_cohort(home: str | os.PathLike, landing: str | os.PathLike, params: d
         The project (a DVC repository; a git repository too when ``commit``).
     landing : path
         The landed cohort folder (relative paths are relative to ``home``). It is copied, not moved.
+        It and ``target`` must lie inside ``home`` (:func:`genoflow.storage.paths.confined_path`).
     params : dict
         The pipeline params (their ``preprocess:`` paths give the cohort layout).
     target : str
@@ -368,13 +371,16 @@ def ingest_cohort(home: str | os.PathLike, landing: str | os.PathLike, params: d
     ------
     InputError
         The cohort is invalid: nothing was moved, versioned, pushed or committed.
+    ParamsError
+        ``landing`` or ``target`` is outside ``home`` (an InputError too: not retried).
     """
+    from genoflow.storage.paths import confined_path
     from genoflow.study import StudySettings
     from genoflow.versioning import dvc_remote, dvc_track, dvc_version, git_commit_paths
 
     home = Path(home).resolve()
-    landing = (home / landing).resolve()
-    raw = home / target
+    landing = confined_path(home, "ingest.landing_dir", landing).resolve()
+    raw = confined_path(home, "ingest.target", target)
     _check_request(home, landing, raw, mode, commit)
     remote_name, remote_url = dvc_remote(home, remote)
     layout = cohort_layout(params, target)

@@ -27,6 +27,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from genoflow.errors import ParamsError
 from genoflow.models.estimators import MODEL_FAMILIES, TARGET_TYPES
+from genoflow.storage.paths import relative_name
 
 __all__ = ["Params", "Preprocess", "Features", "Train", "Promote", "Mlflow", "Ingest", "Monitor", "Study",
            "SECTIONS", "validate_params", "validate_section"]
@@ -35,6 +36,8 @@ Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 Probability = Annotated[float, Field(gt=0.0, le=1.0)]
 Count = Annotated[int, Field(ge=0)]
 Name = Annotated[str, StringConstraints(min_length=1)]
+# A path under the project or the storage root: no '..' (run conf sets these; genoflow.storage.paths).
+RelativePath = Annotated[str, StringConstraints(min_length=1), AfterValidator(relative_name)]
 Family = Literal[MODEL_FAMILIES]  # type: ignore[valid-type]  # the tuple's values, one home
 TargetType = Literal[TARGET_TYPES]  # type: ignore[valid-type]
 
@@ -64,17 +67,17 @@ class Preprocess(_Section):
     """VCF to genotype table, QC thresholds (plink2's flags in comments of params.yaml)."""
 
     input: Literal["auto", "vcf", "reads"] = "auto"  # genoflow.reads.inputs.resolve_input
-    vcf: Name | None = "raw/cohort.vcf.gz"  # null: a cohort of reads only
-    reference_fasta: Name | None = "raw/reference_genome/genome_sequence.fasta"  # null: no REF check
-    annotations_gff: Name | None = "raw/reference_genome/genome_annotations.gff"  # null: no burden features
-    patient_dir: Name | None = "raw/patient_data"
+    vcf: RelativePath | None = "raw/cohort.vcf.gz"  # null: a cohort of reads only
+    reference_fasta: RelativePath | None = "raw/reference_genome/genome_sequence.fasta"  # null: no REF check
+    annotations_gff: RelativePath | None = "raw/reference_genome/genome_annotations.gff"  # null: no burden features
+    patient_dir: RelativePath | None = "raw/patient_data"
     min_call_rate: Fraction = 0.95
     min_maf: Annotated[float, Field(ge=0.0, le=0.5)] = 0.01
     min_hwe_p: Fraction = 1.0e-6
     max_sample_missingness: Fraction = 0.05
     max_het_sd: Annotated[float, Field(gt=0.0)] = 4.0
     vcf_layout: Literal["cohort", "per_patient"] = "cohort"
-    patient_vcf: Name = "genome_variants.vcf.gz"
+    patient_vcf: RelativePath = "genome_variants.vcf.gz"
     vcf_min_gq: Count = 0
     vcf_min_dp: Count = 0
 
@@ -161,8 +164,8 @@ class Mlflow(_Section):
 class Ingest(_Section):
     """dags/cohort_ingest.py and the training DAG's schedule."""
 
-    landing_dir: Name = "data/incoming/latest"
-    target: Name = "data/raw"
+    landing_dir: RelativePath = "data/incoming/latest"
+    target: RelativePath = "data/raw"
     mode: Literal["replace", "append"] = "replace"
     remote: Name | None = None
     commit: bool = True
@@ -174,8 +177,8 @@ class Monitor(_Section):
     """dags/drift_monitor.py and jobs/drift.py."""
 
     schedule: Name | None = "@daily"
-    cohort_vcf: Name = "incoming/latest/cohort.vcf.gz"
-    patient_dir: Name = "incoming/latest/patient_data"
+    cohort_vcf: RelativePath = "incoming/latest/cohort.vcf.gz"
+    patient_dir: RelativePath = "incoming/latest/patient_data"
     target: Name = "disease_status"
     model_name_prefix: Name = "genoflow"
     experiment: Name = "drift_monitor"
@@ -191,8 +194,8 @@ class Monitor(_Section):
 class Study(_Section):
     """The cohort's phenotype tables, targets and covariate handling (decision 0011)."""
 
-    phenotypes: Name | None = None  # null: per-patient <preprocess.patient_dir>/<id>/clinical_data.csv
-    covariates_file: Name | None = None
+    phenotypes: RelativePath | None = None  # null: per-patient <preprocess.patient_dir>/<id>/clinical_data.csv
+    covariates_file: RelativePath | None = None
     id_column: Name = "patient_id"
     targets: Annotated[dict[Name, TargetType], Field(min_length=1)] = {"disease_status": "binary",
                                                                        "treatment_response": "binary"}

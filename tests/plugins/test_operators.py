@@ -109,6 +109,11 @@ def test_promote__bad_params_fail_the_task_once(home):
 @pytest.mark.parametrize(("conf", "expected"), [
     ({"ingest": {"mode": "merge"}}, r"^invalid params: run conf: ingest\.mode: must be 'replace' or 'append'"),
     ({"ingest": {"landing_dir": "data/incoming/none"}}, r"^invalid cohort: .*data/incoming/none"),
+    # Paths from run conf stay in the project (decision 0019).
+    ({"ingest": {"landing_dir": "../elsewhere"}}, r"^invalid params: run conf: ingest\.landing_dir: '\.\./elsewhere' "
+                                                   r"has a '\.\.' component"),
+    ({"ingest": {"target": "/etc/genoflow"}}, r"^invalid cohort: params: ingest\.target: '/etc/genoflow' is "
+                                               r"/etc/genoflow, outside /"),
 ])
 def test_ingest__bad_conf_or_cohort_fails_the_task_once(home, conf, expected):
     from airflow.sdk.exceptions import AirflowFailException

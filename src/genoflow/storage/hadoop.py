@@ -49,7 +49,11 @@ class HadoopStorage:
         self._contexts = {}  # FileContext per scheme://authority (each one holds its own HDFS client)
 
     def uri(self, *parts: str) -> str:
-        """The URI of ``parts`` joined under the root."""
+        """The URI of ``parts`` joined under the root; InputError when a part would leave it (``..``)."""
+        from genoflow.storage.paths import check_relative_uri_part
+
+        for part in parts:
+            check_relative_uri_part(self.root, part)
         return "/".join([self.root, *(p.strip("/") for p in parts)])
 
     def _path(self, uri: str):
