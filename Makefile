@@ -110,6 +110,9 @@ data/raw: | $(STAMP)
 
 demo-data: data/raw  ## simulate the demo cohort into data/ (once)
 
+# The demo cohorts and benchmarks are simulated: their pseudonyms may use the public demo key (decision 0018).
+demo demo-reads bench bench-biobank bench-reads: export GENOFLOW_ALLOW_DEMO_KEY = 1
+
 demo: $(STAMP) $(CODEC_JAR) $(JVM_ARCHIVE) data/raw airflow-db  ## run the genomic_risk_training DAG through Airflow on the demo cohort
 	@start=$$(date +%s); \
 	airflow dags test genomic_risk_training > $(AIRFLOW_HOME)/demo-run.log 2>&1; rc=$$?; \

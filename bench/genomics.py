@@ -326,6 +326,7 @@ def _genoflow_env(work: Path) -> dict:
                SPARK_LOCAL_IP="127.0.0.1", PYTHONPATH=os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")]),
                MLFLOW_TRACKING_URI=f"sqlite:///{work / 'mlflow.db'}",
                GENOFLOW_ARTIFACT_ROOT=(work / "mlartifacts").as_uri(),
+               GENOFLOW_ALLOW_DEMO_KEY="1",  # simulated cohorts: the demo pseudonym key is fine (decision 0018)
                PATH=os.pathsep.join([str(Path(python).parent), env.get("PATH", "")]))
     return env
 

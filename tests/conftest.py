@@ -16,6 +16,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "plugins"))
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+# Tests pseudonymise simulated cohorts: the demo key is allowed (decision 0018); jobs and Airflow inherit it.
+os.environ.setdefault("GENOFLOW_ALLOW_DEMO_KEY", "1")
 
 
 def build_bgzf_codec() -> None:

@@ -15,6 +15,7 @@ import numpy as np
 
 from genoflow.features.scores import ScoreBlock
 from genoflow.genotypes import variant_label
+from genoflow.privacy import BANDED_COVARIATES, band_midpoint
 
 __all__ = ["FeatureSpec", "fit_covariates", "encode_covariates", "covariate_columns"]
 
@@ -41,7 +42,8 @@ def fit_covariates(samples, names: list[str], categorical: list[str], is_train: 
     -------
     list of dict
         ``{"name", "kind": "numeric"|"categorical", "levels", "reference", "fill"}`` per covariate, and
-        for a numeric one ``min``/``max``, its training rows' range (None when they have no value).
+        for a numeric one ``min``/``max``, its training rows' range (None when they have no value), and
+        ``band`` for one of :data:`genoflow.privacy.BANDED_COVARIATES`: scoring bands its value likewise.
         ``levels``: every level seen (all rows: no labels involved), sorted; ``reference``: the most
         frequent training level, ties by sorted order.
     """
@@ -62,12 +64,17 @@ def fit_covariates(samples, names: list[str], categorical: list[str], is_train: 
                         "reference": reference, "fill": reference if missing == "impute" else None})
         else:
             numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)[np.asarray(is_train)]
+            band = BANDED_COVARIATES.get(name)  # the sample table holds band midpoints (decision 0018)
+            numbers = band_midpoint(numbers, band) if band else numbers
             mean = float(np.nanmean(numbers)) if np.isfinite(numbers).any() else 0.0
             finite = numbers[np.isfinite(numbers)]
-            # The training range: serving refuses values far outside it (genoflow.serving.patients).
-            low, high = (float(finite.min()), float(finite.max())) if finite.size else (None, None)
+            # The training range (a banded column's: its bands' edges): serving refuses values far outside it
+            # (genoflow.serving.patients).
+            half = band / 2 if band else 0.0
+            low, high = (float(finite.min()) - half, float(finite.max()) + half) if finite.size else (None, None)
             out.append({"name": name, "kind": "numeric", "levels": [], "reference": None,
-                        "fill": mean if missing == "impute" else None, "min": low, "max": high})
+                        "fill": mean if missing == "impute" else None, "min": low, "max": high,
+                        **({"band": band} if band else {})})
     return out
 
 
@@ -127,6 +134,8 @@ def _covariate_value(c: dict, value):
         number = float(value)
     except (TypeError, ValueError):
         raise ValueError(f"covariate {c['name']!r}: expected a number, found {value!r}") from None
+    if c.get("band") and math.isfinite(number):  # banded in training: band what a clinician sends the same way
+        number = float(band_midpoint(number, c["band"]))
     return number if math.isfinite(number) else None
 
 

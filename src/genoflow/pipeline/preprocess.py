@@ -6,7 +6,8 @@ reference FASTA (REF check), the GFF3 annotations (genes) and each patient's FAS
 study checks (:func:`genoflow.study.build_study`) run before any Spark job. Writes one committed folder:
 
 ``genotypes/``  variant-major Parquet genotype table (see :mod:`genoflow.genotypes`)
-``samples/``    one row per sample: pseudonym, sample QC, read QC, the study's typed columns
+``samples/``    one row per sample, sorted by pseudonym like the genotypes' dosages (decision 0018):
+                pseudonym, sample QC, read QC, the study's typed columns (age in 5-year bands)
 ``study.json``  each study column's role, type, levels and missing count
 ``qc_summary.json``  counts a person reads first, what was skipped, the study's counts
 
@@ -41,7 +42,8 @@ from genoflow.pipeline.vcf_ingest import (
     patient_vcf_uris,
     read_vcf_header,
 )
-from genoflow.pseudonym import pseudonymise
+from genoflow.privacy import coarsen_study_columns
+from genoflow.pseudonym import pseudonym_order, pseudonymise
 
 __all__ = ["run_preprocess", "GENOTYPE_SCHEMA_DDL", "check_sample_sets", "parse_patient_clinical", "load_study",
            "read_reference", "read_genes_file",
@@ -100,10 +102,13 @@ def run_preprocess(spark, storage, output, params: dict, pseudonym_key: str, cal
     parsed = spark.read.parquet(parsed_uri)
     if parsed.limit(1).count() == 0:
         raise InputError(vcf_uri, "no variant records after the header")
-    sample_qc, qc_counts = run_cohort_qc(parsed, genotypes_uri, header.samples, study, p, budget=budget)
+    # Every table stores samples sorted by pseudonym, never in the VCF's (raw id) order (decision 0018).
+    order = pseudonym_order(header.samples, pseudonym_key)
+    sample_qc, qc_counts = run_cohort_qc(parsed, genotypes_uri, header.samples, study, p, budget=budget,
+                                         order=order)
     storage.delete(parsed_uri)
     read_qc = load_read_qc(spark, patient_uri) if patient_uri and storage.exists(patient_uri) else {}
-    samples = build_sample_table(header.samples, study, sample_qc, read_qc, p, pseudonym_key)
+    samples = build_sample_table([header.samples[i] for i in order], study, sample_qc, read_qc, p, pseudonym_key)
     spark.createDataFrame(samples).coalesce(1).write.parquet(output.path("samples"))
     output.write_json("study.json", study.summary())
 
@@ -321,10 +326,12 @@ def load_read_qc(spark, patient_uri: str) -> dict[str, dict]:
 
 
 def run_cohort_qc(parsed, genotypes_uri: str, vcf_samples, study, p: dict, *,
-                  budget: int | None = None) -> tuple[dict, dict]:
+                  budget: int | None = None, order=None) -> tuple[dict, dict]:
     """plink2-order QC of the parsed table (see the module docstring); writes ``genotypes_uri``.
 
-    Returns the per-sample QC arrays (for :func:`build_sample_table`) and the counts of
+    ``order``: the written table's dosages hold the parsed table's samples in this order (positions in
+    ``vcf_samples``; :func:`genoflow.pseudonym.pseudonym_order`), default as parsed. Returns the per-sample
+    QC arrays in the written order (for :func:`build_sample_table`) and the counts of
     ``qc_summary.json``: samples failing each check, variants failing each filter (a variant can
     fail several), and the order the filters ran in.
     """
@@ -337,6 +344,11 @@ def run_cohort_qc(parsed, genotypes_uri: str, vcf_samples, study, p: dict, *,
     t = QcThresholds.from_params(p)
     male, sex_known = sex_arrays(study, vcf_samples)
     mind = sample_missingness(parsed, male, t, budget=budget)
+    if order is not None:  # --mind is per sample: count in the parsed order, then reorder its arrays
+        order = np.asarray(order, dtype=np.int64)
+        parsed = reorder_dosages(parsed, order)
+        male, sex_known = male[order], sex_known[order]
+        mind = {k: v[order] if isinstance(v, np.ndarray) and v.shape == (len(order),) else v for k, v in mind.items()}
     with session_conf(parsed.sparkSession, arrow_batch_conf(len(vcf_samples), QC_BYTES_PER_VALUE, budget)):
         apply_variant_filters(parsed, male, mind, t).write.parquet(genotypes_uri)
     genotypes = parsed.sparkSession.read.parquet(genotypes_uri)
@@ -358,6 +370,26 @@ def run_cohort_qc(parsed, genotypes_uri: str, vcf_samples, study, p: dict, *,
                      "--het outliers (max_het_sd) and --check-sex, variants passing"],
     })
     return {**mind, **f_stats}, counts
+
+
+def reorder_dosages(genotypes, order: np.ndarray):
+    """``genotypes`` (lazily) with each row's ``dosages`` holding the samples at positions ``order``, in that order."""
+    import pyarrow as pa
+
+    if np.array_equal(order, np.arange(len(order))):
+        return genotypes
+
+    def reorder(batches):
+        for batch in batches:
+            i = batch.schema.get_field_index("dosages")
+            column = batch.column(i)
+            values = [None if row is None else np.frombuffer(row, dtype=np.int8)[order].tobytes()
+                      for row in column.to_pylist()]
+            arrays = list(batch.columns)
+            arrays[i] = pa.array(values, type=column.type)
+            yield pa.RecordBatch.from_arrays(arrays, schema=batch.schema)
+
+    return genotypes.mapInArrow(reorder, genotypes.schema)
 
 
 def sex_arrays(study, vcf_samples) -> tuple[np.ndarray, np.ndarray]:
@@ -391,7 +423,9 @@ def compute_sample_qc(genotypes, n_samples: int) -> dict[str, np.ndarray]:
 
 
 def build_sample_table(vcf_samples, study, sample_qc, read_qc, p: dict, pseudonym_key: str):
-    """One row per VCF sample, raw ids replaced by pseudonyms; the only sample table downstream sees.
+    """One row per sample of ``vcf_samples`` (in the genotype table's column order), raw ids replaced by
+    pseudonyms, quasi-identifiers coarsened (:func:`genoflow.privacy.coarsen_study_columns`); the only
+    sample table downstream sees.
 
     Columns (decision 0011): ``sample_index, pid``, the sample-QC columns, the read-QC columns (null
     without FASTQ), then the study's columns (:class:`genoflow.study.Study`: targets and numeric
@@ -422,5 +456,6 @@ def build_sample_table(vcf_samples, study, sample_qc, read_qc, p: dict, pseudony
     reads = pd.DataFrame([read_qc.get(patient, {}) for patient in vcf_samples], columns=list(READ_QC_COLUMNS))
     frame = pd.concat([frame, reads.astype("float64")], axis=1)
     frame["n_reads"] = reads["n_reads"].astype("Int64")
-    study_columns = study.frame.reindex(list(vcf_samples)).reset_index(drop=True)
+    # Quasi-identifiers coarsened where no model needs more (age in 5-year bands; decision 0018).
+    study_columns = coarsen_study_columns(study.frame.reindex(list(vcf_samples)).reset_index(drop=True))
     return pd.concat([frame, study_columns], axis=1)

@@ -106,6 +106,9 @@ def _run(step: str, args, params: dict) -> int:
     from genoflow.spark import get_spark
     from genoflow.storage import HadoopStorage
 
+    settings = Settings()
+    if step == "preprocess":
+        settings.checked_pseudonym_key()  # refuse a weak key before Spark starts (decision 0018)
     key = run_key(args.dataset_version, params)
     spark = get_spark(f"genoflow-{step}-{key}")
     storage = HadoopStorage(spark, args.storage_root)
@@ -135,6 +138,7 @@ def _run(step: str, args, params: dict) -> int:
         result = _call_step(step, spark, storage, output, upstream, params, args)
         output.write_json("inputs.json", {
             "step": step, "run_key": key, "dataset_version": args.dataset_version,
+            "pseudonym_key_fingerprint": settings.pseudonym_fingerprint,  # never the key itself
             "git_commit": args.git_commit, "storage_root": args.storage_root,
             "upstream": upstream, "params": params, "seconds": round(time.time() - started, 1),
         })
@@ -169,9 +173,11 @@ def _call_step(step, spark, storage, output, upstream, params, args):
         from genoflow.pipeline.preprocess import run_preprocess
 
         settings = Settings()
-        if settings.uses_demo_pseudonym_key:
-            log.warning("GENOFLOW_PSEUDONYM_KEY is not set: using the demo key; set a secret key for real patients")
-        return run_preprocess(spark, storage, output, params, settings.pseudonym_key, calls_uri=upstream.get("call"))
+        key = settings.checked_pseudonym_key()
+        if settings.pseudonym_key_weakness:
+            log.warning("GENOFLOW_PSEUDONYM_KEY %s; allowed because GENOFLOW_ALLOW_DEMO_KEY=1 (demo data only)",
+                        settings.pseudonym_key_weakness)
+        return run_preprocess(spark, storage, output, params, key, calls_uri=upstream.get("call"))
     if step == "features":
         from genoflow.pipeline.features import run_features
 

@@ -26,7 +26,8 @@ def test_fit_fill__training_rows_only():
 def test_transform__one_patient_dict_matches_table_rows():
     s = spec()
     one = s.transform({"age": [55], "sex": ["male"], "v_chr22_20_C_T": [1]})  # no read QC, one dosage missing
-    np.testing.assert_array_equal(one, [[55.0, 0.0, 32.0, 1.0, 1.0]])  # reference M: training has 2 M, 1 F
+    # reference M: training has 2 M, 1 F; age in 5-year bands (decision 0018): 55 -> 57.5, 55-59's midpoint
+    np.testing.assert_array_equal(one, [[57.5, 0.0, 32.0, 1.0, 1.0]])
     assert s.names == ["age", "sex=F", "mean_phred", "v_chr22_10_A_G", "v_chr22_20_C_T"]
 
 
