@@ -1,4 +1,4 @@
-"""The ``genoflow`` command line: demo data, dataset versions, run summaries, model lineage."""
+"""The ``genoflow`` command line: demo data, dataset versions, run summaries, model lineage, storage gc."""
 
 from __future__ import annotations
 
@@ -84,6 +84,25 @@ def _dvc(args) -> int:
     return dvc_main(args.dvc_args)
 
 
+def _gc(args) -> int:
+    from genoflow.spark import get_spark
+    from genoflow.storage import HadoopStorage
+    from genoflow.storage.janitor import collect_garbage
+
+    root = args.root or Settings().storage_root
+    storage = HadoopStorage(get_spark("genoflow-gc", {"spark.master": "local[1]", "spark.ui.enabled": "false"}),
+                            root)
+    entries = collect_garbage(storage, older_than_s=args.older_than, under=args.under or ["steps"],
+                              dry_run=args.dry_run)
+    for entry in entries:
+        verb = ("would remove" if args.dry_run else "removed") if entry.remove else "kept"
+        print(f"{verb} {entry.uri} ({entry.reason})")
+    removed = sum(entry.remove for entry in entries)
+    print(f"{'would remove' if args.dry_run else 'removed'} {removed} of {len(entries)} temporary entries under "
+          f"{root}/{{{','.join(args.under or ['steps'])}}}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="genoflow", description=__doc__)
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -146,6 +165,20 @@ def build_parser() -> argparse.ArgumentParser:
     lineage.add_argument("--target", default="data/raw", help="DVC-tracked raw cohort (default: %(default)s)")
     lineage.add_argument("--remote", default=None, help="DVC remote (default: the repository's default remote)")
     lineage.set_defaults(func=_lineage)
+
+    from genoflow.storage.janitor import parse_duration
+
+    gc = verbs.add_parser("gc", help="remove the temporary folders that killed runs left under the storage root",
+                          description="Remove <output>.tmp-* folders and files under the storage root that no live "
+                          "attempt is writing: not changed for --older-than, and whose writer (host and pid, in the "
+                          "name) is not running on this host. Walks only --under, never into committed outputs.")
+    gc.add_argument("--older-than", type=parse_duration, default="6h", metavar="DURATION",
+                    help="keep entries changed more recently than this: 90m, 6h, 2d (default: %(default)s)")
+    gc.add_argument("--dry-run", action="store_true", help="list what would be removed; remove nothing")
+    gc.add_argument("--root", default=None, help="storage root URI (default: GENOFLOW_STORAGE_ROOT)")
+    gc.add_argument("--under", action="append", default=None, metavar="PATH",
+                    help="a folder under the root to clean, repeatable (default: steps)")
+    gc.set_defaults(func=_gc)
 
     dvc = verbs.add_parser("dvc", help="DVC's own command line, e.g. `genoflow dvc push` (atomic WebHDFS uploads)",
                            description="Run `dvc ARGS...` in the project with the GENOFLOW_DVC_REMOTE_URL remote "

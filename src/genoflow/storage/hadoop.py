@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import socket
 import uuid
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-__all__ = ["HadoopStorage", "StepOutput", "attempt_tag"]
+__all__ = ["HadoopStorage", "StepOutput", "TempOwner", "attempt_tag", "temp_uri", "temp_owner"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,47 @@ def attempt_tag(environ: dict[str, str] | None = None) -> str:
 
 def _name_safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)[:80]
+
+
+# <final>.tmp-<tag>-<random>[.host-<host>.pid<pid>] (names without the owner are from before decision 0019)
+_TEMP_NAME = re.compile(r"(?P<final>.+?)\.tmp-(?P<tag>.+?)-(?P<nonce>[0-9a-f]{8})"
+                        r"(?:\.host-(?P<host>[A-Za-z0-9_.-]+)\.pid(?P<pid>\d+))?")
+_OWNER_SUFFIX = r"(?:\.host-[A-Za-z0-9_.-]+\.pid\d+)?"
+
+
+def temp_uri(final_uri: str, tag: str, *, host: str | None = None, pid: int | None = None) -> str:
+    """A temporary sibling of ``final_uri`` for one attempt: ``<final>.tmp-<tag>-<random>.host-<host>.pid<pid>``.
+
+    The random part keeps concurrent attempts apart; the host and pid of the writing process let
+    ``genoflow gc`` (:mod:`genoflow.storage.janitor`) keep a live attempt's folder and remove what a
+    killed run left (decision 0019).
+    """
+    host = _name_safe(host or socket.gethostname())
+    pid = os.getpid() if pid is None else pid
+    return f"{final_uri}{TMP_INFIX}{_name_safe(tag)}-{uuid.uuid4().hex[:8]}.host-{host}.pid{pid}"
+
+
+class TempOwner:
+    """Who wrote a temporary entry, read back from its name: ``host`` and ``pid`` (None when not named)."""
+
+    def __init__(self, tag: str, host: str | None, pid: int | None):
+        self.tag, self.host, self.pid = tag, host, pid
+
+
+def temp_owner(name: str) -> TempOwner | None:
+    """The owner named in a temporary entry's ``name`` (:func:`temp_uri`), or None when it is not one.
+
+    A name from before owners were recorded gives ``host=None``; its pid too, unless the tag was
+    ``pid<n>`` or the bare pid of :meth:`~genoflow.storage.RangedFile.write_atomic`.
+    """
+    match = _TEMP_NAME.fullmatch(name)
+    if match is None:
+        return None
+    tag, host, pid = match.group("tag"), match.group("host"), match.group("pid")
+    if pid is None and host is None:
+        legacy = re.fullmatch(r"(?:pid)?(\d+)", tag)  # the process id, but on which host is unknown
+        pid = legacy.group(1) if legacy else None
+    return TempOwner(tag, host, int(pid) if pid is not None else None)
 
 
 class HadoopStorage:
@@ -104,6 +146,16 @@ class HadoopStorage:
         statuses = self._fs(uri).listStatus(self._path(uri))
         return sorted(str(s.getPath().getName()) for s in statuses)
 
+    def list_status(self, uri: str) -> list[tuple[str, bool, int]]:
+        """``(name, is_folder, mtime in ms)`` of each entry directly under ``uri`` (sorted by name)."""
+        statuses = self._fs(uri).listStatus(self._path(uri))
+        return sorted((str(s.getPath().getName()), bool(s.isDirectory()), int(s.getModificationTime()))
+                      for s in statuses)
+
+    def mtime(self, uri: str) -> int:
+        """The modification time of a file or folder, in ms since the epoch."""
+        return int(self._fs(uri).getFileStatus(self._path(uri)).getModificationTime())
+
     def identity(self, uri: str) -> dict:
         """What identifies a file's or folder's current content cheaply: size, file count, mtime."""
         fs, path = self._fs(uri), self._path(uri)
@@ -157,7 +209,7 @@ class HadoopStorage:
         """
         if self.exists(uri):
             return False
-        tmp = f"{uri}{TMP_INFIX}{attempt_tag()}-{uuid.uuid4().hex[:8]}"
+        tmp = temp_uri(uri, attempt_tag())
         try:
             self._fs(tmp).copyFromLocalFile(False, True, self._path(os.path.abspath(local_path)), self._path(tmp))
             if self.rename(tmp, uri):
@@ -178,17 +230,17 @@ class HadoopStorage:
         """Write a step's output into a temporary sibling and commit it by rename.
 
         Yields a :class:`StepOutput` whose ``uri`` is the temporary folder, unique to this attempt
-        (``<final>.tmp-<run id>-try<n>-<random>``), so concurrent runs never write into each
-        other's folders. The folder is created first: a read-only or unreachable storage fails the
-        step before any work. On success a ``_SUCCESS`` marker is written last and the folder is
-        renamed to ``final_uri`` in one atomic step; on any error it is deleted, so nothing
-        half-written is left behind (if the storage refuses even that, the next try of the same
+        (``<final>.tmp-<run id>-try<n>-<random>.host-<host>.pid<pid>``, :func:`temp_uri`), so concurrent
+        runs never write into each other's folders. The folder is created first: a read-only or
+        unreachable storage fails the step before any work. On success a ``_SUCCESS`` marker is
+        written last and the folder is renamed to ``final_uri`` in one atomic step; on any error it
+        is deleted, so nothing half-written is left behind (if the storage refuses even that, the next try of the same
         run removes it). If another run committed the same ``final_uri`` meanwhile (same inputs
         and params, so the same content), that output wins. ``attempt`` overrides :func:`attempt_tag`.
         """
         tag = _name_safe(attempt) if attempt else attempt_tag()
         self._remove_earlier_tries(final_uri, tag)
-        tmp_uri = f"{final_uri}{TMP_INFIX}{tag}-{uuid.uuid4().hex[:8]}"
+        tmp_uri = temp_uri(final_uri, tag)
         output = StepOutput(self, tmp_uri)
         try:
             self.mkdirs(tmp_uri)
@@ -220,7 +272,7 @@ class HadoopStorage:
             return
         prefix = f"{name}{TMP_INFIX}{match.group(1)}-try"
         for entry in self.list(parent):
-            earlier = re.fullmatch(re.escape(prefix) + r"(\d+)-[0-9a-f]+", entry)
+            earlier = re.fullmatch(re.escape(prefix) + r"(\d+)-[0-9a-f]+" + _OWNER_SUFFIX, entry)
             if earlier and int(earlier.group(1)) < int(match.group(2)):
                 log.info("removing %s/%s left by an earlier try of this run", parent, entry)
                 self.delete(f"{parent}/{entry}")

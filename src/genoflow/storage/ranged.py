@@ -10,12 +10,13 @@ it; the file or the HTTP client is opened lazily, once per process, where it is 
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
+
+from genoflow.storage.hadoop import temp_uri
 
 __all__ = ["RangedFile", "webhdfs_address"]
 
@@ -108,7 +109,7 @@ class RangedFile:
 
     def write_atomic(self, data: bytes) -> None:
         """Write the file by temp + rename, so a reader sees all of it or nothing; an existing file is replaced."""
-        tmp = f"{self.path}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        tmp = temp_uri(self.path, f"pid{os.getpid()}")  # its owner named, for genoflow gc
         if self.is_local:
             os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
             with open(tmp, "wb") as out:
