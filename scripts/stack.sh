@@ -60,6 +60,8 @@ export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="${AIRFLOW__CORE__EXECUTION_API_S
 # key is generated once into .genoflow/serving-api-key unless GENOFLOW_API_KEYS is set).
 export GENOFLOW_SERVING_HOST="${GENOFLOW_SERVING_HOST:-$HOST}"
 export GENOFLOW_SERVING_PORT="${GENOFLOW_SERVING_PORT:-$SERVING_PORT}"
+# This stack's status check (/ready) and config/prometheus/prometheus.yml (/metrics) send no key.
+export GENOFLOW_SERVING_PUBLIC_ROUTES="${GENOFLOW_SERVING_PUBLIC_ROUTES:-health,ready,metrics}"
 API_KEY_FILE="$GENOFLOW_HOME/.genoflow/serving-api-key"
 
 AIRFLOW_SERVICES=(api-server scheduler dag-processor triggerer)

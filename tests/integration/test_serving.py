@@ -52,7 +52,8 @@ def api(project, first_run, tmp_path_factory):
     port = _free_port()
     log = tmp_path_factory.mktemp("serving") / "api.log"
     env = {**project.env, "MLFLOW_TRACKING_URI": project.tracking_uri, "GENOFLOW_API_KEYS": API_KEY,
-           "GENOFLOW_SERVING_POLL_SECONDS": "0"}  # alias moves are picked up by /admin/reload here
+           "GENOFLOW_SERVING_POLL_SECONDS": "0",  # alias moves are picked up by /admin/reload here
+           "GENOFLOW_SERVING_PUBLIC_ROUTES": "health,ready,metrics"}  # read below without a key
     with open(log, "w") as out:
         process = subprocess.Popen([sys.executable, "-m", "genoflow.serving", "--port", str(port)],
                                    cwd=project.root, env=env, stdout=out, stderr=subprocess.STDOUT)

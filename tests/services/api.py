@@ -1,7 +1,9 @@
-"""Waiting for a model API process started by a test (tests/integration/test_serving.py, test_api_bombs.py)."""
+"""Waiting for a model API process started by a test (tests/integration/test_serving.py, test_api_bombs.py,
+test_api_audit.py)."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -9,6 +11,13 @@ from contextlib import contextmanager
 
 import httpx
 import pytest
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback interface now (for a test's API process to listen on)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def wait_until_answering(process, url: str, tail: Callable[[], str], *, route: str = "/health") -> None:

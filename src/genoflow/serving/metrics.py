@@ -1,4 +1,5 @@
-"""Prometheus metrics and the one log line per request (route, status, latency, model; no payload)."""
+"""Prometheus metrics and the one log line per request (route, status, latency, model, caller, request id;
+no payload)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ import time
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-__all__ = ["Metrics", "RequestMetricsMiddleware", "MODEL_STATE_KEY"]
+from genoflow.serving.auth import caller_of
+
+__all__ = ["Metrics", "RequestMetricsMiddleware", "MODEL_STATE_KEY", "REQUEST_ID_STATE_KEY"]
 
 log = logging.getLogger("genoflow.serving.access")
 
 MODEL_STATE_KEY = "genoflow_model"  # request.state attribute a route sets to "<name>/v<version>"
+REQUEST_ID_STATE_KEY = "genoflow_request_id"  # set by genoflow.serving.audit.AuditMiddleware
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 RISK_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
 
@@ -90,5 +94,7 @@ class RequestMetricsMiddleware:
                 route = scope["path"] if scope["path"] in self.known_paths else "<unmatched>"
             self.metrics.requests.labels(route, scope["method"], str(status)).inc()
             self.metrics.latency.labels(route).observe(elapsed)
-            model = scope.get("state", {}).get(MODEL_STATE_KEY, "-")
-            log.info("%s %s %d %.2fms model=%s", scope["method"], route, status, elapsed * 1000, model)
+            state = scope.get("state", {})
+            log.info("%s %s %d %.2fms model=%s caller=%s request_id=%s", scope["method"], route, status,
+                     elapsed * 1000, state.get(MODEL_STATE_KEY, "-"), caller_of(scope),
+                     state.get(REQUEST_ID_STATE_KEY, "-"))

@@ -6,10 +6,12 @@ import math
 import posixpath
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.datastructures import UploadFile
 
-from genoflow.serving.auth import require_api_key
+from genoflow.serving.audit import SUBJECTS_STATE_KEY
+from genoflow.serving.auth import key_unless_public, require_api_key
 from genoflow.serving.errors import InputProblem
 from genoflow.serving.limits import ScoringSlots
 from genoflow.serving.metrics import MODEL_STATE_KEY
@@ -23,6 +25,12 @@ __all__ = ["router"]
 router = APIRouter()
 protected = [Depends(require_api_key)]
 
+
+def key_unless(name: str) -> list:
+    """A route an operator may open without a key (``GENOFLOW_SERVING_PUBLIC_ROUTES``)."""
+    return [Depends(key_unless_public(name))]
+
+
 VCF_FORM = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["vcf"],
     "properties": {
@@ -34,13 +42,13 @@ VCF_FORM = {"requestBody": {"required": True, "content": {"multipart/form-data":
 }}}}}
 
 
-@router.get("/health")
+@router.get("/health", dependencies=key_unless("health"))
 async def health() -> dict:
     """The process is up (liveness)."""
     return {"status": "ok"}
 
 
-@router.get("/ready")
+@router.get("/ready", dependencies=key_unless("ready"))
 async def ready(request: Request) -> JSONResponse:
     """200 once every served target has a model; 503 (with what is missing, and why when the registry says) before."""
     store = request.app.state.store
@@ -51,11 +59,28 @@ async def ready(request: Request) -> JSONResponse:
     return JSONResponse(body, status_code=503 if missing else 200)
 
 
-@router.get("/metrics")
+@router.get("/metrics", dependencies=key_unless("metrics"))
 async def metrics(request: Request) -> Response:
     """Prometheus exposition: request counts and latency by route, risks served, model versions."""
     content, content_type = request.app.state.metrics.render()
     return Response(content, media_type=content_type)
+
+
+# FastAPI's documentation routes, here so that they follow the key like any other ("docs" makes them public).
+# Behind a key, a browser's /docs page cannot fetch /openapi.json; use curl with the key, or make "docs" public.
+@router.get("/openapi.json", dependencies=key_unless("docs"), include_in_schema=False)
+async def openapi(request: Request) -> JSONResponse:
+    return JSONResponse(request.app.openapi())
+
+
+@router.get("/docs", dependencies=key_unless("docs"), include_in_schema=False)
+async def swagger_ui(request: Request) -> HTMLResponse:
+    return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{request.app.title} - docs")
+
+
+@router.get("/redoc", dependencies=key_unless("docs"), include_in_schema=False)
+async def redoc(request: Request) -> HTMLResponse:
+    return get_redoc_html(openapi_url="/openapi.json", title=f"{request.app.title} - ReDoc")
 
 
 @router.get("/models", dependencies=protected)
@@ -76,8 +101,9 @@ async def models(request: Request) -> dict:
 async def predict(body: PredictRequest, request: Request) -> dict:
     """Risk (or predicted value) of one patient from covariates and genotype dosages (JSON)."""
     model = _model(request, body.target)
-    result = await _slots(request).run(predict_one, model, PatientValues(body.covariates, body.genotypes),
-                                       ignore_unknown=body.ignore_unknown)
+    patient = PatientValues(body.covariates, body.genotypes)
+    _note_subjects(request, [patient])
+    result = await _slots(request).run(predict_one, model, patient, ignore_unknown=body.ignore_unknown)
     _observe(request, model, [result])
     return result
 
@@ -92,8 +118,8 @@ async def predict_batch(body: BatchRequest, request: Request) -> dict:
                             "(GENOFLOW_SERVING_MAX_BATCH)"], status=413)
     model = _model(request, body.target)
     patients = [PatientValues(p.covariates, p.genotypes) for p in body.patients]
-    result = await _slots(request).run(predict_many, model, patients, [p.id for p in body.patients],
-                                       ignore_unknown=body.ignore_unknown)
+    result = await _slots(request).run(_score_batch, request, model, patients, [p.id for p in body.patients],
+                                       body.ignore_unknown)
     _observe(request, model, result["predictions"])
     return result
 
@@ -118,7 +144,7 @@ async def predict_vcf(request: Request) -> dict:
         categorical = {c.name for c in model.covariates if c.kind == "categorical"}
         covariates = {k: _form_value(v, text_value=k in categorical) for k, v in fields.items()}
         # The spooled upload is read in the worker thread, streamed through the caps, never whole.
-        result = await _slots(request).run(_score_vcf, model, upload.file, source, covariates, ignore_unknown,
+        result = await _slots(request).run(_score_vcf, request, model, upload.file, source, covariates, ignore_unknown,
                                            VcfCaps.of(request.app.state.settings))
     finally:
         await form.close()
@@ -126,10 +152,26 @@ async def predict_vcf(request: Request) -> dict:
     return result
 
 
-def _score_vcf(model, stream, source: str, covariates: dict, ignore_unknown: bool, caps: VcfCaps) -> dict:
+def _score_vcf(request: Request, model, stream, source: str, covariates: dict, ignore_unknown: bool,
+               caps: VcfCaps) -> dict:
     """Parse the upload and score it: one unit of work for a worker thread."""
     genotypes = genotypes_from_vcf(stream, source, keep=model.variant_columns if ignore_unknown else None, caps=caps)
-    return predict_one(model, PatientValues(covariates, genotypes), ignore_unknown=ignore_unknown)
+    patient = PatientValues(covariates, genotypes)
+    _note_subjects(request, [patient])
+    return predict_one(model, patient, ignore_unknown=ignore_unknown)
+
+
+def _score_batch(request: Request, model, patients: list[PatientValues], ids: list, ignore_unknown: bool) -> dict:
+    """Hash and score a batch: one unit of work for a worker thread (a thousand hashes take milliseconds)."""
+    _note_subjects(request, patients)
+    return predict_many(model, patients, ids, ignore_unknown=ignore_unknown)
+
+
+def _note_subjects(request: Request, patients: list[PatientValues]) -> None:
+    """Put the keyed hash of each patient's values in the request's audit record (if there is an audit log)."""
+    audit = request.app.state.audit
+    if audit is not None:
+        setattr(request.state, SUBJECTS_STATE_KEY, [audit.subject(p.covariates, p.genotypes) for p in patients])
 
 
 @router.post("/admin/reload", dependencies=protected)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-__all__ = ["ServingSettings"]
+__all__ = ["ServingSettings", "PUBLIC_ROUTE_PATHS"]
 
 _MIB = 1024 * 1024
 # Integer caps, each >= 1 and read from GENOFLOW_SERVING_<NAME upper-cased>.
+# Routes an operator may open to callers without a key (GENOFLOW_SERVING_PUBLIC_ROUTES), and their paths.
+PUBLIC_ROUTE_PATHS = {"health": ("/health",), "ready": ("/ready",), "metrics": ("/metrics",),
+                      "docs": ("/docs", "/redoc", "/openapi.json")}
 _LIMITS = ("max_body_bytes", "max_upload_bytes", "max_vcf_bytes", "max_line_bytes", "max_header_lines",
            "max_vcf_records", "max_batch", "max_concurrent")
 
@@ -32,7 +35,19 @@ class ServingSettings:
     poll_seconds : float
         How often a background thread checks whether the alias moved; 0 disables polling.
     api_keys : frozenset of str
-        Keys accepted on prediction and admin routes. Empty: every such request is refused.
+        Keys accepted on protected routes, each caller named ``key-<8 hex of its sha256>``.
+    api_keys_file : str or None
+        A file of ``caller_id: sha256:<hex>`` lines (`genoflow.serving.auth`), re-read when it
+        changes. With neither keys nor a file, every protected request is refused.
+    public_routes : frozenset of str
+        Routes answered without a key, of ``health``, ``ready``, ``metrics``, ``docs`` (``/docs``,
+        ``/redoc``, ``/openapi.json``); every other route needs a key. Default: ``health`` only.
+    audit_log : str or None
+        Append-only JSON-lines file with one record per request to a protected route
+        (`genoflow.serving.audit`); None: no audit trail.
+    audit_hash_key : str or None
+        Secret keying the audit records' hashes of what was scored; None: a random one per process
+        (hashes then match only within one run of the API).
     host, port : str, int
         Where ``python -m genoflow.serving`` listens.
     max_body_bytes : int
@@ -64,6 +79,10 @@ class ServingSettings:
     tracking_uri: str | None = None
     poll_seconds: float = 30.0
     api_keys: frozenset[str] = field(default_factory=frozenset, repr=False)
+    api_keys_file: str | None = None
+    public_routes: frozenset[str] = frozenset({"health"})
+    audit_log: str | None = None
+    audit_hash_key: str | None = field(default=None, repr=False)
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = 4 * _MIB
@@ -86,6 +105,20 @@ class ServingSettings:
             raise ValueError(f"max_queued must be >= 0, got {self.max_queued}")
         if self.poll_seconds < 0:
             raise ValueError(f"poll_seconds must be >= 0, got {self.poll_seconds}")
+        unknown = set(self.public_routes) - set(PUBLIC_ROUTE_PATHS)
+        if unknown:
+            raise ValueError(f"public_routes: {', '.join(sorted(unknown))} cannot be public; choose from "
+                             f"{', '.join(PUBLIC_ROUTE_PATHS)} (GENOFLOW_SERVING_PUBLIC_ROUTES, or 'none')")
+
+    @property
+    def has_api_keys(self) -> bool:
+        """Whether any key can be accepted (``GENOFLOW_API_KEYS`` or ``GENOFLOW_API_KEYS_FILE``)."""
+        return bool(self.api_keys or self.api_keys_file)
+
+    @property
+    def public_paths(self) -> frozenset[str]:
+        """The paths of `public_routes`."""
+        return frozenset(p for name in self.public_routes for p in PUBLIC_ROUTE_PATHS[name])
 
     @property
     def default_target(self) -> str:
@@ -104,9 +137,11 @@ class ServingSettings:
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> ServingSettings:
-        """Settings from ``GENOFLOW_API_KEYS`` and ``GENOFLOW_SERVING_*`` variables.
+        """Settings from ``GENOFLOW_API_KEYS[_FILE]``, ``GENOFLOW_AUDIT_*`` and ``GENOFLOW_SERVING_*`` variables.
 
-        ``GENOFLOW_API_KEYS`` (comma-separated), ``GENOFLOW_SERVING_HOST``, ``_PORT``, ``_TARGETS``
+        ``GENOFLOW_API_KEYS`` (comma-separated), ``GENOFLOW_API_KEYS_FILE`` (read once here to check
+        it), ``GENOFLOW_AUDIT_LOG``, ``GENOFLOW_AUDIT_HASH_KEY``, ``GENOFLOW_SERVING_PUBLIC_ROUTES``
+        (comma-separated, or ``none``), ``GENOFLOW_SERVING_HOST``, ``_PORT``, ``_TARGETS``
         (comma-separated), ``_MODEL_PREFIX``, ``_ALIAS``, ``_POLL_SECONDS``, ``_MAX_BODY_BYTES``,
         ``_MAX_UPLOAD_BYTES``, ``_MAX_VCF_BYTES``, ``_MAX_LINE_BYTES``, ``_MAX_HEADER_LINES``,
         ``_MAX_VCF_RECORDS``, ``_MAX_BATCH``, ``_MAX_CONCURRENT``, ``_MAX_QUEUED``. The tracking URI is
@@ -116,9 +151,12 @@ class ServingSettings:
         Raises
         ------
         ValueError
-            A value that is not of its type, naming the variable.
+            A value that is not of its type, or a keys file that cannot be read or parsed, naming
+            the variable or file.
         """
         from genoflow.config import Settings
+        from genoflow.errors import InputError
+        from genoflow.serving.auth import read_key_file
 
         env = os.environ if environ is None else environ
         defaults = cls()
@@ -132,6 +170,13 @@ class ServingSettings:
             except ValueError:
                 raise ValueError(f"{key}={env[key]!r} is not a valid {convert.__name__}") from None  # int/float
 
+        keys_file = env.get("GENOFLOW_API_KEYS_FILE", "").strip() or None
+        if keys_file:
+            try:
+                read_key_file(keys_file)
+            except InputError as error:
+                raise ValueError(str(error)) from None
+        public = get("PUBLIC_ROUTES", _csv, defaults.public_routes)
         return cls(
             targets=get("TARGETS", _csv, defaults.targets),
             model_prefix=get("MODEL_PREFIX", str, defaults.model_prefix),
@@ -139,6 +184,10 @@ class ServingSettings:
             tracking_uri=Settings(env).mlflow_tracking_uri,
             poll_seconds=get("POLL_SECONDS", float, defaults.poll_seconds),
             api_keys=frozenset(_csv(env.get("GENOFLOW_API_KEYS", ""))),
+            api_keys_file=keys_file,
+            public_routes=frozenset(public) - {"none"},
+            audit_log=env.get("GENOFLOW_AUDIT_LOG", "").strip() or None,
+            audit_hash_key=env.get("GENOFLOW_AUDIT_HASH_KEY", "").strip() or None,
             host=get("HOST", str, defaults.host),
             port=get("PORT", int, defaults.port),
             **{name: get(name.upper(), int, getattr(defaults, name)) for name in (*_LIMITS, "max_queued")},

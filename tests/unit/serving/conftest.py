@@ -81,7 +81,10 @@ def expected_risk(age, sex, phred, dosages) -> float:
 
 
 def settings(**overrides) -> ServingSettings:
-    return ServingSettings(**{"api_keys": frozenset({KEY, "second-key"}), "poll_seconds": 0.0, **overrides})
+    # /ready and /metrics open, as test_api and test_api_bombs call them without a key (test_audit tests
+    # the default, where only /health is).
+    return ServingSettings(**{"api_keys": frozenset({KEY, "second-key"}), "poll_seconds": 0.0,
+                              "public_routes": frozenset({"health", "ready", "metrics"}), **overrides})
 
 
 @pytest.fixture
