@@ -92,15 +92,25 @@ def _gc(args) -> int:
     root = args.root or Settings().storage_root
     storage = HadoopStorage(get_spark("genoflow-gc", {"spark.master": "local[1]", "spark.ui.enabled": "false"}),
                             root)
-    entries = collect_garbage(storage, older_than_s=args.older_than, under=args.under or ["steps"],
-                              dry_run=args.dry_run)
+    under = args.under or ["steps"]
+    entries = collect_garbage(storage, older_than_s=args.older_than, under=under, dry_run=args.dry_run)
     for entry in entries:
         verb = ("would remove" if args.dry_run else "removed") if entry.remove else "kept"
         print(f"{verb} {entry.uri} ({entry.reason})")
     removed = sum(entry.remove for entry in entries)
     print(f"{'would remove' if args.dry_run else 'removed'} {removed} of {len(entries)} temporary entries under "
-          f"{root}/{{{','.join(args.under or ['steps'])}}}")
+          f"{', '.join(storage.uri(part) for part in under)}")
     return 0
+
+
+def _duration(text: str) -> float:
+    from genoflow.errors import GenoflowError
+    from genoflow.storage.janitor import parse_duration
+
+    try:
+        return parse_duration(text)
+    except GenoflowError as err:  # argparse reports this one as a usage error
+        raise argparse.ArgumentTypeError(str(err).removeprefix("--older-than: ")) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -166,13 +176,11 @@ def build_parser() -> argparse.ArgumentParser:
     lineage.add_argument("--remote", default=None, help="DVC remote (default: the repository's default remote)")
     lineage.set_defaults(func=_lineage)
 
-    from genoflow.storage.janitor import parse_duration
-
     gc = verbs.add_parser("gc", help="remove the temporary folders that killed runs left under the storage root",
                           description="Remove <output>.tmp-* folders and files under the storage root that no live "
                           "attempt is writing: not changed for --older-than, and whose writer (host and pid, in the "
                           "name) is not running on this host. Walks only --under, never into committed outputs.")
-    gc.add_argument("--older-than", type=parse_duration, default="6h", metavar="DURATION",
+    gc.add_argument("--older-than", type=_duration, default="6h", metavar="DURATION",
                     help="keep entries changed more recently than this: 90m, 6h, 2d (default: %(default)s)")
     gc.add_argument("--dry-run", action="store_true", help="list what would be removed; remove nothing")
     gc.add_argument("--root", default=None, help="storage root URI (default: GENOFLOW_STORAGE_ROOT)")

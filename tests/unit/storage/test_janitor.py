@@ -99,3 +99,10 @@ def test_parse_duration__units_and_a_clear_error():
     assert [parse_duration(t) for t in ("30s", "90m", "6h", "2d")] == [30, 5400, 21600, 172800]
     with pytest.raises(Exception, match=r"--older-than: '6 hours' is not a duration"):
         parse_duration("6 hours")
+
+
+def test_gc_cli__a_bad_duration_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["gc", "--older-than", "6 hours"])
+    assert exit_info.value.code == 2
+    assert "argument --older-than: '6 hours' is not a duration" in capsys.readouterr().err
