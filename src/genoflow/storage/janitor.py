@@ -116,17 +116,19 @@ def _judge(storage: HadoopStorage, uri: str, mtime: int, now_ms: int, older_than
     # Young at the top means young: only an old-looking entry is listed all the way down.
     last = mtime if (now_ms - mtime) / 1000 < older_than_s else _last_activity(storage, uri, mtime)
     idle_s = (now_ms - last) / 1000
-    writer = (f"pid {owner.pid} on {owner.host} " if owner.host else
-              f"pid {owner.pid} " if owner.pid is not None else "an unrecorded writer ")
     if idle_s < older_than_s:
         return TempEntry(uri, owner.host, owner.pid, idle_s, False,
-                         f"{writer}changed it {_hours(idle_s)} ago, less than {_hours(older_than_s)}")
-    if owner.host == here:
-        why = f"{writer}is not running"
-    else:
-        why = f"{writer}cannot be checked from here" if owner.host else f"{writer}is not named in it"
+                         f"last changed {_hours(idle_s)} ago, less than {_hours(older_than_s)}")
     return TempEntry(uri, owner.host, owner.pid, idle_s, True,
-                     f"{why} and it has not changed for {_hours(idle_s)}")
+                     f"{_writer_state(owner, here)} and nothing in it changed for {_hours(idle_s)}")
+
+
+def _writer_state(owner, here: str) -> str:
+    if owner.host == here:
+        return f"its writer, pid {owner.pid}, is not running on this host"
+    if owner.host is not None:
+        return f"its writer, pid {owner.pid} on {owner.host}, cannot be checked from here"
+    return "its name does not say which host wrote it (named before decision 0019)"
 
 
 def _last_activity(storage: HadoopStorage, uri: str, mtime: int) -> int:

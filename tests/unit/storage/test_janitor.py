@@ -55,8 +55,9 @@ def test_collect_garbage__removes_a_dead_writers_old_folder_and_keeps_live_and_y
     assert storage.exists(live_old) and storage.exists(dead_young)
     assert storage.is_committed(storage.uri("steps", "preprocess", "done"))
     assert "is running on this host" in entries[live_old].reason
-    assert entries[dead_young].reason.endswith("changed it 1.0 h ago, less than 6.0 h")
-    assert "is not running and it has not changed for 7.0 h" in entries[dead_old].reason
+    assert entries[dead_young].reason == "last changed 1.0 h ago, less than 6.0 h"
+    assert entries[dead_old].reason.endswith("is not running on this host and nothing in it changed for 7.0 h")
+    assert "on elsewhere, cannot be checked from here" in entries[other_host_old].reason
 
 
 def test_find_temp_entries__recent_activity_deep_inside_keeps_an_old_folder(storage, tmp_path):
