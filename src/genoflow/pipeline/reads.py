@@ -1,7 +1,8 @@
 """The reads-to-genotypes steps (decision 0016): ``align`` and ``call``, before preprocess.
 
 align  each patient's FASTQ (single-end or R1/R2) -> ``reads/``, the aligned-read table
-       (:data:`genoflow.reads.schema.ALIGNED_READ_SCHEMA`), and ``mapping.json`` (per-patient mapping rates).
+       (:data:`genoflow.reads.schema.ALIGNED_READ_SCHEMA`), ``duplicates/`` (the duplicate pairs) and
+       ``mapping.json`` (per-patient mapping rates).
 call   ``reads/`` -> ``genotypes/``, the called table (the genotype table's columns plus QUAL, per-sample GQ
        and DP), ``cohort.vcf.gz`` + ``.tbi`` for other tools, and ``calling.json``. Preprocess reads
        ``genotypes/`` where it would parse the VCF, so QC, features, training and serving run unchanged.
@@ -64,7 +65,8 @@ def run_call_step(spark, storage, output, align_uri: str, params: dict) -> dict:
     samples = sorted(mapping)  # per patient: reads, mapped, mapping_rate, kept, duplicates, fastq
     reads = spark.read.parquet(f"{align_uri}/reads")
     calls_uri = output.path("genotypes")
-    summary = run_call(spark, reads, reference, samples, calls_uri, params)
+    summary = run_call(spark, reads, reference, samples, calls_uri, params,
+                       duplicates=spark.read.parquet(f"{align_uri}/duplicates"))
     size_parquet_reader(spark, len(samples), block_budget(params))
     calls = spark.read.parquet(calls_uri)
     vcf_uri = output.path("cohort.vcf.gz")

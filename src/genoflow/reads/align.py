@@ -23,9 +23,9 @@ import pyarrow as pa
 
 from genoflow.errors import InputError
 from genoflow.reads.fastq_input import ReadBlock, ReadChunk, iter_read_chunks, patient_read_sets
-from genoflow.reads.schema import ALIGNED_READ_DDL, ALIGNED_READ_SCHEMA, DELETION
+from genoflow.reads.schema import ALIGNED_READ_SCHEMA, DELETION
 
-__all__ = ["AlignCounts", "align_chunk", "build_index", "load_aligner", "mark_duplicates", "run_align"]
+__all__ = ["AlignCounts", "align_chunk", "build_index", "find_duplicates", "load_aligner", "run_align"]
 
 _PHRED_OFFSET = 33
 _COMPLEMENT = bytes.maketrans(b"ACGTNacgtn", b"TGCANtgcan")
@@ -33,10 +33,6 @@ _COMPLEMENT = bytes.maketrans(b"ACGTNacgtn", b"TGCANtgcan")
 _COPY_OPS = {0, 7, 8}  # M, =, X: one read base per reference base
 _GAP_OPS = {2, 3}  # D, N: reference bases the read lacks
 _PICARD_MIN_QUAL = 15  # Picard's duplicate score sums base qualities >= 15
-_CHUNK_DDL = "patient string, chunk_index long, mate1 binary, mate2 binary"
-# Internal columns of the aligned rows before duplicate marking: the pair's duplicate key and score, and per
-# chunk one row with no contig that carries the chunk's read counts (unmapped reads leave no other trace).
-_EXTRA_DDL = "pair_key string, pair_score long, n_reads long, n_mapped long"
 
 _ALIGNERS: dict[tuple[str, str], object] = {}  # per Python worker: (index uri, preset) -> mappy.Aligner
 
@@ -141,8 +137,8 @@ def _open_aligner(ranged, preset: str):
 # --------------------------------------------------------------------------------------------
 
 
-def align_chunk(aligner, patient: str, chunk: ReadChunk, *, min_mapq: int, threads: int = 1,
-                pair_keys: bool = False) -> tuple[pa.RecordBatch, AlignCounts]:
+def align_chunk(aligner, patient: str, chunk: ReadChunk, *, min_mapq: int,
+                threads: int = 1) -> tuple[pa.RecordBatch, AlignCounts]:
     """Map a chunk of reads and project each primary alignment's bases and qualities on the reference.
 
     Parameters
@@ -157,15 +153,11 @@ def align_chunk(aligner, patient: str, chunk: ReadChunk, *, min_mapq: int, threa
         Alignments below this MAPQ are counted as mapped but not returned.
     threads : int
         Mapping threads, each with its own ``mappy.ThreadBuffer``.
-    pair_keys : bool
-        Add the columns :func:`mark_duplicates` compares: ``pair_key`` (string, null unless both mates are
-        returned, on one contig) and ``pair_score`` (int64).
-
     Returns
     -------
     pyarrow.RecordBatch
-        Rows in :data:`~genoflow.reads.schema.ALIGNED_READ_SCHEMA` order of the reads (mate 1 before mate 2),
-        ``is_duplicate`` False.
+        Rows in :data:`~genoflow.reads.schema.ALIGNED_READ_SCHEMA`, in the order of the reads (mate 1 before
+        mate 2).
     AlignCounts
         Reads (each mate counts), reads with a primary alignment, rows returned.
     """
@@ -184,7 +176,7 @@ def align_chunk(aligner, patient: str, chunk: ReadChunk, *, min_mapq: int, threa
     for part_rows, part_counts in parts:
         rows.extend(part_rows)
         counts.add(part_counts)
-    return _batch(patient, rows, pair_keys), counts
+    return _batch(patient, rows), counts
 
 
 class _Reads:
@@ -218,19 +210,18 @@ def _quality_sums(quals: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return sums
 
 
-# The columns _align_range fills, as row tuples (patient and is_duplicate are constant per chunk).
+# The columns _align_range fills, as row tuples (patient is constant per chunk).
 _ROW_FIELDS = ("contig", "start", "end", "strand", "mapq", "cigar", "read_name", "mate", "mate_start", "ref_bases",
                "ref_quals", "pair_key", "pair_score")
-_PAIR_FIELDS = pa.schema([("pair_key", pa.string()), ("pair_score", pa.int64())])
 
 
-def _batch(patient: str, rows: list[tuple], pair_keys: bool) -> pa.RecordBatch:
+def _batch(patient: str, rows: list[tuple]) -> pa.RecordBatch:
     """The aligned-read table of one chunk's rows (tuples in ``_ROW_FIELDS`` order)."""
     columns = dict(zip(_ROW_FIELDS, zip(*rows, strict=True), strict=True)) if rows else \
         {name: () for name in _ROW_FIELDS}
-    columns.update(patient=[patient] * len(rows), is_duplicate=[False] * len(rows))
-    schema = pa.unify_schemas([ALIGNED_READ_SCHEMA, _PAIR_FIELDS]) if pair_keys else ALIGNED_READ_SCHEMA
-    return pa.RecordBatch.from_arrays([pa.array(columns[f.name], f.type) for f in schema], schema=schema)
+    columns["patient"] = [patient] * len(rows)
+    return pa.RecordBatch.from_arrays([pa.array(columns[f.name], f.type) for f in ALIGNED_READ_SCHEMA],
+                                      schema=ALIGNED_READ_SCHEMA)
 
 
 def _align_range(aligner, blocks, min_mapq: int, lo: int, hi: int) -> tuple[list[tuple], AlignCounts]:
@@ -353,32 +344,34 @@ def project(bases: bytes, quals: bytes, hit, span: tuple[int, int] | None = None
 # --------------------------------------------------------------------------------------------
 
 
-def mark_duplicates(df, *, key: str = "pair_key", score: str = "pair_score"):
-    """Flag the pairs whose two ends start where a better pair's do (samtools markdup's rule, by position).
+def find_duplicates(reads):
+    """The pairs whose two ends start where a better pair's do (samtools markdup's rule, by position).
 
-    A pair's ``key`` (:func:`align_chunk` with ``pair_keys``) is its contig and the unclipped 5' end and strand
-    of each mate, the two ends ordered by position; among a patient's pairs sharing a key, the one with the
-    highest ``score`` (the sum of both mates' base qualities >= 15, Picard's) is kept (ties: the smallest read
-    name) and the others' rows get ``is_duplicate`` True. Rows without a key are not compared: single-end reads
-    at 30x over a panel share start positions by chance, so marking them by position would flag true reads,
-    and a pair missing an end (unmapped, under ``min_mapq`` or on another contig) has no second end to compare.
+    A pair's ``pair_key`` (:func:`align_chunk`) is its contig and the unclipped 5' end and strand of each
+    mate, the two ends ordered by position; among a patient's pairs sharing a key, the one with the highest
+    ``pair_score`` (the sum of both mates' base qualities >= 15, Picard's) is kept (ties: the smallest read
+    name) and the others are duplicates. Reads without a key are never duplicates: single-end reads at 30x
+    over a panel share start positions by chance, so marking them by position would flag true reads, and a
+    pair missing an end (unmapped, under ``min_mapq`` or on another contig) has no second end to compare.
+
+    Only mate 1's key, score and name are shuffled, not the reads.
 
     Parameters
     ----------
-    df : pyspark.sql.DataFrame
-        Aligned reads (:data:`~genoflow.reads.schema.ALIGNED_READ_SCHEMA` columns) plus ``key`` and ``score``.
+    reads : pyspark.sql.DataFrame
+        The aligned-read table (:data:`~genoflow.reads.schema.ALIGNED_READ_SCHEMA`).
 
     Returns
     -------
     pyspark.sql.DataFrame
-        ``df`` with ``is_duplicate`` set; the rows without a key are passed through unshuffled.
+        ``patient``, ``read_name`` (:data:`~genoflow.reads.schema.DUPLICATE_SCHEMA`): one row per duplicate pair.
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    same_key = Window.partitionBy("patient", key).orderBy(F.desc(score), "read_name")
-    pairs = df.where(F.col(key).isNotNull()).withColumn("is_duplicate", F.dense_rank().over(same_key) > 1)
-    return df.where(F.col(key).isNull()).unionByName(pairs)
+    same_key = Window.partitionBy("patient", "pair_key").orderBy(F.desc("pair_score"), "read_name")
+    return (reads.where("mate = 1 AND pair_key IS NOT NULL").select("patient", "pair_key", "pair_score", "read_name")
+            .withColumn("rank", F.row_number().over(same_key)).where("rank > 1").select("patient", "read_name"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -395,19 +388,24 @@ class _Settings:
     min_mapping_rate: float
 
 
-def _settings(spark, params: dict) -> _Settings:
+def _settings(spark, params: dict, n_patients: int) -> _Settings:
     """The step's params (``reads:``, ``compute:``), with the defaults params.yaml ships."""
     reads, compute = params.get("reads") or {}, params.get("compute") or {}
     threads = int(compute.get("align_threads", reads.get("threads", 0)) or 0)
-    if threads <= 0:
-        threads = int(spark.conf.get("spark.task.cpus", "1"))
+    if threads <= 0:  # auto: a task per patient, so fewer patients than cores map with more threads each
+        task_cpus = int(spark.conf.get("spark.task.cpus", "1"))
+        threads = max(task_cpus, spark.sparkContext.defaultParallelism // max(n_patients, 1))
     return _Settings(preset=reads.get("preset", "sr"), min_mapq=int(reads.get("min_mapq", 20)),
                      chunk_reads=int(compute.get("chunk_reads", reads.get("chunk_reads", 20000))),
                      threads=threads, min_mapping_rate=float(reads.get("min_mapping_rate", 0.5)))
 
 
 def run_align(spark, storage, output, params: dict, *, index_uri: str) -> dict:
-    """Align every patient's reads into ``output.path("reads")`` and write ``mapping.json``.
+    """Align every patient's reads into ``output.path("reads")``; write ``duplicates/`` and ``mapping.json``.
+
+    One task per patient streams its FASTQ file(s) in chunks, maps each chunk (with several threads when
+    there are fewer patients than cores) and writes its rows as a Parquet file: the reads are written once,
+    in the order they were sequenced, and never shuffled or cached. Only the duplicate keys are shuffled.
 
     Parameters
     ----------
@@ -424,130 +422,125 @@ def run_align(spark, storage, output, params: dict, *, index_uri: str) -> dict:
     Returns
     -------
     dict
-        Per patient: ``reads``, ``mapped``, ``mapping_rate``, ``kept``, ``duplicates``, ``fastq``.
+        Per patient: ``reads``, ``mapped``, ``mapping_rate``, ``kept``, ``duplicates`` (reads of duplicate
+        pairs), ``fastq``.
 
     Raises
     ------
     InputError
         No read files; a malformed FASTQ (file and line); a patient whose mapping rate is under
-        ``reads.min_mapping_rate`` (nothing is written then).
+        ``reads.min_mapping_rate`` (nothing is committed then).
     """
-    from pyspark import StorageLevel
-
     from genoflow.pipeline.vcf_ingest import translate_error
     from genoflow.spark import session_conf
 
-    settings = _settings(spark, params)
     patient_uri = storage.uri(params["preprocess"]["patient_dir"])
     read_sets = patient_read_sets(storage, patient_uri)
     if not read_sets:
         raise InputError(patient_uri, "no patient folder holds reads (genome_sequence.fastq.gz, or _R1/_R2)")
-    chunks = _read_chunks(spark, read_sets, storage.ranged(patient_uri), settings.chunk_reads)
-    # About one chunk per task: each cached block stays a chunk's rows (200 patients at 20x over 50 kb in
-    # two blocks ran a 2 GB driver out of heap), and one patient's chunks spread over every core.
-    aligned = (chunks.repartition(_alignment_tasks(spark, storage, read_sets, settings.chunk_reads))
-               .mapInArrow(_aligning(storage.ranged(index_uri), settings), f"{ALIGNED_READ_DDL}, {_EXTRA_DDL}")
-               .persist(StorageLevel.DISK_ONLY))
-    # A chunk is megabytes: one per Arrow batch into Python (the default, 10,000 rows, would be a whole partition).
+    settings = _settings(spark, params, len(read_sets))
+    rows = [(number, s.patient, s.r1, s.r2) for number, s in enumerate(read_sets)]
+    patients = spark.sparkContext.parallelize(rows, len(rows)).toDF(
+        "number long, patient string, r1 string, r2 string")
+    reads_uri = output.path("reads")
+    storage.mkdirs(reads_uri)
+    aligning = _aligning(storage.ranged(patient_uri), storage.ranged(index_uri), storage.ranged(reads_uri), settings)
+    # One Arrow batch per patient into Python (a batch of the default 10,000 rows would be several patients).
     with session_conf(spark, {"spark.sql.execution.arrow.maxRecordsPerBatch": "1"}):
         try:
-            counts = _mapping_counts(aligned, read_sets)
-            _check_mapping(counts, settings.min_mapping_rate, storage.uri(params["preprocess"]["reference_fasta"]))
-            reads = mark_duplicates(aligned.where("contig IS NOT NULL")).select(*ALIGNED_READ_SCHEMA.names)
-            reads.sortWithinPartitions("patient", "contig", "start").write.parquet(output.path("reads"))
+            chunks = patients.mapInArrow(aligning, _CHUNK_DDL).collect()
         except Exception as err:
+            _wait_for_cancelled_tasks(spark)  # before the step removes its folder under their feet
             # A bad FASTQ raises in an executor: Spark hands back its text; give the caller the InputError.
             found = None if isinstance(err, InputError) else translate_error(spark, patient_uri, err)
             if found is None:
                 raise
             raise found from None
-        finally:
-            aligned.unpersist()
-    _add_kept(spark, output.path("reads"), counts)
+    _remove_partial_files(storage, reads_uri)
+    counts = _mapping_counts(chunks, read_sets)
+    _check_mapping(counts, settings.min_mapping_rate, storage.uri(params["preprocess"]["reference_fasta"]))
+    find_duplicates(spark.read.parquet(reads_uri)).write.parquet(output.path("duplicates"))
+    _add_duplicates(spark, output.path("duplicates"), counts)
     output.write_json("mapping.json", counts)
     return counts
 
 
-_GZIP_BYTES_PER_READ = 100  # a 150 bp FASTQ record is ~350 bytes of text and ~100 gzip-compressed
+# What each aligning task hands back per chunk: the Parquet file it wrote and the chunk's read counts.
+_CHUNK_DDL = "patient string, chunk long, file string, reads long, mapped long, kept long"
+_CHUNK_SCHEMA = pa.schema([("patient", pa.string()), ("chunk", pa.int64()), ("file", pa.string()),
+                           ("reads", pa.int64()), ("mapped", pa.int64()), ("kept", pa.int64())])
 
 
-def _alignment_tasks(spark, storage, read_sets, chunk_reads: int) -> int:
-    """Tasks for the aligning stage: about one chunk each (estimated from the FASTQs' sizes), at least one per core.
+def _aligning(patients, index, reads_folder, settings: _Settings):
+    """The mapInArrow function: each patient's read chunks aligned with this Python worker's cached aligner.
 
-    Small tasks keep each one's rows small, and spread one patient's chunks over every core.
+    Each chunk's rows go straight to a Parquet file of ``reads_folder`` (named by patient and chunk
+    number, so a retried task rewrites the same files); only a row of counts per chunk goes back to Spark.
+    Handing the reads to Spark's writer instead cost more than mapping them (Arrow to Spark rows to Parquet).
     """
-    size = sum(storage.identity(uri)["bytes"] for s in read_sets for uri in (s.r1, s.r2) if uri)
-    return max(spark.sparkContext.defaultParallelism, -(-size // (chunk_reads * _GZIP_BYTES_PER_READ)))
-
-
-def _read_chunks(spark, read_sets, ranged, chunk_reads: int):
-    """DataFrame of chunks (patient, chunk_index, mate1, mate2): one task per patient reads its file(s)."""
-    rows = [(s.patient, s.r1, s.r2) for s in read_sets]
-    frame = spark.sparkContext.parallelize(rows, len(rows)).toDF("patient string, r1 string, r2 string")
-
-    def read(batches):
-        for batch in batches:
-            for patient, r1, r2 in zip(*batch.to_pydict().values(), strict=True):
-                yield from _patient_chunks(ranged, patient, r1, r2, chunk_reads)
-
-    return frame.mapInArrow(read, _CHUNK_DDL)
-
-
-def _patient_chunks(ranged, patient: str, r1: str, r2: str | None, chunk_reads: int):
-    """Record batches of one row per chunk of a patient's reads, streamed from storage."""
-    with ranged.at(r1).open_stream() as stream1:
-        if r2 is None:
-            chunks = iter_read_chunks(stream1, None, source_r1=r1, chunk_reads=chunk_reads)
-            yield from (_chunk_row(patient, chunk) for chunk in chunks)
-            return
-        with ranged.at(r2).open_stream() as stream2:
-            chunks = iter_read_chunks(stream1, stream2, source_r1=r1, source_r2=r2, chunk_reads=chunk_reads)
-            yield from (_chunk_row(patient, chunk) for chunk in chunks)
-
-
-def _chunk_row(patient: str, chunk: ReadChunk) -> pa.RecordBatch:
-    mate2 = chunk.mate2.to_bytes() if chunk.mate2 is not None else None
-    return pa.RecordBatch.from_pydict({"patient": [patient], "chunk_index": [chunk.index],
-                                       "mate1": [chunk.mate1.to_bytes()], "mate2": [mate2]},
-                                      schema=pa.schema([("patient", pa.string()), ("chunk_index", pa.int64()),
-                                                        ("mate1", pa.binary()), ("mate2", pa.binary())]))
-
-
-def _aligning(index, settings: _Settings):
-    """The mapInArrow function aligning chunks with this Python worker's cached aligner."""
 
     def align(batches):
         aligner = load_aligner(index, settings.preset)
         for batch in batches:
-            for patient, index_, mate1, mate2 in zip(*batch.to_pydict().values(), strict=True):
-                chunk = ReadChunk(index_, ReadBlock.from_bytes(mate1),
-                                  ReadBlock.from_bytes(mate2) if mate2 is not None else None)
-                rows, counts = align_chunk(aligner, patient, chunk, min_mapq=settings.min_mapq,
-                                           threads=settings.threads, pair_keys=True)
-                yield _with_extras(rows, patient, counts)
+            for number, patient, r1, r2 in zip(*batch.to_pydict().values(), strict=True):
+                for chunk in _patient_chunks(patients, r1, r2, settings.chunk_reads):
+                    rows, counts = align_chunk(aligner, patient, chunk, min_mapq=settings.min_mapq,
+                                               threads=settings.threads)
+                    name = f"part-{number:06d}-{chunk.index:06d}.parquet"
+                    reads_folder.at(f"{reads_folder.uri}/{name}").write_atomic(_parquet_bytes(rows),
+                                                                                into_existing_folder=True)
+                    yield pa.RecordBatch.from_pylist([{"patient": patient, "chunk": chunk.index, "file": name,
+                                                       "reads": counts.reads, "mapped": counts.mapped,
+                                                       "kept": counts.kept}], schema=_CHUNK_SCHEMA)
 
     return align
 
 
-def _with_extras(rows: pa.RecordBatch, patient: str, counts: AlignCounts) -> pa.RecordBatch:
-    """The chunk's rows, then one row of read counts (no contig)."""
-    n = len(rows)
-    arrays = [pa.concat_arrays([column, pa.nulls(1, column.type)]) for column in rows.columns]
-    arrays[rows.schema.names.index("patient")] = pa.array([patient] * (n + 1), pa.string())
-    arrays += [pa.array([None] * n + [counts.reads], pa.int64()), pa.array([None] * n + [counts.mapped], pa.int64())]
-    return pa.RecordBatch.from_arrays(arrays, names=[*rows.schema.names, "n_reads", "n_mapped"])
+def _wait_for_cancelled_tasks(spark, timeout_s: float = 30.0) -> None:
+    """Wait until the failed job's other tasks have stopped (Spark cancels them, but not at once)."""
+    import time
+
+    tracker, deadline = spark.sparkContext.statusTracker(), time.monotonic() + timeout_s
+    while tracker.getActiveStageIds() and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
-def _mapping_counts(aligned, read_sets) -> dict:
-    """Reads and mapped reads per patient, from the chunks' count rows."""
-    from pyspark.sql import functions as F
+def _remove_partial_files(storage, reads_uri: str) -> None:
+    """Delete what killed task attempts left half-written in the reads' folder (their retries rewrote the files)."""
+    from genoflow.storage.hadoop import TMP_INFIX
 
-    rows = (aligned.where("contig IS NULL").groupBy("patient")
-            .agg(F.sum("n_reads").alias("reads"), F.sum("n_mapped").alias("mapped")).collect())
+    for name in storage.list(reads_uri):
+        if TMP_INFIX in name:
+            storage.delete(f"{reads_uri}/{name}")
+
+
+def _parquet_bytes(rows: pa.RecordBatch) -> bytes:
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_batches([rows], schema=ALIGNED_READ_SCHEMA), sink)
+    return sink.getvalue().to_pybytes()
+
+
+def _patient_chunks(ranged, r1: str, r2: str | None, chunk_reads: int):
+    """A patient's reads in chunks, streamed from storage (R1 and R2 in step)."""
+    with ranged.at(r1).open_stream() as stream1:
+        if r2 is None:
+            yield from iter_read_chunks(stream1, None, source_r1=r1, chunk_reads=chunk_reads)
+            return
+        with ranged.at(r2).open_stream() as stream2:
+            yield from iter_read_chunks(stream1, stream2, source_r1=r1, source_r2=r2, chunk_reads=chunk_reads)
+
+
+def _mapping_counts(chunks, read_sets) -> dict:
+    """Reads, mapped and kept reads per patient, summed over its chunks' rows."""
+    sums = {s.patient: [0, 0, 0] for s in read_sets}
+    for chunk in chunks:
+        sums[chunk.patient] = [a + b for a, b in zip(sums[chunk.patient], (chunk.reads, chunk.mapped, chunk.kept),
+                                                     strict=True)]
     files = {s.patient: [u for u in (s.r1, s.r2) if u] for s in read_sets}
-    return {row.patient: {"reads": int(row.reads), "mapped": int(row.mapped),
-                          "mapping_rate": row.mapped / row.reads if row.reads else 0.0,
-                          "fastq": files[row.patient]} for row in sorted(rows, key=lambda r: r.patient)}
+    return {patient: {"reads": reads, "mapped": mapped, "mapping_rate": mapped / reads if reads else 0.0,
+                      "kept": kept, "fastq": files[patient]} for patient, (reads, mapped, kept) in sorted(sums.items())}
 
 
 def _check_mapping(counts: dict, min_rate: float, reference_uri: str) -> None:
@@ -560,14 +553,9 @@ def _check_mapping(counts: dict, min_rate: float, reference_uri: str) -> None:
                                             "reference or species?", record=patient)
 
 
-def _add_kept(spark, reads_uri: str, counts: dict) -> None:
-    """Rows written and duplicates per patient, counted on the written table."""
-    from pyspark.sql import functions as F
-
-    for row in (spark.read.parquet(reads_uri).groupBy("patient")
-                .agg(F.count(F.lit(1)).alias("kept"), F.sum(F.col("is_duplicate").cast("long")).alias("dups"))
-                .collect()):
-        counts[row.patient].update(kept=int(row.kept), duplicates=int(row.dups or 0))
-    for c in counts.values():
-        c.setdefault("kept", 0)
-        c.setdefault("duplicates", 0)
+def _add_duplicates(spark, duplicates_uri: str, counts: dict) -> None:
+    """Reads of duplicate pairs per patient (two per pair: a pair has a key only when both mates are kept)."""
+    found = {row.patient: 2 * int(row["count"]) for row in spark.read.parquet(duplicates_uri).groupBy("patient")
+             .count().collect()}
+    for patient, c in counts.items():
+        c["duplicates"] = found.get(patient, 0)

@@ -50,7 +50,7 @@ def window_length(n_samples: int, cohort_depth: float, read_length: int, budget:
     return int(min(MAX_WINDOW, max(int(read_length), 1, fits)))
 
 
-def run_call(spark, reads_df, reference, samples, output_uri: str, params: dict) -> dict:
+def run_call(spark, reads_df, reference, samples, output_uri: str, params: dict, *, duplicates=None) -> dict:
     """Call and jointly genotype the cohort's SNVs from its aligned reads; write the called table.
 
     Parameters
@@ -58,7 +58,8 @@ def run_call(spark, reads_df, reference, samples, output_uri: str, params: dict)
     spark : SparkSession
     reads_df : DataFrame
         The aligned-read table (:data:`genoflow.reads.schema.ALIGNED_READ_SCHEMA`). Filtered here: reads
-        with ``mapq < reads.min_mapq`` and duplicates are left out (filtering before too is harmless).
+        with ``mapq < reads.min_mapq`` and the pairs in ``duplicates`` are left out (filtering before too is
+        harmless).
     reference : genoflow.io.reference.IndexedReference
         Broadcast to the executors (only its index travels); each window reads its own bases.
     samples : list of str
@@ -69,6 +70,9 @@ def run_call(spark, reads_df, reference, samples, output_uri: str, params: dict)
     params : dict
         The params: ``reads`` (min_mapq, min_baseq, min_alt_reads, min_qual, min_dp, prior) and
         ``compute.block_mb`` (the byte budget of one window).
+    duplicates : DataFrame, optional
+        ``patient``, ``read_name`` of the duplicate pairs (the align step's ``duplicates/``,
+        :data:`genoflow.reads.schema.DUPLICATE_SCHEMA`); small, so Spark broadcasts it to the anti-join.
 
     Returns
     -------
@@ -90,7 +94,9 @@ def run_call(spark, reads_df, reference, samples, output_uri: str, params: dict)
     p = {**_CALL_DEFAULTS, **{k: v for k, v in ((params or {}).get("reads") or {}).items() if v is not None}}
     budget = block_budget(params)
     samples = list(samples)
-    reads = reads_df.where((F.col("mapq") >= int(p["min_mapq"])) & ~F.col("is_duplicate"))
+    reads = reads_df.where(F.col("mapq") >= int(p["min_mapq"]))
+    if duplicates is not None:
+        reads = reads.join(duplicates, ["patient", "read_name"], "left_anti")
     stats = _read_stats(reads, reference.names)
     covered = max(stats["bins"], 1) * _DEPTH_BIN
     cohort_depth = stats["bases"] / covered

@@ -3,14 +3,13 @@
 A patient folder holds single-end reads (``genome_sequence.fastq.gz``) or paired ones
 (``genome_sequence_R1.fastq.gz`` + ``genome_sequence_R2.fastq.gz``; ``_1``/``_2``, ``.fq`` and plain
 text are accepted too). The records are parsed and checked by :mod:`genoflow.io.fastq` (errors name
-the file and line); this module groups them into :class:`ReadChunk` s, each small and flat enough to
-travel as one Arrow row to whichever task aligns it.
+the file and line); this module groups them into :class:`ReadChunk` s, flat arrays the aligner walks without a
+Python object per read.
 """
 
 from __future__ import annotations
 
 import re
-import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import zip_longest
@@ -29,7 +28,6 @@ _EXTENSIONS = (".fastq.gz", ".fastq", ".fq.gz", ".fq")
 READ_FILES = tuple(f"{_STEM}{suffix}{ext}" for suffix in _MATE_SUFFIXES for ext in _EXTENSIONS)
 _READ_FILE = re.compile(rf"{_STEM}(?P<mate>_R?[12])?(?:\.fastq|\.fq)(?:\.gz)?")
 _MATE_TAG = re.compile(r"/[12]$")
-_HEADER = struct.Struct("<qqq")  # reads, bytes of names, bytes of bases
 
 
 @dataclass(frozen=True)
@@ -132,22 +130,6 @@ class ReadBlock:
     def offsets(self) -> np.ndarray:
         """Where each read starts in ``sequences`` (and ``qualities``), plus the total: shape (n + 1,)."""
         return np.concatenate([[0], np.cumsum(self.lengths)])
-
-    def to_bytes(self) -> bytes:
-        """One blob: a header, the int32 lengths, the names joined by newlines, the bases, the qualities."""
-        names = "\n".join(self.names).encode("latin-1")
-        header = _HEADER.pack(len(self.names), len(names), len(self.sequences))
-        return b"".join([header, self.lengths.astype("<i4").tobytes(), names, self.sequences, self.qualities])
-
-    @classmethod
-    def from_bytes(cls, blob: bytes) -> ReadBlock:
-        n, n_names, n_bases = _HEADER.unpack_from(blob)
-        at = _HEADER.size
-        lengths = np.frombuffer(blob, dtype="<i4", count=n, offset=at).astype(np.int64)
-        at += 4 * n
-        names = blob[at:at + n_names].decode("latin-1").split("\n") if n else []
-        at += n_names
-        return cls(names, blob[at:at + n_bases], blob[at + n_bases:at + 2 * n_bases], lengths)
 
 
 @dataclass

@@ -15,21 +15,27 @@ Columns
     read_name (string)      FASTQ name without the /1, /2 suffix
     mate (int8)             0 single-end, 1 or 2 for paired reads
     mate_start (int64)      0-based start of the mate's alignment, null when single-end or mate unmapped
-    is_duplicate (bool)     a pair whose mates' unclipped 5' ends and strands equal a better pair's (samtools
-                            markdup's key; the better pair has the higher sum of base qualities >= 15, Picard's
-                            score); pairs with both mates on one contig only, single-end reads never
+    pair_key (string)       samtools markdup's duplicate key of a pair: the contig, then both mates' unclipped 5'
+                            ends and strands, ordered by position; null unless both mates are kept on one contig
+                            (single-end reads never have one)
+    pair_score (int64)      Picard's duplicate score of the pair: the sum of both mates' base qualities >= 15
     ref_bases (binary)      the read's bases on reference positions start..end-1: one byte per position,
                             upper-case ACGTN, ``*`` for a deletion; insertions and clips are left out
     ref_quals (binary)      Phred base qualities (raw, not +33) aligned with ``ref_bases``; 0 for ``*``
 
-``len(ref_bases) == len(ref_quals) == end - start`` in every row.
+``len(ref_bases) == len(ref_quals) == end - start`` in every row. The rows are in the order of the
+FASTQ files (the caller partitions them by genome window itself, so the aligner need not sort them).
+
+Duplicates are not a flag column: the align step's ``duplicates/`` table
+(:data:`DUPLICATE_SCHEMA`) names the pairs that a better pair with the same ``pair_key`` duplicates, so
+the reads are written once, straight from the aligner, and only the keys are shuffled to find them.
 """
 
 from __future__ import annotations
 
 import pyarrow as pa
 
-__all__ = ["ALIGNED_READ_SCHEMA", "ALIGNED_READ_DDL", "DELETION", "CALLED_EXTRA_COLUMNS"]
+__all__ = ["ALIGNED_READ_SCHEMA", "ALIGNED_READ_DDL", "DELETION", "DUPLICATE_SCHEMA", "CALLED_EXTRA_COLUMNS"]
 
 DELETION = ord("*")
 
@@ -44,14 +50,18 @@ ALIGNED_READ_SCHEMA = pa.schema([
     ("read_name", pa.string()),
     ("mate", pa.int8()),
     ("mate_start", pa.int64()),
-    ("is_duplicate", pa.bool_()),
+    ("pair_key", pa.string()),
+    ("pair_score", pa.int64()),
     ("ref_bases", pa.binary()),
     ("ref_quals", pa.binary()),
 ])
 
+# The align step's duplicates/: one row per duplicate pair (both its mates are duplicates), by read name.
+DUPLICATE_SCHEMA = pa.schema([("patient", pa.string()), ("read_name", pa.string())])
+
 ALIGNED_READ_DDL = (
     "patient string, contig string, start long, end long, strand byte, mapq short, cigar string, "
-    "read_name string, mate byte, mate_start long, is_duplicate boolean, ref_bases binary, ref_quals binary"
+    "read_name string, mate byte, mate_start long, pair_key string, pair_score long, ref_bases binary, ref_quals binary"
 )
 
 # The call step's table has the genotype table's columns (GENOTYPE_SCHEMA_DDL, QC columns null) and these:

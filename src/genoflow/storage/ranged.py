@@ -107,16 +107,24 @@ class RangedFile:
             with self._client().read(self.path) as stream:
                 yield stream
 
-    def write_atomic(self, data: bytes) -> None:
-        """Write the file by temp + rename, so a reader sees all of it or nothing; an existing file is replaced."""
+    def write_atomic(self, data: bytes, *, into_existing_folder: bool = False) -> None:
+        """Write the file by temp + rename, so a reader sees all of it or nothing; an existing file is replaced.
+
+        ``into_existing_folder``: write only where the folder still exists (FileNotFoundError otherwise), so a
+        task still running after its step failed cannot bring back the temporary folder the step removed.
+        """
         tmp = temp_uri(self.path, f"pid{os.getpid()}")  # its owner named, for genoflow gc
+        folder = os.path.dirname(self.path) or "."
         if self.is_local:
-            os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-            with open(tmp, "wb") as out:
+            if not into_existing_folder:
+                os.makedirs(folder, exist_ok=True)
+            with open(tmp, "wb") as out:  # FileNotFoundError when the folder is gone
                 out.write(data)
             os.replace(tmp, self.path)
             return
         client = self._client()
+        if into_existing_folder and client.status(folder, strict=False) is None:
+            raise FileNotFoundError(f"{self.uri}: its folder no longer exists")
         client.write(tmp, data=data, overwrite=True)
         try:
             # WebHDFS rename refuses an existing destination: a rebuilt index replaces the old one.

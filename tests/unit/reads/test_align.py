@@ -117,7 +117,7 @@ def test_reads_map_to_their_positions_with_their_bases_projected_on_the_referenc
         assert row["ref_bases"].decode() == read.ref_bases, row["cigar"]
         assert row["ref_quals"] == read.ref_quals
         assert row["end"] - row["start"] == len(row["ref_bases"]) == len(row["ref_quals"])
-        assert (row["mate"], row["mate_start"], row["is_duplicate"], row["patient"]) == (0, None, False, "P1")
+        assert (row["mate"], row["mate_start"], row["pair_key"], row["patient"]) == (0, None, None, "P1")
         edits = "".join(op for _, op in re.findall(r"(\d+)([MIDS])", row["cigar"]) if op in "ID")
         assert edits.count("D") == read.ref_bases.count("*")
         assert edits.count("I") == len(read.sequence) - len(read.ref_bases.replace("*", ""))
@@ -139,7 +139,7 @@ def test_pairs_are_mapped_together_and_carry_their_mate(reference, aligner):
         seconds.append(draw_read(rng, reference, f"pair{k}", start=start + 250, strand=-1, edits="d"))
     (chunk,) = iter_read_chunks(io.BytesIO(to_fastq(firsts, "/1")), io.BytesIO(to_fastq(seconds, "/2")),
                                 source_r1="r1.fq", source_r2="r2.fq", chunk_reads=100)
-    rows, counts = align_chunk(aligner, "P2", chunk, min_mapq=20, threads=2, pair_keys=True)
+    rows, counts = align_chunk(aligner, "P2", chunk, min_mapq=20, threads=2)
     assert (counts.reads, counts.mapped, counts.kept) == (40, 40, 40)
     by_mate = {(row["read_name"], row["mate"]): row for row in rows.to_pylist()}
     for first, second in zip(firsts, seconds, strict=True):
@@ -266,8 +266,8 @@ def test_run_align_writes_the_aligned_table_and_mapping_counts(spark, tmp_path, 
     table = pq.read_table(tmp_path / "steps/align/k2/reads")
     assert [(f.name, f.type) for f in table.schema] == [(f.name, f.type) for f in ALIGNED_READ_SCHEMA]
     rows = table.to_pylist()
-    duplicates = sorted((r["patient"], r["read_name"], r["mate"]) for r in rows if r["is_duplicate"])
-    assert duplicates == [("P1", "copy0", 1), ("P1", "copy0", 2)]
+    duplicates = pq.read_table(tmp_path / "steps/align/k2/duplicates").to_pylist()
+    assert duplicates == [{"patient": "P1", "read_name": "copy0"}]
     expected = {(p, r.name, r.start, r.ref_bases) for p, rs in reads.items() for r in rs if r.name != "foreign"}
     assert {(r["patient"], r["read_name"], r["start"], r["ref_bases"].decode()) for r in rows} == expected
     assert {r["mate"] for r in rows if r["patient"] == "P2"} == {0}
@@ -340,7 +340,7 @@ def test_run_align_on_hdfs_reads_the_fastqs_and_the_index_through_webhdfs(hdfs, 
         counts = run_align(spark, storage, output, PARAMS, index_uri=index_uri)
     assert {p: (c["reads"], c["mapped"], c["kept"], c["duplicates"]) for p, c in counts.items()} == \
         {"P1": (54, 54, 54, 2), "P2": (32, 31, 31, 0)}
-    assert storage.list(storage.uri("steps/align/k2")) == ["_SUCCESS", "mapping.json", "reads"]
+    assert storage.list(storage.uri("steps/align/k2")) == ["_SUCCESS", "duplicates", "mapping.json", "reads"]
     assert storage.exists(index_uri)
 
 

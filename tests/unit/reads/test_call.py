@@ -78,14 +78,18 @@ def cohort(tmp_path_factory):
 def _read(patient, contig, start, bases, name, mapq=60, duplicate=False) -> dict:
     return {"patient": patient, "contig": contig, "start": start, "end": start + len(bases), "strand": 1,
             "mapq": mapq, "cigar": f"{len(bases)}M", "read_name": name, "mate": 0, "mate_start": None,
-            "is_duplicate": duplicate, "ref_bases": bases, "ref_quals": bytes([QUAL]) * len(bases)}
+            "pair_key": None, "pair_score": None, "ref_bases": bases, "ref_quals": bytes([QUAL]) * len(bases),
+            "duplicate": duplicate}
 
 
 @pytest.fixture(scope="module")
 def called(spark, cohort, tmp_path_factory):
-    reference, reads, _, _, _ = cohort
+    reference, reads, _, _, rows = cohort
     out = tmp_path_factory.mktemp("called") / "called"
-    result = run_call(spark, spark.read.parquet(str(reads)), reference, SAMPLES, str(out), PARAMS)
+    duplicates = spark.createDataFrame([(r["patient"], r["read_name"]) for r in rows if r["duplicate"]],
+                                       "patient string, read_name string")
+    result = run_call(spark, spark.read.parquet(str(reads)), reference, SAMPLES, str(out), PARAMS,
+                      duplicates=duplicates)
     # Part files in name order are the table's order (no sort of the output).
     table = pa.concat_tables([pq.read_table(f) for f in sorted(out.glob("part-*.parquet"))])
     return result, table, out
@@ -170,7 +174,7 @@ def test_run_call__agrees_with_bcftools(cohort, called, tmp_path):
         f.writelines(f"@SQ\tSN:{name}\tLN:{n}\n" for name, n in CONTIGS.items())
         f.writelines(f"@RG\tID:{p}\tSM:{p}\n" for p in PATIENTS)
         for r in rows:
-            flag = 1024 if r["is_duplicate"] else 0
+            flag = 1024 if r["duplicate"] else 0
             qual = "".join(chr(q + 33) for q in r["ref_quals"])
             f.write(f"{r['read_name']}\t{flag}\t{r['contig']}\t{r['start'] + 1}\t{r['mapq']}\t{r['cigar']}\t*\t0\t0\t"
                     f"{r['ref_bases'].decode()}\t{qual}\tRG:Z:{r['patient']}\n")
@@ -253,7 +257,7 @@ def test_run_call__same_table_as_a_plain_window_loop(cohort, called):
     from genoflow.reads.pileup import pileup_window
 
     reference, _, _, _, rows = cohort
-    kept = [r for r in rows if r["mapq"] >= PARAMS["reads"]["min_mapq"] and not r["is_duplicate"]]
+    kept = [r for r in rows if r["mapq"] >= PARAMS["reads"]["min_mapq"] and not r["duplicate"]]
     expected = []
     for contig in CONTIGS:  # reference order
         reads = sorted((r for r in kept if r["contig"] == contig), key=lambda r: r["start"])

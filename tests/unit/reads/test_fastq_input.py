@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from genoflow.errors import InputError
-from genoflow.reads.fastq_input import READ_FILES, ReadBlock, ReadSet, iter_read_chunks, patient_read_sets
+from genoflow.reads.fastq_input import READ_FILES, ReadSet, iter_read_chunks, patient_read_sets
 
 R1, R2 = "P1/genome_sequence_R1.fastq.gz", "P1/genome_sequence_R2.fastq.gz"
 
@@ -40,13 +40,6 @@ def test_chunks_hold_every_read_in_order_with_mate_tags_and_comments_removed():
     assert b"".join(c.mate1.sequences for c in got) == "".join(lines[1::4]).upper().encode()
     assert b"".join(c.mate1.qualities for c in got) == "".join(lines[3::4]).encode()
     assert [c.mate1.first_line for c in got] == [[1, 5, 9], [13, 17, 21], [25]]
-
-
-def test_a_block_survives_its_blob():
-    block = chunks(fastq(["a", "b x", "c"]), None, chunk_reads=10)[0].mate1
-    back = ReadBlock.from_bytes(block.to_bytes())
-    assert back.names == ["a", "b", "c"]
-    assert (back.sequences, back.qualities, back.lengths.tolist()) == (block.sequences, block.qualities, [12] * 3)
 
 
 def test_single_end_reads_have_no_mate_two():
