@@ -44,9 +44,9 @@ def test_jobs__help_without_spark():
 
 
 # docker-compose.yml's secrets: each is required (``${VAR:?message}``) and listed in .env.example.
-COMPOSE_SECRETS = ("GENOFLOW_PSEUDONYM_KEY", "GENOFLOW_API_KEYS", "GENOFLOW_POSTGRES_PASSWORD",
-                   "GENOFLOW_AIRFLOW_ADMIN_PASSWORD", "GENOFLOW_AIRFLOW_FERNET_KEY", "GENOFLOW_AIRFLOW_JWT_SECRET",
-                   "GENOFLOW_GRAFANA_ADMIN_PASSWORD")
+COMPOSE_SECRETS = ("GENOFLOW_PSEUDONYM_KEY", "GENOFLOW_API_KEYS", "GENOFLOW_AUDIT_HASH_KEY",
+                   "GENOFLOW_POSTGRES_PASSWORD", "GENOFLOW_AIRFLOW_ADMIN_PASSWORD", "GENOFLOW_AIRFLOW_FERNET_KEY",
+                   "GENOFLOW_AIRFLOW_JWT_SECRET", "GENOFLOW_GRAFANA_ADMIN_PASSWORD")
 COMPOSE_PUBLIC = {"api", "airflow-apiserver"}  # published where the .env says (loopback by default)
 
 

@@ -25,9 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=settings.port, help=f"listen port (default {settings.port})")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
-    if not settings.api_keys:
-        print("genoflow serving: error: set GENOFLOW_API_KEYS (comma-separated) to the keys clients send "
-              "as X-API-Key or Authorization: Bearer", file=sys.stderr)
+    if not settings.has_api_keys:
+        print("genoflow serving: error: set GENOFLOW_API_KEYS_FILE (a file of `caller: sha256:<hex>` lines) or "
+              "GENOFLOW_API_KEYS (comma-separated) to the keys clients send as X-API-Key or Authorization: Bearer",
+              file=sys.stderr)
         return 2
     settings = dataclasses.replace(settings, host=args.host, port=args.port)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
