@@ -92,7 +92,9 @@ def test_paired_30x__every_site_is_genotyped_in_every_patient(called_panel):
 def test_exported_vcf__reads_back_identically_through_the_vcf_path_and_bcftools(called_panel, spark):
     import numpy as np
 
+    from genoflow.config import Settings
     from genoflow.genotypes import unpack_dosages
+    from genoflow.pseudonym import pseudonym_order
 
     call = step_dir(called_panel, "call")
     table = spark.read.parquet(str(call / "genotypes")).orderBy("pos").select("pos", "ref", "alt", "dosages").collect()
@@ -109,12 +111,15 @@ def test_exported_vcf__reads_back_identically_through_the_vcf_path_and_bcftools(
     subset = subprocess.run(["tabix", str(call / "cohort.vcf.gz"), region], capture_output=True, text=True,
                             check=True).stdout.split("\n")[:-1]
     assert len(subset) == len(table) // 2 + 1
-    # preprocess read the calls as the genotype table of a VCF would be (QC columns filled, genes annotated)
+    # preprocess read the calls as the genotype table of a VCF would be (QC columns filled, genes annotated),
+    # its samples in pseudonym order (decision 0018)
     genotypes = spark.read.parquet(str(step_dir(called_panel, "preprocess") / "genotypes"))
     assert genotypes.count() == len(table)
     assert genotypes.where("call_rate IS NULL OR maf IS NULL").count() == 0
     reparsed = np.array([unpack_dosages(r.dosages) for r in genotypes.orderBy("pos").select("dosages").collect()])
-    assert (reparsed == np.array([unpack_dosages(r.dosages) for r in table])).all()
+    calling = json.loads((call / "calling.json").read_text())
+    order = pseudonym_order(calling["sample_names"], Settings().pseudonym_key)
+    assert (reparsed == np.array([unpack_dosages(r.dosages)[order] for r in table])).all()
 
 
 def test_single_end__aligned_and_called(tmp_path, capsys):
