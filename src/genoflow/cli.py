@@ -14,15 +14,35 @@ __all__ = ["main"]
 def _demo_data(args) -> int:
     from genoflow.simulate import make_demo_cohort
 
-    reads = {"reads_per_patient": args.reads} if args.coverage is None else {
+    reads = {"reads_per_patient": args.reads_per_patient} if args.coverage is None else {
         "coverage": args.coverage, "target_length": args.panel_length, "read_length": args.read_length,
         "paired": args.paired}
-    summary = make_demo_cohort(
-        args.out, n_patients=args.patients, sequence_length=args.sequence_length, seed=args.seed,
-        heritability=args.heritability, prevalence=args.prevalence, n_causal=args.causal, progress=True, **reads,
-    )
+    spec = {field: getattr(args, field) for field, _, _ in _SPEC_FLAGS if field != "reads_per_patient"}
+    summary = make_demo_cohort(args.out, **spec, progress=True, **reads)
     print(json.dumps(summary, indent=2, default=str))
     return 0
+
+
+# demo-data's flags for CohortSpec fields: (field, flag, help); the defaults are genoflow.simulate.spec.DEMO's.
+_SPEC_FLAGS = (
+    ("n_patients", "--patients", "number of patients"),
+    ("sequence_length", "--sequence-length", "simulated region length in bp"),
+    ("seed", "--seed", "random seed"),
+    ("heritability", "--heritability", "liability-scale h2"),
+    ("prevalence", "--prevalence", "disease prevalence"),
+    ("n_causal", "--causal", "number of causal variants"),
+    ("reads_per_patient", "--reads", "FASTQ reads per patient"),
+)
+
+
+def _add_spec_arguments(parser: argparse.ArgumentParser) -> None:
+    from genoflow.simulate.spec import DEMO
+
+    for field, flag, text in _SPEC_FLAGS:
+        default = getattr(DEMO, field)
+        metavar = flag.removeprefix("--").replace("-", "_").upper()
+        parser.add_argument(flag, dest=field, type=type(default), default=default, metavar=metavar,
+                            help=f"{text} (default: %(default)s)")
 
 
 def _dataset_version(args) -> int:
@@ -121,14 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Simulate a cohort: VCF, reference FASTA, GFF3, per-patient "
                             "FASTQ and clinical CSVs, plus the truth (never read by the pipeline).")
     demo.add_argument("--out", default=str(Settings().home / "data"), help="output folder (default: %(default)s)")
-    demo.add_argument("--patients", type=int, default=1000, help="number of patients (default: %(default)s)")
-    demo.add_argument("--sequence-length", type=int, default=2_000_000,
-                      help="simulated region length in bp (default: %(default)s)")
-    demo.add_argument("--seed", type=int, default=1, help="random seed (default: %(default)s)")
-    demo.add_argument("--heritability", type=float, default=0.5, help="liability-scale h2 (default: %(default)s)")
-    demo.add_argument("--prevalence", type=float, default=0.3, help="disease prevalence (default: %(default)s)")
-    demo.add_argument("--causal", type=int, default=20, help="number of causal variants (default: %(default)s)")
-    demo.add_argument("--reads", type=int, default=200, help="FASTQ reads per patient (default: %(default)s)")
+    _add_spec_arguments(demo)
     demo.add_argument("--coverage", type=float, default=None,
                       help="sequence a panel to this mean depth instead of --reads (the reads demo: 20)")
     demo.add_argument("--panel-length", type=int, default=50_000,

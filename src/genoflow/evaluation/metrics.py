@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["delong_auc", "paired_delong", "binary_report", "quantitative_report", "paired_squared_error_test",
-           "N_BOOTSTRAP", "CALIBRATION_BINS"]
+__all__ = ["auc_roc", "delong_auc", "paired_delong", "binary_report", "quantitative_report",
+           "paired_squared_error_test", "N_BOOTSTRAP", "CALIBRATION_BINS"]
 
 Z95 = 1.959963984540054  # scipy.stats.norm.ppf(0.975)
 N_BOOTSTRAP = 2000
@@ -46,6 +46,25 @@ def _binary_labels(y, *scores) -> tuple[np.ndarray, list[np.ndarray]]:
             raise ValueError(f"score: expected {y.shape[0]} finite values, got shape {s.shape}")
         out.append(s)
     return y, out
+
+
+def auc_roc(y, score) -> float:
+    """AUC-ROC of ``score`` against 0/1 labels ``y`` (sklearn's ``roc_auc_score``; ties count half).
+
+    NaN when ``y`` holds one class only (an AUC is undefined there), so a simulation can report it
+    instead of failing; use `delong_auc` for a held-out metric with its CI.
+
+    Examples
+    --------
+    >>> auc_roc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
+    0.75
+    """
+    from sklearn.metrics import roc_auc_score
+
+    y = np.asarray(y).astype(bool)
+    if y.all() or not y.any():
+        return float("nan")
+    return float(roc_auc_score(y, np.asarray(score, dtype=float)))
 
 
 def _delong(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

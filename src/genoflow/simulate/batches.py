@@ -46,29 +46,21 @@ import numpy as np
 from Bio import bgzf
 
 from genoflow.monitoring.drift import hudson_fst
-from genoflow.simulate.cohort import (
+from genoflow.simulate.cohort import _Progress, _rngs, _target_region, make_demo_cohort
+from genoflow.simulate.files import _reference_sequence, _vcf_chunk, _write_patients
+from genoflow.simulate.reads import _write_reads
+from genoflow.simulate.spec import DEMO, CohortSpec
+from genoflow.simulate.traits import (
     _AGE_MEAN,
     _DISEASE_AGE_EFFECT,
     _DISEASE_MALE_EFFECT,
-    _POPULATION_SIZE,
-    _RECOMBINATION_RATE,
     _RESPONSE_AGE_EFFECT,
     _RESPONSE_MALE_EFFECT,
-    _check_params,
     _clinical,
     _phenotypes,
-    _Progress,
-    _reference_sequence,
-    _rngs,
-    _simulate_variants,
-    _target_region,
     _Trait,
-    _Variants,
-    _vcf_chunk,
-    _write_patients,
-    _write_reads,
-    make_demo_cohort,
 )
+from genoflow.simulate.variants import _POPULATION_SIZE, _RECOMBINATION_RATE, _simulate_variants, _Variants
 
 __all__ = ["make_cohort_batches", "expected_drift_f"]
 
@@ -92,22 +84,22 @@ def expected_drift_f(diverged_size: int, split_generations: int) -> float:
 def make_cohort_batches(
     out_dir: str | os.PathLike,
     *,
-    n_reference: int = 1000,
+    n_reference: int = DEMO.n_patients,
     n_new: int = 200,
     shifted: bool = False,
-    seed: int = 1,
+    seed: int = DEMO.seed,
     batch: str | None = None,
     split_generations: int = 50,
     diverged_size: int = 500,
-    sequence_length: int = 2_000_000,
-    heritability: float = 0.5,
-    prevalence: float = 0.3,
-    n_causal: int = 20,
-    reads_per_patient: int = 200,
-    read_length: int = 100,
-    target_length: int = 2_000,
-    missing_rate: float = 0.005,
-    contig: str = "chr22",
+    sequence_length: int = DEMO.sequence_length,
+    heritability: float = DEMO.heritability,
+    prevalence: float = DEMO.prevalence,
+    n_causal: int = DEMO.n_causal,
+    reads_per_patient: int = DEMO.reads_per_patient,
+    read_length: int = DEMO.read_length,
+    target_length: int = DEMO.target_length,
+    missing_rate: float = DEMO.missing_rate,
+    contig: str = DEMO.contig,
     write_reference: bool = False,
     progress: bool = False,
 ) -> dict:
@@ -156,13 +148,13 @@ def make_cohort_batches(
         raise ValueError("n_new must be >= 1")
     if shifted and (split_generations < 1 or diverged_size < 2):
         raise ValueError("a shifted batch needs split_generations >= 1 and diverged_size >= 2")
-    params = {
-        "n_patients": n_reference, "sequence_length": sequence_length, "seed": seed,
-        "heritability": heritability, "prevalence": prevalence, "n_causal": n_causal,
-        "reads_per_patient": reads_per_patient, "read_length": read_length, "target_length": target_length,
-        "missing_rate": missing_rate, "contig": contig,
-    }
-    _check_params(params)
+    spec = CohortSpec(
+        n_patients=n_reference, sequence_length=sequence_length, seed=seed, heritability=heritability,
+        prevalence=prevalence, n_causal=n_causal, reads_per_patient=reads_per_patient, read_length=read_length,
+        target_length=target_length, missing_rate=missing_rate, contig=contig,
+    )
+    params = spec.as_params()
+    spec.check()
     out = Path(out_dir)
     if write_reference:
         make_demo_cohort(out, **params, progress=progress)

@@ -26,26 +26,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from genoflow.evaluation.metrics import auc_roc
 from genoflow.genotypes import rows_per_block
-from genoflow.simulate.cohort import (
+from genoflow.simulate.cohort import _commit, _patient_ids, _Progress, _rngs
+from genoflow.simulate.files import _BASE_PROBS, _FASTA_WIDTH, _vcf_chunk
+from genoflow.simulate.ooa import DEFAULT_POPULATION_SHIFT, POPULATIONS, _population_sizes, _simulate
+from genoflow.simulate.reads import _BASES
+from genoflow.simulate.traits import (
     _AGE_MEAN,
-    _BASE_PROBS,
-    _BASES,
     _COMMON_MAF,
     _DISEASE_AGE_EFFECT,
     _DISEASE_MALE_EFFECT,
-    _FASTA_WIDTH,
-    _auc,
     _clinical,
-    _commit,
-    _patient_ids,
-    _Progress,
-    _rngs,
     _trait,
-    _Variants,
-    _vcf_chunk,
 )
-from genoflow.simulate.ooa import DEFAULT_POPULATION_SHIFT, POPULATIONS, _population_sizes, _simulate
+from genoflow.simulate.variants import _Variants
 
 __all__ = ["make_biobank_cohort", "write_reference", "reference_for_cohort", "GRCH38_LENGTHS"]
 
@@ -184,7 +179,7 @@ def _build(tmp: Path, params: dict, say: _Progress) -> dict:
                      _DISEASE_AGE_EFFECT * (age - _AGE_MEAN) + _DISEASE_MALE_EFFECT * male + shift, rngs["disease"])
     pd.DataFrame({"patient_id": ids, "disease_status": disease.status, "age": age,
                   "sex": np.where(male == 1, "M", "F")}).to_csv(tmp / "raw" / "phenotypes.csv", index=False)
-    oracle = _auc(disease.genetic + disease.clinical, disease.status)
+    oracle = auc_roc(disease.status, disease.genetic + disease.clinical)
     _write_truth(tmp / "truth", params, model_truth, ids, labels, var, causal, disease, oracle, (pos0, ref))
     seconds["phenotypes"] = round(time.perf_counter() - started, 1)
     return {

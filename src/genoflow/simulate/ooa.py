@@ -19,6 +19,7 @@ import os
 import numpy as np
 
 from genoflow.simulate.cohort import Ancestry, make_demo_cohort, variants_from_tree_sequence
+from genoflow.simulate.spec import OOA
 
 __all__ = ["make_ooa_cohort", "POPULATIONS", "DEFAULT_POPULATION_SHIFT"]
 
@@ -31,16 +32,16 @@ _MODEL = "OutOfAfrica_3G09"
 def make_ooa_cohort(
     out_dir: str | os.PathLike,
     *,
-    n_patients: int = 2000,
-    sequence_length: int = 10_000_000,
-    seed: int = 1,
-    heritability: float = 0.5,
-    prevalence: float = 0.3,
-    n_causal: int = 50,
+    n_patients: int = OOA.n_patients,
+    sequence_length: int = OOA.sequence_length,
+    seed: int = OOA.seed,
+    heritability: float = OOA.heritability,
+    prevalence: float = OOA.prevalence,
+    n_causal: int = OOA.n_causal,
     population_shift: dict[str, float] | None = None,
-    reads_per_patient: int = 200,
-    missing_rate: float = 0.005,
-    contig: str = "chr20",
+    reads_per_patient: int = OOA.reads_per_patient,
+    missing_rate: float = OOA.missing_rate,
+    contig: str = OOA.contig,
     progress: bool = False,
 ) -> dict:
     """Simulate an OutOfAfrica_3G09 cohort and write ``raw/`` and ``truth/`` under ``out_dir``.

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from genoflow.simulate.cohort import _Variants
+    from genoflow.simulate.variants import _Variants
 
 __all__ = ["make_reads_cohort", "reads_per_patient", "sequenced_span", "FASTQ_SINGLE", "FASTQ_PAIRED"]
 

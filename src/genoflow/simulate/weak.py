@@ -25,7 +25,8 @@ import msprime
 import numpy as np
 from scipy import optimize, special
 
-from genoflow.simulate.cohort import Ancestry, _auc, _patient_ids, make_demo_cohort, variants_from_tree_sequence
+from genoflow.evaluation.metrics import auc_roc
+from genoflow.simulate.cohort import Ancestry, _patient_ids, make_demo_cohort, variants_from_tree_sequence
 
 __all__ = ["make_weak_effect_cohort", "STRATA"]
 
@@ -191,7 +192,7 @@ def _truth(variants, stratum, disease, ldl, split, contig) -> dict:
     (treatment_response is the demo's liability trait, its truth under ``patients``)."""
     ids = _patient_ids(len(stratum))
     explained = np.var(ldl["expected"]) / (np.var(ldl["expected"]) + ldl["noise_sd"] ** 2)
-    oracle = round(_auc(disease["logit"], disease["status"]), 6)
+    oracle = round(auc_roc(disease["status"], disease["logit"]), 6)
     return {
         "generator": "genoflow.simulate.weak.make_weak_effect_cohort",
         "model": {"msprime": msprime.__version__, "strata": list(STRATA), "split_generations": split,

@@ -6,6 +6,7 @@ import pytest
 from sklearn.metrics import r2_score, roc_auc_score
 
 from genoflow.evaluation.metrics import (
+    auc_roc,
     binary_report,
     calibration,
     delong_auc,
@@ -159,3 +160,13 @@ def test_paired_squared_error_test__direction_and_ties():
     from scipy.stats import ttest_rel
     diff_p = ttest_rel((y - good) ** 2, (y - bad) ** 2, alternative="less").pvalue
     assert paired_squared_error_test(y, good, bad) == pytest.approx(diff_p)
+
+
+def test_auc_roc_counts_tied_pairs_half_and_is_nan_for_one_class():
+    rng = np.random.default_rng(0)
+    score = rng.integers(0, 5, size=60).astype(float)  # many ties
+    label = rng.random(60) < 0.4
+    pos, neg = score[label], score[~label]
+    pairwise = ((pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])).mean()
+    assert auc_roc(label, score) == pytest.approx(pairwise)
+    assert np.isnan(auc_roc(np.ones(5), np.arange(5.0)))

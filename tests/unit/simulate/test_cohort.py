@@ -13,7 +13,6 @@ from Bio import SeqIO, bgzf
 from Bio.Seq import Seq
 
 from genoflow.simulate import make_demo_cohort
-from genoflow.simulate.cohort import _auc
 
 N = 200  # patients: enough haplotypes for a stable allele-frequency spectrum
 L = 250_000  # bp
@@ -297,12 +296,3 @@ def test_gff_genes(cohort):
         assert 10_000 <= int(r[4]) - int(r[3]) + 1 <= 60_000 and 1 <= int(r[3]) and int(r[4]) <= L
         assert r[8].startswith("ID=gene:GENE") and ";Name=GF" in r[8]
     assert {r[2] for r in rows} == {"gene", "mRNA", "exon"}
-
-
-def test_auc_rank_formula_matches_pairwise_count():
-    rng = np.random.default_rng(0)
-    score = rng.integers(0, 5, size=60).astype(float)  # many ties
-    label = rng.random(60) < 0.4
-    pos, neg = score[label], score[~label]
-    pairwise = ((pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])).mean()
-    assert _auc(score, label) == pytest.approx(pairwise)

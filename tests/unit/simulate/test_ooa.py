@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from Bio import bgzf
 
-from genoflow.simulate.cohort import _auc
+from genoflow.evaluation.metrics import auc_roc
 from genoflow.simulate.ooa import POPULATIONS, make_ooa_cohort
 
 N, L = 60, 200_000
@@ -57,7 +57,7 @@ def test_make_ooa_cohort__population_shift_is_in_the_truth_and_the_oracle(cohort
     assert mean["YRI"] > mean["CEU"] > mean["CHB"]  # 0.8 SD apart by construction
     genetic = np.array([v["genetic_value_disease"] for v in truth["patients"].values()])
     liability = np.array([v["liability_disease"] for v in truth["patients"].values()])
-    assert summary["oracle_auc_disease"] > _auc(genetic, liability > np.quantile(liability, 0.7))
+    assert summary["oracle_auc_disease"] > auc_roc(liability > np.quantile(liability, 0.7), genetic)
 
 
 def test_make_ooa_cohort__rejects_unknown_population(tmp_path):
