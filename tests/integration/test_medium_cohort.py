@@ -23,8 +23,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from genoflow.config import load_params, merge_params
+from genoflow.config import Settings, load_params, merge_params
 from genoflow.pipeline.runner import main, step_uri
+from genoflow.pseudonym import pseudonymise
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.integration  # ~150 s on two busy cores: simulation ~10 s, preprocess ~60 s, features ~55 s
@@ -94,12 +95,14 @@ def test_medium_cohort__features_table_and_ancestry_pcs(medium_run):
     # Real PCs whichever method computed them: (nearly) uncorrelated, and carrying the simulated populations
     # (YRI, CEU, CHB). 100 kb leaves few pruned variants, so the PCs mix local haplotype structure in:
     # a population effect is asserted, not a clean split.
-    pcs = table.merge(pd.read_parquet(out["preprocess"] / "samples", columns=["pid", "sample_index"]), on="pid")
-    values = pcs[["pc1", "pc2", "pc3", "pc4"]].to_numpy(dtype=float)
+    values = table[["pc1", "pc2", "pc3", "pc4"]].to_numpy(dtype=float)
     assert np.allclose(values.var(axis=0), 1.0, atol=0.05)  # scores U sqrt(n): unit variance, as served
     corr = np.corrcoef(values, rowvar=False)
     assert np.abs(corr[np.triu_indices(4, 1)]).max() < 0.05  # centred orthogonal scores: ~0
-    population = pd.read_csv(root / "truth" / "patients.csv")["population"].to_numpy()[pcs["sample_index"]]
+    # Tables are in pseudonym order (decision 0018): the truth's raw ids are matched by their pseudonyms.
+    truth = pd.read_csv(root / "truth" / "patients.csv")
+    truth["pid"] = [pseudonymise(patient, Settings().pseudonym_key) for patient in truth["patient_id"]]
+    population = table[["pid"]].merge(truth, on="pid", how="left")["population"].to_numpy()
     p = [stats.f_oneway(*(column[population == name] for name in ("YRI", "CEU", "CHB"))).pvalue
          for column in values.T]
     assert min(p) < 1e-10, p
