@@ -30,6 +30,7 @@ __all__ = ["AlignCounts", "align_chunk", "build_index", "find_duplicates", "load
 _PHRED_OFFSET = 33
 _COMPLEMENT = bytes.maketrans(b"ACGTNacgtn", b"TGCANtgcan")
 # mappy's CIGAR operations (BAM codes): M I D N S H P = X
+_CIGAR_CODES = "MIDNSHP=X"
 _COPY_OPS = {0, 7, 8}  # M, =, X: one read base per reference base
 _GAP_OPS = {2, 3}  # D, N: reference bases the read lacks
 _PICARD_MIN_QUAL = 15  # Picard's duplicate score sums base qualities >= 15
@@ -320,11 +321,12 @@ def project(bases: bytes, quals: bytes, hit, span: tuple[int, int] | None = None
         left, right = length - q_en, q_st
     else:
         left, right = q_st, length - q_en
-    operations = hit.cigar
-    cigar = (f"{left}S" if left else "") + hit.cigar_str + (f"{right}S" if right else "")
+    operations = hit.cigar  # (mappy's cigar_str costs twice as much as this list: the string is built here)
+    clip_left, clip_right = f"{left}S" if left else "", f"{right}S" if right else ""
     if len(operations) == 1 and operations[0][1] in _COPY_OPS:  # most reads: one M, no slicing into pieces
-        size = operations[0][0]
-        return bases[left:left + size], quals[left:left + size], cigar
+        size, op = operations[0]
+        return bases[left:left + size], quals[left:left + size], f"{clip_left}{size}{_CIGAR_CODES[op]}{clip_right}"
+    cigar = clip_left + "".join(f"{size}{_CIGAR_CODES[op]}" for size, op in operations) + clip_right
     at, out_bases, out_quals = left, [], []
     for size, op in operations:
         if op in _COPY_OPS:
