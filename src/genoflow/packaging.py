@@ -26,7 +26,8 @@ def package_sources(package_dir: str | os.PathLike | None = None) -> dict[str, b
     """The package's source files as ``{archive name: bytes}``, e.g. ``genoflow/config.py``.
 
     ``package_dir`` defaults to the folder of the imported ``genoflow`` package. Bytecode caches
-    and editor leftovers are skipped; only ``.py`` files and typed-package markers ship.
+    and editor leftovers are skipped; only ``.py`` files, typed-package markers and Jinja2 templates
+    (``.j2``: the report job's driver loads its page template from this zip) ship.
     """
     if package_dir is None:
         import genoflow
@@ -37,7 +38,7 @@ def package_sources(package_dir: str | os.PathLike | None = None) -> dict[str, b
         raise ValueError(f"package_sources: package_dir must be a Python package folder, got {package_dir}")
     sources = {}
     for path in sorted(package_dir.rglob("*")):
-        if path.is_file() and path.suffix in (".py", ".typed") and "__pycache__" not in path.parts:
+        if path.is_file() and path.suffix in (".py", ".typed", ".j2") and "__pycache__" not in path.parts:
             sources[f"{package_dir.name}/{path.relative_to(package_dir).as_posix()}"] = path.read_bytes()
     return sources
 

@@ -13,10 +13,11 @@ import pytest
 from genoflow.packaging import build_py_files, package_sources
 
 
-def test_package_sources__python_files_only():
+def test_package_sources__python_files_and_templates_only():
     names = set(package_sources())
-    assert {"genoflow/__init__.py", "genoflow/config.py", "genoflow/pipeline/runner.py"} <= names
-    assert all(name.startswith("genoflow/") and name.endswith(".py") for name in names)
+    assert {"genoflow/__init__.py", "genoflow/config.py", "genoflow/pipeline/runner.py",
+            "genoflow/reporting/templates/report.html.j2"} <= names
+    assert all(name.startswith("genoflow/") and name.endswith((".py", ".j2")) for name in names)
     assert not any("__pycache__" in name for name in names)
 
 

@@ -2,7 +2,7 @@
 
 :func:`build_report_html` takes plain inputs (dicts and pandas frames read from the committed step
 outputs and the MLflow registry; see :mod:`genoflow.reporting.job`), turns them into display values
-here and renders :data:`genoflow.reporting.template.REPORT` with Jinja2, autoescaped, so a hostile
+here and renders ``templates/report.html.j2`` (a package file) with Jinja2, autoescaped, so a hostile
 gene name or covariate level is shown as text. Inline CSS, figures as base64 PNGs, no external
 asset: the page opens anywhere (a browser, an MLflow artifact view, an e-mail attachment).
 
@@ -33,6 +33,7 @@ SECTIONS = {
     "promotion": "Registry and promotion",
     "about": "How to read this report",
 }
+TEMPLATE = "report.html.j2"  # in genoflow/reporting/templates/
 METRIC_LABEL = {"binary": "AUC-ROC", "quantitative": "R^2"}
 HELD_OUT = {"binary": "test_auc_roc", "quantitative": "test_r2"}
 READ_QC = ("n_reads", "mean_length", "mean_phred", "q30_fraction", "gc_fraction", "n_rate")
@@ -78,19 +79,24 @@ def _png(data: bytes) -> str:
 # --------------------------------------------------------------------------- the page
 
 
+def _template_text() -> str:
+    """The page's Jinja2 source, read through importlib.resources so it loads from the --py-files zip too."""
+    from importlib.resources import files
+
+    return files("genoflow.reporting").joinpath("templates").joinpath(TEMPLATE).read_text(encoding="utf-8")
+
+
 def build_report_html(inputs: dict) -> str:
     """The report page (see the module docstring for ``inputs``)."""
     import jinja2
-
-    from genoflow.reporting.template import CSS, REPORT
 
     targets = list(inputs["metrics"]["candidates"])
     lambdas = {t: genomic_inflation(inputs["association"][t]["p"]) for t in targets if t in inputs["association"]}
     gate = inputs["params"].get("promote", {})
     run = inputs["run"]
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=False)
-    return env.from_string(REPORT).render(
-        css=CSS, sections=SECTIONS,
+    return env.from_string(_template_text()).render(
+        sections=SECTIONS,
         run={**run, "git_commit": str(run.get("git_commit", "unknown"))[:12], "created": run.get("created", ""),
              "storage_root": run.get("storage_root", "")},
         targets=[_summary(inputs, t, lambdas.get(t)) for t in targets],

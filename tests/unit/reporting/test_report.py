@@ -170,3 +170,41 @@ def test_page__quantitative_target():
     assert "Held-out R^2 <b>0.180</b> (95% CI 0.090–0.270)" in page and "RMSE 1.250 (1.100–1.400)" in page
     assert "paired test of squared errors" in page and "no champion to compare with" in page
     assert len(re.findall(r"<img", page)) == 0  # no association results given, no ROC for a quantitative target
+
+
+HOSTILE = "<script>alert(1)</script>"
+
+
+def test_page__a_hostile_value_is_text_wherever_it_is_shown():
+    """Every string a cohort, a run or the registry supplies goes through autoescape, table cells included."""
+    inputs = _inputs()
+    inputs["association"]["disease_status"].loc[:, "gene"] = HOSTILE  # every gene cell of the top table
+    inputs["samples"] = inputs["samples"].rename(columns={"stratum": HOSTILE})  # a study column's name
+    inputs["samples"][HOSTILE] = inputs["samples"][HOSTILE].replace("pop1", HOSTILE)  # and its level
+    inputs["run"].update(run_key=HOSTILE, dataset_version=HOSTILE, git_commit=HOSTILE, created=HOSTILE)
+    inputs["metrics"]["models"][0]["best_params"] = {HOSTILE: HOSTILE}
+    versions = inputs["registry"]["disease_status"]["versions"]
+    inputs["registry"]["disease_status"]["model_name"] = HOSTILE
+    versions[0].update(reason=HOSTILE, promotion=HOSTILE, family=HOSTILE)
+    page = build_report_html(inputs)
+    assert "<script" not in page and "alert(1)</" not in page
+    escaped = "&lt;script&gt;alert(1)&lt;/script&gt;"
+    assert page.count("&lt;script&gt;alert(1)") >= 10  # shown, as text, in the summary, tables and registry
+    for shown in (f"<title>genoflow report {escaped}</title>", f"<code>{escaped}</code>",  # run key, data version
+                  f"<td>{escaped}</td>", f"<td>{escaped}={escaped}</td>", f"<h3>{escaped}</h3>"):  # cells, model name
+        assert shown in page
+
+
+def test_template__travels_in_the_py_files_zip(tmp_path):
+    """The report job's driver imports genoflow from the --py-files zip: the page template must load from it."""
+    import subprocess
+    import sys
+
+    from genoflow.packaging import build_py_files
+    from genoflow.reporting.html import _template_text
+
+    archive = build_py_files(tmp_path)
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from genoflow.reporting import html; "
+            "assert html.__file__.startswith(sys.argv[1]), html.__file__; sys.stdout.write(html._template_text())")
+    out = subprocess.run([sys.executable, "-c", code, str(archive)], capture_output=True, text=True, check=True)
+    assert out.stdout == _template_text() and "{%- macro table" in out.stdout
