@@ -1,14 +1,11 @@
 """The one registry of genotype-table and sample-table columns and their encodings.
 
-Genotype table (variant-major Parquet, one row per biallelic variant)
-    contig (string), pos (int64, 1-based), id (string), ref (string), alt (string),
-    gene (string, "" when intergenic), call_rate, alt_af, maf, hwe_p (float64),
-    qc_pass (bool), dosages (binary: ``numpy.int8`` bytes, one per sample in sample-table order;
-    0/1/2 copies of ALT, haploid 0/1, ``MISSING`` = -1; from GT, or the rounded DS when a record
-    has no GT), line (int64: 1-based VCF line where known, null for records of later BGZF
-    splits), mean_dp and mean_gq (float64: mean FORMAT DP/GQ over the samples that have one;
-    null when none has). The last two were added after the first release: readers select
-    columns by name, and older tables simply lack them.
+Genotype table (variant-major Parquet, one row per biallelic variant): :data:`GENOTYPE_COLUMNS`
+below names each column, its Arrow type and what it holds; :data:`GENOTYPE_SCHEMA` (pyarrow) and
+:data:`GENOTYPE_SCHEMA_DDL` (Spark) are derived from it, and :func:`validate` checks a table's
+columns and types against it. ``dosages`` is ``numpy.int8`` bytes, one per sample in sample-table
+order: 0/1/2 copies of ALT, haploid 0/1, :data:`MISSING` = -1. ``mean_dp`` and ``mean_gq`` were
+added after the first release: readers select columns by name, and older tables simply lack them.
 
 Sample table (one row per VCF sample, in genotype column order)
     sample_index (int32), pid (string pseudonym), the clinical columns, the sample QC columns
@@ -17,15 +14,116 @@ Sample table (one row per VCF sample, in genotype column order)
 
 from __future__ import annotations
 
-import numpy as np
+from dataclasses import dataclass
 
-__all__ = ["MISSING", "DOSAGE_DTYPE", "pack_dosages", "unpack_dosages", "stack_dosages", "dosage_matrix",
-           "VARIANT_KEY_COLUMNS", "BLOCK_BYTES", "rows_per_block", "block_budget", "arrow_batch_conf",
-           "size_parquet_reader"]
+import numpy as np
+import pyarrow as pa
+
+from genoflow.errors import InputError
+
+__all__ = ["MISSING", "DOSAGE_DTYPE", "Column", "GENOTYPE_COLUMNS", "GENOTYPE_COLUMN_NAMES", "GENOTYPE_SCHEMA",
+           "GENOTYPE_SCHEMA_DDL", "arrow_schema", "spark_ddl", "validate", "pack_dosages", "unpack_dosages",
+           "stack_dosages", "dosage_matrix", "VARIANT_KEY_COLUMNS", "BLOCK_BYTES", "rows_per_block", "block_budget",
+           "arrow_batch_conf", "size_parquet_reader"]
 
 MISSING = -1
 DOSAGE_DTYPE = np.int8
 VARIANT_KEY_COLUMNS = ("contig", "pos", "ref", "alt")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a table: its name, Arrow type, meaning, and whether older tables may lack it."""
+
+    name: str
+    arrow: pa.DataType
+    meaning: str
+    optional: bool = False  # added after the first release: tables written before lack it
+
+    @property
+    def ddl(self) -> str:
+        """The Spark DDL type (``long`` for int64...)."""
+        return _SPARK_DDL[self.arrow]
+
+
+# Arrow type -> Spark DDL type name, and the name Spark's schema prints for it (simpleString).
+_SPARK_DDL = {pa.string(): "string", pa.int64(): "long", pa.int32(): "int", pa.int8(): "tinyint",
+              pa.float64(): "double", pa.bool_(): "boolean", pa.binary(): "binary"}
+_SPARK_SIMPLE = {"long": "bigint", "int": "int", "tinyint": "tinyint"}
+# Arrow types that read back as another spelling of the same values (a large_string Parquet column).
+_SAME_AS = {pa.large_string(): pa.string(), pa.large_binary(): pa.binary()}
+
+GENOTYPE_COLUMNS: tuple[Column, ...] = (
+    Column("contig", pa.string(), "contig name, spelled as the reference FASTA spells it (the VCF's without one)"),
+    Column("pos", pa.int64(), "1-based position"),
+    Column("id", pa.string(), "the VCF's ID column"),
+    Column("ref", pa.string(), "REF allele, upper case"),
+    Column("alt", pa.string(), "one ALT allele, upper case (multi-allelic records give one row per ALT)"),
+    Column("gene", pa.string(), 'gene overlapping the variant, "" when intergenic or without annotations'),
+    Column("line", pa.int64(), "1-based VCF line where known; null for records of later BGZF splits and merges"),
+    Column("call_rate", pa.float64(), "fraction of samples with a call"),
+    Column("alt_af", pa.float64(), "ALT allele frequency over called samples"),
+    Column("maf", pa.float64(), "minor allele frequency"),
+    Column("hwe_p", pa.float64(), "Hardy-Weinberg exact test p-value"),
+    Column("qc_pass", pa.bool_(), "call_rate, maf and hwe_p pass the preprocess thresholds"),
+    Column("dosages", pa.binary(), "int8 per sample in sample-table order: 0/1/2 copies of ALT, haploid 0/1, "
+           "MISSING = -1; from GT, or the rounded DS when a record has no GT"),
+    Column("mean_dp", pa.float64(), "mean FORMAT DP over the samples that have one; null when none has",
+           optional=True),
+    Column("mean_gq", pa.float64(), "mean FORMAT GQ over the samples that have one; null when none has",
+           optional=True),
+)
+GENOTYPE_COLUMN_NAMES = tuple(column.name for column in GENOTYPE_COLUMNS)
+
+
+def arrow_schema(columns) -> pa.Schema:
+    """The pyarrow schema of registry ``columns``, in their order."""
+    return pa.schema([(column.name, column.arrow) for column in columns])
+
+
+def spark_ddl(columns) -> str:
+    """The Spark DDL string of registry ``columns``, e.g. ``"contig string, pos long"``."""
+    return ", ".join(f"{column.name} {column.ddl}" for column in columns)
+
+
+GENOTYPE_SCHEMA = arrow_schema(GENOTYPE_COLUMNS)
+GENOTYPE_SCHEMA_DDL = spark_ddl(GENOTYPE_COLUMNS)
+
+
+def validate(table_or_df, *, source: str = "genotype table", columns=GENOTYPE_COLUMNS) -> None:
+    """Check that a table has the registry's columns with their types (the schema only, no data read).
+
+    ``table_or_df``: a pyarrow Table, RecordBatch or Schema, or a Spark DataFrame. Extra columns are
+    allowed; ``optional`` columns may be absent (tables written before they were added).
+
+    Raises
+    ------
+    InputError
+        Naming ``source``, each missing column and each column of another type.
+    """
+    found = _column_types(table_or_df)
+    missing = [column.name for column in columns if column.name not in found and not column.optional]
+    wrong = []
+    for column in columns:
+        if column.name in found:
+            expected = column.arrow if isinstance(found[column.name], pa.DataType) else _spark_simple(column)
+            if found[column.name] != expected:
+                wrong.append(f"column {column.name!r} is {found[column.name]}, expected {expected}")
+    problems = ([f"missing column(s) {', '.join(missing)}"] if missing else []) + wrong
+    if problems:
+        raise InputError(source, "not a genoflow genotype table: " + "; ".join(problems))
+
+
+def _spark_simple(column: Column) -> str:
+    return _SPARK_SIMPLE.get(column.ddl, column.ddl)
+
+
+def _column_types(table_or_df) -> dict:
+    """Column name -> Arrow type (pyarrow input) or Spark's simpleString (Spark DataFrame)."""
+    schema = table_or_df if isinstance(table_or_df, pa.Schema) else table_or_df.schema
+    if isinstance(schema, pa.Schema):
+        return {f.name: _SAME_AS.get(f.type, f.type) for f in schema}
+    return {f.name: f.dataType.simpleString() for f in schema.fields}
 
 # The working set of one block of variants, in bytes (decision 0012). Blocks and Arrow batches are sized
 # by this, never by a count of lines: a genotype row carries one value per sample, so 2,000 rows are

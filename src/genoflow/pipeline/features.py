@@ -37,7 +37,7 @@ from genoflow.features.learning import (
     standardise,
 )
 from genoflow.features.scores import burden_block, burden_name
-from genoflow.genotypes import BLOCK_BYTES, block_budget, size_parquet_reader, unpack_dosages, variant_label
+from genoflow.genotypes import BLOCK_BYTES, block_budget, size_parquet_reader, unpack_dosages, validate, variant_label
 
 __all__ = ["run_features", "split_samples", "association_scan", "ancestry_components", "train_rows",
            "ASSOCIATION_SCHEMA_DDL"]
@@ -74,7 +74,9 @@ def run_features(spark, preprocess_uri: str, output, params: dict) -> dict:
 
     budget = block_budget(params)
     size_parquet_reader(spark, len(samples), budget)
-    genotypes = spark.read.parquet(f"{preprocess_uri}/genotypes").filter("qc_pass").cache()
+    genotypes = spark.read.parquet(f"{preprocess_uri}/genotypes")
+    validate(genotypes, source=f"{preprocess_uri}/genotypes")  # the schema only: a clear stop before any job
+    genotypes = genotypes.filter("qc_pass").cache()
     ancestry = ancestry_components(spark, genotypes, everyone, f, budget)  # unsupervised: every patient, no labels
     base = base_spec(samples, f, params, is_train)
     raw = raw_values(samples, base)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from genoflow.errors import InputError
-from genoflow.genotypes import block_budget, rows_per_block, size_parquet_reader, stack_dosages
+from genoflow.genotypes import GENOTYPE_COLUMN_NAMES, block_budget, rows_per_block, size_parquet_reader, stack_dosages
 from genoflow.pipeline.vcf_ingest import (
     GENOTYPE_SCHEMA_DDL,
     IngestResult,
@@ -142,7 +142,7 @@ def annotate_calls(spark, calls_uri: str, out_uri: str, *, genes) -> IngestResul
 
     from genoflow.pipeline.vcf_ingest import gene_names
 
-    columns = [column.split()[0] for column in GENOTYPE_SCHEMA_DDL.split(", ")]
+    columns = list(GENOTYPE_COLUMN_NAMES)
     calls = spark.read.parquet(calls_uri).select(*columns)
     if genes is not None:
         shared = spark.sparkContext.broadcast(genes)

@@ -22,13 +22,13 @@ from urllib.parse import unquote, urlsplit
 import numpy as np
 
 from genoflow.errors import InputError
+from genoflow.genotypes import MISSING as _MISSING
 
 __all__ = ["genotype_accuracy", "iter_snv_dosages", "wilson_interval"]
 
 N_BOOTSTRAP = 1_000
 _BASES = frozenset("ACGTN")
 _REGION = re.compile(r"^(?P<contig>[^:]+)(?::(?P<lo>[\d,]+)(?:-(?P<hi>[\d,]+))?)?$")
-_MISSING = -1
 
 
 def wilson_interval(successes: int, trials: int) -> tuple[float, float]:

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from genoflow.genotypes import MISSING, block_budget, dosage_matrix, pack_dosages
-from genoflow.pipeline.vcf_ingest import GENOTYPE_SCHEMA_DDL
+from genoflow.genotypes import GENOTYPE_SCHEMA_DDL, MISSING, block_budget, dosage_matrix, pack_dosages
 from genoflow.reads.pileup import ALLELES, BASE_WORK_BYTES, PILEUP_CELL_BYTES, pileup_window
 from genoflow.reads.schema import CALLED_EXTRA_COLUMNS
 
@@ -82,7 +81,7 @@ def run_call(spark, reads_df, reference, samples, output_uri: str, params: dict,
         sample over the covered length, estimated), ``site_depth`` (mean DP over the written genotypes),
         ``missing_fraction`` (share of ``./.`` genotypes in the written sites), ``reads`` (reads used).
 
-    The table has the genotype table's columns (:data:`genoflow.pipeline.vcf_ingest.GENOTYPE_SCHEMA_DDL`:
+    The table has the genotype table's columns (:data:`genoflow.genotypes.GENOTYPE_COLUMNS`:
     id ".", gene "" until preprocess annotates, line and the QC columns null, mean_dp over samples with
     DP > 0, mean_gq over called samples) and ``qual``, ``gq``, ``dp``
     (:data:`genoflow.reads.schema.CALLED_EXTRA_COLUMNS`), sorted by contig (reference order) and pos.

@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from genoflow.genotypes import Column, spark_ddl
+
 __all__ = ["ALIGNED_READ_SCHEMA", "ALIGNED_READ_DDL", "DELETION", "DUPLICATE_SCHEMA", "CALLED_EXTRA_COLUMNS"]
 
 DELETION = ord("*")
@@ -64,7 +66,11 @@ ALIGNED_READ_DDL = (
     "read_name string, mate byte, mate_start long, pair_key string, pair_score long, ref_bases binary, ref_quals binary"
 )
 
-# The call step's table has the genotype table's columns (GENOTYPE_SCHEMA_DDL, QC columns null) and these:
-# qual (float64, phred of P(site not variant)), gq (binary, uint8 per sample: genotype quality, capped 99),
-# dp (binary, little-endian uint16 per sample: filtered read depth, capped 65535).
-CALLED_EXTRA_COLUMNS = "qual double, gq binary, dp binary"
+# The call step's table has the genotype table's columns (genoflow.genotypes.GENOTYPE_COLUMNS, QC columns
+# null) and these:
+CALLED_EXTRA = (
+    Column("qual", pa.float64(), "phred of P(site not variant)"),
+    Column("gq", pa.binary(), "uint8 per sample: genotype quality, capped 99"),
+    Column("dp", pa.binary(), "little-endian uint16 per sample: filtered read depth, capped 65535"),
+)
+CALLED_EXTRA_COLUMNS = spark_ddl(CALLED_EXTRA)  # "qual double, gq binary, dp binary"

@@ -15,14 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from genoflow.genotypes import variant_label
+from genoflow.genotypes import MISSING, variant_label
 from genoflow.serving.errors import InputProblem
 from genoflow.serving.model import Covariate, ServedModel
 
 __all__ = ["PatientValues", "Prepared", "prepare", "variant_column"]
 
 DOSAGES = (0, 1, 2)
-MISSING_DOSAGE = -1  # the genotype table's no-call code; JSON null means the same
 MAX_LISTED = 5  # unknown names quoted in an error; the count says how many more
 
 # contig:pos:ref:alt; a contig may itself contain ':' (e.g. HLA alleles), so split from the right.
@@ -199,14 +198,14 @@ def _genotypes(model: ServedModel, values, where: str, ignore_unknown: bool) -> 
             continue
         # Exactly the integers (not 1.0, not true): a dosage is a count of alleles.
         is_int = type(value) is int
-        if not (value is None or (is_int and (value in DOSAGES or value == MISSING_DOSAGE))):
+        if not (value is None or (is_int and (value in DOSAGES or value == MISSING))):
             problems.append(f"{where}genotypes[{_short(key)}]: dosage must be 0, 1 or 2 (null or -1 for a "
                             f"missing call), got {_short(value)}")
             continue
         if column in seen and seen[column] != value:
             problems.append(f"{where}genotypes: {_short(key)} is given twice with different dosages")
         seen[column] = value
-        if is_int and value != MISSING_DOSAGE:
+        if is_int and value != MISSING:
             calls[column] = float(value)
     if malformed:
         problems.append(f"{where}genotypes: {_listed(malformed)} not a variant key: use contig:pos:ref:alt "
