@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["auc_roc", "delong_auc", "paired_delong", "binary_report", "quantitative_report",
-           "paired_squared_error_test", "N_BOOTSTRAP", "CALIBRATION_BINS"]
+__all__ = ["auc_roc", "roc_points", "pr_points", "delong_auc", "paired_delong", "binary_report",
+           "quantitative_report", "paired_squared_error_test", "N_BOOTSTRAP", "CALIBRATION_BINS"]
 
 Z95 = 1.959963984540054  # scipy.stats.norm.ppf(0.975)
 N_BOOTSTRAP = 2000
@@ -65,6 +65,24 @@ def auc_roc(y, score) -> float:
     if y.all() or not y.any():
         return float("nan")
     return float(roc_auc_score(y, np.asarray(score, dtype=float)))
+
+
+def roc_points(y, score) -> tuple[np.ndarray, np.ndarray]:
+    """(false positive rate, true positive rate) of the ROC curve, sklearn's ``roc_curve`` points
+    (collinear points dropped), from (0, 0) to (1, 1): what the report and the run's ROC plot draw."""
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(y, score)
+    return fpr, tpr
+
+
+def pr_points(y, score) -> tuple[np.ndarray, np.ndarray]:
+    """(recall, precision) of the precision-recall curve, recall ascending (sklearn's
+    ``precision_recall_curve`` reversed): the steps whose area is the average precision (``auc_pr``)."""
+    from sklearn.metrics import precision_recall_curve
+
+    precision, recall, _ = precision_recall_curve(y, score)
+    return recall[::-1], precision[::-1]
 
 
 def _delong(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -65,9 +65,8 @@ def run_evaluate(spark, features_uri: str, train_uri: str, output, params: dict)
 def _log_held_out(m: dict, pairs, kind: str) -> dict:
     """Held-out metrics of one model (numbers with their CIs), logged on its run with a plot."""
     import mlflow
-    from sklearn.metrics import roc_curve
 
-    from genoflow.evaluation.metrics import binary_report, quantitative_report
+    from genoflow.evaluation.metrics import binary_report, quantitative_report, roc_points
 
     y, score = pairs["label"].to_numpy(dtype=float), pairs["score"].to_numpy(dtype=float)
     report = binary_report(y, score) if kind == "binary" else quantitative_report(y, score)
@@ -77,7 +76,7 @@ def _log_held_out(m: dict, pairs, kind: str) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             if kind == "binary":
                 png = os.path.join(tmp, "roc_curve.png")
-                fpr, tpr, _ = roc_curve(y, score)
+                fpr, tpr = roc_points(y, score)
                 plot_roc(fpr, tpr, metrics["test_auc_roc"], f"{m['target']} — {m['family']}", png)
                 mlflow.log_artifact(png)
             with open(os.path.join(tmp, "metrics.json"), "w") as handle:

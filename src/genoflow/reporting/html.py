@@ -292,7 +292,7 @@ def _calibration(m: dict) -> str:
 
 def _binary_figures(inputs: dict, target: str, own: list[dict], candidate: str | None) -> dict:
     """ROC and PR curves of every model, calibration of the candidate."""
-    from sklearn.metrics import roc_curve
+    from genoflow.evaluation.metrics import roc_points
 
     scores = inputs["scores"]
     target_scores = scores[scores["target"] == target]
@@ -303,7 +303,7 @@ def _binary_figures(inputs: dict, target: str, own: list[dict], candidate: str |
         s = target_scores[target_scores["run_id"] == m["run_id"]]
         if s.empty:
             continue
-        fpr, tpr, _ = roc_curve(s["label"].to_numpy(), s["score"].to_numpy())
+        fpr, tpr = roc_points(s["label"].to_numpy(), s["score"].to_numpy())
         curves.append({"label": f"baseline: {m['baseline']}" if m.get("baseline") else m["family"],
                        "family": m["family"], "fpr": fpr, "tpr": tpr, "auc": m.get("test_auc_roc", float("nan")),
                        "auc_pr": m.get("test_auc_pr", float("nan")), "scores": s["score"].to_numpy(),

@@ -108,15 +108,15 @@ def roc_png(curves: list[dict], *, title: str) -> bytes:
 
 def pr_png(curves: list[dict], *, prevalence: float, title: str) -> bytes:
     """Precision-recall curves (step), each dict: ``label``, ``scores``, ``labels``, ``auc_pr``, ``family``."""
-    from sklearn.metrics import precision_recall_curve
+    from genoflow.evaluation.metrics import pr_points
 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(4.6, 4.4))
     for c in curves:
-        precision, recall, _ = precision_recall_curve(c["labels"], c["scores"])
-        # Recall ascending from sklearn's (0, 1) end point; "pre": the precision reached at recall r holds on
-        # the step up to r, the rectangles whose area is the average precision.
-        ax.step(recall[::-1], precision[::-1], where="pre",
+        recall, precision = pr_points(c["labels"], c["scores"])
+        # "pre": the precision reached at recall r holds on the step up to r, the rectangles whose area is
+        # the average precision.
+        ax.step(recall, precision, where="pre",
                 lw=2.4 if c.get("highlight") else 1.2, c=_FAMILY_COLOURS.get(c.get("family")),
                 label=f"{c['label']} (AUC-PR {c['auc_pr']:.3f})")
     ax.axhline(prevalence, ls="--", c="grey", lw=1, label=f"prevalence {prevalence:.2f}")

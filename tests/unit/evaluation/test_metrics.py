@@ -12,7 +12,9 @@ from genoflow.evaluation.metrics import (
     delong_auc,
     paired_delong,
     paired_squared_error_test,
+    pr_points,
     quantitative_report,
+    roc_points,
 )
 
 
@@ -170,3 +172,15 @@ def test_auc_roc_counts_tied_pairs_half_and_is_nan_for_one_class():
     pairwise = ((pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])).mean()
     assert auc_roc(label, score) == pytest.approx(pairwise)
     assert np.isnan(auc_roc(np.ones(5), np.arange(5.0)))
+
+
+def test_curve_points_integrate_to_the_reported_areas():
+    rng = np.random.default_rng(3)
+    y = rng.random(200) < 0.3
+    score = np.round((y * 0.3 + rng.random(200)) / 1.3, 2)  # probabilities, ties included
+    fpr, tpr = roc_points(y, score)
+    assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0.0, 0.0, 1.0, 1.0)
+    assert np.trapezoid(tpr, fpr) == pytest.approx(auc_roc(y, score))
+    recall, precision = pr_points(y, score)
+    assert np.all(np.diff(recall) >= 0)  # ascending, as the step plot draws it
+    assert np.sum(np.diff(recall) * precision[1:]) == pytest.approx(binary_report(y, score)["auc_pr"])
