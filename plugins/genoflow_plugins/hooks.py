@@ -6,6 +6,8 @@ from pathlib import Path
 
 from airflow.sdk import BaseHook
 
+from genoflow.storage.hadoop import SUCCESS_MARKER, TMP_INFIX
+
 __all__ = ["DvcHook", "HdfsHook", "MlflowRegistryHook"]
 
 
@@ -128,7 +130,7 @@ class HdfsHook(BaseHook):
         for step in self.list(steps_uri):
             for key in self.list(f"{steps_uri}/{step}"):
                 uri = f"{steps_uri}/{step}/{key}"
-                if ".tmp-" in key or not self.exists(f"{uri}/_SUCCESS"):
+                if TMP_INFIX in key or not self.exists(f"{uri}/{SUCCESS_MARKER}"):
                     continue
                 inputs = self.read_json(f"{uri}/inputs.json") if self.exists(f"{uri}/inputs.json") else {}
                 version = inputs.get("dataset_version", "unknown")

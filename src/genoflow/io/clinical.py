@@ -90,10 +90,6 @@ def _parse_row(header: list[str], fields: list[str], source: str, line: int) -> 
         problem = f"expected {len(header)} fields (as in the header), found {len(fields)}"
         raise InputError(source, problem, line=line)
     values = dict(zip(header, (value.strip() for value in fields), strict=True))
-
-    def bad(column: str, expected: str) -> InputError:
-        return InputError(source, f"column {column}: {expected}, found {values[column]!r}", line=line)
-
     if not values["patient_id"]:
         raise InputError(source, f"column patient_id: expected a non-empty patient id, found {values['patient_id']!r}",
                          line=line)

@@ -7,6 +7,8 @@ __all__ = [
     "TAG_RUN_KEY", "TAG_DATASET_VERSION", "TAG_GIT_COMMIT", "TAG_TARGET", "TAG_MODEL_FAMILY", "TAG_CANDIDATE",
     "TAG_BASELINE", "TAG_TARGET_TYPE", "TAG_GATE_CHAMPION", "TAG_PROMOTION", "TAG_PROMOTION_REASON",
     "GATE_P_VS_BASELINE", "GATE_CHAMPION_DELTA", "HELD_OUT_METRIC", "filter_literal",
+    "TAG_AIRFLOW_RUN_ID", "TAG_DRIFT_REPORT", "TAG_DRIFT_DETECTED", "TAG_DRIFT_REASONS", "TAG_COHORT",
+    "TAG_MONITORED_MODEL", "TAG_MONITORED_VERSION", "TAG_MONITORED_RUN",
 ]
 
 TAG_RUN_KEY = "genoflow.run_key"
@@ -28,6 +30,17 @@ HELD_OUT_METRIC = {"binary": "test_auc_roc", "quantitative": "test_r2"}
 # Model version tags: the gate's decision and why.
 TAG_PROMOTION = "genoflow.promotion"  # champion | kept challenger
 TAG_PROMOTION_REASON = "genoflow.promotion_reason"
+
+# Drift monitor runs (genoflow.monitoring): the Airflow run that asked, the report, the verdict and
+# the batch and champion compared; dags/drift_monitor.py reads them back.
+TAG_AIRFLOW_RUN_ID = "genoflow.airflow_run_id"
+TAG_DRIFT_REPORT = "genoflow.drift_report"  # the committed report folder's URI
+TAG_DRIFT_DETECTED = "genoflow.drift_detected"  # "true" | "false"
+TAG_DRIFT_REASONS = "genoflow.drift_reasons"  # "; "-joined, "none" without drift
+TAG_COHORT = "genoflow.cohort_vcf"
+TAG_MONITORED_MODEL = "genoflow.monitored_model"
+TAG_MONITORED_VERSION = "genoflow.monitored_version"
+TAG_MONITORED_RUN = "genoflow.monitored_run_id"
 
 
 def ensure_experiment(tracking_uri: str, name: str, artifact_root: str | None) -> str:

@@ -4,6 +4,8 @@
   on each variant of a dosage block, with covariates (``genoflow.stats.glm``);
 - :func:`glm_scan`: the same over a Spark genotype table, block by block (``genoflow.stats.spark_glm``);
   :func:`glm_scans` several such scans (other samples, traits, covariates) in one pass;
+- :func:`fit_null_logistic` / :func:`fit_null_linear`: the trait-on-covariates null fits the score
+  test (``genoflow.features.association``) and the logistic GLM start from (``genoflow.stats.null_model``);
 - :func:`genomic_inflation`: lambda_GC of a scan's p-values;
 - :func:`write_association_plots` / :func:`log_association_plots`: Manhattan + QQ PNGs beside the
   results / on an MLflow run (``genoflow.stats.plots``).
@@ -22,11 +24,13 @@ _HOMES = {
     **dict.fromkeys(("FAMILIES", "RESULT_COLUMNS", "GlmNull", "glm_block", "prepare_glm"), "genoflow.stats.glm"),
     **dict.fromkeys(("association_plots", "log_association_plots", "write_association_plots"),
                     "genoflow.stats.plots"),
+    **dict.fromkeys(("NullModel", "fit_null_logistic", "fit_null_linear"), "genoflow.stats.null_model"),
     **dict.fromkeys(("GLM_RESULT_DDL", "glm_scan", "glm_scans"), "genoflow.stats.spark_glm"),
 }
 
 __all__ = [
     "FAMILIES", "RESULT_COLUMNS", "GLM_RESULT_DDL", "GlmNull", "prepare_glm", "glm_block", "glm_scan", "glm_scans",
+    "NullModel", "fit_null_logistic", "fit_null_linear",
     "genomic_inflation", "association_plots", "write_association_plots", "log_association_plots",
 ]
 

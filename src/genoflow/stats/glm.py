@@ -58,6 +58,7 @@ from genoflow._kernels.glm import (
     negative_eta,
 )
 from genoflow.genotypes import MISSING
+from genoflow.stats.null_model import fit_null_logistic
 
 __all__ = ["FAMILIES", "GlmNull", "prepare_glm", "glm_block", "RESULT_COLUMNS"]
 
@@ -151,8 +152,6 @@ def prepare_glm(y, covariates=None, *, family: str, max_vif: float = 50.0) -> Gl
         raise ValueError("prepare_glm: y has no variation; nothing to test")
     x = _standardised_design(covariates, y.shape[0])
     if family == "logistic":
-        from genoflow.features.association import fit_null_logistic
-
         if not np.isin(y, (0.0, 1.0)).all():
             raise ValueError("prepare_glm: a logistic trait must be 0/1 (control/case)")
         coef = fit_null_logistic(y, x[:, 1:]).coef

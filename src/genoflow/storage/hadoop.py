@@ -14,10 +14,13 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-__all__ = ["HadoopStorage", "StepOutput", "TempOwner", "attempt_tag", "temp_uri", "temp_owner"]
+__all__ = ["HadoopStorage", "StepOutput", "TempOwner", "attempt_tag", "temp_uri", "temp_owner", "SUCCESS_MARKER",
+           "TMP_INFIX"]
 
 log = logging.getLogger(__name__)
 
+# The commit markers, one home: a committed output holds SUCCESS_MARKER; an attempt's temporary
+# sibling is named <final>TMP_INFIX... (plugins' HdfsHook and genoflow gc read both).
 SUCCESS_MARKER = "_SUCCESS"
 TMP_INFIX = ".tmp-"
 
@@ -40,7 +43,7 @@ def _name_safe(text: str) -> str:
 
 
 # <final>.tmp-<tag>-<random>[.host-<host>.pid<pid>] (names without the owner are from before decision 0019)
-_TEMP_NAME = re.compile(r"(?P<final>.+?)\.tmp-(?P<tag>.+?)-(?P<nonce>[0-9a-f]{8})"
+_TEMP_NAME = re.compile(rf"(?P<final>.+?){re.escape(TMP_INFIX)}(?P<tag>.+?)-(?P<nonce>[0-9a-f]{{8}})"
                         r"(?:\.host-(?P<host>[A-Za-z0-9_.-]+)\.pid(?P<pid>\d+))?")
 _OWNER_SUFFIX = r"(?:\.host-[A-Za-z0-9_.-]+\.pid\d+)?"
 
