@@ -32,6 +32,7 @@ from genoflow.simulate.cohort import _commit, _patient_ids, _Progress, _rngs
 from genoflow.simulate.files import _BASE_PROBS, _FASTA_WIDTH, _vcf_chunk
 from genoflow.simulate.ooa import DEFAULT_POPULATION_SHIFT, POPULATIONS, _population_sizes, _simulate
 from genoflow.simulate.reads import _BASES
+from genoflow.simulate.spec import OOA
 from genoflow.simulate.traits import (
     _AGE_MEAN,
     _COMMON_MAF,
@@ -67,13 +68,13 @@ def make_biobank_cohort(
     *,
     n_patients: int = 100_000,
     sequence_length: int = 1_000_000,
-    seed: int = 1,
-    contig: str = "chr20",
+    seed: int = OOA.seed,
+    contig: str = OOA.contig,
     region_start: int = DEFAULT_REGION_START,
-    heritability: float = 0.5,
-    prevalence: float = 0.3,
-    n_causal: int = 50,
-    missing_rate: float = 0.005,
+    heritability: float = OOA.heritability,
+    prevalence: float = OOA.prevalence,
+    n_causal: int = OOA.n_causal,
+    missing_rate: float = OOA.missing_rate,
     threads: int = 2,
     progress: bool = False,
 ) -> dict:

@@ -3,8 +3,10 @@
 :data:`DEMO` is the demo cohort's spec: the defaults of :func:`genoflow.simulate.make_demo_cohort`,
 of :func:`genoflow.simulate.make_cohort_batches` (which must draw from the same cohort) and of
 ``genoflow demo-data``. :data:`OOA` is the larger three-population cohort of
-:func:`genoflow.simulate.make_ooa_cohort`: a longer region (about 18,000 SNVs per Mb) and more causal
-variants on purpose, so it differs from :data:`DEMO` by those fields only.
+:func:`genoflow.simulate.ooa.make_ooa_cohort`: a longer region (about 18,000 SNVs per Mb) and more causal
+variants on purpose, so it differs from :data:`DEMO` by those fields only;
+:func:`genoflow.simulate.biobank.make_biobank_cohort` takes its trait fields and contig, with a
+biobank's size and region of its own.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ import pytest
 
 from genoflow.cli import build_parser
 from genoflow.simulate.batches import make_cohort_batches
+from genoflow.simulate.biobank import make_biobank_cohort
 from genoflow.simulate.cohort import make_demo_cohort
 from genoflow.simulate.ooa import make_ooa_cohort
 from genoflow.simulate.spec import DEMO, OOA, CohortSpec
@@ -34,6 +35,9 @@ def test_ooa_differs_from_the_demo_in_its_size_causal_count_and_contig_only():
     assert {k: ooa[k] for k in ooa if k in OOA.as_params()} == {k: v for k, v in OOA.as_params().items() if k in ooa}
     changed = {f.name for f in dataclasses.fields(CohortSpec) if getattr(OOA, f.name) != getattr(DEMO, f.name)}
     assert changed == {"n_patients", "sequence_length", "n_causal", "contig"}
+    biobank = _defaults(make_biobank_cohort)  # the OOA model at biobank scale: its own size and region only
+    assert {k: biobank[k] for k in ("seed", "heritability", "prevalence", "n_causal", "missing_rate", "contig")} == \
+        {k: getattr(OOA, k) for k in ("seed", "heritability", "prevalence", "n_causal", "missing_rate", "contig")}
 
 
 def test_params_keep_truth_json_order():
