@@ -434,7 +434,7 @@ def _split_ids(tools: Tools, raw_ids: list[str]) -> tuple[list[str], list[str]]:
 
 def _oracle_score(root: Path, pheno: pd.DataFrame) -> pd.Series:
     """The simulation's expected liability: genetic value + age/sex effects (+ population shift)."""
-    from genoflow.simulate import cohort as sim
+    from genoflow.simulate import traits as sim
 
     truth = json.loads((root / "truth" / "truth.json").read_text())
     p = pheno.set_index("IID")
