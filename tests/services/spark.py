@@ -1,8 +1,11 @@
-"""A real Spark standalone cluster (one master + one worker) for tests, through scripts/spark-cluster.sh.
+"""A real Spark standalone cluster (one master + one or more workers) for tests, through scripts/spark-cluster.sh.
 
 Free loopback ports and a private state folder per instance, so test sessions and a developer's
-`make spark-up` never collide. The worker offers 2 cores and 2 GiB (the machine's cores; a modest
-share of its memory). :func:`worker_python` makes the Python a real cluster worker would have: the
+`make spark-up` never collide. By default one worker offers 2 cores and 2 GiB (the machine's cores;
+a modest share of its memory). ``workers=2`` adds workers started here from pyspark's own
+``spark-class`` (the script runs one), so fault tests can lose one and the job goes on with the other.
+
+:func:`worker_python` makes the Python a real cluster worker would have: the
 third-party packages, but no genoflow, so executors can only import what spark-submit ships.
 """
 
@@ -10,8 +13,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sysconfig
+import time
 import urllib.request
 import venv
 from contextlib import contextmanager
@@ -23,13 +28,22 @@ from tests.services import HOST, free_port, run_script
 SPARK_CLUSTER_SH = REPO / "scripts" / "spark-cluster.sh"
 
 
-class SparkCluster:
-    """One master + worker on ``HOST``: ``master_url`` (``spark://127.0.0.1:<port>``, what the
-    ``spark_default`` connection takes), ``ui_url`` (the master's UI; :meth:`state` is its /json/)."""
+WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
 
-    def __init__(self, state_dir: Path):
+
+class SparkCluster:
+    """One master + ``workers`` workers on ``HOST``: ``master_url`` (``spark://127.0.0.1:<port>``, what the
+    ``spark_default`` connection takes), ``ui_url`` (the master's UI; :meth:`state` is its /json/).
+
+    Each worker offers ``cores`` cores and ``memory``. The first is the script's; the others are
+    processes of this object (:meth:`add_worker`), stopped by :meth:`stop`.
+    """
+
+    def __init__(self, state_dir: Path, workers: int = 1, cores: int = 2, memory: str = "2g"):
         self.state_dir = Path(state_dir)
+        self.workers, self.cores, self.memory = workers, cores, memory
         self.master_port, self.ui_port, self.worker_ui_port = free_port(), free_port(), free_port()
+        self.extra_workers: list[subprocess.Popen] = []
 
     @property
     def master_url(self) -> str:
@@ -42,18 +56,61 @@ class SparkCluster:
     def _script(self, command: str, timeout: float = 180, check: bool = True) -> subprocess.CompletedProcess:
         env = {"SPARK_STATE_DIR": str(self.state_dir), "SPARK_MASTER_PORT": str(self.master_port),
                "SPARK_MASTER_WEBUI_PORT": str(self.ui_port), "SPARK_WORKER_WEBUI_PORT": str(self.worker_ui_port),
-               "SPARK_WORKER_CORES": "2", "SPARK_WORKER_MEMORY": "2g"}
+               "SPARK_WORKER_CORES": str(self.cores), "SPARK_WORKER_MEMORY": self.memory}
         return run_script(SPARK_CLUSTER_SH, command, env=env, timeout=timeout, check=check)
 
     def start(self) -> SparkCluster:
         try:
             self._script("up")
+            for _ in range(self.workers - 1):
+                self.add_worker()
         except BaseException:
             self.stop()
             raise
         return self
 
+    def add_worker(self, timeout: float = 90) -> subprocess.Popen:
+        """Start one more worker (as the script starts its own: clean environment, same state folder)
+        and wait until the master counts it ALIVE. Its pid is the worker JVM's (spark-class execs java)."""
+        import pyspark
+
+        spark_home = Path(pyspark.__file__).parent
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        env.update({"SPARK_HOME": str(spark_home), "SPARK_CONF_DIR": str(self.state_dir / "conf"),
+                    "SPARK_LOCAL_IP": HOST, "SPARK_WORKER_DIR": str(self.state_dir / "work"),
+                    "SPARK_DAEMON_MEMORY": os.environ.get("SPARK_DAEMON_MEMORY", "512m")})
+        expected = self.alive_workers() + 1
+        log = (self.state_dir / "logs" / f"worker-{len(self.extra_workers) + 2}.out").open("ab")
+        worker = subprocess.Popen(
+            [str(spark_home / "bin" / "spark-class"), WORKER_CLASS, "--host", HOST, "--webui-port", "0",
+             "--cores", str(self.cores), "--memory", self.memory, "--work-dir", str(self.state_dir / "work"),
+             self.master_url], env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True)
+        log.close()
+        self.extra_workers.append(worker)
+        self.wait_for_workers(expected, timeout)
+        return worker
+
+    def alive_workers(self) -> int:
+        return sum(1 for w in self.state()["workers"] if w["state"] == "ALIVE")
+
+    def wait_for_workers(self, count: int, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while self.alive_workers() < count:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self}: fewer than {count} ALIVE workers after {timeout:.0f} s "
+                                   f"(logs in {self.state_dir / 'logs'})")
+            time.sleep(0.5)
+
     def stop(self) -> None:
+        for worker in self.extra_workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+                try:
+                    worker.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+                    worker.wait()
         self._script("down", timeout=120, check=False)
 
     def state(self) -> dict:
@@ -71,9 +128,10 @@ class SparkCluster:
 
 
 @contextmanager
-def running_spark_cluster(state_dir: Path):
-    """A started :class:`SparkCluster` with an ALIVE worker, stopped on exit (also when a test fails)."""
-    cluster = SparkCluster(state_dir).start()
+def running_spark_cluster(state_dir: Path, **kwargs):
+    """A started :class:`SparkCluster` with its workers ALIVE (``kwargs``: workers, cores, memory),
+    stopped on exit (also when a test fails)."""
+    cluster = SparkCluster(state_dir, **kwargs).start()
     try:
         yield cluster
     finally:
