@@ -28,42 +28,14 @@ from datetime import datetime, timedelta
 from airflow.providers.standard.operators.python import ShortCircuitOperator
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import dag
+from genoflow_plugins.drift import drift_detected
 from genoflow_plugins.operators import GenoflowSparkSubmitOperator
 
-from genoflow.config import Settings, load_params, spark_conf
+from genoflow.config import Settings, load_params
 
 SETTINGS = Settings()
-PARAMS = load_params(SETTINGS.params_file)
-MONITOR = PARAMS.get("monitor", {})
+MONITOR = load_params(SETTINGS.params_file).get("monitor", {})  # the trigger form's defaults
 CHECK = "ti.xcom_pull(task_ids='check_drift')"
-
-
-def drift_detected(**context):
-    """The drift run this DAG run logged: its summary when ``drift_detected`` is 1, else False."""
-    from genoflow.monitoring.job import find_drift_run, resolve_monitor
-
-    monitor = resolve_monitor(context["params"].get("monitor") or {})
-    run = find_drift_run(context["run_id"], monitor["experiment"])
-    if run is None:
-        raise LookupError(f"no finished drift run tagged with Airflow run {context['run_id']!r} in MLflow "
-                          f"experiment {monitor['experiment']!r}: did detect_drift log one?")
-    detected = run.data.metrics.get("drift_detected") == 1.0
-    reasons = run.data.tags.get("genoflow.drift_reasons", "")
-    print(f"drift run {run.info.run_id}: drift_detected={int(detected)} ({reasons})")
-    if not detected:
-        return False
-    return {"drift_run_id": run.info.run_id, "report": run.data.tags.get("genoflow.drift_report"),
-            "landing_dir": _landing(monitor),
-            "cohort_vcf": run.data.tags.get("genoflow.cohort_vcf"), "reasons": reasons,
-            "model": f"{run.data.tags.get('genoflow.monitored_model')} "
-                     f"v{run.data.tags.get('genoflow.monitored_version')}"}
-
-
-def _landing(monitor: dict) -> str:
-    """The batch's local folder, for cohort_ingest (a clear error when it cannot be ingested)."""
-    from genoflow.ingest import batch_landing
-
-    return batch_landing(SETTINGS.storage_root, monitor["cohort_vcf"], monitor["patient_dir"], PARAMS)
 
 
 @dag(
@@ -83,7 +55,6 @@ def drift_monitor():
         application=str(SETTINGS.home / "jobs" / "drift.py"),
         name="genoflow-drift",
         conn_id="spark_default",
-        conf=spark_conf(SETTINGS, PARAMS),
         application_args=["--monitor-json", "{{ params.monitor | tojson }}", "--run-id", "{{ run_id }}"],
     )
     check = ShortCircuitOperator(task_id="check_drift", python_callable=drift_detected)

@@ -43,7 +43,7 @@ from genoflow_plugins.operators import (
     is_reads_cohort,
 )
 
-from genoflow.config import Settings, load_params, spark_conf
+from genoflow.config import Settings, load_params
 
 SETTINGS = Settings()
 PARAMS = load_params(SETTINGS.params_file)
@@ -60,13 +60,13 @@ def retraining_schedule():
 
 
 def spark_step(task_id: str, step: str, **kwargs) -> GenoflowSparkSubmitOperator:
-    """A genoflow Spark job, submitted to the cluster of the `spark_default` connection with the library zipped."""
+    """A genoflow Spark job, submitted to the cluster of the `spark_default` connection with the library zipped
+    (spark-submit settings are resolved when the task runs: GenoflowSparkSubmitOperator)."""
     return GenoflowSparkSubmitOperator(
         task_id=task_id,
         application=str(SETTINGS.home / "jobs" / f"{step}.py"),
         name=f"genoflow-{step}",
         conn_id="spark_default",
-        conf=spark_conf(SETTINGS, PARAMS),
         application_args=[
             "--storage-root", "{{ " + RUN + "['storage_root'] }}",
             "--dataset-version", "{{ " + RUN + "['dataset_version'] }}",

@@ -22,7 +22,7 @@ os.environ.setdefault("GENOFLOW_ALLOW_DEMO_KEY", "1")
 
 def build_bgzf_codec() -> None:
     """Build the BGZF codec jar (`make codec`) when missing, so in-process sessions split bgzip as the jobs do."""
-    from genoflow.config import BGZF_CODEC_JAR
+    from genoflow.spark_submit import BGZF_CODEC_JAR
 
     if not (REPO / BGZF_CODEC_JAR).exists() and shutil.which("mvn"):
         subprocess.run(["mvn", "-q", "-f", str(REPO / "hadoop" / "bgzf-codec" / "pom.xml"), "package"], check=True)
@@ -51,7 +51,8 @@ def spark(tmp_path_factory):
     """An in-process local[2] SparkSession for tests of Spark code (the jobs themselves run via spark-submit)."""
     from pyspark.sql import SparkSession
 
-    from genoflow.config import Settings, bgzf_codec_conf
+    from genoflow.config import Settings
+    from genoflow.spark_submit import bgzf_codec_conf
 
     build_bgzf_codec()
     warehouse = tmp_path_factory.mktemp("spark-warehouse")

@@ -163,7 +163,9 @@ class PromoteChampionOperator(BaseOperator):
 class GenoflowSparkSubmitOperator(SparkSubmitOperator):
     """A genoflow Spark job that takes the genoflow library with it (spark-submit ``--py-files``).
 
-    At run time, not parse time, the genoflow package this worker imports is zipped into
+    At run time, not parse time, the spark-submit settings are resolved
+    (:func:`genoflow.spark_submit.spark_conf` with the run's params; ``conf`` given to the operator
+    is laid over them) and the genoflow package this worker imports is zipped into
     ``$GENOFLOW_HOME/.genoflow/py-files/genoflow-<content hash>.zip`` (written once per code
     version) and put first in ``py_files``. The driver and the executors import genoflow from that
     zip, so the cluster's workers need only the third-party packages in their Python
@@ -179,8 +181,14 @@ class GenoflowSparkSubmitOperator(SparkSubmitOperator):
         from genoflow.config import Settings
         from genoflow.errors import INPUT_ERROR_EXIT
         from genoflow.packaging import build_py_files
+        from genoflow.spark_submit import spark_conf
 
-        library = str(build_py_files(Settings().state_dir / "py-files"))
+        settings = Settings()
+        with fail_once("invalid params"):
+            params = run_params(context)
+        # Resolved here, on the machine that submits, with the run's params: the DAG file only names the job.
+        self.conf = {**spark_conf(settings, params), **(self.conf or {})}
+        library = str(build_py_files(settings.state_dir / "py-files"))
         others = [p for p in (self.py_files or "").split(",") if p and p != library]
         self.py_files = ",".join([library, *others])
         self.log.info("genoflow library for the driver and executors: %s", library)

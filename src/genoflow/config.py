@@ -20,7 +20,7 @@ from genoflow.pseudonym import (
     weak_key_reason,
 )
 
-__all__ = ["Settings", "load_params", "merge_params", "run_key", "step_key", "spark_conf", "bgzf_codec_conf", "STEPS"]
+__all__ = ["Settings", "load_params", "merge_params", "run_key", "step_key", "STEPS"]
 
 STEPS = ("align", "call", "preprocess", "features", "train", "evaluate")
 
@@ -67,45 +67,17 @@ class Settings:
         return key_fingerprint(self.pseudonym_key)
 
 
-# The driver JVM (in local mode also the executor) compiles with C1 only: a genoflow job lasts seconds
-# to minutes, and C2's compile threads cost more than its faster code repays there (ooa cohort,
-# bench/: VCF->Parquet 18.7 -> 17.1 s, association 19.1 -> 16.6 s, about a third less CPU). Cluster
-# executors, which run long, keep the JVM's default.
-DRIVER_JVM_OPTIONS = "-XX:TieredStopAtLevel=1"
+# Moved to genoflow.spark_submit (decision 0023): config is a leaf that DAG files import at parse time.
+_MOVED_TO_SPARK_SUBMIT = ("spark_conf", "bgzf_codec_conf", "BGZF_CODEC_JAR", "BGZF_CODECS", "DRIVER_JVM_OPTIONS")
 
 
-def spark_conf(settings: Settings, params: dict, *, share_classes: bool = True) -> dict[str, str]:
-    """spark-submit --conf values for genoflow jobs: params.yaml's `spark:`, quiet driver logging,
-    C1-only compilation and (once built) the class archive in the driver JVM, the BGZF codec."""
-    from genoflow.jvm_archive import sharing_option
+def __getattr__(name: str):
+    """The spark-submit names for callers not yet moved to :mod:`genoflow.spark_submit`, imported on use only."""
+    if name in _MOVED_TO_SPARK_SUBMIT:
+        from genoflow import spark_submit
 
-    log4j = settings.home / "config" / "spark" / "log4j2.properties"
-    options = [f"-Dlog4j2.configurationFile={log4j.as_uri()}" if log4j.exists() else "", DRIVER_JVM_OPTIONS,
-               sharing_option(settings) if share_classes else ""]
-    conf = {"spark.driver.extraJavaOptions": " ".join(option for option in options if option)}
-    return {**conf, **bgzf_codec_conf(settings), **{k: str(v) for k, v in (params.get("spark") or {}).items()}}
-
-
-BGZF_CODEC_JAR = "hadoop/bgzf-codec/target/genoflow-bgzf-codec.jar"
-BGZF_CODECS = "org.genoflow.hadoop.BgzfCodec,org.genoflow.hadoop.BgzCodec"
-
-
-def bgzf_codec_conf(settings: Settings) -> dict[str, str]:
-    """Spark conf that splits bgzip files at BGZF blocks (decision 0006); empty until the jar is built.
-
-    ``make codec`` (part of ``make test``/``make demo``) builds the jar. It goes on the driver and
-    executor classpath for local runs and in ``spark.jars`` for cluster executors; registering it
-    for ``.gz`` replaces Hadoop's GzipCodec, which it falls back to behaving like for plain gzip.
-    """
-    jar = settings.home / BGZF_CODEC_JAR
-    if not jar.exists():
-        return {}
-    return {
-        "spark.jars": jar.as_uri(),
-        "spark.driver.extraClassPath": str(jar),
-        "spark.executor.extraClassPath": str(jar),
-        "spark.hadoop.io.compression.codecs": BGZF_CODECS,
-    }
+        return getattr(spark_submit, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def load_params(path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None,

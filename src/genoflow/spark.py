@@ -2,9 +2,32 @@
 
 from __future__ import annotations
 
+import sys
 from contextlib import contextmanager
+from pathlib import Path
 
-__all__ = ["get_spark", "glob_uris", "session_conf"]
+__all__ = ["get_spark", "glob_uris", "session_conf", "prefer_installed_pyspark"]
+
+
+def prefer_installed_pyspark() -> None:
+    """Import pyspark and py4j from their installed packages rather than the zips spark-submit puts first on
+    ``sys.path``, where both are the same install (a pip-installed pyspark is its own SPARK_HOME).
+
+    Python keeps no bytecode for modules imported from a zip, so a driver importing pyspark from
+    ``$SPARK_HOME/python/lib/pyspark.zip`` compiles some 400 modules on every job: 1.5-2 s of each
+    task's fixed cost (BENCHMARKS.md, "Per-task fixed cost"). A zip that belongs to another Spark
+    install (a cluster's SPARK_HOME) stays: its pyspark must match that JVM.
+    """
+    if "pyspark" in sys.modules:
+        return
+    for entry in list(sys.path):
+        path = Path(entry)
+        if path.suffix != ".zip" or path.parent.parts[-3:] != ("pyspark", "python", "lib"):
+            continue
+        installed = path.parents[3]  # .../site-packages: <here>/pyspark/python/lib/<zip>
+        package = "py4j" if path.name.startswith("py4j") else "pyspark"
+        if str(installed) in sys.path and (installed / package / "__init__.py").is_file():
+            sys.path.remove(entry)
 
 
 def get_spark(app_name: str, conf: dict[str, str] | None = None):
@@ -13,13 +36,15 @@ def get_spark(app_name: str, conf: dict[str, str] | None = None):
     The Hadoop client gets :data:`~genoflow.storage.health.FAIL_FAST_HADOOP_CONF` for every key
     the Spark conf does not set as ``spark.hadoop.<key>``, so a dead NameNode fails the job fast.
     """
+    prefer_installed_pyspark()
     from pyspark.sql import SparkSession
 
-    from genoflow.config import Settings, bgzf_codec_conf
+    from genoflow.config import Settings
+    from genoflow.spark_submit import bgzf_codec_conf
     from genoflow.storage.health import FAIL_FAST_HADOOP_CONF
 
     builder = SparkSession.builder.appName(app_name)
-    # spark-submit already passed these (genoflow.config.spark_conf); a session started in-process needs them here.
+    # spark-submit already passed these (genoflow.spark_submit.spark_conf); an in-process session needs them here.
     codec_conf = bgzf_codec_conf(Settings())
     codecs = codec_conf.pop("spark.hadoop.io.compression.codecs", None)
     for key, value in {**codec_conf, **(conf or {})}.items():

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from genoflow.config import Settings, load_params, merge_params, spark_conf
+from genoflow.config import Settings, load_params, merge_params
 from genoflow.pipeline.runner import main, step_uri
+from genoflow.spark_submit import spark_conf
 from genoflow.storage import HadoopStorage
 from tests.conftest import REPO
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from genoflow.config import Settings, load_params, spark_conf
+from genoflow.config import Settings, load_params
 from genoflow.jvm_archive import archive_path
+from genoflow.spark_submit import spark_conf
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.integration

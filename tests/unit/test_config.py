@@ -2,9 +2,10 @@ import re
 
 import pytest
 
-from genoflow.config import Settings, load_params, merge_params, run_key, spark_conf, step_key
+from genoflow.config import Settings, load_params, merge_params, run_key, step_key
 from genoflow.errors import ParamsError
 from genoflow.params import Features
+from genoflow.spark_submit import spark_conf
 from tests.conftest import REPO
 
 

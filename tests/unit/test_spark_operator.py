@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 import zipfile
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import REPO
 
 
 def test_genoflow_spark_submit__ships_the_library_first(tmp_path, monkeypatch):
@@ -13,11 +16,12 @@ def test_genoflow_spark_submit__ships_the_library_first(tmp_path, monkeypatch):
     from genoflow_plugins.operators import GenoflowSparkSubmitOperator
 
     monkeypatch.setenv("GENOFLOW_HOME", str(tmp_path))
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")  # the operator resolves spark_conf from it
     submitted = []  # what spark-submit would get; the real submission is covered by the integration tests
     monkeypatch.setattr(SparkSubmitOperator, "execute", lambda self, context: submitted.append(self.py_files))
     task = GenoflowSparkSubmitOperator(task_id="run_job", application="jobs/preprocess.py", py_files="extra.zip")
-    task.execute({})
-    task.execute({})  # executing again (a retry in the same process) does not ship it twice
+    task.execute({"params": {}})
+    task.execute({"params": {}})  # executing again (a retry in the same process) does not ship it twice
 
     library, extra = submitted[-1].split(",")
     assert submitted[0] == submitted[1]
@@ -45,10 +49,11 @@ def _submit(tmp_path, monkeypatch, exit_code: int, line: str):
     _fake_spark_submit(bin_dir, exit_code, line)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("GENOFLOW_HOME", str(tmp_path))
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
     monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", '{"conn_type": "spark", "host": "local[1]"}')
     task = GenoflowSparkSubmitOperator(task_id="preprocess_cohort", application="jobs/preprocess.py",
                                        conn_id="spark_default")
-    return task.execute({})
+    return task.execute({"params": {}})
 
 
 def test_genoflow_spark_submit__input_error_exit_fails_once_with_the_jobs_line(tmp_path, monkeypatch):

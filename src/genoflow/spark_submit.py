@@ -1,0 +1,65 @@
+"""spark-submit settings for genoflow jobs: the driver JVM's options, the class archive, the BGZF codec.
+
+Resolved where a job is submitted (an operator's ``execute()``, ``make archive``, a benchmark), never
+at DAG parse time: they stat files (the codec jar, the class archive) on the submitting machine.
+Depends on :mod:`genoflow.config` only, which stays a leaf (decision 0023).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from genoflow.config import Settings
+
+__all__ = ["spark_conf", "bgzf_codec_conf", "sharing_option", "archive_path", "ARCHIVE", "BGZF_CODEC_JAR",
+           "BGZF_CODECS", "DRIVER_JVM_OPTIONS"]
+
+# The driver JVM (in local mode also the executor) compiles with C1 only: a genoflow job lasts seconds
+# to minutes, and C2's compile threads cost more than its faster code repays there (ooa cohort,
+# bench/: VCF->Parquet 18.7 -> 17.1 s, association 19.1 -> 16.6 s, about a third less CPU). Cluster
+# executors, which run long, keep the JVM's default.
+DRIVER_JVM_OPTIONS = "-XX:TieredStopAtLevel=1"
+
+# The driver's class-data-sharing archive (decision 0010), written by ``make archive`` (genoflow.jvm_archive).
+ARCHIVE = ".genoflow/jvm/spark-driver.jsa"
+
+BGZF_CODEC_JAR = "hadoop/bgzf-codec/target/genoflow-bgzf-codec.jar"
+BGZF_CODECS = "org.genoflow.hadoop.BgzfCodec,org.genoflow.hadoop.BgzCodec"
+
+
+def spark_conf(settings: Settings, params: dict, *, share_classes: bool = True) -> dict[str, str]:
+    """spark-submit --conf values for genoflow jobs: params.yaml's `spark:`, quiet driver logging,
+    C1-only compilation and (once built) the class archive in the driver JVM, the BGZF codec."""
+    log4j = settings.home / "config" / "spark" / "log4j2.properties"
+    options = [f"-Dlog4j2.configurationFile={log4j.as_uri()}" if log4j.exists() else "", DRIVER_JVM_OPTIONS,
+               sharing_option(settings) if share_classes else ""]
+    conf = {"spark.driver.extraJavaOptions": " ".join(option for option in options if option)}
+    return {**conf, **bgzf_codec_conf(settings), **{k: str(v) for k, v in (params.get("spark") or {}).items()}}
+
+
+def archive_path(settings: Settings) -> Path:
+    return settings.home / ARCHIVE
+
+
+def sharing_option(settings: Settings) -> str:
+    """The driver JVM option that maps the class archive, or "" when it has not been built."""
+    path = archive_path(settings)
+    return f"-XX:SharedArchiveFile={path}" if path.exists() else ""
+
+
+def bgzf_codec_conf(settings: Settings) -> dict[str, str]:
+    """Spark conf that splits bgzip files at BGZF blocks (decision 0006); empty until the jar is built.
+
+    ``make codec`` (part of ``make test``/``make demo``) builds the jar. It goes on the driver and
+    executor classpath for local runs and in ``spark.jars`` for cluster executors; registering it
+    for ``.gz`` replaces Hadoop's GzipCodec, which it falls back to behaving like for plain gzip.
+    """
+    jar = settings.home / BGZF_CODEC_JAR
+    if not jar.exists():
+        return {}
+    return {
+        "spark.jars": jar.as_uri(),
+        "spark.driver.extraClassPath": str(jar),
+        "spark.executor.extraClassPath": str(jar),
+        "spark.hadoop.io.compression.codecs": BGZF_CODECS,
+    }
