@@ -234,16 +234,16 @@ class _Block:
         return pa.concat_arrays([piece.cast(pa.large_string()) for piece in self.pieces])
 
 
-def record_blocks(keyed_runs, chunk_lines: int, header_line=None):
+def record_blocks(runs, chunk_lines: int, header_line=None):
     """Blocks of at most ``chunk_lines`` record lines, never across a change of key (a split of a file).
 
-    Yields ``(key, first, lines)`` with ``first`` the 1-based number, within the key's lines, of the
-    block's first line and ``lines`` an Arrow string array. Header lines before a block are dropped;
-    ``header_line(line, key, n)`` sees each first and returns True when it dealt with it. One among
-    records stays in its block, so the parser reports it as a bad record.
+    ``runs``: from `keyed_runs`. Yields ``(key, first, lines)`` with ``first`` the 1-based number, within
+    the key's lines, of the block's first line and ``lines`` an Arrow string array. Header lines before a
+    block are dropped; ``header_line(line, key, n)`` sees each first and returns True when it dealt with
+    it. One among records stays in its block, so the parser reports it as a bad record.
     """
     key, seen, block = None, 0, _Block()
-    for at, lines, is_header in keyed_runs:
+    for at, lines, is_header in runs:
         if at != key:
             if block.size:
                 yield key, block.first, block.lines()
