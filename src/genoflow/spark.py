@@ -14,8 +14,8 @@ def prefer_installed_pyspark() -> None:
     ``sys.path``, where both are the same install (a pip-installed pyspark is its own SPARK_HOME).
 
     Python keeps no bytecode for modules imported from a zip, so a driver importing pyspark from
-    ``$SPARK_HOME/python/lib/pyspark.zip`` compiles some 400 modules on every job: 1.5-2 s of each
-    task's fixed cost (BENCHMARKS.md, "Per-task fixed cost"). A zip that belongs to another Spark
+    ``$SPARK_HOME/python/lib/pyspark.zip`` compiles some 400 modules on every job: 0.6 s of CPU
+    instead of 0.15 s (BENCHMARKS.md, "Per-task fixed cost"). A zip that belongs to another Spark
     install (a cluster's SPARK_HOME) stays: its pyspark must match that JVM.
     """
     if "pyspark" in sys.modules:
