@@ -18,9 +18,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from genoflow.genotypes import GENOTYPE_SCHEMA_DDL, MISSING, block_budget, dosage_matrix, pack_dosages
+from genoflow.genotypes import (
+    GENOTYPE_COLUMNS,
+    GENOTYPE_SCHEMA_DDL,
+    MISSING,
+    arrow_schema,
+    block_budget,
+    dosage_matrix,
+    pack_dosages,
+)
 from genoflow.reads.pileup import ALLELES, BASE_WORK_BYTES, PILEUP_CELL_BYTES, pileup_window
-from genoflow.reads.schema import CALLED_EXTRA_COLUMNS
+from genoflow.reads.schema import CALLED_EXTRA, CALLED_EXTRA_COLUMNS
 
 __all__ = ["CALLED_DDL", "MAX_WINDOW", "run_call", "sample_concordance", "window_length"]
 
@@ -216,15 +224,7 @@ def _partition_of(position, bounds: list[int], first: int = 0):
 
 
 def _called_schema():
-    import pyarrow as pa
-
-    return pa.schema([
-        ("contig", pa.string()), ("pos", pa.int64()), ("id", pa.string()), ("ref", pa.string()),
-        ("alt", pa.string()), ("gene", pa.string()), ("line", pa.int64()), ("call_rate", pa.float64()),
-        ("alt_af", pa.float64()), ("maf", pa.float64()), ("hwe_p", pa.float64()), ("qc_pass", pa.bool_()),
-        ("dosages", pa.binary()), ("mean_dp", pa.float64()), ("mean_gq", pa.float64()), ("qual", pa.float64()),
-        ("gq", pa.binary()), ("dp", pa.binary()),
-    ])
+    return arrow_schema(GENOTYPE_COLUMNS + CALLED_EXTRA)
 
 
 @dataclass
