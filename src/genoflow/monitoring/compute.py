@@ -266,15 +266,14 @@ def _score(spark, model, features):
 
 
 def _auc(scores, labels) -> float | None:
-    """AUC-ROC of the labelled patients (sklearn); None without both classes."""
+    """AUC-ROC of the labelled patients (`genoflow.evaluation.metrics.auc_roc`); None without both classes."""
     import numpy as np
-    from sklearn.metrics import roc_auc_score
+
+    from genoflow.evaluation.metrics import auc_roc
 
     ok = np.isfinite(labels)
-    y = labels[ok].astype(bool)
-    if y.all() or not y.any():
-        return None
-    return float(roc_auc_score(y, np.asarray(scores)[ok]))
+    auc = auc_roc(labels[ok], np.asarray(scores)[ok])
+    return None if np.isnan(auc) else auc
 
 
 def _plot(af, psi, ref_scores, new_scores, score, af_summary, monitor, cohort, champion, detected) -> bytes:
