@@ -126,7 +126,7 @@ def _train_plan(plan: Plan, target: str, kind: str, spec, data, folds, params: d
     metric = _selection_metric(kind)
     grid = t["grid"].get(plan.family, {})
     features = plan.columns(spec)
-    pipeline, _, maps = _pipeline(plan, target, kind, features, grid, t)
+    _, _, maps = _pipeline(plan, target, kind, features, grid, t)
     if plan.baseline:  # a reference, not a contender: the family's first setting, not a search
         maps = maps[:1]
     scores = _fold_scores(plan, target, kind, folds, grid, len(maps), t)  # [grid point, fold]
@@ -135,7 +135,7 @@ def _train_plan(plan: Plan, target: str, kind: str, spec, data, folds, params: d
     run_tags = {**tags, TAG_TARGET: target, TAG_MODEL_FAMILY: plan.family, TAG_TARGET_TYPE: kind,
                 **({TAG_BASELINE: plan.baseline} if plan.baseline else {})}
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"{target}-{plan.name}", tags=run_tags) as run:
-        model = pipeline.fit(data.select(target, *features), params=maps[best])
+        model = _fit_final(plan, target, kind, features, data, grid, best, t)
         best_params = {p.name: v for p, v in maps[best].items()}
         mlflow.log_params({"target": target, "model_family": plan.family, "model": plan.name,
                            "n_features": len(features), "cv_folds": len(folds),
@@ -171,21 +171,60 @@ def _pipeline(plan: Plan, target: str, kind: str, features: list[str], grid: dic
     return pipeline, estimator, param_grid(estimator, plan.family, grid) or [{}]
 
 
+def _fit_final(plan: Plan, target: str, kind: str, features: list[str], data, grid: dict, best: int, t: dict):
+    """The grid point ``best`` refitted on every training row: the same PipelineModel(VectorAssembler ->
+    model) that ``Pipeline.fit`` returns, but the estimator fits a cached assembled table (see
+    :func:`assembled`) instead of re-running the assembler on every pass over the data."""
+    from pyspark.ml import PipelineModel
+
+    pipeline, estimator, maps = _pipeline(plan, target, kind, features, grid, t)
+    assembler = pipeline.getStages()[0]
+    rows = assembled(assembler, data, target)
+    try:
+        return PipelineModel(stages=[assembler, estimator.fit(rows.select(target, "features"), params=maps[best])])
+    finally:
+        rows.unpersist()
+
+
+def assembled(assembler, table, *keep: str):
+    """``table``'s ``keep`` columns and the assembled ``features`` vector, cached and materialised.
+
+    MLlib fits on a small table are dozens of Spark jobs each (a GBT of 30 trees: ~90), and every one
+    of them would otherwise re-run the assembler over the input (LR would also cache its own copy);
+    one cached vector table per fold serves every grid point's fit. The rows and their order are the
+    input's, so the fitted models are the ones a Pipeline fit gives.
+    """
+    rows = assembler.transform(table).select(*(f"`{c}`" for c in keep), "features").cache()
+    rows.count()
+    return rows
+
+
 def _fold_scores(plan: Plan, target: str, kind: str, folds, grid: dict, n_grid: int, t: dict) -> np.ndarray:
     """The metric of every grid point on every fold's validation rows, fitted on its fit rows;
-    ``train.parallelism`` fits at once (MLlib fits of small tables are mostly Spark job overhead)."""
+    ``train.parallelism`` fits at once (MLlib fits of small tables are mostly Spark job overhead).
+    Each fold's fit and validation rows are assembled once (:func:`assembled`) for all grid points."""
+    def fold_rows(k: int):
+        spec, table = folds[k]
+        assembler = _pipeline(plan, target, kind, plan.columns(spec), grid, t)[0].getStages()[0]
+        return (assembled(assembler, table.filter("role = 'fit'"), target),
+                assembled(assembler, table.filter("role = 'validate'"), "pid", target))
+
     def fit_and_score(job: tuple[int, int]) -> float:
         g, k = job
-        spec, table = folds[k]
-        features = plan.columns(spec)
-        pipeline, _, maps = _pipeline(plan, target, kind, features, grid, t)
-        model = pipeline.fit(table.filter("role = 'fit'").select(target, *features), params=maps[g])
-        scored = prediction_frame(model.transform(table.filter("role = 'validate'")), target, kind)
+        fit_rows, validate_rows = rows[k]
+        _, estimator, maps = _pipeline(plan, target, kind, plan.columns(folds[k][0]), grid, t)
+        model = estimator.fit(fit_rows, params=maps[g])
+        scored = prediction_frame(model.transform(validate_rows), target, kind)
         return fold_metric(scored["label"].to_numpy(), scored["score"].to_numpy(), kind)
 
     jobs = [(g, k) for g in range(n_grid) for k in range(len(folds))]
     with ThreadPoolExecutor(max_workers=max(int(t.get("parallelism", 1)), 1)) as pool:
-        values = list(pool.map(fit_and_score, jobs))
+        rows = list(pool.map(fold_rows, range(len(folds))))
+        try:
+            values = list(pool.map(fit_and_score, jobs))
+        finally:
+            for frame in (frame for pair in rows for frame in pair):
+                frame.unpersist()
     return np.asarray(values, dtype=float).reshape(n_grid, len(folds))
 
 
