@@ -210,7 +210,7 @@ class Tools:
 
     # genoflow ------------------------------------------------------------------------------
     def spark_submit(self, script: str, *args: str) -> list[str]:
-        from genoflow.config import spark_conf
+        from genoflow.spark_submit import spark_conf
 
         conf = [item for k, v in spark_conf(self.settings, self.params).items() for item in ("--conf", f"{k}={v}")]
         return [str(Path(sys.executable).parent / "spark-submit"), "--master", f"local[{self.cores}]", *conf,

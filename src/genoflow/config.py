@@ -67,19 +67,6 @@ class Settings:
         return key_fingerprint(self.pseudonym_key)
 
 
-# Moved to genoflow.spark_submit (decision 0023): config is a leaf that DAG files import at parse time.
-_MOVED_TO_SPARK_SUBMIT = ("spark_conf", "bgzf_codec_conf", "BGZF_CODEC_JAR", "BGZF_CODECS", "DRIVER_JVM_OPTIONS")
-
-
-def __getattr__(name: str):
-    """The spark-submit names for callers not yet moved to :mod:`genoflow.spark_submit`, imported on use only."""
-    if name in _MOVED_TO_SPARK_SUBMIT:
-        from genoflow import spark_submit
-
-        return getattr(spark_submit, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def load_params(path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None,
                 overrides_source: str = "run conf") -> dict:
     """Read params.yaml, deep-merge ``overrides`` (e.g. an Airflow run's conf) over it and validate both.

@@ -29,8 +29,9 @@ from pathlib import Path
 
 import pytest
 
-from genoflow.config import Settings, load_params, spark_conf
+from genoflow.config import Settings, load_params
 from genoflow.pipeline.runner import step_uri
+from genoflow.spark_submit import spark_conf
 from tests.conftest import REPO
 from tests.services import HOST, free_port
 

@@ -2,7 +2,7 @@
 
 The file is read through Spark's text source, so ``file://`` and ``hdfs://`` behave alike. With
 genoflow's BGZF codec on the classpath (``hadoop/bgzf-codec``, wired in by
-:func:`genoflow.config.spark_conf`), a bgzip file is split at BGZF block boundaries and every
+:func:`genoflow.spark_submit.spark_conf`), a bgzip file is split at BGZF block boundaries and every
 core decodes its own part (decision 0006); plain gzip is read whole by one task. Each task gets
 Arrow batches of lines (``mapInArrow``) and decodes them in blocks with the vectorised parser of
 :mod:`genoflow.io.vcf`; rows go back to Spark as Arrow batches, never one Python object per
