@@ -14,6 +14,13 @@ def drift_detected(**context):
     from genoflow.config import Settings
     from genoflow.ingest import batch_landing
     from genoflow.monitoring.job import find_drift_run, resolve_monitor
+    from genoflow.registry.tracking import (
+        TAG_COHORT,
+        TAG_DRIFT_REASONS,
+        TAG_DRIFT_REPORT,
+        TAG_MONITORED_MODEL,
+        TAG_MONITORED_VERSION,
+    )
     from genoflow_plugins.operators import fail_once, run_params
 
     with fail_once("invalid params"):
@@ -24,13 +31,12 @@ def drift_detected(**context):
         raise LookupError(f"no finished drift run tagged with Airflow run {context['run_id']!r} in MLflow "
                           f"experiment {monitor['experiment']!r}: did detect_drift log one?")
     detected = run.data.metrics.get("drift_detected") == 1.0
-    reasons = run.data.tags.get("genoflow.drift_reasons", "")
+    reasons = run.data.tags.get(TAG_DRIFT_REASONS, "")
     print(f"drift run {run.info.run_id}: drift_detected={int(detected)} ({reasons})")
     if not detected:
         return False
     landing = batch_landing(Settings().storage_root, monitor["cohort_vcf"], monitor["patient_dir"], params)
-    return {"drift_run_id": run.info.run_id, "report": run.data.tags.get("genoflow.drift_report"),
+    return {"drift_run_id": run.info.run_id, "report": run.data.tags.get(TAG_DRIFT_REPORT),
             "landing_dir": landing,
-            "cohort_vcf": run.data.tags.get("genoflow.cohort_vcf"), "reasons": reasons,
-            "model": f"{run.data.tags.get('genoflow.monitored_model')} "
-                     f"v{run.data.tags.get('genoflow.monitored_version')}"}
+            "cohort_vcf": run.data.tags.get(TAG_COHORT), "reasons": reasons,
+            "model": f"{run.data.tags.get(TAG_MONITORED_MODEL)} v{run.data.tags.get(TAG_MONITORED_VERSION)}"}
