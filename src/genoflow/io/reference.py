@@ -5,6 +5,9 @@ broadcast (decision 0013). Here the driver keeps only the index (a few arrays), 
 the FASTA, builds it once by streaming when it is missing or stale, and broadcasts an
 :class:`IndexedReference`; each executor reads the few byte ranges its block of variants needs.
 
+One module of ~550 lines on purpose: the index's parser, its streaming builder, its check against the
+FASTA and the ranged reader are one format's four sides, and each change to the format touches all of them.
+
 Formats, as ``samtools faidx`` writes them:
 
 - ``.fai``: one line per contig, ``name  length  offset  linebases  linewidth`` (tab-separated;

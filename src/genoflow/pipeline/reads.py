@@ -42,7 +42,8 @@ def _reference_uri(storage, params: dict) -> str:
 
 def run_align_step(spark, storage, output, params: dict) -> dict:
     """Align every patient's reads; raises :class:`InputError` for a patient whose reads do not map."""
-    from genoflow.reads.align import build_index, run_align
+    from genoflow.reads.align import run_align
+    from genoflow.reads.index import build_index
 
     patient_dir = params["preprocess"].get("patient_dir")
     if not patient_dir or not storage.exists(storage.uri(patient_dir)):

@@ -12,9 +12,6 @@ reference, so the caller never walks a CIGAR.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -23,9 +20,10 @@ import pyarrow as pa
 
 from genoflow.errors import InputError
 from genoflow.reads.fastq_input import ReadBlock, ReadChunk, iter_read_chunks, patient_read_sets
+from genoflow.reads.index import load_aligner
 from genoflow.reads.schema import ALIGNED_READ_SCHEMA, DELETION
 
-__all__ = ["AlignCounts", "align_chunk", "build_index", "find_duplicates", "load_aligner", "run_align"]
+__all__ = ["AlignCounts", "align_chunk", "find_duplicates", "project", "query_span", "run_align"]
 
 _PHRED_OFFSET = 33
 _COMPLEMENT = bytes.maketrans(b"ACGTNacgtn", b"TGCANtgcan")
@@ -34,9 +32,6 @@ _CIGAR_CODES = "MIDNSHP=X"
 _COPY_OPS = {0, 7, 8}  # M, =, X: one read base per reference base
 _GAP_OPS = {2, 3}  # D, N: reference bases the read lacks
 _PICARD_MIN_QUAL = 15  # Picard's duplicate score sums base qualities >= 15
-
-_ALIGNERS: dict[tuple[str, str], object] = {}  # per Python worker: (index uri, preset) -> mappy.Aligner
-
 
 @dataclass
 class AlignCounts:
@@ -50,87 +45,6 @@ class AlignCounts:
         self.reads += other.reads
         self.mapped += other.mapped
         self.kept += other.kept
-
-
-# --------------------------------------------------------------------------------------------
-# The index
-# --------------------------------------------------------------------------------------------
-
-
-def build_index(storage, reference_uri: str, index_uri: str, *, preset: str = "sr") -> str:
-    """Build the minimap2 index of a reference FASTA into ``index_uri``, unless it is there already.
-
-    Parameters
-    ----------
-    storage : HadoopStorage
-        Reads the FASTA and writes the index.
-    reference_uri : str
-        The reference FASTA (plain or gzip), on any storage: it is copied to a local file first.
-    index_uri : str
-        Where the ``.mmi`` goes (a path keyed by the reference's content, so a committed index is reused).
-    preset : str
-        minimap2 preset whose k-mer and window sizes the index uses (``sr``: short reads).
-
-    Returns
-    -------
-    str
-        ``index_uri``.
-
-    Raises
-    ------
-    InputError
-        Naming the reference, when minimap2 cannot index it.
-    """
-    import mappy
-
-    if storage.exists(index_uri):
-        return index_uri
-    with tempfile.TemporaryDirectory(prefix="genoflow-index-") as folder:
-        fasta, mmi = os.path.join(folder, "reference.fa"), os.path.join(folder, "ref.mmi")
-        with storage.ranged(reference_uri).open_stream() as source, open(fasta, "wb") as local:
-            shutil.copyfileobj(source, local, 1 << 20)
-        aligner = mappy.Aligner(fn_idx_in=fasta, preset=preset, fn_idx_out=mmi)
-        if not aligner or not aligner.seq_names:
-            raise InputError(reference_uri, "minimap2 cannot index this reference: is it a FASTA file?")
-        del aligner  # mappy writes the index while building; drop the in-memory copy before the upload
-        storage.put(mmi, index_uri)  # temp + rename: readers see the whole index or none
-    return index_uri
-
-
-def load_aligner(index, preset: str = "sr"):
-    """The ``mappy.Aligner`` of a minimap2 index, loaded once per Python process.
-
-    Parameters
-    ----------
-    index : str or RangedFile
-        A local ``.mmi`` path or ``file://`` URI, or a :class:`~genoflow.storage.ranged.RangedFile` (built by
-        the driver with ``storage.ranged``; an index on HDFS is copied once to a local temporary file).
-    preset : str
-        minimap2 preset of the mapping options.
-    """
-    from genoflow.storage.ranged import RangedFile
-
-    ranged = index if isinstance(index, RangedFile) else RangedFile(index)
-    key = (ranged.uri, preset)
-    if key not in _ALIGNERS:
-        _ALIGNERS[key] = _open_aligner(ranged, preset)
-    return _ALIGNERS[key]
-
-
-def _open_aligner(ranged, preset: str):
-    import mappy
-
-    path = ranged.path
-    if not ranged.is_local:
-        handle, path = tempfile.mkstemp(prefix="genoflow-", suffix=".mmi")
-        with os.fdopen(handle, "wb") as local, ranged.open_stream() as source:
-            shutil.copyfileobj(source, local, 1 << 20)
-    aligner = mappy.Aligner(fn_idx_in=path, preset=preset)
-    if not ranged.is_local:
-        os.unlink(path)  # mappy has loaded it into memory
-    if not aligner:
-        raise InputError(ranged.uri, "cannot load this minimap2 index")
-    return aligner
 
 
 # --------------------------------------------------------------------------------------------

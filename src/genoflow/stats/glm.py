@@ -4,6 +4,10 @@ The model of each variant ``g`` is ``y ~ 1 + covariates + g`` (``plink2 --glm`` 
 ALT-dosage term): linear regression (t test) for a quantitative trait, logistic regression (Wald
 z test) for a binary one, with Firth's penalised likelihood where the logistic fit fails.
 
+One module of ~600 lines on purpose: the linear, logistic (IRLS) and Firth fits share the block's design
+products, call sums and solver, and each is a few dozen lines on top of them; split apart, every piece
+would import the others' private helpers (the Spark scan and the null fits already live elsewhere).
+
 Layering (kernel -> block -> Spark): :func:`prepare_glm` validates the trait and covariates and fits
 the null model once (on the driver); :func:`glm_block` tests every variant of a dosage block at
 once; :func:`genoflow.stats.spark_glm.glm_scan` streams a genotype table through

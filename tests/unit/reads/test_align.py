@@ -14,8 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from genoflow.errors import InputError
-from genoflow.reads.align import align_chunk, build_index, load_aligner, project, run_align
+from genoflow.reads.align import align_chunk, project, run_align
 from genoflow.reads.fastq_input import iter_read_chunks
+from genoflow.reads.index import build_index, load_aligner
 from genoflow.reads.schema import ALIGNED_READ_SCHEMA
 
 COMPLEMENT = str.maketrans("ACGT", "TGCA")
