@@ -48,11 +48,24 @@ def test_stratified_split__follows_the_sha256_ranking_rule():
     assert {pid for pid, t in zip(ids, is_test, strict=True) if t} == set(ranked[:2])
 
 
+def _ranked_test_ids(ids, labels, fraction, seed):
+    """The documented rule, written out: per stratum, the first round(fraction * n) ids by seeded digest."""
+    chosen = set()
+    for label in set(labels.tolist()):
+        stratum = [pid for pid, lab in zip(ids, labels, strict=True) if lab == label]
+        ranked = sorted(stratum, key=lambda pid: (hashlib.sha256(f"{seed}:{pid}".encode()).hexdigest(), pid))
+        chosen |= set(ranked[:round(fraction * len(stratum))])
+    return chosen
+
+
 def test_stratified_split__seed_changes_assignment():
     ids, labels = _cohort()
-    a = stratified_split(ids, labels, test_fraction=0.5, seed=1)
-    b = stratified_split(ids, labels, test_fraction=0.5, seed=2)
-    assert (a != b).any()
+    by_seed = {}
+    for seed in (1, 2):
+        is_test = stratified_split(ids, labels, test_fraction=0.5, seed=seed)
+        by_seed[seed] = {pid for pid, t in zip(ids, is_test, strict=True) if t}
+        assert by_seed[seed] == _ranked_test_ids(ids, labels, 0.5, seed)  # each seed follows its own ranking
+    assert by_seed[1] != by_seed[2]
 
 
 def test_stratified_split__each_stratum_on_both_sides():

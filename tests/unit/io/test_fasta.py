@@ -299,17 +299,23 @@ def test_resolve_contig__exact_then_chr_prefix_either_way(small):
 
 
 def test_check_ref_alleles__matching_single_and_multi_base(small):
-    check_ref_alleles(
-        small,
-        np.array(["chr1", "1", "chr2", "chr1"], dtype=object),
-        np.array([1, 3, 5, 11]),
-        np.array(["A", "gtac", "GA", "GGCC"], dtype=object),
-        source=VCF,
-    )
+    contigs, positions = ["chr1", "1", "chr2", "chr1"], [1, 3, 5, 11]
+    refs = ["A", "gtac", "GA", "GGCC"]
+    check_ref_alleles(small, np.array(contigs, dtype=object), np.array(positions), np.array(refs, dtype=object),
+                      source=VCF)
+    # The same records with one base changed are refused, each naming that record: the check compares.
+    for i, wrong_base in enumerate(["C", "G", "C", "A"]):
+        wrong = list(refs)
+        wrong[i] = refs[i][:-1] + wrong_base
+        error = check_error(small, contigs, positions, wrong, line_numbers=[10, 11, 12, 13])
+        assert error.line == 10 + i and error.record == f"{contigs[i]}:{positions[i]}"
 
 
 def test_check_ref_alleles__empty_input(small):
     check_ref_alleles(small, np.array([], dtype=object), np.array([], dtype=np.int64), np.array([]), source=VCF)
+    # An empty batch beside a non-empty one: the empty one is accepted, the same reference still checks.
+    error = check_error(small, ["chr2"], [1], ["A"])
+    assert "REF is 'A' but the reference FASTA has 'T' at chr2:1" in error.problem
 
 
 def test_check_ref_alleles__mismatch_names_line_record_and_both_alleles(small):
