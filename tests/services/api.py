@@ -3,7 +3,6 @@ test_api_audit.py)."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -12,12 +11,10 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
+from tests.services import free_port
+from tests.services.base import stop_process
 
-def free_port() -> int:
-    """A TCP port free on the loopback interface now (for a test's API process to listen on)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+__all__ = ["answering", "free_port", "wait_until_answering"]
 
 
 def wait_until_answering(process, url: str, tail: Callable[[], str], *, route: str = "/health") -> None:
@@ -42,9 +39,4 @@ def answering(process: subprocess.Popen, url: str, tail: Callable[[], str], *,
         wait_until_answering(process, url, tail, route=route)
         yield
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout=30)

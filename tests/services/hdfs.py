@@ -23,13 +23,14 @@ from pathlib import Path
 
 from tests.conftest import REPO
 from tests.services import HOST, free_port, run_script
+from tests.services.base import Service, wait_until
 
 HDFS_SH = REPO / "hadoop" / "hdfs.sh"
 DEFAULT_LIB = REPO / ".genoflow" / "hadoop" / "lib"
 DATANODE_CLASS = "org.apache.hadoop.hdfs.server.datanode.DataNode"
 
 
-class HdfsService:
+class HdfsService(Service):
     """One NameNode + DataNode on ``HOST``.
 
     Attributes a test uses: ``uri`` (``hdfs://127.0.0.1:<rpc>``), ``namenode`` (``127.0.0.1:<rpc>``),
@@ -49,7 +50,6 @@ class HdfsService:
         if replication > datanodes:
             raise ValueError(f"HdfsService: replication {replication} needs as many DataNodes, got {datanodes}")
         self.extra_datanodes: dict[int, subprocess.Popen] = {}
-        self.startup_s: float | None = None
 
     @property
     def namenode(self) -> str:
@@ -79,18 +79,11 @@ class HdfsService:
     def _script(self, *args: str, timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
         return run_script(HDFS_SH, *args, env=self._env(), timeout=timeout, check=check)
 
-    def start(self) -> HdfsService:
+    def _start(self) -> None:
         """Fetch jars if needed, format, start both daemons, wait for a live DataNode and safe mode off."""
-        t0 = time.monotonic()
-        try:
-            self._up()
-            for number in range(2, self.datanodes + 1):
-                self.start_datanode(number)
-        except BaseException:
-            self.stop()
-            raise
-        self.startup_s = time.monotonic() - t0
-        return self
+        self._up()
+        for number in range(2, self.datanodes + 1):
+            self.start_datanode(number)
 
     def _up(self) -> None:
         """The script's ``up`` (writes the configuration, starts what is not running), then the
@@ -119,12 +112,10 @@ class HdfsService:
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                        start_new_session=True)
         self.extra_datanodes[number] = process
-        deadline = time.monotonic() + timeout
-        while address not in self.live_datanode_addresses():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{self}: DataNode {number} ({address}) not live after {timeout:.0f} s "
-                                   f"(exit {process.poll()}; log {logs / f'datanode{number}.out'})")
-            time.sleep(0.5)
+        wait_until(lambda: address in self.live_datanode_addresses(), timeout,
+                   lambda: f"{self}: DataNode {number} ({address}) not live after {timeout:.0f} s "
+                           f"(exit {process.poll()}; log {logs / f'datanode{number}.out'})",
+                   gone=lambda: process.poll() is not None)
         return process
 
     def _namenode_jmx(self, name: str) -> dict:
@@ -141,12 +132,9 @@ class HdfsService:
         return {node["xferaddr"] for node in json.loads(self._namenode_jmx("NameNodeInfo")["LiveNodes"]).values()}
 
     def wait_for_datanodes(self, count: int, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while self.live_datanodes() < count:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{self}: fewer than {count} live DataNodes after {timeout:.0f} s "
-                                   f"(logs in {self.state_dir / 'logs'})")
-            time.sleep(0.5)
+        wait_until(lambda: self.live_datanodes() >= count, timeout,
+                   lambda: f"{self}: fewer than {count} live DataNodes after {timeout:.0f} s "
+                           f"(logs in {self.state_dir / 'logs'})")
 
     def namenode_pid(self) -> int:
         return int((self.state_dir / "pids" / "namenode.pid").read_text())
@@ -165,15 +153,10 @@ class HdfsService:
         self._up()
         self.wait_for_datanodes(self.datanodes, timeout)
 
-    def stop(self) -> None:
-        for process in self.extra_datanodes.values():
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+    def _extra_processes(self) -> list[subprocess.Popen]:
+        return list(self.extra_datanodes.values())
+
+    def _stop(self) -> None:
         self._script("down", timeout=120, check=False)
 
     def dfsadmin(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -214,11 +197,6 @@ def _alive(pid: int) -> bool:
     return not Path(f"/proc/{pid}/stat").read_text().split(") ")[-1].startswith("Z")
 
 
-@contextmanager
-def running_hdfs(state_dir: Path, **kwargs):
-    """A started :class:`HdfsService`, stopped on exit (also when a test fails)."""
-    service = HdfsService(state_dir, **kwargs).start()
-    try:
-        yield service
-    finally:
-        service.stop()
+def running_hdfs(state_dir: Path, **kwargs) -> HdfsService:
+    """``with running_hdfs(d, **kwargs) as service``: started, stopped on exit (also when a test fails)."""
+    return HdfsService(state_dir, **kwargs)

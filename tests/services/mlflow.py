@@ -4,16 +4,16 @@ artifacts proxied by the server (``mlflow-artifacts:/``), a free loopback port, 
 from __future__ import annotations
 
 import subprocess
-from contextlib import contextmanager
 from pathlib import Path
 
 from tests.conftest import REPO
 from tests.services import HOST, free_port, run_script
+from tests.services.base import Service
 
 MLFLOW_SERVER_SH = REPO / "scripts" / "mlflow-server.sh"
 
 
-class MlflowServer:
+class MlflowServer(Service):
     """``tracking_uri`` (``http://127.0.0.1:<port>``) is what clients set as ``MLFLOW_TRACKING_URI``."""
 
     def __init__(self, state_dir: Path):
@@ -33,26 +33,17 @@ class MlflowServer:
         env = {"MLFLOW_STATE_DIR": str(self.state_dir), "MLFLOW_SERVER_PORT": str(self.port)}
         return run_script(MLFLOW_SERVER_SH, command, env=env, timeout=timeout, check=check)
 
-    def start(self) -> MlflowServer:
-        try:
-            self._script("up")
-        except BaseException:
-            self.stop()
-            raise
-        return self
+    def _start(self) -> None:
+        self._script("up")  # returns once /health answers
 
-    def stop(self) -> None:
+    def _stop(self) -> None:
         self._script("down", timeout=60, check=False)
 
     def __repr__(self) -> str:
         return f"MlflowServer({self.tracking_uri}, state {self.state_dir})"
 
 
-@contextmanager
-def running_mlflow_server(state_dir: Path):
-    """A started :class:`MlflowServer` answering /health, stopped on exit (also when a test fails)."""
-    server = MlflowServer(state_dir).start()
-    try:
-        yield server
-    finally:
-        server.stop()
+def running_mlflow_server(state_dir: Path) -> MlflowServer:
+    """``with running_mlflow_server(d) as server``: started and answering /health, stopped on exit
+    (also when a test fails)."""
+    return MlflowServer(state_dir)

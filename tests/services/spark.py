@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sysconfig
-import time
 import urllib.request
 import venv
-from contextlib import contextmanager
 from pathlib import Path
 
 from tests.conftest import REPO
 from tests.services import HOST, free_port, run_script
+from tests.services.base import Service, wait_until
 
 SPARK_CLUSTER_SH = REPO / "scripts" / "spark-cluster.sh"
 
@@ -31,7 +29,7 @@ SPARK_CLUSTER_SH = REPO / "scripts" / "spark-cluster.sh"
 WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
 
 
-class SparkCluster:
+class SparkCluster(Service):
     """One master + ``workers`` workers on ``HOST``: ``master_url`` (``spark://127.0.0.1:<port>``, what the
     ``spark_default`` connection takes), ``ui_url`` (the master's UI; :meth:`state` is its /json/).
 
@@ -59,15 +57,10 @@ class SparkCluster:
                "SPARK_WORKER_CORES": str(self.cores), "SPARK_WORKER_MEMORY": self.memory}
         return run_script(SPARK_CLUSTER_SH, command, env=env, timeout=timeout, check=check)
 
-    def start(self) -> SparkCluster:
-        try:
-            self._script("up")
-            for _ in range(self.workers - 1):
-                self.add_worker()
-        except BaseException:
-            self.stop()
-            raise
-        return self
+    def _start(self) -> None:
+        self._script("up")
+        for _ in range(self.workers - 1):
+            self.add_worker()
 
     def add_worker(self, timeout: float = 90) -> subprocess.Popen:
         """Start one more worker (as the script starts its own: clean environment, same state folder)
@@ -95,22 +88,14 @@ class SparkCluster:
         return sum(1 for w in self.state()["workers"] if w["state"] == "ALIVE")
 
     def wait_for_workers(self, count: int, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while self.alive_workers() < count:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{self}: fewer than {count} ALIVE workers after {timeout:.0f} s "
-                                   f"(logs in {self.state_dir / 'logs'})")
-            time.sleep(0.5)
+        wait_until(lambda: self.alive_workers() >= count, timeout,
+                   lambda: f"{self}: fewer than {count} ALIVE workers after {timeout:.0f} s "
+                           f"(logs in {self.state_dir / 'logs'})")
 
-    def stop(self) -> None:
-        for worker in self.extra_workers:
-            if worker.poll() is None:
-                worker.send_signal(signal.SIGTERM)
-                try:
-                    worker.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
-                    worker.wait()
+    def _extra_processes(self) -> list[subprocess.Popen]:
+        return self.extra_workers
+
+    def _stop(self) -> None:
         self._script("down", timeout=120, check=False)
 
     def state(self) -> dict:
@@ -127,15 +112,10 @@ class SparkCluster:
         return f"SparkCluster({self.master_url}, UI {self.ui_url}, state {self.state_dir})"
 
 
-@contextmanager
-def running_spark_cluster(state_dir: Path, **kwargs):
-    """A started :class:`SparkCluster` with its workers ALIVE (``kwargs``: workers, cores, memory),
-    stopped on exit (also when a test fails)."""
-    cluster = SparkCluster(state_dir, **kwargs).start()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
+def running_spark_cluster(state_dir: Path, **kwargs) -> SparkCluster:
+    """``with running_spark_cluster(d, **kwargs) as cluster``: started with its workers ALIVE (``kwargs``:
+    workers, cores, memory), stopped on exit (also when a test fails)."""
+    return SparkCluster(state_dir, **kwargs)
 
 
 def worker_python(folder: Path) -> Path:
