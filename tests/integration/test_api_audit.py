@@ -30,12 +30,12 @@ HASH_KEY = "audit-hash-key-for-tests"
 PRIOR_RECORD = '{"written":"before this server started"}'
 
 SERVER = """
-import dataclasses, logging, sys, uvicorn
+import logging, sys, uvicorn
 from genoflow.serving import ServingSettings, create_app
 from genoflow.serving.sources import StaticSource
 from tests.unit.serving.conftest import served
 logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-settings = dataclasses.replace(ServingSettings.from_env(), targets=("disease_status",), poll_seconds=0)
+settings = ServingSettings.from_env().model_copy(update={"targets": ("disease_status",), "poll_seconds": 0})
 uvicorn.run(create_app(settings, source=StaticSource([served()])), host="127.0.0.1", port=int(sys.argv[1]),
             log_level="info", access_log=False)
 """

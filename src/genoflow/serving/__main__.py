@@ -7,7 +7,6 @@ Settings come from the environment (`ServingSettings.from_env`); ``--host``/``--
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import sys
 
@@ -30,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
               "GENOFLOW_API_KEYS (comma-separated) to the keys clients send as X-API-Key or Authorization: Bearer",
               file=sys.stderr)
         return 2
-    settings = dataclasses.replace(settings, host=args.host, port=args.port)
+    settings = settings.model_copy(update={"host": args.host, "port": args.port})
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     import uvicorn

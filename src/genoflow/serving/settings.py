@@ -1,23 +1,47 @@
-"""The model API's settings, from the environment (every value has a default but the API keys)."""
+"""The model API's settings, from the environment (every value has a default but the API keys).
+
+A pydantic-settings model: `ServingSettings.from_env` reads each variable the model names
+(``GENOFLOW_SERVING_<FIELD>``, and ``GENOFLOW_API_KEYS[_FILE]``/``GENOFLOW_AUDIT_*`` for the
+fields with their own names); building ``ServingSettings(...)`` directly reads no environment,
+so tests and callers get exactly what they pass. See docs/decisions/0020.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from typing import Annotated, Any
 
-__all__ = ["ServingSettings", "PUBLIC_ROUTE_PATHS"]
+from pydantic import Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
+
+__all__ = ["ServingSettings", "ServingSettingsError", "PUBLIC_ROUTE_PATHS"]
 
 _MIB = 1024 * 1024
-# Integer caps, each >= 1 and read from GENOFLOW_SERVING_<NAME upper-cased>.
 # Routes an operator may open to callers without a key (GENOFLOW_SERVING_PUBLIC_ROUTES), and their paths.
 PUBLIC_ROUTE_PATHS = {"health": ("/health",), "ready": ("/ready",), "metrics": ("/metrics",),
                       "docs": ("/docs", "/redoc", "/openapi.json")}
+# Integer caps, each >= 1 and read from GENOFLOW_SERVING_<NAME upper-cased>.
 _LIMITS = ("max_body_bytes", "max_upload_bytes", "max_vcf_bytes", "max_line_bytes", "max_header_lines",
            "max_vcf_records", "max_batch", "max_concurrent")
+_PREFIX = "GENOFLOW_SERVING_"
+# Fields read from a variable of their own name rather than GENOFLOW_SERVING_<FIELD>.
+_OWN_NAMES = {"api_keys": "GENOFLOW_API_KEYS", "api_keys_file": "GENOFLOW_API_KEYS_FILE",
+              "audit_log": "GENOFLOW_AUDIT_LOG", "audit_hash_key": "GENOFLOW_AUDIT_HASH_KEY"}
+# Not read from a GENOFLOW_SERVING_ variable: the URI is genoflow.config.Settings' (MLFLOW_TRACKING_URI).
+_NOT_FROM_ENV = frozenset({"tracking_uri"})
+_TYPE_NAMES = {"int_parsing": "int", "float_parsing": "float"}
+
+CommaSeparated = Annotated[tuple[str, ...], NoDecode]  # "a, b" rather than pydantic-settings' JSON
+CommaSeparatedSet = Annotated[frozenset[str], NoDecode]
 
 
-@dataclass(frozen=True)
-class ServingSettings:
+class ServingSettingsError(ValueError):
+    """A serving variable that is not of its type or breaks a rule, or a keys file that cannot be read."""
+
+
+class ServingSettings(BaseSettings):
     """What the model API serves, where it listens and the limits it enforces.
 
     Attributes
@@ -73,16 +97,19 @@ class ServingSettings:
         at once instead of queueing without bound.
     """
 
-    targets: tuple[str, ...] = ("disease_status", "treatment_response")
+    model_config = SettingsConfigDict(env_prefix=_PREFIX, case_sensitive=False, frozen=True, extra="forbid",
+                                      populate_by_name=True)
+
+    targets: CommaSeparated = ("disease_status", "treatment_response")
     model_prefix: str = "genoflow"
     alias: str = "champion"
     tracking_uri: str | None = None
     poll_seconds: float = 30.0
-    api_keys: frozenset[str] = field(default_factory=frozenset, repr=False)
-    api_keys_file: str | None = None
-    public_routes: frozenset[str] = frozenset({"health"})
-    audit_log: str | None = None
-    audit_hash_key: str | None = field(default=None, repr=False)
+    api_keys: CommaSeparatedSet = Field(default=frozenset(), repr=False, validation_alias=_OWN_NAMES["api_keys"])
+    api_keys_file: str | None = Field(default=None, validation_alias=_OWN_NAMES["api_keys_file"])
+    public_routes: CommaSeparatedSet = frozenset({"health"})
+    audit_log: str | None = Field(default=None, validation_alias=_OWN_NAMES["audit_log"])
+    audit_hash_key: str | None = Field(default=None, repr=False, validation_alias=_OWN_NAMES["audit_hash_key"])
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = 4 * _MIB
@@ -95,20 +122,63 @@ class ServingSettings:
     max_concurrent: int = 4
     max_queued: int = 16
 
-    def __post_init__(self):
-        if not self.targets:
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings):
+        # Only what the caller passes: the environment is read by from_env, from the mapping it is given.
+        return (init_settings,)
+
+    @field_validator("targets", "api_keys", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        return _csv(value) if isinstance(value, str) else value
+
+    @field_validator("public_routes", mode="before")
+    @classmethod
+    def _split_routes(cls, value: Any) -> Any:
+        # "none" (alone or in the list) is how an operator says no route is public.
+        return frozenset(_csv(value)) - {"none"} if isinstance(value, str) else value
+
+    @field_validator("port", "max_queued", *_LIMITS, mode="before")
+    @classmethod
+    def _whole_number(cls, value: Any) -> Any:
+        # As int() reads it: pydantic alone would take "10.0" for 10.
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                raise PydanticCustomError("int_parsing", "Input should be a valid integer") from None
+        return value
+
+    @field_validator("targets")
+    @classmethod
+    def _some_target(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
             raise ValueError("at least one target must be served")
-        for name in _LIMITS:
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.max_queued < 0:
-            raise ValueError(f"max_queued must be >= 0, got {self.max_queued}")
-        if self.poll_seconds < 0:
-            raise ValueError(f"poll_seconds must be >= 0, got {self.poll_seconds}")
-        unknown = set(self.public_routes) - set(PUBLIC_ROUTE_PATHS)
+        return value
+
+    @field_validator(*_LIMITS)
+    @classmethod
+    def _at_least_one(cls, value: int, info) -> int:
+        if value < 1:
+            raise ValueError(f"{info.field_name} must be at least 1, got {value}")
+        return value
+
+    @field_validator("max_queued", "poll_seconds")
+    @classmethod
+    def _not_negative(cls, value: float, info) -> float:
+        if value < 0:
+            raise ValueError(f"{info.field_name} must be >= 0, got {value}")
+        return value
+
+    @field_validator("public_routes")
+    @classmethod
+    def _known_routes(cls, value: frozenset[str]) -> frozenset[str]:
+        unknown = set(value) - set(PUBLIC_ROUTE_PATHS)
         if unknown:
             raise ValueError(f"public_routes: {', '.join(sorted(unknown))} cannot be public; choose from "
                              f"{', '.join(PUBLIC_ROUTE_PATHS)} (GENOFLOW_SERVING_PUBLIC_ROUTES, or 'none')")
+        return value
 
     @property
     def has_api_keys(self) -> bool:
@@ -150,8 +220,8 @@ class ServingSettings:
 
         Raises
         ------
-        ValueError
-            A value that is not of its type, or a keys file that cannot be read or parsed, naming
+        ServingSettingsError
+            A ValueError: a value that is not of its type, or a keys file that cannot be read or parsed, naming
             the variable or file.
         """
         from genoflow.config import Settings
@@ -159,39 +229,56 @@ class ServingSettings:
         from genoflow.serving.auth import read_key_file
 
         env = os.environ if environ is None else environ
-        defaults = cls()
-
-        def get(name, convert, default):
-            key = f"GENOFLOW_SERVING_{name}"
-            if not env.get(key, "").strip():
-                return default
-            try:
-                return convert(env[key].strip())
-            except ValueError:
-                raise ValueError(f"{key}={env[key]!r} is not a valid {convert.__name__}") from None  # int/float
-
-        keys_file = env.get("GENOFLOW_API_KEYS_FILE", "").strip() or None
+        # Each variable the model names, looked up one by one (tests/test_deploy_k8s.py records which);
+        # blank means unset, as it always has.
+        given = {name: env.get(name, "").strip() for name in _variables().values()}
+        given = {name: value for name, value in given.items() if value}
+        keys_file = given.get(_OWN_NAMES["api_keys_file"])
         if keys_file:
             try:
                 read_key_file(keys_file)
             except InputError as error:
-                raise ValueError(str(error)) from None
-        public = get("PUBLIC_ROUTES", _csv, defaults.public_routes)
-        return cls(
-            targets=get("TARGETS", _csv, defaults.targets),
-            model_prefix=get("MODEL_PREFIX", str, defaults.model_prefix),
-            alias=get("ALIAS", str, defaults.alias),
-            tracking_uri=Settings(env).mlflow_tracking_uri,
-            poll_seconds=get("POLL_SECONDS", float, defaults.poll_seconds),
-            api_keys=frozenset(_csv(env.get("GENOFLOW_API_KEYS", ""))),
-            api_keys_file=keys_file,
-            public_routes=frozenset(public) - {"none"},
-            audit_log=env.get("GENOFLOW_AUDIT_LOG", "").strip() or None,
-            audit_hash_key=env.get("GENOFLOW_AUDIT_HASH_KEY", "").strip() or None,
-            host=get("HOST", str, defaults.host),
-            port=get("PORT", int, defaults.port),
-            **{name: get(name.upper(), int, getattr(defaults, name)) for name in (*_LIMITS, "max_queued")},
-        )
+                raise ServingSettingsError(str(error)) from None
+        try:
+            values = _MappingEnvSource(cls, given)()
+            return cls(**values, tracking_uri=Settings(env).mlflow_tracking_uri)
+        except ValidationError as error:
+            raise ServingSettingsError(_explain(error, given)) from None
+
+
+class _MappingEnvSource(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping instead of ``os.environ``."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]):
+        # Lower-cased as pydantic-settings matches them (case_sensitive=False); from_env has already
+        # looked each name up in its exact case.
+        self._environ = {name.lower(): value for name, value in environ.items()}
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return self._environ
+
+
+def _variables() -> dict[str, str]:
+    """Each field read from the environment and the variable it is read from."""
+    return {name: _OWN_NAMES.get(name, f"{_PREFIX}{name.upper()}")
+            for name in ServingSettings.model_fields if name not in _NOT_FROM_ENV}
+
+
+def _explain(error: ValidationError, given: Mapping[str, str]) -> str:
+    """One line per problem, naming the variable and the value it was set to."""
+    variables = _variables()
+    lines = []
+    for problem in error.errors():
+        where = str(problem["loc"][0]) if problem["loc"] else ""
+        variable = variables.get(where, where)
+        raw = given.get(variable)
+        if problem["type"] in _TYPE_NAMES and raw is not None:
+            lines.append(f"{variable}={raw!r} is not a valid {_TYPE_NAMES[problem['type']]}")
+        else:
+            message = problem["msg"].removeprefix("Value error, ")
+            lines.append(f"{variable}={raw!r}: {message}" if raw is not None else f"{variable}: {message}")
+    return "; ".join(lines)
 
 
 def _csv(text: str) -> tuple[str, ...]:
