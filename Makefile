@@ -141,8 +141,8 @@ test: $(STAMP) $(CODEC_JAR) $(JVM_ARCHIVE) system-deps  ## install what tests ne
 	$(VENV)/bin/ruff check src jobs dags plugins tests bench
 	$(PY) -m pytest -q
 
-test-unit: $(STAMP) $(CODEC_JAR)  ## fast tests only
-	$(PY) -m pytest -q -m "not integration"
+test-unit: $(STAMP) $(CODEC_JAR)  ## fast tests only: no JVM, services, peer programs or fuzzing (marks integration, slow, fuzz); `make test` runs all
+	$(PY) -m pytest -q -m "not integration and not slow and not fuzz"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src jobs dags plugins tests

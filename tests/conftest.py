@@ -20,6 +20,29 @@ os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
 os.environ.setdefault("GENOFLOW_ALLOW_DEMO_KEY", "1")
 
 
+def require_tool(*names: str) -> None:
+    """Fail (never skip) when a peer program the test compares against is missing: the suite installs
+    what it needs (`make system-deps`), so a missing one is a broken setup, not a reason to test less."""
+    missing = [name for name in names if not shutil.which(name)]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not on PATH: `make system-deps` installs the Debian packages the "
+                    "tests compare against", pytrace=False)
+
+
+# Fixtures that start a JVM or a cluster, simulate a cohort into a DVC project or run plink2 over one
+# (concordance_cohort): a test using one is `slow` (left out of `make test-unit`).
+SLOW_FIXTURES = {"spark", "spark_cluster", "hdfs", "mlflow_server", "project", "first_run", "ingest_project",
+                 "concordance_cohort"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark tests that use a JVM/service fixture `slow`, so `make test-unit` can leave them out by fixture
+    rather than by a list someone has to keep up to date (tests calling peer programs are marked by hand)."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 def build_bgzf_codec() -> None:
     """Build the BGZF codec jar (`make codec`) when missing, so in-process sessions split bgzip as the jobs do."""
     from genoflow.spark_submit import BGZF_CODEC_JAR

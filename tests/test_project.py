@@ -11,7 +11,7 @@ import pytest
 
 from genoflow.cli import build_parser
 from genoflow.config import STEPS
-from tests.conftest import REPO
+from tests.conftest import REPO, require_tool
 
 BIN = Path(sys.executable).parent
 
@@ -55,6 +55,7 @@ def _compose_config(tmp_path, settings: dict[str, str]) -> subprocess.CompletedP
     env_file = tmp_path / "compose.env"
     env_file.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
     environ = {k: v for k, v in os.environ.items() if not k.startswith("GENOFLOW_")}
+    require_tool("docker-compose")
     return subprocess.run(["docker-compose", "-f", str(REPO / "docker-compose.yml"), "--env-file", str(env_file),
                            "config"], cwd=REPO, capture_output=True, text=True, env=environ)
 
@@ -67,6 +68,7 @@ def _published(config: str) -> dict[str, list[str]]:
             for name, spec in services.items()}
 
 
+@pytest.mark.slow  # runs docker-compose
 def test_docker_compose__config_is_valid_and_publishes_on_loopback_only(tmp_path):
     """The stack file resolves (Debian's docker-compose validates it without an engine); every port is
     published on 127.0.0.1, and Postgres and the DataNode not at all."""
@@ -90,6 +92,7 @@ def test_docker_compose__config_is_valid_and_publishes_on_loopback_only(tmp_path
         assert (REPO / dockerfile).exists()
 
 
+@pytest.mark.slow  # runs docker-compose
 def test_docker_compose__the_api_and_airflow_ui_publish_where_the_env_says(tmp_path):
     settings = {**{key: "x" for key in COMPOSE_SECRETS}, "GENOFLOW_API_BIND": "0.0.0.0",
                 "GENOFLOW_AIRFLOW_BIND": "10.0.0.5"}
@@ -100,6 +103,7 @@ def test_docker_compose__the_api_and_airflow_ui_publish_where_the_env_says(tmp_p
     assert {h for name, hosts in published.items() if name not in COMPOSE_PUBLIC for h in hosts} == {"127.0.0.1"}
 
 
+@pytest.mark.slow  # runs docker-compose
 @pytest.mark.parametrize("secret", COMPOSE_SECRETS)
 def test_docker_compose__refuses_to_start_without_each_secret(tmp_path, secret):
     result = _compose_config(tmp_path, {key: "x" for key in COMPOSE_SECRETS if key != secret})

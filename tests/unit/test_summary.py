@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import mlflow
+import pytest
 
 from genoflow.registry.tracking import TAG_DATASET_VERSION, TAG_MODEL_FAMILY, TAG_RUN_KEY, TAG_TARGET
 from genoflow.summary import collect_summary
@@ -17,6 +18,7 @@ def _train(family: str, test_auc: float, run_key: str = "k1") -> None:
     time.sleep(0.01)  # distinct start times: the summary orders runs by them
 
 
+@pytest.mark.slow  # a real MLflow registry in SQLite: its schema migrations take seconds
 def test_collect_summary__a_retrained_run_key_shows_each_model_once_with_its_newest_run(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
@@ -45,6 +47,7 @@ def _run(run_key: str, family: str, metrics: dict, *, baseline: str | None = Non
     time.sleep(0.01)
 
 
+@pytest.mark.slow  # a real MLflow registry in SQLite: its schema migrations take seconds
 def test_collect_summary__baselines_cis_and_the_gate(tmp_path):
     from genoflow.summary import format_target
 

@@ -7,7 +7,6 @@ genotypes keep the text from compressing to nothing, so bins span more than 64 K
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -26,9 +25,14 @@ from genoflow.io.tabix import (
     virtual_offsets,
 )
 from genoflow.pipeline.vcf_ingest import BGZF_EOF
+from tests.conftest import require_tool
 
-pytestmark = pytest.mark.skipif(not shutil.which("tabix") or not shutil.which("bcftools"),
-                                reason="needs htslib's tabix and bcftools (Debian packages)")
+pytestmark = pytest.mark.slow  # runs htslib's tabix and bcftools as the reference
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _htslib():
+    require_tool("tabix", "bcftools")
 
 CONTIGS = (("chr1", 12_000, 60_000_000), ("chr2", 2_000, 3_000_000), ("chrX", 3, 1_000))
 N_SAMPLES = 30

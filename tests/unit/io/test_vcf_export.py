@@ -16,10 +16,15 @@ import pytest
 from genoflow.io.tabix import gzip_members, read_tabix_index
 from genoflow.io.vcf_export import _BLOCKS_PER_PART, CELL_BYTES, export_vcf
 from genoflow.storage import HadoopStorage
+from tests.conftest import require_tool
 from tests.reference_fasta import indexed_reference
 
-pytestmark = pytest.mark.skipif(not shutil.which("tabix") or not shutil.which("bcftools"),
-                                reason="needs htslib's tabix and bcftools (Debian packages)")
+pytestmark = pytest.mark.slow  # runs htslib's tabix and bcftools as the reference
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _htslib():
+    require_tool("tabix", "bcftools")
 
 N_SAMPLES = 20
 CONTIGS = {"chr2": 40_000, "chr1": 60_000, "chrM": 16_000}  # reference order is not name order

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 
 from genoflow.errors import InputError
 from genoflow.reads.accuracy import genotype_accuracy, iter_snv_dosages, wilson_interval
+from tests.conftest import require_tool
 
 HEAD = ("##fileformat=VCFv4.3\n##contig=<ID=1,length=100000>\n"
         '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n'
@@ -70,8 +70,7 @@ def test_genotype_accuracy__known_counts(pair):
 
 
 def test_genotype_accuracy__region_samples_and_bgzip(pair, tmp_path):
-    if not shutil.which("bgzip"):
-        pytest.skip("needs htslib's bgzip")
+    require_tool("bgzip")
     for path in pair:
         subprocess.run(["bgzip", "-k", str(path)], check=True)
     gz = [Path(f"{p}.gz") for p in pair]
@@ -101,10 +100,10 @@ def test_genotype_accuracy__bad_input_names_the_file(pair, tmp_path):
         list(iter_snv_dosages(write_vcf(tmp_path / "nogt.vcf", [(5, "A", "G", "DP", "1", "2", "3")])))
 
 
-@pytest.mark.skipif(not shutil.which("bcftools"), reason="needs bcftools (Debian package)")
 def test_genotype_accuracy__same_counts_as_bcftools_concordance_table(tmp_path):
     """bcftools stats' GCTs table (truth genotype -> called genotype, per sample, at shared SNVs) gives the
     same TP, FP and FN once its cells are summed the hap.py way; both files hold the same sites."""
+    require_tool("bgzip", "bcftools")
     rng = np.random.default_rng(4)
     samples = [f"P{i}" for i in range(12)]
     truth_p, called_p = [0.3, 0.3, 0.3, 0.1], [0.3, 0.3, 0.25, 0.15]

@@ -91,6 +91,7 @@ def _aliases(name: str) -> dict[str, str]:
     return {alias: str(version) for alias, version in model.aliases.items()}
 
 
+@pytest.mark.slow  # a real MLflow registry in SQLite: its schema migrations take seconds
 def test_promote_candidates__gate_on_a_real_registry(store):
     name = "genoflow_disease_status"
     # 1. A chance-level model, the first ever: stays challenger, with the reason in the registry.
@@ -129,12 +130,14 @@ def test_promote_candidates__gate_on_a_real_registry(store):
     assert "beats champion v2 by +0.0200" in MlflowClient().get_model_version(name, "5").tags[TAG_PROMOTION_REASON]
 
 
+@pytest.mark.slow  # a real MLflow registry in SQLite: its schema migrations take seconds
 def test_promote_candidates__quantitative_target_compares_r2(store):
     _candidate(store, "q1", target="ldl", kind="quantitative", metrics={"test_r2": 0.2, GATE_P_VS_BASELINE: 0.01})
     [d] = promote_candidates(store, "q1", ["ldl"], prefix="genoflow", **SETTINGS)
     assert d.promoted and d.metric == "test_r2" and d.challenger_value == 0.2
 
 
+@pytest.mark.slow  # a real MLflow registry in SQLite: its schema migrations take seconds
 def test_promote_candidates__missing_candidate_or_metric(store):
     with pytest.raises(LookupError, match="no finished candidate run"):
         promote_candidates(store, "nope", ["disease_status"], prefix="genoflow", **SETTINGS)
@@ -147,6 +150,7 @@ def test_promote_candidates__missing_candidate_or_metric(store):
                            prefix="genoflow", **SETTINGS)
 
 
+@pytest.mark.slow  # a real MLflow registry in SQLite: its schema migrations take seconds
 def test_promote_pipeline_run__every_study_target_with_the_params_gate(store, tmp_path):
     from genoflow.config import load_params
     from genoflow.registry.promotion import promote_pipeline_run

@@ -22,6 +22,7 @@ def test_filter_literal__a_quote_cannot_change_the_filter(value):
     ]
 
 
+@pytest.mark.slow  # a real MLflow registry in SQLite: its schema migrations take seconds
 def test_find_drift_run__finds_the_run_of_a_run_id_with_a_quote_and_no_other(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)

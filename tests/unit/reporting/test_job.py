@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from genoflow.config import load_params, run_key
 from genoflow.reporting.job import report_key
 from tests.conftest import REPO
@@ -27,6 +29,7 @@ def test_job__help_without_spark():
     assert "--storage-root" in out and "--dataset-version" in out and "--params-json" in out
 
 
+@pytest.mark.slow  # a real MLflow registry in SQLite: its schema migrations take seconds
 def test_registry_state__gate_tags_and_the_metric_of_each_target_type(tmp_path):
     import mlflow
     from mlflow import MlflowClient

@@ -36,6 +36,7 @@ def _version(name: str, kind: str, target_type: str) -> str:
     return str(mlflow.register_model(f"runs:/{run.info.run_id}/model", name).version)
 
 
+@pytest.mark.slow  # a real MLflow registry in SQLite: its schema migrations take seconds
 def test_absence_reason__the_newest_versions_gate_decision(registry):
     source = MlflowSource(registry)
     assert source.absence_reason("genoflow_ldl") == "genoflow_ldl has no registered version yet"
@@ -51,6 +52,7 @@ def test_absence_reason__the_newest_versions_gate_decision(registry):
     assert source.version_of("genoflow_ldl", "champion") is None
 
 
+@pytest.mark.slow  # a real MLflow registry in SQLite: its schema migrations take seconds
 def test_load__a_quantitative_champion_is_served_as_one(registry):
     version = _version("genoflow_ldl", "linear_regression", "quantitative")
     MlflowClient().set_registered_model_alias("genoflow_ldl", "champion", version)
@@ -58,6 +60,7 @@ def test_load__a_quantitative_champion_is_served_as_one(registry):
     assert served.target_type == "quantitative" and served.model.is_regressor
 
 
+@pytest.mark.slow  # a real MLflow registry in SQLite: its schema migrations take seconds
 def test_load__a_classifier_tagged_quantitative_is_refused(registry):
     from genoflow.serving.model import ModelLoadError
 

@@ -40,6 +40,7 @@ def _dosages(root, loci) -> np.ndarray:
     return out
 
 
+@pytest.mark.slow  # simulates a cohort (seconds)
 def test_make_weak_effect_cohort__strata_and_their_case_rates(cohort):
     _, summary, truth, clinical = cohort
     assert summary["strata"] == {"north": N // 2, "south": N // 2}
@@ -50,6 +51,7 @@ def test_make_weak_effect_cohort__strata_and_their_case_rates(cohort):
     assert set(truth["strata"].values()) == set(STRATA)
 
 
+@pytest.mark.slow  # simulates a cohort (seconds)
 def test_make_weak_effect_cohort__odds_ratios_recovered_by_logistic_regression(cohort):
     root, _, truth, clinical = cohort
     loci = truth["traits"]["disease_status"]["causal_variants"]
@@ -66,6 +68,7 @@ def test_make_weak_effect_cohort__odds_ratios_recovered_by_logistic_regression(c
     assert 0.55 < truth["oracle_auc_disease"] < 0.75  # weak: that is the point
 
 
+@pytest.mark.slow  # simulates a cohort (seconds)
 def test_make_weak_effect_cohort__ldl_betas_recovered_and_missing_cells_empty(cohort):
     root, _, truth, clinical = cohort
     loci = truth["traits"]["ldl"]["causal_variants"]
@@ -78,6 +81,7 @@ def test_make_weak_effect_cohort__ldl_betas_recovered_and_missing_cells_empty(co
     np.testing.assert_allclose(coef, true, atol=0.12)
 
 
+@pytest.mark.slow  # simulates a cohort (seconds)
 def test_make_weak_effect_cohort__same_seed_same_bytes(cohort, tmp_path):
     root, *_ = cohort
     make_weak_effect_cohort(tmp_path, n_patients=N, reads_per_patient=2, case_rates=(0.5, 0.25))
