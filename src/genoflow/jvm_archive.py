@@ -36,6 +36,7 @@ def build_archive(settings=None, params: dict | None = None) -> Path:
     """Run the pipeline once on a small simulated cohort in one spark-submit and keep the classes
     its driver JVM loaded; the archive replaces the old one only once complete."""
     from genoflow.config import Settings, load_params
+    from genoflow.pseudonym import ALLOW_DEMO_KEY_ENV
 
     settings = settings or Settings()
     params = params if params is not None else load_params(settings.params_file)
@@ -52,7 +53,8 @@ def build_archive(settings=None, params: dict | None = None) -> Path:
         env = {**os.environ, "GENOFLOW_HOME": str(settings.home), "PYSPARK_PYTHON": python,
                "PYSPARK_DRIVER_PYTHON": python, "PATH": os.pathsep.join([str(Path(python).parent), os.environ["PATH"]]),
                "MLFLOW_TRACKING_URI": f"sqlite:///{work}/mlflow.db",
-               "GENOFLOW_ARTIFACT_ROOT": Path(work, "mlartifacts").as_uri()}
+               "GENOFLOW_ARTIFACT_ROOT": Path(work, "mlartifacts").as_uri(),
+               ALLOW_DEMO_KEY_ENV: "1"}  # a simulated cohort, thrown away: no real patient to protect
         try:
             run = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             if run.returncode or not partial.exists():

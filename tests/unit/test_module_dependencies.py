@@ -20,7 +20,7 @@ ALLOWED = {
     # tests/integration/test_faults.py still import them from config); drop it when they move.
     "config": {"genoflow.pseudonym", "genoflow.params", "genoflow.spark_submit"},
     "spark_submit": {"genoflow.config"},
-    "jvm_archive": {"genoflow.config", "genoflow.spark_submit"},
+    "jvm_archive": {"genoflow.config", "genoflow.pseudonym", "genoflow.spark_submit"},
     "packaging": {"genoflow"},
     "spark": {"genoflow.config", "genoflow.spark_submit", "genoflow.storage.health"},
 }
