@@ -41,13 +41,11 @@ import time
 import zlib
 from pathlib import Path
 
-import msprime
 import numpy as np
-from Bio import bgzf
 
 from genoflow.monitoring.drift import hudson_fst
 from genoflow.simulate.cohort import _Progress, _rngs, _target_region, make_demo_cohort
-from genoflow.simulate.files import _reference_sequence, _vcf_chunk, _write_patients
+from genoflow.simulate.files import _reference_sequence, _write_patients, _write_vcf
 from genoflow.simulate.reads import _write_reads
 from genoflow.simulate.spec import DEMO, CohortSpec
 from genoflow.simulate.traits import (
@@ -64,7 +62,6 @@ from genoflow.simulate.variants import _POPULATION_SIZE, _RECOMBINATION_RATE, _s
 
 __all__ = ["make_cohort_batches", "expected_drift_f"]
 
-_CHUNK_SITES = 512
 _BATCH_STREAMS = ("haplotypes", "missing", "clinical", "disease", "response", "reads")
 _BATCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 # Keeps the batch's random streams apart from the reference cohort's (SeedSequence(seed).spawn()).
@@ -190,8 +187,8 @@ def make_cohort_batches(
         folder = tmp / "batch"
         (folder / "patient_data").mkdir(parents=True)
         say("writing VCF")
-        _write_batch_vcf(folder / "cohort.vcf.gz", contig, sequence_length, ids, new, missing_rate,
-                         streams["missing"])
+        _write_vcf(folder / "cohort.vcf.gz", contig, sequence_length, ids, new, missing_rate, streams["missing"],
+                   source="make_cohort_batches")
         say("writing clinical CSVs and FASTQ reads")
         _write_patients(folder / "patient_data", ids, new_age, new_male, new_disease, new_response)
         if reads_per_patient > 0:
@@ -336,21 +333,4 @@ def _apply_trait(trait: _Trait, ref: _Variants, new: _Variants, age: np.ndarray,
     clinical = age_effect * (age - _AGE_MEAN) + male_effect * male - reference_clinical.mean()
     liability = genetic + clinical + rng.normal(scale=trait.noise_sd, size=len(age))
     return (liability > trait.threshold).astype(np.int8)
-
-
-def _write_batch_vcf(path: Path, contig: str, length: int, ids: list[str], var: _Variants,
-                     missing_rate: float, rng: np.random.Generator) -> None:
-    header = (
-        "##fileformat=VCFv4.2\n"
-        f"##source=genoflow.simulate.make_cohort_batches (msprime {msprime.__version__})\n"
-        "##reference=reference_genome/genome_sequence.fasta\n"
-        f"##contig=<ID={contig},length={length}>\n"
-        '##FILTER=<ID=PASS,Description="All filters passed">\n'
-        '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n'
-        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\t" + "\t".join(ids) + "\n"
-    )
-    with bgzf.BgzfWriter(str(path), "wb") as out:
-        out.write(header.encode("ascii"))
-        for lo in range(0, len(var.pos0), _CHUNK_SITES):
-            out.write(_vcf_chunk(contig, var, lo, min(lo + _CHUNK_SITES, len(var.pos0)), missing_rate, rng))
 

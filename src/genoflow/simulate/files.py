@@ -35,11 +35,15 @@ def _write_vcf(
     var: _Variants,
     missing_rate: float,
     rng: np.random.Generator,
+    source: str = "make_demo_cohort",
 ) -> None:
-    """BGZF VCF 4.2, phased GT; genotype text built as byte arrays, one chunk of sites at a time."""
+    """BGZF VCF 4.2, phased GT; genotype text built as byte arrays, one chunk of sites at a time.
+
+    ``source``: the generator named in ``##source`` (``genoflow.simulate.<source>``).
+    """
     header = (
         "##fileformat=VCFv4.2\n"
-        f"##source=genoflow.simulate.make_demo_cohort (msprime {msprime.__version__})\n"
+        f"##source=genoflow.simulate.{source} (msprime {msprime.__version__})\n"
         "##reference=reference_genome/genome_sequence.fasta\n"
         f"##contig=<ID={contig},length={length}>\n"
         '##FILTER=<ID=PASS,Description="All filters passed">\n'
