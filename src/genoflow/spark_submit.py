@@ -12,13 +12,19 @@ from pathlib import Path
 from genoflow.config import Settings
 
 __all__ = ["spark_conf", "bgzf_codec_conf", "sharing_option", "archive_path", "ARCHIVE", "BGZF_CODEC_JAR",
-           "BGZF_CODECS", "DRIVER_JVM_OPTIONS"]
+           "BGZF_CODECS", "BATCH_DEFAULTS", "DRIVER_JVM_OPTIONS"]
 
 # The driver JVM (in local mode also the executor) compiles with C1 only: a genoflow job lasts seconds
 # to minutes, and C2's compile threads cost more than its faster code repays there (ooa cohort,
 # bench/: VCF->Parquet 18.7 -> 17.1 s, association 19.1 -> 16.6 s, about a third less CPU). Cluster
 # executors, which run long, keep the JVM's default.
 DRIVER_JVM_OPTIONS = "-XX:TieredStopAtLevel=1"
+
+# A genoflow step is a batch job nobody watches while it runs: no Spark UI by default. Its Jetty server,
+# listeners and status store cost every task ~0.25 s of CPU at SparkContext start (BENCHMARKS.md, "Per-task
+# fixed cost"; decision 0030). params.yaml's or a run's `spark:` section switches it back on
+# (`spark.ui.enabled: "true"`), e.g. to watch a long job on a cluster.
+BATCH_DEFAULTS = {"spark.ui.enabled": "false"}
 
 # The driver's class-data-sharing archive (decision 0010), written by ``make archive`` (genoflow.jvm_archive).
 ARCHIVE = ".genoflow/jvm/spark-driver.jsa"
@@ -28,13 +34,20 @@ BGZF_CODECS = "org.genoflow.hadoop.BgzfCodec,org.genoflow.hadoop.BgzCodec"
 
 
 def spark_conf(settings: Settings, params: dict, *, share_classes: bool = True) -> dict[str, str]:
-    """spark-submit --conf values for genoflow jobs: params.yaml's `spark:`, quiet driver logging,
-    C1-only compilation and (once built) the class archive in the driver JVM, the BGZF codec."""
+    """spark-submit --conf values for genoflow jobs: quiet driver logging, C1-only compilation and (once
+    built) the class archive in the driver JVM, the BGZF codec, :data:`BATCH_DEFAULTS` (no Spark UI),
+    then params' `spark:` section, which overrides any of them."""
     log4j = settings.home / "config" / "spark" / "log4j2.properties"
     options = [f"-Dlog4j2.configurationFile={log4j.as_uri()}" if log4j.exists() else "", DRIVER_JVM_OPTIONS,
                sharing_option(settings) if share_classes else ""]
     conf = {"spark.driver.extraJavaOptions": " ".join(option for option in options if option)}
-    return {**conf, **bgzf_codec_conf(settings), **{k: str(v) for k, v in (params.get("spark") or {}).items()}}
+    return {**conf, **bgzf_codec_conf(settings), **BATCH_DEFAULTS,
+            **{k: _conf_value(v) for k, v in (params.get("spark") or {}).items()}}
+
+
+def _conf_value(value) -> str:
+    """A params value as Spark conf text: a YAML boolean becomes Spark's spelling ("true", not "True")."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def archive_path(settings: Settings) -> Path:

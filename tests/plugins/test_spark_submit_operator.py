@@ -42,3 +42,9 @@ def test_spark_conf__class_archive_is_mapped_once_it_exists_on_the_submitting_ma
     (tmp_path / ARCHIVE).write_bytes(b"")
     options = _submitted_conf(tmp_path, monkeypatch, {})["spark.driver.extraJavaOptions"]
     assert f"-XX:SharedArchiveFile={tmp_path / ARCHIVE}" in options.split()
+
+
+def test_spark_ui__off_for_batch_steps_unless_the_runs_spark_section_turns_it_on(tmp_path, monkeypatch):
+    assert _submitted_conf(tmp_path, monkeypatch, {})["spark.ui.enabled"] == "false"
+    on = _submitted_conf(tmp_path, monkeypatch, {"spark": {"spark.ui.enabled": True}})
+    assert on["spark.ui.enabled"] == "true"  # Spark reads "true"; params may give a YAML boolean
