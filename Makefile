@@ -37,7 +37,7 @@ CODEC_JAR := hadoop/bgzf-codec/target/genoflow-bgzf-codec.jar
 # The driver JVM's class archive (genoflow.jvm_archive): written against this venv's Spark jars and the codec jar.
 JVM_ARCHIVE := .genoflow/jvm/spark-driver.jsa
 
-.PHONY: help install codec system-deps bench bench-biobank bench-reads bench-deps serve up down status hdfs-up hdfs-down hdfs-status spark-up \
+.PHONY: help install codec system-deps bench bench-biobank bench-reads bench-demo bench-deps serve up down status hdfs-up hdfs-down hdfs-status spark-up \
 	spark-down spark-status mlflow-server-up mlflow-server-down cluster-up cluster-down cluster-status cluster-env \
 	py-files archive demo demo-data demo-reads airflow-db test test-unit lint lock mlflow-ui clean
 
@@ -96,6 +96,9 @@ bench-biobank: $(STAMP) $(CODEC_JAR) $(JVM_ARCHIVE) bench-deps  ## 100,000 patie
 
 bench-reads: $(STAMP) $(CODEC_JAR) $(JVM_ARCHIVE) bench-deps  ## reads to genotypes (20 patients x 200 kb x 30x paired): align + call vs minimap2 | samtools | bcftools, F1 vs truth -> bench/results/reads.json (READS_ARGS=--growth ...)
 	$(PY) bench/reads.py $(READS_ARGS)
+
+bench-demo: $(STAMP) $(CODEC_JAR) $(JVM_ARCHIVE) data/raw bench-deps  ## the demo DAG as `make demo` runs it, every step recomputed: DAG wall, orchestration overhead, vs plink2 + scikit-learn, per-task fixed cost -> bench/results/demo_loop.json (DEMO_BENCH_ARGS=...)
+	$(PY) bench/demo_loop.py $(DEMO_BENCH_ARGS)
 
 public-cohort:  ## snpStats' for.exercise (1,000 HapMap subjects x 28,501 SNPs, 500 cases) as a study in .genoflow/public/forexercise/raw
 	$(call apt_install,r-bioc-snpstats plink2 bcftools tabix)
