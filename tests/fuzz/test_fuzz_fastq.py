@@ -9,6 +9,7 @@ from hypothesis import given
 
 from genoflow.io.fastq import FASTQ_QC_KEYS, fastq_read_qc, iter_fastq_records
 from tests.fuzz.conftest import FUZZ, TIMEOUT_S, inputs, only_input_errors, plain_size
+from tests.unit.io.test_fastq_fast_path import assert_same
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.timeout(TIMEOUT_S)]
 
@@ -36,6 +37,7 @@ def test_fastq_parsers(counter):
             assert len(records) <= size
             assert sum(len(title) + len(seq) + len(qual) for title, seq, qual, _ in records) <= size
         assert (qc is None) == (records is None or not records), "fastq_read_qc and iter_fastq_records disagree"
+        assert_same(data, batch_reads=2, piece_bytes=64)  # the four-line reader gives what Biopython's path gives
 
     run()
     counter.check("FASTQ (fastq_read_qc + iter_fastq_records)")

@@ -9,6 +9,7 @@ numpy, on batches of records joined into one byte array (never base by base in P
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,7 +19,14 @@ import numpy as np
 from Bio.SeqIO.QualityIO import FastqGeneralIterator
 
 from genoflow.errors import InputError
-from genoflow.io._streams import LineCounter, open_text
+from genoflow.io._streams import (
+    DECOMPRESSION_ERRORS,
+    LineCounter,
+    decompressing,
+    is_text_stream,
+    open_text,
+    replaying,
+)
 
 __all__ = ["FASTQ_QC_KEYS", "FastqBatch", "fastq_read_qc", "iter_fastq_batches", "iter_fastq_records"]
 
@@ -99,8 +107,26 @@ def iter_fastq_batches(stream: BinaryIO, source: str, *, batch_reads: int = _BAT
     ------
     InputError
         As `fastq_read_qc` (but an empty file just yields nothing).
+
+    Notes
+    -----
+    While a binary file is plain four-line FASTQ (what sequencers write), whole blocks of its text are split
+    into lines and their shape checked with list operations, not record by record: Biopython's parser,
+    fed through the line-counting handle, costs several microseconds a read, as much as a third of mapping
+    it. From the first record the fast reader cannot vouch for (a wrapped sequence, a '+' line repeating the
+    title, CR line ends, a bad character, anything malformed or truncated), the rest of the file goes
+    through Biopython, from the start of the batch in progress, so both give the same batches and the same
+    errors (``tests/unit/io/test_fastq_fast_path.py`` holds them equal on random and broken files).
     """
-    handle = LineCounter(open_text(stream, source, encoding="latin-1"), source, keep=True)
+    if is_text_stream(stream) or not hasattr(stream, "read"):
+        handle = LineCounter(open_text(stream, source, encoding="latin-1"), source, keep=True)
+        yield from _biopython_batches(handle, source, batch_reads)
+        return
+    yield from _four_line_batches(decompressing(stream, source), source, batch_reads)
+
+
+def _biopython_batches(handle: LineCounter, source: str, batch_reads: int) -> Iterator[FastqBatch]:
+    """Records split by Biopython's ``FastqGeneralIterator``; its errors diagnosed from the lines kept."""
     batch = FastqBatch()
     records = FastqGeneralIterator(handle)
     while True:
@@ -126,10 +152,125 @@ def iter_fastq_batches(stream: BinaryIO, source: str, *, batch_reads: int = _BAT
         yield batch
 
 
+_PIECE_BYTES = 1 << 22  # decompressed text split into lines at a time by the four-line reader
+
+
+def _four_line_batches(raw: BinaryIO, source: str, batch_reads: int) -> Iterator[FastqBatch]:
+    """Batches of four-line records, until a record needs Biopython (then it parses the rest)."""
+    held: list[bytes] = []  # lines of the records read but not yet yielded, four per record
+    held_first = 1  # the file's line number of held[0]
+
+    def hand_over(more: bytes, rest) -> Iterator[FastqBatch]:
+        text = b"\n".join([*held, more]) if held else more
+        handle = io.TextIOWrapper(replaying(text, rest), encoding="latin-1", newline=None)
+        return _biopython_batches(LineCounter(handle, source, keep=True, lines_before=held_first - 1), source,
+                                  batch_reads)
+
+    tail = b""  # the text after the last record vouched for
+    for piece, error in _pieces(raw):
+        if error is not None:  # Biopython's path names the line the stream broke at
+            yield from hand_over(tail + piece, _Raising(error))
+            return
+        if b"\r" in piece:
+            yield from hand_over(tail + piece, raw)
+            return
+        lines = (tail + piece).split(b"\n")
+        end = not piece
+        if end:
+            if lines[-1]:  # the last line has no newline: Biopython's path takes the last record
+                yield from hand_over(tail, raw)
+                return
+            lines[-1] = b"@"  # nothing follows the last record, as if the next one started here
+        whole = 4 * ((len(lines) - 1) // 4)  # the last item is the line still unfinished (b"" after a newline)
+        regular = _first_irregular(lines, whole)
+        # Vouch for a record only once the line after it starts with '@': Biopython reads any other as quality.
+        vouched = regular if lines[regular][:1] == b"@" else max(regular - 4, 0)
+        held.extend(lines[:vouched])
+        tail = b"\n".join(lines[vouched:-1] + [b""]) if end else b"\n".join(lines[vouched:])
+        done = end and vouched == len(lines) - 1
+        while len(held) >= 4 * batch_reads or (done and held):
+            batch = _checked_batch(held[:4 * batch_reads], held_first, source)
+            if batch is None:
+                yield from hand_over(tail, raw)
+                return
+            yield batch
+            del held[:4 * len(batch.titles)]
+            held_first += 4 * len(batch.titles)
+        if done:
+            return
+        if end or regular < whole:
+            yield from hand_over(tail, raw)
+            return
+
+
+def _pieces(raw: BinaryIO) -> Iterator[tuple[bytes, BaseException | None]]:
+    """Decompressed text about ``_PIECE_BYTES`` at a time, ending with b"" (or with the text before a
+    decompression error, and the error: a single large ``read`` would drop that text)."""
+    while True:
+        parts, size = [], 0
+        try:
+            while size < _PIECE_BYTES:
+                part = raw.read1(_PIECE_BYTES - size)
+                if not part:
+                    break
+                parts.append(part)
+                size += len(part)
+        except DECOMPRESSION_ERRORS as error:
+            yield b"".join(parts), error
+            return
+        yield b"".join(parts), None
+        if not size:
+            return
+
+
+def _first_irregular(lines: list[bytes], whole: int) -> int:
+    """The first line of the first record of ``lines[:whole]`` that is not a plain four-line one (else whole).
+
+    Plain: an '@' title line, the sequence, a bare '+', a quality as long as the sequence. List operations
+    check all records at once; only a block holding an irregular record is walked record by record.
+    """
+    titles, separators = lines[0:whole:4], lines[2:whole:4]
+    if ((b"\n" + b"\n".join(titles)).count(b"\n@") == len(titles) and separators.count(b"+") == len(separators)
+            and list(map(len, lines[1:whole:4])) == list(map(len, lines[3:whole:4]))):
+        return whole
+    return next(at for at in range(0, whole, 4)
+                if lines[at][:1] != b"@" or lines[at + 2] != b"+" or len(lines[at + 1]) != len(lines[at + 3]))
+
+
+def _checked_batch(lines: list[bytes], first_line: int, source: str) -> FastqBatch | None:
+    """The batch of these four-line records, or None when a check fails (Biopython's path then says where)."""
+    sequences = lines[1::4]
+    batch = FastqBatch(titles=[title[1:].decode("latin-1").rstrip() for title in lines[0::4]],
+                       first_line=list(range(first_line, first_line + len(lines), 4)), four_lines=None)
+    batch.sequence_bytes = np.frombuffer(b"".join(sequences), dtype=np.uint8)
+    batch.quality_bytes = np.frombuffer(b"".join(lines[3::4]), dtype=np.uint8)
+    batch.lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))
+    if _VALID_BASE[batch.sequence_bytes].all() and not _bad_quality(batch.quality_bytes).any():
+        return batch
+    return None
+
+
+class _Raising(io.RawIOBase):
+    """A raw stream whose first read raises ``error``: replays a decompression error after the text before it."""
+
+    def __init__(self, error: BaseException):
+        self._error = error
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        raise self._error
+
+
 def iter_fastq_records(stream: BinaryIO, source: str) -> Iterator[tuple[str, str, str, int]]:
     """``(title, sequence, quality, first line)`` of each record, checked as in `iter_fastq_batches`."""
     for batch in iter_fastq_batches(stream, source):
-        yield from zip(batch.titles, batch.sequences, batch.qualities, batch.first_line, strict=True)
+        ends = np.cumsum(batch.lengths).tolist()
+        sequences = batch.sequence_bytes.tobytes().decode("latin-1")
+        qualities = batch.quality_bytes.tobytes().decode("latin-1")
+        for title, start, end, line in zip(batch.titles, [0, *ends[:-1]], ends, batch.first_line, strict=True):
+            yield title, sequences[start:end], qualities[start:end], line
 
 
 @dataclass
@@ -142,8 +283,10 @@ class FastqBatch:
         The records' header (without ``@``), bases and Phred+33 quality strings.
     first_line : list of int
         1-based line of each record's ``@`` line.
-    four_lines : list of bool
-        Whether the record takes exactly four lines (else the sequence wraps).
+    four_lines : list of bool or None
+        Whether the record takes exactly four lines (else the sequence wraps); None when all do.
+    sequences, qualities : list of str
+        Filled by Biopython's path only, while it collects the batch.
     sequence_bytes, quality_bytes : numpy.ndarray of uint8
         The sequences (qualities) joined, once the batch is checked.
     lengths : numpy.ndarray of int64
@@ -154,7 +297,7 @@ class FastqBatch:
     sequences: list[str] = field(default_factory=list)
     qualities: list[str] = field(default_factory=list)
     first_line: list[int] = field(default_factory=list)
-    four_lines: list[bool] = field(default_factory=list)
+    four_lines: list[bool] | None = field(default_factory=list)
     sequence_bytes: np.ndarray | None = None
     quality_bytes: np.ndarray | None = None
     lengths: np.ndarray | None = None
@@ -217,8 +360,11 @@ def _check(batch: FastqBatch, source: str) -> None:
     batch.quality_bytes = np.frombuffer("".join(batch.qualities).encode("latin-1", "replace"), dtype=np.uint8)
     batch.lengths = np.fromiter(map(len, batch.sequences), dtype=np.int64, count=len(batch.sequences))
     _check_bytes(batch, batch.lengths, ~_VALID_BASE[batch.sequence_bytes], "sequence", source)
-    qualities = batch.quality_bytes
-    _check_bytes(batch, batch.lengths, (qualities < _QUAL_MIN) | (qualities > _QUAL_MAX), "quality", source)
+    _check_bytes(batch, batch.lengths, _bad_quality(batch.quality_bytes), "quality", source)
+
+
+def _bad_quality(qualities: np.ndarray) -> np.ndarray:
+    return (qualities < _QUAL_MIN) | (qualities > _QUAL_MAX)
 
 
 def _count(batch: FastqBatch, totals: _Totals) -> None:
@@ -260,7 +406,7 @@ def _check_bytes(batch: FastqBatch, lengths: np.ndarray, bad: np.ndarray, what: 
         allowed = "A, C, G, T or N"
     else:
         allowed = "Phred+33 characters '!'..'~'"
-    if batch.four_lines[record]:
+    if batch.four_lines is None or batch.four_lines[record]:
         line = first + (1 if what == "sequence" else 3)
         problem = f"invalid {what} character {char!r} at column {column} (allowed: {allowed})"
     else:
