@@ -114,11 +114,20 @@ def ingest_vcf(spark, vcf_uri: str, header, out_uri: str, *, reference, genes, p
     from genoflow.spark import session_conf
 
     with session_conf(spark, _ingest_conf(spark, chunk_lines)):
-        lines = spark.read.text(vcf_uri).select("value", F.input_file_block_start().alias("split"))
-        n_splits = lines.rdd.getNumPartitions()
+        bgzf = _bgzf_file(spark, vcf_uri)
+        if bgzf is not None:  # the tasks read and inflate their own byte ranges (decision 0029)
+            decode.bgzf, decode.splits = bgzf, _file_splits(spark, bgzf)
+            decode.n_header_lines = header.n_header_lines
+            rows = spark.range(len(decode.splits), numPartitions=len(decode.splits)).mapInArrow(
+                decode.from_ranges, GENOTYPE_SCHEMA_DDL)
+            n_splits = len(decode.splits)
+        else:  # plain gzip or text: Spark's text source, lines as Arrow strings
+            lines = spark.read.text(vcf_uri).select("value", F.input_file_block_start().alias("split"))
+            rows = lines.mapInArrow(decode, GENOTYPE_SCHEMA_DDL)
+            n_splits = lines.rdd.getNumPartitions()
         log.info("reading %s in %d split(s)", vcf_uri, n_splits)
         try:
-            lines.mapInArrow(decode, GENOTYPE_SCHEMA_DDL).write.parquet(out_uri)
+            rows.write.parquet(out_uri)
         except Exception as err:  # noqa: BLE001 - executor errors arrive wrapped; keep the user's line
             raise translate_error(spark, vcf_uri, err) or err from None
         # Inside the same settings: a line number is counted over the same splits the tasks saw.
@@ -132,6 +141,35 @@ def _ingest_conf(spark, chunk_lines: int) -> dict[str, str]:
     waits on one slow split (BGZF splits are equal in compressed bytes, not in records)."""
     return {"spark.sql.execution.arrow.maxRecordsPerBatch": str(max(int(chunk_lines), 1)),
             "spark.sql.files.minPartitionNum": str(_SPLITS_PER_CORE * spark.sparkContext.defaultParallelism)}
+
+
+def _bgzf_file(spark, vcf_uri: str):
+    """The VCF as a :class:`~genoflow.storage.ranged.RangedFile` when it is BGZF, for the tasks to read
+    in byte ranges; None for other files (and where the file cannot be read outside the JVM)."""
+    from genoflow.io.vcf.bgzf import is_bgzf
+    from genoflow.pipeline.vcf_read import _file_ends
+    from genoflow.storage.hadoop import HadoopStorage
+
+    head, _ = _file_ends(spark, vcf_uri, 512, 0)
+    if not is_bgzf(head):
+        return None
+    try:
+        return HadoopStorage(spark, vcf_uri).ranged(vcf_uri)
+    except Exception as err:  # noqa: BLE001 - e.g. no WebHDFS address: the JVM's line reader still works
+        log.warning("reading %s through Spark's text source: %s", vcf_uri, err)
+        return None
+
+
+def _file_splits(spark, ranged) -> list[tuple[int, int]]:
+    """The byte ranges Spark's file sources would split the file into under this session's settings
+    (``FilePartition.maxSplitBytes``): the same splits, so the same lines per split, as the text
+    source's, and `_lines_before` counts lines before a split with that source."""
+    size, _ = ranged.stat()
+    conf = spark._jsparkSession.sessionState().conf()
+    max_bytes, open_cost = int(conf.filesMaxPartitionBytes()), int(conf.filesOpenCostInBytes())
+    min_splits = int(spark.conf.get("spark.sql.files.minPartitionNum"))
+    split = min(max_bytes, max(open_cost, (size + open_cost) // min_splits))
+    return [(lo, min(lo + split, size)) for lo in range(0, size, split)] or [(0, 0)]
 
 
 def _check_order(spark, vcf_uri: str, runs: list) -> None:
@@ -194,6 +232,28 @@ class _BlockDecoder:
     genes: object  # Broadcast of GeneIndex
     skipped: object  # Accumulator of int
     runs: object  # Accumulator of list
+    bgzf: object = None  # RangedFile of a BGZF VCF, read by `from_ranges`
+    splits: list | None = None  # its byte ranges, by the ids `from_ranges` is given
+    n_header_lines: int | None = None  # the VCF's header lines: the first split's first batch
+
+    def from_ranges(self, batches):
+        """The ``mapInArrow`` function over split ids: each split's lines inflated here, in batches of
+        ``chunk_lines`` (no line crosses from the JVM), then decoded as `__call__` does."""
+        yield from self(self._range_lines(batches))
+
+    def _range_lines(self, batches):
+        import pyarrow as pa
+
+        from genoflow.io.vcf.bgzf import line_batches, owned_text
+
+        for batch in batches:
+            for split_id in batch.column(0).to_pylist():
+                start, end = self.splits[split_id]
+                text = owned_text(self.bgzf, start, end, source=self.source)
+                header = self.n_header_lines if start == 0 else None
+                for lines in line_batches(text, self.chunk_lines, first_lines=header):
+                    key = pa.array(np.full(len(lines), start, dtype=np.int64))
+                    yield pa.RecordBatch.from_arrays([lines, key], names=["value", "split"])
 
     def __call__(self, batches):
         runs: list = []

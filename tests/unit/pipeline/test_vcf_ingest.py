@@ -104,6 +104,20 @@ def test_ingest_vcf__bgzip_is_split_and_equals_the_single_pass_parse(spark, smal
     assert set(table["gene"]) == {"G1", ""}
 
 
+def test_ingest_vcf__bgzf_ranges_equal_spark_text_source(spark, small_splits, tmp_path, reference, genes, monkeypatch):
+    # The tasks' own BGZF reading (decision 0029) against Spark's text source on the same splits: the same
+    # rows, and line numbers known for the same (first split's) rows. Lines longer than a BGZF block:
+    # tests/unit/io/test_vcf_bgzf.py.
+    import genoflow.pipeline.vcf_ingest as vcf_ingest
+
+    path = write_bgzf(tmp_path / "c.vcf.gz", vcf_lines())
+    result, ranges = ingest(spark, path, tmp_path / "ranges", reference, genes)
+    monkeypatch.setattr(vcf_ingest, "_bgzf_file", lambda spark, uri: None)
+    text_result, text = ingest(spark, path, tmp_path / "text", reference, genes)
+    assert result.n_splits == text_result.n_splits > 3
+    assert ranges.equals(text)
+
+
 def test_ingest_vcf__the_block_budget_changes_no_row(spark, small_splits, tmp_path, reference, genes):
     # 7-line blocks (and Arrow batches) against whole splits in one block: byte-identical tables.
     path = write_bgzf(tmp_path / "c.vcf.gz", vcf_lines())
