@@ -1,10 +1,11 @@
 """Spark wrapper of :func:`genoflow.stats.glm.glm_block`: a whole genotype table, block by block.
 
 The variant-major genotype table (``genoflow.genotypes``: one row per variant, ``dosages`` the
-packed int8 dosages of every sample) is streamed through ``mapInPandas``: each Arrow batch of a
+packed int8 dosages of every sample) is streamed through ``mapInArrow``: each Arrow batch of a
 partition is cut into blocks of ``block_size`` variants (by default as many as fit the byte budget,
-:func:`genoflow.genotypes.rows_per_block`), unpacked, reduced to the tested samples and regressed in
-the executor. The caller sizes the Arrow batches themselves: run the action under
+:func:`genoflow.genotypes.rows_per_block`), read in place from the Arrow buffer, reduced to the tested
+samples and regressed in the executor; the statistics go back as Arrow columns (no pandas frame on
+either side, decision 0029). The caller sizes the Arrow batches themselves: run the action under
 ``session_conf(spark, arrow_batch_conf(n_samples, 1, budget))`` (decision 0012). Only the null model
 (samples x covariates) travels to the executors and only per-variant statistics come back: the cohort
 is never collected to the driver.
@@ -83,7 +84,7 @@ def glm_scan(genotypes, y, covariates=None, *, family: str, sample_index=None, b
     keys = list(key_columns)
     schema = ", ".join(f"{c} {_KEY_TYPES[c]}" for c in keys) + ", " + GLM_RESULT_DDL
     run = _block_runner([(null, index)], keys, block_size, firth_fallback, with_scan=False)
-    return genotypes.select(*keys, "dosages").mapInPandas(run, schema)
+    return genotypes.select(*keys, "dosages").mapInArrow(run, schema)
 
 
 def glm_scans(genotypes, fits, *, family: str, block_size: int | None = None,
@@ -110,34 +111,47 @@ def glm_scans(genotypes, fits, *, family: str, block_size: int | None = None,
     block_size = rows_per_block(widest, GLM_BYTES_PER_VALUE, budget) if block_size is None else block_size
     schema = "scan int, " + ", ".join(f"{c} {_KEY_TYPES[c]}" for c in keys) + ", " + GLM_RESULT_DDL
     run = _block_runner(runs, keys, block_size, firth_fallback, with_scan=True)
-    return genotypes.select(*keys, "dosages").mapInPandas(run, schema)
+    return genotypes.select(*keys, "dosages").mapInArrow(run, schema)
 
 
 def _block_runner(runs: list[tuple[GlmNull, np.ndarray]], keys: list, block_size: int, firth_fallback: bool,
                   with_scan: bool):
-    """The mapInPandas function; a closure over small arrays only (shipped with each task)."""
+    """The mapInArrow function; a closure over small arrays only (shipped with each task)."""
     reach = max((int(index.max(initial=-1)) for _, index in runs), default=-1)
+    names = (["scan"] if with_scan else []) + keys + list(RESULT_COLUMNS)
 
     def run(batches):
-        import pandas as pd
-
-        from genoflow.genotypes import stack_dosages
+        import pyarrow as pa
 
         for batch in batches:
-            for start in range(0, len(batch), block_size):
-                chunk = batch.iloc[start : start + block_size]
-                dosages = stack_dosages(chunk["dosages"])
+            for start in range(0, batch.num_rows, block_size):
+                chunk = batch.slice(start, block_size)
+                dosages = _packed_dosages(chunk.column(len(keys)))
                 if dosages.shape[1] <= reach:
-                    raise ValueError(
-                        f"glm_scan: variant {chunk.iloc[0][keys].tolist()}: {dosages.shape[1]} dosages, "
-                        f"but sample_index reaches {reach}"
-                    )
-                frame = chunk[keys].reset_index(drop=True)
+                    first = [chunk.column(i)[0].as_py() for i in range(len(keys))]
+                    raise ValueError(f"glm_scan: variant {first}: {dosages.shape[1]} dosages, "
+                                     f"but sample_index reaches {reach}")
+                key_columns = [chunk.column(i) for i in range(len(keys))]
                 for scan, (null, index) in enumerate(runs):
                     stats = glm_block(null, np.take(dosages, index, axis=1), firth_fallback=firth_fallback)
-                    out = pd.concat([frame, pd.DataFrame({k: stats[k] for k in RESULT_COLUMNS})], axis=1)
-                    if with_scan:
-                        out.insert(0, "scan", np.int32(scan))
-                    yield out
+                    scans = [pa.array(np.full(chunk.num_rows, scan, dtype=np.int32))] if with_scan else []
+                    yield pa.RecordBatch.from_arrays(scans + key_columns + [_arrow(stats[k]) for k in RESULT_COLUMNS],
+                                                     names=names)
 
     return run
+
+
+def _packed_dosages(column) -> np.ndarray:
+    """(variants, samples) int8 read in place from the Arrow ``dosages`` column (as wide as its first row)."""
+    from genoflow.genotypes import dosage_matrix
+
+    if not len(column):
+        return np.empty((0, 0), dtype=np.int8)
+    return dosage_matrix(column, len(column[0].as_py()))
+
+
+def _arrow(values: np.ndarray):
+    """A statistics column as mapInPandas made it: NaN (an untestable variant) as null."""
+    import pyarrow as pa
+
+    return pa.array(values, mask=np.isnan(values)) if values.dtype.kind == "f" else pa.array(values)
