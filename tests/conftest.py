@@ -75,7 +75,7 @@ def spark(tmp_path_factory):
     from pyspark.sql import SparkSession
 
     from genoflow.config import Settings
-    from genoflow.spark_submit import bgzf_codec_conf
+    from genoflow.spark_submit import LOCAL_DAEMON_CONF, bgzf_codec_conf
 
     build_bgzf_codec()
     warehouse = tmp_path_factory.mktemp("spark-warehouse")
@@ -83,7 +83,8 @@ def spark(tmp_path_factory):
                .config("spark.sql.shuffle.partitions", "4")
                .config("spark.ui.enabled", "false")
                .config("spark.sql.warehouse.dir", str(warehouse)))
-    for key, value in bgzf_codec_conf(Settings()).items():  # split bgzip VCFs as the jobs do
+    # Split bgzip VCFs and start Python workers as the jobs do.
+    for key, value in {**bgzf_codec_conf(Settings()), **LOCAL_DAEMON_CONF}.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")

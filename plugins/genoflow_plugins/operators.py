@@ -165,7 +165,8 @@ class GenoflowSparkSubmitOperator(SparkSubmitOperator):
 
     At run time, not parse time, the spark-submit settings are resolved
     (:func:`genoflow.spark_submit.spark_conf` with the run's params; ``conf`` given to the operator
-    is laid over them) and the genoflow package this worker imports is zipped into
+    is laid over them; a ``local`` master also gets the Python worker daemon that imports the
+    installed pyspark, decision 0030) and the genoflow package this worker imports is zipped into
     ``$GENOFLOW_HOME/.genoflow/py-files/genoflow-<content hash>.zip`` (written once per code
     version) and put first in ``py_files``. The driver and the executors import genoflow from that
     zip, so the cluster's workers need only the third-party packages in their Python
@@ -187,7 +188,7 @@ class GenoflowSparkSubmitOperator(SparkSubmitOperator):
         with fail_once("invalid params"):
             params = run_params(context)
         # Resolved here, on the machine that submits, with the run's params: the DAG file only names the job.
-        self.conf = {**spark_conf(settings, params), **(self.conf or {})}
+        self.conf = {**spark_conf(settings, params, master=self.spark_master()), **(self.conf or {})}
         library = str(build_py_files(settings.state_dir / "py-files"))
         others = [p for p in (self.py_files or "").split(",") if p and p != library]
         self.py_files = ",".join([library, *others])
@@ -199,6 +200,10 @@ class GenoflowSparkSubmitOperator(SparkSubmitOperator):
                 raise
             raise AirflowFailException(job_error_line(err) or f"spark-submit exited {INPUT_ERROR_EXIT}: bad "
                                        "input (not retried); the job's error is in the log above") from err
+
+    def spark_master(self) -> str:
+        """The master spark-submit gets: the connection's, as the Spark provider's hook resolves it."""
+        return self._get_hook()._connection["master"]
 
 
 # SparkSubmitHook.submit's failure: "Cannot execute: <cmd>. Error code is: <rc>.\nLast spark-submit output:\n..."

@@ -12,7 +12,7 @@ from pathlib import Path
 from genoflow.config import Settings
 
 __all__ = ["spark_conf", "bgzf_codec_conf", "sharing_option", "archive_path", "ARCHIVE", "BGZF_CODEC_JAR",
-           "BGZF_CODECS", "BATCH_DEFAULTS", "DRIVER_JVM_OPTIONS"]
+           "BGZF_CODECS", "BATCH_DEFAULTS", "DRIVER_JVM_OPTIONS", "LOCAL_DAEMON_CONF"]
 
 # The driver JVM (in local mode also the executor) compiles with C1 only: a genoflow job lasts seconds
 # to minutes, and C2's compile threads cost more than its faster code repays there (ooa cohort,
@@ -26,6 +26,11 @@ DRIVER_JVM_OPTIONS = "-XX:TieredStopAtLevel=1"
 # (`spark.ui.enabled: "true"`), e.g. to watch a long job on a cluster.
 BATCH_DEFAULTS = {"spark.ui.enabled": "false"}
 
+# A local run's Python worker daemon imports the installed pyspark's bytecode rather than compiling it
+# from pyspark.zip on every job (genoflow.spark.run_worker_daemon; decision 0030). Local masters only:
+# the daemon must import genoflow before any task, and a cluster's executors get it only as py-files.
+LOCAL_DAEMON_CONF = {"spark.python.daemon.module": "genoflow.spark"}
+
 # The driver's class-data-sharing archive (decision 0010), written by ``make archive`` (genoflow.jvm_archive).
 ARCHIVE = ".genoflow/jvm/spark-driver.jsa"
 
@@ -33,15 +38,18 @@ BGZF_CODEC_JAR = "hadoop/bgzf-codec/target/genoflow-bgzf-codec.jar"
 BGZF_CODECS = "org.genoflow.hadoop.BgzfCodec,org.genoflow.hadoop.BgzCodec"
 
 
-def spark_conf(settings: Settings, params: dict, *, share_classes: bool = True) -> dict[str, str]:
+def spark_conf(settings: Settings, params: dict, *, share_classes: bool = True,
+               master: str | None = None) -> dict[str, str]:
     """spark-submit --conf values for genoflow jobs: quiet driver logging, C1-only compilation and (once
     built) the class archive in the driver JVM, the BGZF codec, :data:`BATCH_DEFAULTS` (no Spark UI),
-    then params' `spark:` section, which overrides any of them."""
+    for a ``local`` ``master`` :data:`LOCAL_DAEMON_CONF`, then params' `spark:` section, which
+    overrides any of them."""
     log4j = settings.home / "config" / "spark" / "log4j2.properties"
     options = [f"-Dlog4j2.configurationFile={log4j.as_uri()}" if log4j.exists() else "", DRIVER_JVM_OPTIONS,
                sharing_option(settings) if share_classes else ""]
     conf = {"spark.driver.extraJavaOptions": " ".join(option for option in options if option)}
-    return {**conf, **bgzf_codec_conf(settings), **BATCH_DEFAULTS,
+    local = LOCAL_DAEMON_CONF if (master or "").startswith("local") else {}
+    return {**conf, **bgzf_codec_conf(settings), **BATCH_DEFAULTS, **local,
             **{k: _conf_value(v) for k, v in (params.get("spark") or {}).items()}}
 
 

@@ -48,3 +48,14 @@ def test_spark_ui__off_for_batch_steps_unless_the_runs_spark_section_turns_it_on
     assert _submitted_conf(tmp_path, monkeypatch, {})["spark.ui.enabled"] == "false"
     on = _submitted_conf(tmp_path, monkeypatch, {"spark": {"spark.ui.enabled": True}})
     assert on["spark.ui.enabled"] == "true"  # Spark reads "true"; params may give a YAML boolean
+
+
+def test_worker_daemon__local_masters_only(tmp_path, monkeypatch):
+    from genoflow.spark_submit import LOCAL_DAEMON_CONF
+
+    (key, module), = LOCAL_DAEMON_CONF.items()
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", '{"conn_type": "spark", "host": "local[*]"}')
+    assert _submitted_conf(tmp_path, monkeypatch, {})[key] == module
+    # A cluster's executors may not have genoflow installed: their daemon stays pyspark's own.
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", '{"conn_type": "spark", "host": "spark://master", "port": 7077}')
+    assert key not in _submitted_conf(tmp_path, monkeypatch, {})
