@@ -274,20 +274,26 @@ class _BlockDecoder:
         _track_order(runs, split, decoded.contig, decoded.pos, line, self.source)
         names = checked_contigs(self.reference.value, decoded, source=self.source)
         contig = np.asarray([names[c] for c in decoded.contig.tolist()], dtype=object)
+        dosages = _one_array(table.column("dosages"))
         return genotype_batch({
             "contig": pa.array(contig.tolist(), type=pa.string()),
-            "pos": table.column("pos").combine_chunks(),
-            "id": table.column("id").combine_chunks(),
-            "ref": table.column("ref").combine_chunks(),
-            "alt": table.column("alt").combine_chunks(),
+            "pos": _one_array(table.column("pos")),
+            "id": _one_array(table.column("id")),
+            "ref": _one_array(table.column("ref")),
+            "alt": _one_array(table.column("alt")),
             "gene": pa.array(gene_names(self.genes.value, contig, decoded.pos), type=pa.string()),
             "line": pa.array(line if split == 0 else np.zeros(len(line)), type=pa.int64(),
                              mask=None if split == 0 else np.ones(len(line), dtype=bool)),
-            **qc_columns(dosage_matrix(table.column("dosages"), self.n_samples), self.thresholds),
-            "dosages": table.column("dosages").combine_chunks(),
-            "mean_dp": table.column("mean_dp").combine_chunks(),
-            "mean_gq": table.column("mean_gq").combine_chunks(),
+            **qc_columns(dosage_matrix(dosages, self.n_samples), self.thresholds),
+            "dosages": dosages,
+            "mean_dp": _one_array(table.column("mean_dp")),
+            "mean_gq": _one_array(table.column("mean_gq")),
         })
+
+
+def _one_array(column):
+    """A table column as one Arrow array: its only chunk as it is (``combine_chunks`` copies even that)."""
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
 def _track_order(runs: list, split: int, contig: np.ndarray, pos: np.ndarray, line: np.ndarray, source: str):
