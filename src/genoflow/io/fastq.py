@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -240,14 +241,24 @@ def _first_irregular(lines: list[bytes], whole: int) -> int:
 def _checked_batch(lines: list[bytes], first_line: int, source: str) -> FastqBatch | None:
     """The batch of these four-line records, or None when a check fails (Biopython's path then says where)."""
     sequences = lines[1::4]
-    batch = FastqBatch(titles=[title[1:].decode("latin-1").rstrip() for title in lines[0::4]],
-                       first_line=list(range(first_line, first_line + len(lines), 4)), four_lines=None)
+    batch = FastqBatch(titles=_titles(lines[0::4]), first_line=list(range(first_line, first_line + len(lines), 4)),
+                       four_lines=None)
     batch.sequence_bytes = np.frombuffer(b"".join(sequences), dtype=np.uint8)
     batch.quality_bytes = np.frombuffer(b"".join(lines[3::4]), dtype=np.uint8)
     batch.lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))
     if _VALID_BASE[batch.sequence_bytes].all() and not _bad_quality(batch.quality_bytes).any():
         return batch
     return None
+
+
+def _titles(lines: list[bytes]) -> list[str]:
+    """Biopython's titles of '@' lines (without the '@', right-stripped), decoded and split as one text."""
+    text = b"\n".join(lines).decode("latin-1")[1:].replace("\n@", "\n")
+    titles = text.split("\n")
+    return [title.rstrip() for title in titles] if _TRAILING_SPACE.search(text) else titles
+
+
+_TRAILING_SPACE = re.compile(r"\s(?:\n|$)")
 
 
 class _Raising(io.RawIOBase):

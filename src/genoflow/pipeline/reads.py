@@ -64,10 +64,9 @@ def run_call_step(spark, storage, output, align_uri: str, params: dict) -> dict:
     reference = read_reference(storage, _reference_uri(storage, params))
     mapping = json.loads(storage.read_text(f"{align_uri}/mapping.json"))
     samples = sorted(mapping)  # per patient: reads, mapped, mapping_rate, kept, duplicates, fastq
-    reads = spark.read.parquet(f"{align_uri}/reads")
     calls_uri = output.path("genotypes")
-    summary = run_call(spark, reads, reference, samples, calls_uri, params,
-                       duplicates=spark.read.parquet(f"{align_uri}/duplicates"))
+    summary = run_call(spark, storage, f"{align_uri}/reads", reference, samples, calls_uri, params,
+                       duplicates_uri=f"{align_uri}/duplicates")
     size_parquet_reader(spark, len(samples), block_budget(params))
     calls = spark.read.parquet(calls_uri)
     vcf_uri = output.path("cohort.vcf.gz")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from genoflow.errors import InputError
 from genoflow.reads.fastq_input import ReadBlock, ReadChunk, iter_read_chunks, patient_read_sets
@@ -403,8 +404,8 @@ def _aligning(patients, index, reads_folder, settings: _Settings):
                     rows, counts = align_chunk(aligner, patient, chunk, min_mapq=settings.min_mapq,
                                                threads=settings.threads)
                     name = f"part-{number:06d}-{chunk.index:06d}.parquet"
-                    reads_folder.at(f"{reads_folder.uri}/{name}").write_atomic(_parquet_bytes(rows),
-                                                                                into_existing_folder=True)
+                    data = _parquet_bytes(rows, aligner.seq_names)
+                    reads_folder.at(f"{reads_folder.uri}/{name}").write_atomic(data, into_existing_folder=True)
                     yield pa.RecordBatch.from_pylist([{"patient": patient, "chunk": chunk.index, "file": name,
                                                        "reads": counts.reads, "mapped": counts.mapped,
                                                        "kept": counts.kept}], schema=_CHUNK_SCHEMA)
@@ -430,11 +431,30 @@ def _remove_partial_files(storage, reads_uri: str) -> None:
             storage.delete(f"{reads_uri}/{name}")
 
 
-def _parquet_bytes(rows: pa.RecordBatch) -> bytes:
+# Rows per Parquet row group of the reads: the call step reads, per genome region, only the row groups whose
+# positions overlap it (from their statistics), so groups are small; every group holds one contig.
+READS_ROW_GROUP = 4096
+# Read names, pair keys and CIGARs are nearly all distinct, and the bases are not repetitive strings:
+# dictionary encoding them costs time and saves nothing.
+_PLAIN_COLUMNS = ("cigar", "read_name", "pair_key", "ref_bases", "ref_quals")
+
+
+def _parquet_bytes(rows: pa.RecordBatch, contigs: list[str]) -> bytes:
+    """A chunk's rows as a Parquet file, sorted by reference position (``contigs`` in reference order)."""
     import pyarrow.parquet as pq
 
+    table = pa.Table.from_batches([rows], schema=ALIGNED_READ_SCHEMA)
+    rank = pc.index_in(table.column("contig"), value_set=pa.array(contigs, pa.string())).to_numpy(
+        zero_copy_only=False)
+    order = np.lexsort((table.column("start").to_numpy(), rank))
+    table = table.take(order)
+    cuts = np.flatnonzero(np.diff(rank[order])) + 1
     sink = pa.BufferOutputStream()
-    pq.write_table(pa.Table.from_batches([rows], schema=ALIGNED_READ_SCHEMA), sink)
+    with pq.ParquetWriter(sink, ALIGNED_READ_SCHEMA, compression="zstd", compression_level=1,
+                          use_dictionary=[f.name for f in ALIGNED_READ_SCHEMA if f.name not in _PLAIN_COLUMNS],
+                          write_statistics=["contig", "start", "end"]) as writer:
+        for lo, hi in zip([0, *cuts.tolist()], [*cuts.tolist(), table.num_rows], strict=True):
+            writer.write_table(table.slice(lo, hi - lo), row_group_size=READS_ROW_GROUP)  # a contig's own groups
     return sink.getvalue().to_pybytes()
 
 

@@ -1,18 +1,21 @@
 """The ``call`` step's Spark part: aligned reads -> windows -> pileup -> joint SNV genotypes of the cohort.
 
-The genome is cut into windows of equal length (:func:`window_length`, sized by the block budget); each
-read goes to every window it overlaps. Reads are partitioned by (contig in reference order,
-window) and sorted within partitions, so a ``mapInArrow`` task sees each window's reads together and
-in order: it buffers one window at a time (bounded memory), piles it up (:mod:`genoflow.reads.pileup`),
-calls and genotypes its sites in every sample (:mod:`genoflow.reads.genotyping`) and yields them. The
-partitions are in genome order and each yields its sites in order, so the written table is sorted by
-contig (reference order) and position without a sort of the output.
+The genome is cut into windows of equal length (:func:`window_length`, sized by the block budget), and the
+windows into regions of about equal bases, in genome order. The align step writes each chunk of reads
+sorted by position, in small row groups that each hold one contig, so a region's task reads, from every
+file, only the row groups whose position statistics overlap the region (:func:`row_group_spans`, the
+files' footers, read once by a Spark job): no shuffle, and no Spark rows in between, of the reads. It
+sorts them, piles each window up (:mod:`genoflow.reads.pileup`), calls and genotypes its sites in every
+sample (:mod:`genoflow.reads.genotyping`) and yields them, in order, so the written table is sorted by
+contig (reference order) and position without a sort of the output. Any reads table is read correctly
+(an unsorted one just costs each region more of its row groups).
 
 SNVs only: short indels are out in this release.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 
@@ -30,15 +33,14 @@ from genoflow.genotypes import (
 from genoflow.reads.pileup import ALLELES, BASE_WORK_BYTES, PILEUP_CELL_BYTES, pileup_window
 from genoflow.reads.schema import CALLED_EXTRA, CALLED_EXTRA_COLUMNS
 
-__all__ = ["CALLED_DDL", "MAX_WINDOW", "run_call", "sample_concordance", "window_length"]
+__all__ = ["CALLED_DDL", "MAX_WINDOW", "row_group_spans", "run_call", "sample_concordance", "window_length"]
 
 MAX_WINDOW = 100_000  # longer windows buy nothing: the per-window cost is already dwarfed by the bases
-_DEPTH_BIN = 256  # bp: reads are binned by start to estimate the covered length (a panel's targets are short)
-_COARSE_BIN = 1 << 16  # bp: the bases per bin of this size place the partitions' boundaries
-_READ_OVERHEAD = 96  # bytes of an Arrow read row besides its bases and qualities
+_COARSE_BIN = 1 << 16  # bp: the bases per bin of this size place the regions' boundaries
 CALLED_DDL = f"{GENOTYPE_SCHEMA_DDL}, {CALLED_EXTRA_COLUMNS}"  # the call step's table (Spark DDL)
 _CALL_DEFAULTS = {"min_mapq": 20, "min_baseq": 13, "min_alt_reads": 2, "min_qual": 20.0, "min_dp": 2,
                   "prior": 1.1e-3}
+_READ_COLUMNS = ["patient", "contig", "start", "end", "mapq", "read_name", "mate", "ref_bases", "ref_quals"]
 
 
 def window_length(n_samples: int, cohort_depth: float, read_length: int, budget: int) -> int:
@@ -57,16 +59,18 @@ def window_length(n_samples: int, cohort_depth: float, read_length: int, budget:
     return int(min(MAX_WINDOW, max(int(read_length), 1, fits)))
 
 
-def run_call(spark, reads_df, reference, samples, output_uri: str, params: dict, *, duplicates=None) -> dict:
+def run_call(spark, storage, reads_uri: str, reference, samples, output_uri: str, params: dict, *,
+             duplicates_uri: str | None = None) -> dict:
     """Call and jointly genotype the cohort's SNVs from its aligned reads; write the called table.
 
     Parameters
     ----------
     spark : SparkSession
-    reads_df : DataFrame
-        The aligned-read table (:data:`genoflow.reads.schema.ALIGNED_READ_SCHEMA`). Filtered here: reads
-        with ``mapq < reads.min_mapq`` and the pairs in ``duplicates`` are left out (filtering before too is
-        harmless).
+    storage : HadoopStorage
+        Lists the folders; its ranged files let the tasks read the Parquet files from plain Python.
+    reads_uri : str
+        The aligned-read table's folder (:data:`genoflow.reads.schema.ALIGNED_READ_SCHEMA`, the align step's
+        ``reads/``). Reads with ``mapq < reads.min_mapq`` and the pairs in ``duplicates_uri`` are left out.
     reference : genoflow.io.reference.IndexedReference
         Broadcast to the executors (only its index travels); each window reads its own bases.
     samples : list of str
@@ -77,80 +81,149 @@ def run_call(spark, reads_df, reference, samples, output_uri: str, params: dict,
     params : dict
         The params: ``reads`` (min_mapq, min_baseq, min_alt_reads, min_qual, min_dp, prior) and
         ``compute.block_mb`` (the byte budget of one window).
-    duplicates : DataFrame, optional
-        ``patient``, ``read_name`` of the duplicate pairs (the align step's ``duplicates/``,
-        :data:`genoflow.reads.schema.DUPLICATE_SCHEMA`); small, so Spark broadcasts it to the anti-join.
+    duplicates_uri : str, optional
+        The align step's ``duplicates/`` folder (``patient``, ``read_name`` of the duplicate pairs,
+        :data:`genoflow.reads.schema.DUPLICATE_SCHEMA`): small, read whole by each task.
 
     Returns
     -------
     dict
         ``sites`` (rows written; all SNVs, so also ``snvs``), ``candidates`` (positions tested),
-        ``windows`` (windows with reads), ``window_length``, ``mean_depth`` (counted reads' bases per
-        sample over the covered length, estimated), ``site_depth`` (mean DP over the written genotypes),
-        ``missing_fraction`` (share of ``./.`` genotypes in the written sites), ``reads`` (reads used).
+        ``windows`` (windows with reads), ``window_length``, ``mean_depth`` (reads' bases per sample over
+        the covered length, estimated from the row groups), ``site_depth`` (mean DP over the written
+        genotypes), ``missing_fraction`` (share of ``./.`` genotypes in the written sites), ``reads`` (reads
+        used: MAPQ and duplicates filtered).
 
     The table has the genotype table's columns (:data:`genoflow.genotypes.GENOTYPE_COLUMNS`:
     id ".", gene "" until preprocess annotates, line and the QC columns null, mean_dp over samples with
     DP > 0, mean_gq over called samples) and ``qual``, ``gq``, ``dp``
     (:data:`genoflow.reads.schema.CALLED_EXTRA_COLUMNS`), sorted by contig (reference order) and pos.
     """
-    from pyspark.sql import functions as F
-
     from genoflow.spark import session_conf
 
     p = {**_CALL_DEFAULTS, **{k: v for k, v in ((params or {}).get("reads") or {}).items() if v is not None}}
     budget = block_budget(params)
     samples = list(samples)
-    reads = reads_df.where(F.col("mapq") >= int(p["min_mapq"]))
-    if duplicates is not None:
-        reads = reads.join(duplicates, ["patient", "read_name"], "left_anti")
-    stats = _read_stats(reads, reference.names)
-    covered = max(stats["bins"], 1) * _DEPTH_BIN
-    cohort_depth = stats["bases"] / covered
+    files = [storage.ranged(u) for u in _parquet_files(storage, reads_uri)]
+    spans = row_group_spans(spark, files)
+    stats = _span_stats(spans, reference)
+    cohort_depth = stats["bases"] / max(stats["covered"], 1)
     win = window_length(len(samples), cohort_depth, stats["read_length"], budget)
     sc = spark.sparkContext
-    # Accumulators: statistics only (a retried task adds its window twice).
-    counters = {k: sc.accumulator(0) for k in ("windows", "candidates", "sites", "missing", "depth")}
-    caller = _WindowCaller(reference=sc.broadcast(reference), samples=samples, win_len=win,
-                           thresholds={k: p[k] for k in ("min_baseq", "min_alt_reads", "min_qual", "min_dp", "prior")},
-                           counters=counters)
-    n_parts = max(1, min(math.ceil(covered / win) + len(reference), sc.defaultParallelism * 4))
-    # Each window goes whole to one partition and the partitions are in genome order, so the sites come out
-    # sorted: a sort of the output would sample it, running the pileup twice. The boundaries come from the
-    # stats' histogram: repartitionByRange would read the reads once more to sample them.
-    bounds = _boundaries(stats["histogram"], [0, *_offsets(reference)], n_parts)
-    table = (_partitioned(_windowed(reads, reference.names, win), reference, win, bounds)
-             .sortWithinPartitions("rank", "window", "start").mapInArrow(caller, CALLED_DDL))
-    # A quarter of the budget per Arrow batch of reads: the window's pileup takes the rest.
-    rows_per_batch = max(1, budget // (4 * (2 * max(stats["read_length"], 1) + _READ_OVERHEAD)))
-    with session_conf(spark, {"spark.sql.execution.arrow.maxRecordsPerBatch": str(rows_per_batch)}):
-        table.write.parquet(output_uri)
+    n_regions = max(1, min(math.ceil(stats["covered"] / win) + len(reference), sc.defaultParallelism * 4))
+    regions = _regions(spans, reference, win, _boundaries(stats["histogram"], [0, *_offsets(reference)], n_regions))
+    # Accumulators: statistics only (a retried task adds its region twice).
+    counters = {k: sc.accumulator(0) for k in ("windows", "candidates", "sites", "missing", "depth", "reads")}
+    duplicates = [storage.ranged(u) for u in _parquet_files(storage, duplicates_uri)] if duplicates_uri else []
+    caller = _RegionCaller(reference=sc.broadcast(reference), samples=samples, win_len=win,
+                           thresholds={k: p[k] for k in ("min_mapq", "min_baseq", "min_alt_reads", "min_qual",
+                                                         "min_dp", "prior")},
+                           counters=counters, files=files, duplicates=duplicates)
+    # One region per partition, in genome order: the part files are the table in order.
+    specs = sc.parallelize([(i, json.dumps(r)) for i, r in enumerate(regions)], max(len(regions), 1)).toDF(
+        "region long, spec string")
+    with session_conf(spark, {"spark.sql.execution.arrow.maxRecordsPerBatch": "1"}):
+        specs.mapInArrow(caller, CALLED_DDL).write.parquet(output_uri)
     return _summary(counters, stats, win, cohort_depth, len(samples))
 
 
-def _windowed(reads, names, win: int):
-    """One row per (read, window it overlaps), with the contig's rank in the reference (0: not in it)."""
-    from pyspark.sql import functions as F
+def _parquet_files(storage, folder_uri: str) -> list[str]:
+    """The data files of a Parquet folder (Spark's and the align step's part files; not _SUCCESS, .crc, temps)."""
+    from genoflow.storage.hadoop import TMP_INFIX
 
-    windows = F.sequence(F.expr(f"start div {win}"), F.expr(f"(`end` - 1) div {win}"))
-    return reads.select("patient", "contig", "start", "mapq", "read_name", "mate", "ref_bases", "ref_quals",
-                        _rank(names).alias("rank"),
-                        F.explode(windows).alias("window"))
+    return [f"{folder_uri}/{name}" for name in storage.list(folder_uri)
+            if name.endswith(".parquet") and not name.startswith((".", "_")) and TMP_INFIX not in name]
 
 
-def _partitioned(windowed, reference, win: int, bounds: list[int]):
-    """``windowed`` with each window in the partition its genome position falls in (no sampling pass).
+def row_group_spans(spark, files) -> list[dict]:
+    """Where each row group of the reads lies, from the files' footers (a Spark job reads them).
 
-    A read on a contig the reference lacks (rank 0) goes to partition 0, whose task names it.
+    Returns
+    -------
+    list of dict
+        ``file`` (index into ``files``), ``group``, ``contig`` (None when the group holds several contigs
+        or has no statistics: then it may hold any read), ``start`` (least), ``end`` (greatest), ``rows``,
+        ``bases`` (the uncompressed size of its ``ref_bases``, less the 4-byte lengths).
     """
-    from pyspark.sql import functions as F
+    if not files:
+        return []
+    tasks = min(len(files), spark.sparkContext.defaultParallelism * 4)
+    found = spark.sparkContext.parallelize(list(enumerate(files)), tasks).flatMap(_file_spans).collect()
+    return sorted(found, key=lambda g: (g["file"], g["group"]))
 
+
+def _file_spans(item) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    index, ranged = item
+    with ranged.open_seekable() as handle:
+        meta = pq.ParquetFile(handle).metadata
+    names = [meta.schema.column(i).name for i in range(meta.num_columns)]
+    spans = []
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        stats = {n: group.column(names.index(n)).statistics for n in ("contig", "start", "end", "ref_bases")}
+        known = all(stats[n] is not None and stats[n].has_min_max for n in ("contig", "start", "end"))
+        single = known and stats["contig"].min == stats["contig"].max
+        spans.append({"file": index, "group": g, "rows": group.num_rows,
+                      "contig": stats["contig"].min if single else None,
+                      "start": int(stats["start"].min) if known else None,
+                      "end": int(stats["end"].max) if known else None,
+                      "bases": max(group.column(names.index("ref_bases")).total_uncompressed_size
+                                   - 4 * group.num_rows, 0)})
+    return spans
+
+
+def _span_stats(spans: list[dict], reference) -> dict:
+    """Bases, read length, covered length (the row groups' spans merged) and the regions' histogram."""
+    bases = sum(g["bases"] for g in spans)
+    rows = sum(g["rows"] for g in spans)
+    covered, histogram = 0, []
+    by_contig: dict[str, list] = {}
+    for g in spans:
+        if g["contig"] is not None and g["contig"] in reference:
+            by_contig.setdefault(g["contig"], []).append(g)
+    for contig, groups in by_contig.items():
+        rank = reference.names.index(contig) + 1
+        reach = -1
+        for g in sorted(groups, key=lambda g: g["start"]):
+            covered += max(0, g["end"] - max(g["start"], reach))
+            reach = max(reach, g["end"])
+            histogram.append((rank, g["start"] // _COARSE_BIN, g["bases"]))
+    return {"bases": float(bases), "reads": rows, "covered": covered,
+            "read_length": max(1, round(bases / rows)) if rows else 1, "histogram": histogram}
+
+
+def _regions(spans: list[dict], reference, win: int, bounds: list[int]) -> list[dict]:
+    """Per region: its genome positions ``[lo, hi)`` (window starts in it) and the row groups to read."""
     offsets = _offsets(reference)
-    rank = F.col("rank")
-    position = F.when(rank > 0, F.element_at(F.array(*[F.lit(o) for o in offsets]).cast("array<long>"),
-                                              F.greatest(rank, F.lit(1)).cast("int")) + F.col("window") * F.lit(win))
-    part = F.coalesce(_partition_of(position, bounds), F.lit(0)).cast("int")
-    return windowed.repartitionById(len(bounds) + 1, part)
+    edges = [0, *bounds, int(sum(reference.length(n) for n in reference.names))]
+    regions = []
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        if hi <= lo:
+            continue
+        reach = _region_reach(reference, offsets, win, lo, hi)  # contig -> (first base, last base + 1) needed
+        groups: dict[int, list[int]] = {}
+        for g in spans:
+            span = reach.get(g["contig"]) if g["contig"] is not None else None
+            if g["contig"] is None or (span is not None and g["start"] < span[1] and g["end"] > span[0]):
+                groups.setdefault(g["file"], []).append(g["group"])
+        if groups:
+            regions.append({"lo": lo, "hi": hi, "groups": sorted(groups.items())})
+    return regions
+
+
+def _region_reach(reference, offsets: list[int], win: int, lo: int, hi: int) -> dict:
+    """The bases each contig's windows starting in genome positions ``[lo, hi)`` cover."""
+    reach = {}
+    for name, offset in zip(reference.names, offsets, strict=True):
+        length = reference.length(name)
+        first = max(0, -(-(lo - offset) // win)) * win  # the first window start >= lo on this contig
+        if first >= length or offset + first >= hi:
+            continue
+        last_start = min(hi - 1 - offset, length - 1) // win * win
+        reach[name] = (first, min(length, last_start + win))
+    return reach
 
 
 def _offsets(reference) -> list[int]:
@@ -162,42 +235,14 @@ def _summary(counters: dict, stats: dict, win: int, cohort_depth: float, n_sampl
     sites = int(counters["sites"].value)
     genotypes = max(sites * n_samples, 1)
     return {"sites": sites, "snvs": sites, "candidates": int(counters["candidates"].value),
-            "windows": int(counters["windows"].value), "window_length": win, "reads": stats["reads"],
+            "windows": int(counters["windows"].value), "window_length": win, "reads": int(counters["reads"].value),
             "mean_depth": cohort_depth / max(n_samples, 1), "site_depth": counters["depth"].value / genotypes,
             "missing_fraction": counters["missing"].value / genotypes}
 
 
-def _read_stats(reads, names) -> dict:
-    """One aggregate over the reads: count, bases, longest read, start bins touched (the covered length), and
-    the bases starting in each coarse bin (rank, coarse bin, bases) for :func:`_boundaries`.
-
-    Two levels: reads into ``_DEPTH_BIN`` bins (partial aggregates, map side), those into ``_COARSE_BIN`` bins,
-    of which the driver collects a few (one per 64 kb with reads: 46,000 for a whole human genome).
-    """
-    from pyspark.sql import functions as F
-
-    length = F.col("end") - F.col("start")
-    fine = (reads.groupBy(_rank(names).alias("rank"), F.expr(f"start div {_DEPTH_BIN}").alias("bin"))
-            .agg(F.count(F.lit(1)).alias("reads"), F.sum(length).alias("bases"), F.max(length).alias("longest")))
-    coarse = (fine.groupBy("rank", F.expr(f"bin div {_COARSE_BIN // _DEPTH_BIN}").alias("coarse"))
-              .agg(F.sum("reads").alias("reads"), F.sum("bases").alias("bases"), F.max("longest").alias("longest"),
-                   F.count(F.lit(1)).alias("bins")).collect())
-    return {"reads": sum(int(r["reads"]) for r in coarse), "bases": float(sum(int(r["bases"]) for r in coarse)),
-            "read_length": max((int(r["longest"]) for r in coarse), default=1),
-            "bins": sum(int(r["bins"]) for r in coarse),
-            "histogram": [(int(r["rank"]), int(r["coarse"]), int(r["bases"])) for r in coarse]}
-
-
-def _rank(names):
-    """The contig's rank in the reference (1-based; 0: not in it)."""
-    from pyspark.sql import functions as F
-
-    return F.array_position(F.array(*[F.lit(n) for n in names]), F.col("contig"))
-
-
 def _boundaries(histogram, offsets: list[int], n_parts: int) -> list[int]:
-    """Genome positions (contig offset + position) where partitions 1..n_parts-1 begin, each holding about
-    as many bases: the reads' bases by coarse bin (``_read_stats``) stand in for Spark's range sampling.
+    """Genome positions (contig offset + position) where regions 1..n_parts-1 begin, each holding about
+    as many bases (the row groups' bases by coarse bin of their first read).
 
     >>> _boundaries([(1, 0, 100), (1, 1, 100), (2, 0, 200)], [0, 0, 200_000], 2)
     [200000]
@@ -212,50 +257,118 @@ def _boundaries(histogram, offsets: list[int], n_parts: int) -> list[int]:
     return bounds
 
 
-def _partition_of(position, bounds: list[int], first: int = 0):
-    """Column: how many of the sorted ``bounds`` are <= ``position`` (a CASE tree, log2(len(bounds)) deep)."""
-    from pyspark.sql import functions as F
-
-    if not bounds:
-        return F.lit(first)
-    mid = len(bounds) // 2
-    return F.when(position < F.lit(bounds[mid]), _partition_of(position, bounds[:mid], first)).otherwise(
-        _partition_of(position, bounds[mid + 1:], first + mid + 1))
-
-
 def _called_schema():
     return arrow_schema(GENOTYPE_COLUMNS + CALLED_EXTRA)
 
 
+_DUPLICATE_KEYS: dict = {}  # per Python worker: the duplicates' keys, read once
+
+
 @dataclass
-class _WindowCaller:
-    """``mapInArrow``: reads sorted by (rank, window, start) -> the called sites of each window, in order."""
+class _RegionCaller:
+    """``mapInArrow``: region specs -> the called sites of each window of the region, in order."""
 
     reference: object  # Broadcast of IndexedReference
     samples: list
     win_len: int
     thresholds: dict
     counters: dict
+    files: list  # RangedFile of each reads/ file, as numbered in the specs
+    duplicates: list  # RangedFile of each duplicates/ part file
 
     def __call__(self, batches):
-        import pyarrow as pa
-
-        pieces, key = [], None
         for batch in batches:
-            rank = batch.column("rank").to_numpy(zero_copy_only=False)
-            window = batch.column("window").to_numpy(zero_copy_only=False)
-            cuts = np.flatnonzero((np.diff(rank) != 0) | (np.diff(window) != 0)) + 1
-            for a, b in zip([0, *cuts.tolist()], [*cuts.tolist(), batch.num_rows], strict=True):
-                if b == a:
-                    continue
-                here = (int(rank[a]), int(window[a]))
-                if key is not None and here != key:
-                    yield self._call(pa.Table.from_batches(pieces), key)
-                    pieces = []
-                key = here
-                pieces.append(batch.slice(a, b - a))
-        if pieces:
-            yield self._call(pa.Table.from_batches(pieces), key)
+            for spec in batch.column("spec").to_pylist():
+                yield from self._region(json.loads(spec))
+
+    def _region(self, spec: dict):
+        reference = self.reference.value
+        reach = _region_reach(reference, _offsets(reference), self.win_len, spec["lo"], spec["hi"])
+        reads = self._reads(spec, reach)
+        contigs = reads.column("contig").to_numpy(zero_copy_only=False)
+        runs = np.flatnonzero(contigs[1:] != contigs[:-1]) + 1
+        starts, ends = reads.column("start").to_numpy(), reads.column("end").to_numpy()
+        counted = 0
+        for lo, hi in zip([0, *runs.tolist()], [*runs.tolist(), len(contigs)], strict=True):
+            if hi == lo:
+                continue
+            contig = str(contigs[lo])
+            rank, (first, last) = reference.names.index(contig) + 1, reach[contig]
+            here_starts, here_ends = starts[lo:hi], ends[lo:hi]
+            longest = int((here_ends - here_starts).max())
+            counted += int(np.count_nonzero(here_starts >= first))  # a read counts in the region of its start
+            for win_start in range(first, last, self.win_len):
+                a = int(np.searchsorted(here_starts, win_start - longest))
+                b = int(np.searchsorted(here_starts, win_start + self.win_len))
+                rows = lo + a + np.flatnonzero(here_ends[a:b] > win_start)
+                if len(rows):
+                    yield self._call(reads.take(rows), (rank, win_start // self.win_len))
+        self.counters["reads"].add(counted)
+
+    def _reads(self, spec: dict, reach: dict):
+        """The region's reads: its row groups, MAPQ and duplicates filtered, sorted by contig and start."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        tables = []
+        for file_index, groups in spec["groups"]:
+            with self.files[file_index].open_seekable() as handle:
+                table = pq.ParquetFile(handle).read_row_groups(groups, columns=_READ_COLUMNS)
+            tables.append(table.filter(self._wanted(table, reach)))
+        reads = pa.concat_tables(tables).combine_chunks()
+        if self.duplicates and reads.num_rows:
+            keys = pc.binary_join_element_wise(reads.column("patient"), reads.column("read_name"), "\t")
+            reads = reads.filter(pc.invert(pc.is_in(keys, value_set=self._duplicate_keys())))
+        names = pa.array(self.reference.value.names, pa.string())
+        ranked = reads.append_column("_rank", pc.index_in(reads.column("contig"), value_set=names))
+        return reads.take(pc.sort_indices(ranked, [("_rank", "ascending"), ("start", "ascending")]))
+
+    def _wanted(self, table, reach: dict):
+        """Rows of this region's windows' contigs that overlap them, with MAPQ high enough; an error for a read
+        on a contig the reference lacks, or past its contig's end."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        reference = self.reference.value
+        contig = table.column("contig")
+        unknown = pc.invert(pc.is_in(contig, value_set=pa.array(reference.names, pa.string())))
+        if pc.any(unknown).as_py():
+            name = pc.filter(contig, unknown)[0].as_py()
+            raise ValueError(f"call: reads on contig {name!r}, which the reference {reference.source} lacks")
+        names = pa.array(reference.names, pa.string())
+        lengths = pc.take(pa.array([reference.length(n) for n in reference.names], pa.int64()),
+                          pc.index_in(contig, value_set=names))
+        beyond = pc.greater(table.column("end"), lengths)
+        if pc.any(beyond).as_py():
+            row = pc.filter(table.select(["contig", "end"]), beyond).slice(0, 1).to_pylist()[0]
+            raise ValueError(f"call: a read ends at {row['end']} on {row['contig']!r}, which has "
+                             f"{reference.length(row['contig'])} bases in {reference.source}: aligned to another "
+                             "reference?")
+        keep = pc.greater_equal(table.column("mapq"), int(self.thresholds["min_mapq"]))
+        overlap = pa.array(np.zeros(table.num_rows, dtype=bool))
+        for name, (first, reach_end) in reach.items():
+            here = pc.and_(pc.equal(contig, name), pc.and_(pc.less(table.column("start"), reach_end),
+                                                          pc.greater(table.column("end"), first)))
+            overlap = pc.or_(overlap, here)
+        return pc.and_(keep, overlap)
+
+    def _duplicate_keys(self):
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        key = tuple(f.uri for f in self.duplicates)
+        if key not in _DUPLICATE_KEYS:
+            tables = []
+            for file in self.duplicates:
+                with file.open_seekable() as handle:
+                    tables.append(pq.read_table(handle, columns=["patient", "read_name"]))
+            table = pa.concat_tables(tables)
+            _DUPLICATE_KEYS.clear()
+            _DUPLICATE_KEYS[key] = pc.binary_join_element_wise(table.column("patient"), table.column("read_name"),
+                                                               "\t")
+        return _DUPLICATE_KEYS[key]
 
     def _call(self, reads, key):
         import pyarrow as pa
@@ -265,20 +378,12 @@ class _WindowCaller:
 
         reference = self.reference.value
         contig = reads.column("contig")[0].as_py()
-        if key[0] == 0 or contig not in reference:
-            raise ValueError(f"call: reads on contig {contig!r}, which the reference {reference.source} lacks")
         index = pc.index_in(reads.column("patient"), value_set=pa.array(self.samples, pa.string()))
         if index.null_count:
             unknown = pc.filter(reads.column("patient"), pc.is_null(index))[0].as_py()
             raise ValueError(f"call: reads of patient {unknown!r}, who is not among the {len(self.samples)} samples")
         win_start = key[1] * self.win_len
-        length = reference.length(contig)
-        win_len = min(self.win_len, length - win_start)
-        ends = pc.add(reads.column("start"), pc.binary_length(reads.column("ref_bases")))
-        end = pc.max(ends).as_py()
-        if end > length:
-            raise ValueError(f"call: a read ends at {end} on {contig!r}, which has {length} bases in "
-                             f"{reference.source}: aligned to another reference?")
+        win_len = min(self.win_len, reference.length(contig) - win_start)
         t = self.thresholds
         ref_codes = np.frombuffer(reference.fetch(contig, win_start, win_start + win_len).encode("latin-1"),
                                   dtype=np.uint8)
@@ -286,7 +391,7 @@ class _WindowCaller:
                                reads.column("start").to_numpy(), index.to_numpy(), len(self.samples),
                                win_start, win_len, int(t["min_baseq"]), mapq=reads.column("mapq").to_numpy(),
                                ref_codes=ref_codes, min_alt_reads=int(t["min_alt_reads"]),
-                               **_mate_overlaps(reads, ends))
+                               **_mate_overlaps(reads, reads.column("end")))
         calls = call_window(pileup, ref_codes, min_alt_reads=int(t["min_alt_reads"]), min_qual=float(t["min_qual"]),
                             min_dp=int(t["min_dp"]), prior=float(t["prior"]))
         self._count(calls)

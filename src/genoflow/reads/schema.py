@@ -23,8 +23,10 @@ Columns
                             upper-case ACGTN, ``*`` for a deletion; insertions and clips are left out
     ref_quals (binary)      Phred base qualities (raw, not +33) aligned with ``ref_bases``; 0 for ``*``
 
-``len(ref_bases) == len(ref_quals) == end - start`` in every row. The rows are in the order of the
-FASTQ files (the caller partitions them by genome window itself, so the aligner need not sort them).
+``len(ref_bases) == len(ref_quals) == end - start`` in every row. Each file (a chunk of one patient's
+reads) is sorted by contig (reference order) and start, in row groups of one contig each, written with
+statistics of ``contig``, ``start`` and ``end``: the call step reads, per genome region, only the row
+groups that overlap it.
 
 Duplicates are not a flag column: the align step's ``duplicates/`` table
 (:data:`DUPLICATE_SCHEMA`) names the pairs that a better pair with the same ``pair_key`` duplicates, so

@@ -9,6 +9,7 @@ it; the file or the HTTP client is opened lazily, once per process, where it is 
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -107,6 +108,15 @@ class RangedFile:
             with self._client().read(self.path) as stream:
                 yield stream
 
+    def open_seekable(self) -> BinaryIO:
+        """A seekable binary file (for readers that jump about, e.g. to a Parquet file's footer and row groups).
+
+        Local files are opened; on HDFS each read is one ranged WebHDFS request, buffered 1 MiB at a time.
+        """
+        if self.is_local:
+            return open(self.path, "rb")  # noqa: SIM115 - the caller closes it
+        return io.BufferedReader(_RangedRaw(self), buffer_size=1 << 20)
+
     def write_atomic(self, data: bytes, *, into_existing_folder: bool = False) -> None:
         """Write the file by temp + rename, so a reader sees all of it or nothing; an existing file is replaced.
 
@@ -173,3 +183,36 @@ def webhdfs_address(conf, uri: str) -> str:
             http_host = host
         addresses = [f"{http_host}:{port}"]
     return ";".join(a if "://" in a else f"http://{a}" for a in addresses)
+
+
+class _RangedRaw(io.RawIOBase):
+    """A RangedFile as a seekable raw stream: each read is one byte-range read."""
+
+    def __init__(self, file: RangedFile):
+        self._file, self._at = file, 0
+        stat = file.stat()
+        if stat is None:
+            raise FileNotFoundError(file.uri)
+        self._size = stat[0]
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._at
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        self._at = {io.SEEK_SET: 0, io.SEEK_CUR: self._at, io.SEEK_END: self._size}[whence] + offset
+        return self._at
+
+    def readinto(self, buffer) -> int:
+        n = min(len(buffer), max(self._size - self._at, 0))
+        if n == 0:
+            return 0
+        data = self._file.read(self._at, n)
+        buffer[:len(data)] = data
+        self._at += len(data)
+        return len(data)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -18,7 +19,8 @@ import pytest
 
 from genoflow.genotypes import MISSING, pack_dosages, unpack_dosages
 from genoflow.reads.call import CALLED_DDL, _mate_overlaps, run_call, sample_concordance
-from genoflow.reads.schema import ALIGNED_READ_SCHEMA
+from genoflow.reads.schema import ALIGNED_READ_SCHEMA, DUPLICATE_SCHEMA
+from genoflow.storage.hadoop import HadoopStorage
 from tests.reference_fasta import indexed_reference
 
 CONTIGS = {"chrB": 12_000, "chrA": 8_000}  # reference order is not name order
@@ -70,9 +72,29 @@ def cohort(tmp_path_factory):
     for i in range(12):
         rows.append(_read("p0", contig, pos1 - 50, bytes(noise), f"lowmapq{i}", mapq=5))
         rows.append(_read("p1", contig, pos1 - 50, bytes(noise), f"dup{i}", duplicate=True))
-    reads = folder / "reads.parquet"
-    pq.write_table(pa.Table.from_pylist(rows, schema=ALIGNED_READ_SCHEMA), reads)
+    reads = write_reads(folder / "reads", rows)
     return reference, reads, truth, folder / "reference.fa", rows
+
+
+def write_reads(folder, rows) -> str:
+    """An aligned-read table's folder: the rows as they come, unsorted, in one file (what call must also read)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist([{k: v for k, v in r.items() if k != "duplicate"} for r in rows],
+                                        schema=ALIGNED_READ_SCHEMA), folder / "part-00000.parquet",
+                   row_group_size=len(rows) // 7 + 1)  # several row groups, each spanning much of a contig
+    return str(folder)
+
+
+def call(spark, reference, reads: str, out, *, samples=SAMPLES, params=PARAMS, duplicates: list | None = None):
+    """run_call on a reads folder; ``duplicates`` (patient, read_name) pairs go to a duplicates/ folder."""
+    storage = HadoopStorage(spark, Path(out).parent.as_uri())
+    dup_uri = None
+    if duplicates is not None:
+        dup_uri = f"{out}-duplicates"
+        Path(dup_uri).mkdir(parents=True)
+        pq.write_table(pa.Table.from_pylist([{"patient": p, "read_name": r} for p, r in duplicates],
+                                            schema=DUPLICATE_SCHEMA), f"{dup_uri}/part-00000.parquet")
+    return run_call(spark, storage, reads, reference, samples, str(out), params, duplicates_uri=dup_uri)
 
 
 def _read(patient, contig, start, bases, name, mapq=60, duplicate=False) -> dict:
@@ -86,10 +108,8 @@ def _read(patient, contig, start, bases, name, mapq=60, duplicate=False) -> dict
 def called(spark, cohort, tmp_path_factory):
     reference, reads, _, _, rows = cohort
     out = tmp_path_factory.mktemp("called") / "called"
-    duplicates = spark.createDataFrame([(r["patient"], r["read_name"]) for r in rows if r["duplicate"]],
-                                       "patient string, read_name string")
-    result = run_call(spark, spark.read.parquet(str(reads)), reference, SAMPLES, str(out), PARAMS,
-                      duplicates=duplicates)
+    result = call(spark, reference, reads, out,
+                  duplicates=[(r["patient"], r["read_name"]) for r in rows if r["duplicate"]])
     # Part files in name order are the table's order (no sort of the output).
     table = pa.concat_tables([pq.read_table(f) for f in sorted(out.glob("part-*.parquet"))])
     return result, table, out
@@ -140,7 +160,7 @@ def test_run_call__schema_and_order(spark, called):
 def test_run_call__unknown_patient_is_an_error(spark, cohort, tmp_path):
     reference, reads, _, _, _ = cohort
     with pytest.raises(Exception, match="patient 'p4', who is not among the 4 samples"):
-        run_call(spark, spark.read.parquet(str(reads)), reference, PATIENTS[:4], str(tmp_path / "out"), PARAMS)
+        call(spark, reference, reads, tmp_path / "out", samples=PATIENTS[:4])
 
 
 def test_sample_concordance__names_the_swap(spark):
@@ -206,10 +226,9 @@ def test_run_call__agrees_with_bcftools(cohort, called, tmp_path):
 def test_run_call__reads_past_the_contig_end_are_an_error(spark, cohort, tmp_path):
     reference, _, _, _, _ = cohort
     rows = [_read("p0", "chrA", CONTIGS["chrA"] - 50, b"A" * READ_LEN, "beyond")]
-    pq.write_table(pa.Table.from_pylist(rows, schema=ALIGNED_READ_SCHEMA), tmp_path / "reads.parquet")
+    reads = write_reads(tmp_path / "reads", rows)
     with pytest.raises(Exception, match="a read ends at 8050 on 'chrA', which has 8000 bases"):
-        run_call(spark, spark.read.parquet(str(tmp_path / "reads.parquet")), reference, SAMPLES,
-                 str(tmp_path / "out"), PARAMS)
+        call(spark, reference, reads, tmp_path / "out")
 
 
 def test_mate_overlaps__second_mate_skips_the_overlap():
@@ -232,9 +251,7 @@ def test_run_call__overlapping_mates_count_once(spark, cohort, tmp_path):
         for mate in (1, 2):
             row = _read("p0", "chrA", 1000, alt.encode(), f"pair{i}")
             rows.append({**row, "mate": mate, "mate_start": 1000, "strand": 1 if mate == 1 else -1})
-    pq.write_table(pa.Table.from_pylist(rows, schema=ALIGNED_READ_SCHEMA), tmp_path / "reads.parquet")
-    run_call(spark, spark.read.parquet(str(tmp_path / "reads.parquet")), reference, SAMPLES, str(tmp_path / "out"),
-             PARAMS)
+    call(spark, reference, write_reads(tmp_path / "reads", rows), tmp_path / "out")
     (site,) = pq.read_table(tmp_path / "out").to_pylist()
     assert site["pos"] == 1051 and np.frombuffer(site["dp"], dtype="<u2").tolist() == [6, 0, 0, 0, 0, 0]
     assert unpack_dosages(site["dosages"]).tolist() == [2, -1, -1, -1, -1, -1]
@@ -242,8 +259,8 @@ def test_run_call__overlapping_mates_count_once(spark, cohort, tmp_path):
 
 def test_run_call__no_reads_left_writes_an_empty_table(spark, cohort, tmp_path):
     reference, reads, _, _, _ = cohort
-    result = run_call(spark, spark.read.parquet(str(reads)), reference, SAMPLES, str(tmp_path / "out"),
-                      {**PARAMS, "reads": {**PARAMS["reads"], "min_mapq": 61}})
+    result = call(spark, reference, reads, tmp_path / "out",
+                  params={**PARAMS, "reads": {**PARAMS["reads"], "min_mapq": 61}})
     assert result["sites"] == result["reads"] == result["windows"] == 0
     written = spark.read.parquet(str(tmp_path / "out"))
     assert written.count() == 0 and [f.name for f in written.schema] == [f.name for f in

@@ -7,9 +7,12 @@ import io
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from genoflow.errors import InputError
-from genoflow.reads.fastq_input import READ_FILES, ReadSet, iter_read_chunks, patient_read_sets
+from genoflow.io.fastq import FastqBatch
+from genoflow.reads.fastq_input import READ_FILES, ReadBlock, ReadSet, iter_read_chunks, patient_read_sets
 
 R1, R2 = "P1/genome_sequence_R1.fastq.gz", "P1/genome_sequence_R2.fastq.gz"
 
@@ -129,3 +132,16 @@ def test_fastq_records_carry_their_first_line():
     data = b"@a x\nACGT\n+\nIIII\n@b\nAC\nGT\n+\n!!\n##\n@c\nA\n+\nI\n"
     assert list(iter_fastq_records(io.BytesIO(gzip.compress(data)), "f.fq.gz")) == [
         ("a x", "ACGT", "IIII", 1), ("b", "ACGT", "!!##", 5), ("c", "A", "I", 11)]
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+@given(st.lists(st.text(st.sampled_from("ab/12 \t\x0b\xa0\x85"), max_size=10), min_size=1, max_size=8))
+def test_read_names_are_the_first_word_without_a_mate_tag(titles):
+    """The batch-wide regex gives what splitting each title would (Biopython's titles are right-stripped)."""
+    import re
+
+    titles = [t.rstrip() for t in titles if "\n" not in t]
+    batch = FastqBatch(titles=titles, sequence_bytes=np.zeros(0, np.uint8), quality_bytes=np.zeros(0, np.uint8),
+                       lengths=np.zeros(len(titles), np.int64))
+    expected = [re.sub(r"/[12]$", "", t.split(None, 1)[0]) if t.split() else "" for t in titles]
+    assert ReadBlock.from_batch(batch).names == expected
