@@ -284,16 +284,14 @@ class _RegionCaller:
     def _region(self, spec: dict):
         reference = self.reference.value
         reach = _region_reach(reference, _offsets(reference), self.win_len, spec["lo"], spec["hi"])
-        reads = self._reads(spec, reach)
-        contigs = reads.column("contig").to_numpy(zero_copy_only=False)
-        runs = np.flatnonzero(contigs[1:] != contigs[:-1]) + 1
-        starts, ends = reads.column("start").to_numpy(), reads.column("end").to_numpy()
+        reads, rank, starts, ends = self._reads(spec, reach)
+        runs = np.flatnonzero(np.diff(rank)) + 1
         counted = 0
-        for lo, hi in zip([0, *runs.tolist()], [*runs.tolist(), len(contigs)], strict=True):
+        for lo, hi in zip([0, *runs.tolist()], [*runs.tolist(), len(rank)], strict=True):
             if hi == lo:
                 continue
-            contig = str(contigs[lo])
-            rank, (first, last) = reference.names.index(contig) + 1, reach[contig]
+            contig = reference.names[int(rank[lo])]
+            first, last = reach[contig]
             here_starts, here_ends = starts[lo:hi], ends[lo:hi]
             longest = int((here_ends - here_starts).max())
             counted += int(np.count_nonzero(here_starts >= first))  # a read counts in the region of its start
@@ -302,27 +300,39 @@ class _RegionCaller:
                 b = int(np.searchsorted(here_starts, win_start + self.win_len))
                 rows = lo + a + np.flatnonzero(here_ends[a:b] > win_start)
                 if len(rows):
-                    yield self._call(reads.take(rows), (rank, win_start // self.win_len))
+                    yield self._call(reads.take(rows), (int(rank[lo]) + 1, win_start // self.win_len))
         self.counters["reads"].add(counted)
 
     def _reads(self, spec: dict, reach: dict):
-        """The region's reads: its row groups, MAPQ and duplicates filtered, sorted by contig and start."""
+        """The region's reads (its row groups, MAPQ and duplicates filtered) in one table, and numpy arrays of
+        each read's contig (index in the reference), start and end, sorted by contig and start.
+
+        The reads are copied once (to join the row groups); the per-window tables are taken from them.
+        """
         import pyarrow as pa
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
-        tables = []
+        tables, kept, at = [], [], 0
         for file_index, groups in spec["groups"]:
             with self.files[file_index].open_seekable() as handle:
                 table = pq.ParquetFile(handle).read_row_groups(groups, columns=_READ_COLUMNS)
-            tables.append(table.filter(self._wanted(table, reach)))
+            keep = self._wanted(table, reach)
+            if self.duplicates:
+                keys = pc.binary_join_element_wise(table.column("patient"), table.column("read_name"), "\t")
+                keep = pc.and_(keep, pc.invert(pc.is_in(keys, value_set=self._duplicate_keys())))
+            kept.append(at + np.flatnonzero(keep.to_numpy(zero_copy_only=False)))
+            tables.append(table)
+            at += table.num_rows
         reads = pa.concat_tables(tables).combine_chunks()
-        if self.duplicates and reads.num_rows:
-            keys = pc.binary_join_element_wise(reads.column("patient"), reads.column("read_name"), "\t")
-            reads = reads.filter(pc.invert(pc.is_in(keys, value_set=self._duplicate_keys())))
+        rows = np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
         names = pa.array(self.reference.value.names, pa.string())
-        ranked = reads.append_column("_rank", pc.index_in(reads.column("contig"), value_set=names))
-        return reads.take(pc.sort_indices(ranked, [("_rank", "ascending"), ("start", "ascending")]))
+        rank = pc.index_in(reads.column("contig"), value_set=names).to_numpy(zero_copy_only=False)[rows]
+        starts = reads.column("start").to_numpy()[rows]
+        order = np.lexsort((starts, rank))
+        rows = rows[order]
+        return (reads.take(rows), rank[order].astype(np.int64), starts[order],
+                reads.column("end").to_numpy()[rows])
 
     def _wanted(self, table, reach: dict):
         """Rows of this region's windows' contigs that overlap them, with MAPQ high enough; an error for a read

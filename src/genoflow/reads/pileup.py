@@ -43,7 +43,6 @@ BASE_WORK_BYTES = 48
 # evidence against its own allele (and Q 0 a log(0)).
 _MAX_ERROR = 0.75
 
-_INT32_LIMIT = 1 << 30  # bases or cells in a window past which indices are int64 (with room for the shifts)
 _ALLELE_OF = np.full(256, -1, dtype=np.int8)  # byte -> 0..3 for A, C, G, T; -1 for N, '*', anything else
 for _i, _b in enumerate(ALLELES):
     _ALLELE_OF[_b] = _i
@@ -143,6 +142,8 @@ def pileup_window(ref_bases_column, ref_quals_column, starts, sample_idx, n_samp
     >>> p.depth[:, :, 1].tolist()  # C: sample 0 at 11, sample 1 at 11; the G at 12 has Q 5
     [[0, 1, 0], [0, 1, 0]]
     """
+    from genoflow._kernels.pileup import pile_depth, pile_sums
+
     bases, base_offsets = _flat_binary(ref_bases_column)
     quals, qual_offsets = _flat_binary(ref_quals_column)
     if not np.array_equal(np.diff(base_offsets), np.diff(qual_offsets)):
@@ -151,37 +152,24 @@ def pileup_window(ref_bases_column, ref_quals_column, starts, sample_idx, n_samp
     if sample_idx.size and (sample_idx.min() < 0 or sample_idx.max() >= n_samples):
         raise ValueError(f"pileup_window: sample_idx must lie in [0, {n_samples}), found "
                          f"[{sample_idx.min()}, {sample_idx.max()}]")
-    lengths = np.diff(base_offsets)
-    size = n_samples * win_len * 4
-    # 32-bit indices while they fit: the per-base arrays are most of the kernel's memory traffic.
-    index = np.int32 if max(len(bases), size) < _INT32_LIMIT else np.int64
-    # Each base's window column: its read's start less the window's, plus its index within the read.
-    shift = np.asarray(starts, dtype=np.int64) - win_start - (base_offsets[:-1] - base_offsets[0])
-    column = np.arange(len(bases), dtype=index) + np.repeat(shift.astype(index), lengths)
-    allele = _ALLELE_OF[bases]
-    unsigned = np.uint32 if index is np.int32 else np.uint64
-    keep = (column.view(unsigned) < win_len) & (allele >= 0) & (quals >= min_baseq)  # negative: huge unsigned
-    if skip_start is not None:
-        lo = np.repeat((np.asarray(skip_start, dtype=np.int64) - win_start).astype(index), lengths)
-        hi = np.repeat((np.asarray(skip_end, dtype=np.int64) - win_start).astype(index), lengths)
-        keep &= (column < lo) | (column >= hi)
-    cell = (np.repeat((sample_idx * win_len).astype(index), lengths)[keep] + column[keep]) * 4 + allele[keep]
+    n_reads = len(base_offsets) - 1
+    offsets = base_offsets - base_offsets[0]
+    starts = np.asarray(starts, dtype=np.int64)
+    no_skip = np.zeros(n_reads, dtype=np.int64)
+    skip_start = no_skip if skip_start is None else np.asarray(skip_start, dtype=np.int64)
+    skip_end = no_skip if skip_end is None else np.asarray(skip_end, dtype=np.int64)
     shape = (n_samples, win_len, 4)
-    depth = np.bincount(cell, minlength=size).astype(np.int32).reshape(shape)
-    q = quals[keep]
-    if mapq is not None:
-        q = np.minimum(q, np.repeat(np.clip(np.asarray(mapq), 0, 255).astype(np.uint8), lengths)[keep])
-    if ref_codes is not None:
-        evidence = _evidence_columns(depth, ref_codes, min_alt_reads)
-        if not evidence.all():
-            kept = evidence[(cell >> 2) % win_len]  # each kept base's column
-            cell, q = cell[kept], q[kept]
-
-    def summed(table: np.ndarray) -> np.ndarray:
-        # astype: bincount of no values is int64 whatever the weights' type
-        return np.bincount(cell, weights=table[q], minlength=size).astype(np.float64, copy=False).reshape(shape)
-
-    return Pileup(int(win_start), depth, summed(_HOM), summed(_HET), summed(_OTHER))
+    depth = np.zeros(shape, dtype=np.int32)
+    pile_depth(bases, quals, offsets, starts, sample_idx, skip_start, skip_end, win_start, min_baseq, _ALLELE_OF,
+               depth)
+    # Without ref_codes every column is summed; with them only the columns candidate_sites can pick.
+    columns = (np.ones(win_len, dtype=bool) if ref_codes is None
+               else _evidence_columns(depth, ref_codes, min_alt_reads))
+    cap = np.full(n_reads, 255, dtype=np.uint8) if mapq is None else np.clip(np.asarray(mapq), 0, 255).astype(np.uint8)
+    hom, het, other = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+    pile_sums(bases, quals, offsets, starts, sample_idx, skip_start, skip_end, cap, win_start, min_baseq,
+              _ALLELE_OF, columns, _HOM, _HET, _OTHER, hom, het, other)
+    return Pileup(int(win_start), depth, hom, het, other)
 
 
 def _evidence_columns(depth: np.ndarray, ref_codes, min_alt_reads: int) -> np.ndarray:

@@ -81,18 +81,40 @@ def test_pileup_window__read_spanning_two_windows_counted_once_per_position():
     assert whole.depth.sum() == 20 * 50  # every base once: all lie in 0..199 and pass Q 13
 
 
-def test_pileup_window__64_bit_indices_give_the_same_pileup(monkeypatch):
-    import genoflow.reads.pileup as pileup
+def reference_pileup(bases, quals, starts, samples, n_samples, win_start, win_len, min_baseq, mapq, skip_start,
+                     skip_end):
+    """The pileup written out base by base in plain Python (no evidence filter: every column summed)."""
+    depth = np.zeros((n_samples, win_len, 4), dtype=np.int64)
+    sums = [np.zeros((n_samples, win_len, 4)) for _ in range(3)]
+    for read, qual, start, sample, cap, lo, hi in zip(bases, quals, starts, samples, mapq, skip_start, skip_end,
+                                                      strict=True):
+        for k, (base, q) in enumerate(zip(read, qual, strict=True)):
+            column, position = start + k - win_start, start + k
+            if not 0 <= column < win_len or lo <= position < hi or chr(base) not in "ACGT" or q < min_baseq:
+                continue
+            allele = "ACGT".index(chr(base))
+            depth[sample, column, allele] += 1
+            for total, term in zip(sums, terms(min(q, cap)) if min(q, cap) >= 2 else log_terms(np.array([min(q, cap)])),
+                                   strict=True):
+                total[sample, column, allele] += float(term)
+    return depth, sums
 
+
+def test_pileup_window__matches_a_base_by_base_loop():
     rng = np.random.default_rng(2)
-    bases = [bytes(rng.choice(list(b"ACGTN*"), 30).astype(np.uint8)) for _ in range(40)]
-    quals = [bytes(rng.integers(0, 41, 30).astype(np.uint8)) for _ in range(40)]
-    args = (bases, quals, rng.integers(-20, 60, 40), rng.integers(0, 4, 40), 4, 0, 50, 13)
-    narrow = pileup_window(*args)
-    monkeypatch.setattr(pileup, "_INT32_LIMIT", 0)
-    wide = pileup_window(*args)
-    assert (narrow.depth == wide.depth).all() and narrow.depth.sum() > 0
-    assert np.array_equal(narrow.hom, wide.hom) and np.array_equal(narrow.other, wide.other)
+    n = 60
+    bases = [bytes(rng.choice(list(b"ACGTN*"), 30).astype(np.uint8)) for _ in range(n)]
+    quals = [bytes(rng.integers(0, 41, 30).astype(np.uint8)) for _ in range(n)]
+    starts, samples, mapq = rng.integers(-20, 60, n), rng.integers(0, 4, n), rng.integers(0, 61, n)
+    skip_start = starts + rng.integers(0, 30, n)
+    skip_end = skip_start + rng.integers(0, 10, n) * (rng.random(n) < 0.5)
+    got = pileup_window(bases, quals, starts, samples, 4, 5, 50, 13, mapq=mapq, skip_start=skip_start,
+                        skip_end=skip_end)
+    depth, (hom, het, other) = reference_pileup(bases, quals, starts, samples, 4, 5, 50, 13, mapq, skip_start,
+                                                skip_end)
+    assert (got.depth == depth).all() and depth.sum() > 200
+    assert np.allclose(got.hom, hom, rtol=1e-12) and np.allclose(got.het, het, rtol=1e-12)
+    assert np.allclose(got.other, other, rtol=1e-12)
 
 
 def test_pileup_window__arrow_slices_read_in_place():
