@@ -11,8 +11,19 @@ import pytest
 from Bio import bgzf
 
 from genoflow.errors import InputError
+from genoflow.io.vcf import bgzf as bgzf_module
 from genoflow.io.vcf.bgzf import is_bgzf, line_batches, owned_text
 from genoflow.storage.ranged import RangedFile
+
+
+@pytest.fixture(params=["libdeflate", "zlib"], autouse=True)
+def inflater(request, monkeypatch):
+    """Every test with each inflater: libdeflate (where the system has it, as htslib's machines do) and zlib."""
+    if request.param == "zlib":
+        monkeypatch.setattr(bgzf_module, "_LIBDEFLATE", [None])
+    elif bgzf_module._libdeflate() is None:
+        pytest.fail("libdeflate.so.0 is not installed (Debian: libdeflate0, a dependency of bcftools)")
+    return request.param
 
 
 def write_bgzf(path: Path, text: bytes) -> RangedFile:
