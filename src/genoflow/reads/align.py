@@ -433,7 +433,7 @@ def _remove_partial_files(storage, reads_uri: str) -> None:
 
 # Rows per Parquet row group of the reads: the call step reads, per genome region, only the row groups whose
 # positions overlap it (from their statistics), so groups are small; every group holds one contig.
-READS_ROW_GROUP = 4096
+READS_ROW_GROUP = 2048
 # Read names, pair keys and CIGARs are nearly all distinct, and the bases are not repetitive strings:
 # dictionary encoding them costs time and saves nothing.
 _PLAIN_COLUMNS = ("cigar", "read_name", "pair_key", "ref_bases", "ref_quals")

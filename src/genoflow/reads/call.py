@@ -36,7 +36,7 @@ from genoflow.reads.schema import CALLED_EXTRA, CALLED_EXTRA_COLUMNS
 __all__ = ["CALLED_DDL", "MAX_WINDOW", "row_group_spans", "run_call", "sample_concordance", "window_length"]
 
 MAX_WINDOW = 100_000  # longer windows buy nothing: the per-window cost is already dwarfed by the bases
-_COARSE_BIN = 1 << 16  # bp: the bases per bin of this size place the regions' boundaries
+_READ_BYTES = 96  # bytes of a read in a region's table besides its bases and qualities
 CALLED_DDL = f"{GENOTYPE_SCHEMA_DDL}, {CALLED_EXTRA_COLUMNS}"  # the call step's table (Spark DDL)
 _CALL_DEFAULTS = {"min_mapq": 20, "min_baseq": 13, "min_alt_reads": 2, "min_qual": 20.0, "min_dp": 2,
                   "prior": 1.1e-3}
@@ -110,8 +110,10 @@ def run_call(spark, storage, reads_uri: str, reference, samples, output_uri: str
     cohort_depth = stats["bases"] / max(stats["covered"], 1)
     win = window_length(len(samples), cohort_depth, stats["read_length"], budget)
     sc = spark.sparkContext
-    n_regions = max(1, min(math.ceil(stats["covered"] / win) + len(reference), sc.defaultParallelism * 4))
-    regions = _regions(spans, reference, win, _boundaries(stats["histogram"], [0, *_offsets(reference)], n_regions))
+    # Enough regions to keep the cores busy, and to hold each one's reads within twice the block budget.
+    n_regions = max(1, min(math.ceil(stats["covered"] / win) + len(reference), sc.defaultParallelism * 4),
+                    math.ceil(stats["bytes"] / (2 * budget)))
+    regions = _regions(spans, reference, win, _boundaries(_window_weights(spans, reference, win), n_regions))
     # Accumulators: statistics only (a retried task adds its region twice).
     counters = {k: sc.accumulator(0) for k in ("windows", "candidates", "sites", "missing", "depth", "reads")}
     duplicates = [storage.ranged(u) for u in _parquet_files(storage, duplicates_uri)] if duplicates_uri else []
@@ -175,23 +177,29 @@ def _file_spans(item) -> list[dict]:
 
 
 def _span_stats(spans: list[dict], reference) -> dict:
-    """Bases, read length, covered length (the row groups' spans merged) and the regions' histogram."""
+    """Bases, bytes in memory, read length and covered length (the row groups' spans merged) of the reads."""
     bases = sum(g["bases"] for g in spans)
     rows = sum(g["rows"] for g in spans)
-    covered, histogram = 0, []
-    by_contig: dict[str, list] = {}
-    for g in spans:
-        if g["contig"] is not None and g["contig"] in reference:
-            by_contig.setdefault(g["contig"], []).append(g)
-    for contig, groups in by_contig.items():
-        rank = reference.names.index(contig) + 1
+    covered = 0
+    for contig in reference.names:
         reach = -1
-        for g in sorted(groups, key=lambda g: g["start"]):
+        for g in sorted((g for g in spans if g["contig"] == contig), key=lambda g: g["start"]):
             covered += max(0, g["end"] - max(g["start"], reach))
             reach = max(reach, g["end"])
-            histogram.append((rank, g["start"] // _COARSE_BIN, g["bases"]))
-    return {"bases": float(bases), "reads": rows, "covered": covered,
-            "read_length": max(1, round(bases / rows)) if rows else 1, "histogram": histogram}
+    return {"bases": float(bases), "reads": rows, "covered": covered, "bytes": 2 * bases + _READ_BYTES * rows,
+            "read_length": max(1, round(bases / rows)) if rows else 1}
+
+
+def _window_weights(spans: list[dict], reference, win: int) -> list[tuple[int, float]]:
+    """(genome position of a window, bases there): each row group's bases spread evenly over its windows."""
+    offsets = dict(zip(reference.names, _offsets(reference), strict=True))
+    weights = []
+    for g in spans:
+        if g["contig"] in offsets:
+            first, last = g["start"] // win, (g["end"] - 1) // win
+            share = g["bases"] / (last - first + 1)
+            weights.extend((offsets[g["contig"]] + w * win, share) for w in range(first, last + 1))
+    return weights
 
 
 def _regions(spans: list[dict], reference, win: int, bounds: list[int]) -> list[dict]:
@@ -240,20 +248,20 @@ def _summary(counters: dict, stats: dict, win: int, cohort_depth: float, n_sampl
             "missing_fraction": counters["missing"].value / genotypes}
 
 
-def _boundaries(histogram, offsets: list[int], n_parts: int) -> list[int]:
-    """Genome positions (contig offset + position) where regions 1..n_parts-1 begin, each holding about
-    as many bases (the row groups' bases by coarse bin of their first read).
+def _boundaries(weights: list[tuple[int, float]], n_parts: int) -> list[int]:
+    """Genome positions (window starts) where regions 1..n_parts-1 begin, each holding about as many bases.
 
-    >>> _boundaries([(1, 0, 100), (1, 1, 100), (2, 0, 200)], [0, 0, 200_000], 2)
+    >>> _boundaries([(0, 100), (2000, 100), (200_000, 200)], 2)
     [200000]
     """
-    keyed = sorted((offsets[rank] + coarse * _COARSE_BIN, bases) for rank, coarse, bases in histogram if rank > 0)
-    total = sum(bases for _, bases in keyed)
-    bounds, seen = [], 0
-    for at, bases in keyed:
-        while len(bounds) < n_parts - 1 and seen >= total * (len(bounds) + 1) / n_parts and seen > 0:
+    keyed = sorted(weights)
+    total = sum(w for _, w in keyed)
+    bounds, seen = [], 0.0
+    for at, w in keyed:
+        if len(bounds) < n_parts - 1 and seen >= total * (len(bounds) + 1) / n_parts and seen > 0 and \
+                (not bounds or at > bounds[-1]):
             bounds.append(at)
-        seen += bases
+        seen += w
     return bounds
 
 

@@ -294,3 +294,22 @@ def test_run_call__same_table_as_a_plain_window_loop(cohort, called):
     assert [g[:5] for g in got] == [e[:5] for e in expected] and len(got) > 10
     assert np.allclose([g[5] for g in got], [e[5] for e in expected], rtol=1e-9)
     assert sum(pq.read_metadata(f).num_rows > 0 for f in out.glob("part-*.parquet")) > 1  # spread over tasks
+
+
+def test_regions__each_reads_only_the_row_groups_that_overlap_it(cohort):
+    """Sorted files (one contig per row group, as align writes them): a region lists the groups its windows
+    overlap, no others; a group without statistics (several contigs) goes to every region."""
+    from genoflow.reads.call import _boundaries, _regions, _window_weights
+
+    reference = cohort[0]
+    spans = [{"file": f, "group": g, "contig": "chrB", "start": 1000 * g, "end": 1000 * g + 1100, "rows": 10,
+              "bases": 1000} for f in range(2) for g in range(12)]
+    spans.append({"file": 2, "group": 0, "contig": None, "start": None, "end": None, "rows": 5, "bases": 500})
+    regions = _regions(spans, reference, 500, _boundaries(_window_weights(spans, reference, 500), 4))
+    assert len(regions) == 4
+    for region in regions:
+        groups = dict(region["groups"])
+        assert groups.pop(2) == [0]
+        lo, hi = region["lo"], region["hi"]
+        expected = [g for g in range(12) if 1000 * g < hi and 1000 * g + 1100 > lo]  # hi: a window start
+        assert groups == {0: expected, 1: expected} and len(expected) < 12
