@@ -1,10 +1,13 @@
 """VCF ingest on Spark: a cohort (bgzip) VCF -> the variant-major Parquet genotype table.
 
-The file is read through Spark's text source, so ``file://`` and ``hdfs://`` behave alike. With
-genoflow's BGZF codec on the classpath (``hadoop/bgzf-codec``, wired in by
-:func:`genoflow.spark_submit.spark_conf`), a bgzip file is split at BGZF block boundaries and every
-core decodes its own part (decision 0006); plain gzip is read whole by one task. Each task gets
-Arrow batches of lines (``mapInArrow``) and decodes them in blocks with the vectorised parser of
+A bgzip (BGZF) file is cut into the byte ranges Spark's file sources would make, and each task reads,
+inflates and splits its own range into lines (:mod:`genoflow.io.vcf.bgzf`, through
+:class:`~genoflow.storage.ranged.RangedFile`: ``file://`` or WebHDFS), so every core decodes its own
+part (decisions 0006, 0029) and no line crosses from the JVM. Plain gzip and plain text go through
+Spark's text source (plain gzip is read whole by one task); with genoflow's BGZF codec on the
+classpath (``hadoop/bgzf-codec``, wired in by :func:`genoflow.spark_submit.spark_conf`) that source
+splits a BGZF file at the same ranges, which is how a line number of a later split is counted on
+error. Each task decodes blocks of lines (``mapInArrow``) with the vectorised parser of
 :mod:`genoflow.io.vcf`; rows go back to Spark as Arrow batches, never one Python object per
 genotype. What this path shares with the per-patient merge (:mod:`genoflow.pipeline.vcf_merge`):
 header reading, error re-wrapping and line numbers across splits, the decode prelude, lives in

@@ -1,7 +1,8 @@
 """VCF 4.x parsing into the variant-major dosage layout of decision 0001.
 
 Pure Python/numpy/pyarrow (no Spark): the Spark jobs call `decode_vcf_block` from executors on
-blocks of lines, handed over as the Arrow string arrays of Spark's text source and read in place.
+blocks of lines as Arrow string arrays (cut from a task's own BGZF range by `bgzf`, or Spark's text
+source for other files), read in place.
 One compiled pass (`genoflow._kernels.vcf.scan_lines`) finds where each line's fixed columns end,
 counts its columns and decodes the calls of GT-only lines of one-digit diploid calls straight from
 the bytes. The fixed columns are then validated line by line in Python (a handful of string
