@@ -17,8 +17,10 @@ __all__ = ["spark_conf", "bgzf_codec_conf", "sharing_option", "archive_path", "A
 # The driver JVM (in local mode also the executor) compiles with C1 only: a genoflow job lasts seconds
 # to minutes, and C2's compile threads cost more than its faster code repays there (ooa cohort,
 # bench/: VCF->Parquet 18.7 -> 17.1 s, association 19.1 -> 16.6 s, about a third less CPU). Cluster
-# executors, which run long, keep the JVM's default.
-DRIVER_JVM_OPTIONS = "-XX:TieredStopAtLevel=1"
+# executors, which run long, keep the JVM's default. C1-only code fills the default 48 MB code cache in a
+# long train step ("CodeCache is full. Compiler has been disabled": new code then runs interpreted), so
+# the cache is reserved larger (address space, not memory, until used).
+DRIVER_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m"
 
 # A genoflow step is a batch job nobody watches while it runs: no Spark UI by default. Its Jetty server,
 # listeners and status store cost every task ~0.25 s of CPU at SparkContext start (BENCHMARKS.md, "Per-task
