@@ -315,7 +315,8 @@ class _RegionCaller:
         """The region's reads (its row groups, MAPQ and duplicates filtered) in one table, and numpy arrays of
         each read's contig (index in the reference), start and end, sorted by contig and start.
 
-        The reads are copied once (to join the row groups); the per-window tables are taken from them.
+        The row groups are joined into one table, the kept reads taken from it in order, and each window's
+        reads from those: no filter copies the bases on the way.
         """
         import pyarrow as pa
         import pyarrow.compute as pc
