@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from genoflow.errors import InputError
-from genoflow.genotypes import GENOTYPE_SCHEMA_DDL
+from genoflow.genotypes import GENOTYPE_SCHEMA, GENOTYPE_SCHEMA_DDL
 from genoflow.pipeline.vcf_merge import ingest_patient_vcfs, merged_header, patient_vcf_uris
 from genoflow.pipeline.vcf_read import (
     BGZF_EOF,
@@ -41,6 +41,7 @@ from genoflow.pipeline.vcf_read import (
     record_blocks,
     translate_error,
 )
+from genoflow.storage.parts import wait_for_cancelled_tasks
 
 __all__ = [
     "GENOTYPE_SCHEMA_DDL",
@@ -118,20 +119,27 @@ def ingest_vcf(spark, vcf_uri: str, header, out_uri: str, *, reference, genes, p
 
     with session_conf(spark, _ingest_conf(spark, chunk_lines)):
         bgzf = _bgzf_file(spark, vcf_uri)
+        parts = _parts_folder(spark, out_uri) if bgzf is not None else None
         if bgzf is not None:  # the tasks read and inflate their own byte ranges (decision 0029)
             decode.bgzf, decode.splits = bgzf, _file_splits(spark, bgzf)
             decode.n_header_lines = header.n_header_lines
-            rows = spark.range(len(decode.splits), numPartitions=len(decode.splits)).mapInArrow(
-                decode.from_ranges, GENOTYPE_SCHEMA_DDL)
+            ids = spark.range(len(decode.splits), numPartitions=len(decode.splits))
             n_splits = len(decode.splits)
+            # ... and write their own Parquet files where they can (decision 0032)
+            rows = ids.mapInArrow(decode.from_ranges, GENOTYPE_SCHEMA_DDL) if parts is None else None
         else:  # plain gzip or text: Spark's text source, lines as Arrow strings
             lines = spark.read.text(vcf_uri).select("value", F.input_file_block_start().alias("split"))
             rows = lines.mapInArrow(decode, GENOTYPE_SCHEMA_DDL)
             n_splits = lines.rdd.getNumPartitions()
         log.info("reading %s in %d split(s)", vcf_uri, n_splits)
         try:
-            rows.write.parquet(out_uri)
+            if rows is not None:
+                rows.write.parquet(out_uri)
+            else:
+                _write_parts(spark, ids, decode, parts, out_uri)
         except Exception as err:  # noqa: BLE001 - executor errors arrive wrapped; keep the user's line
+            if rows is None:
+                wait_for_cancelled_tasks(spark)  # before the caller removes the folder under their feet
             raise translate_error(spark, vcf_uri, err) or err from None
         # Inside the same settings: a line number is counted over the same splits the tasks saw.
         _check_order(spark, vcf_uri, runs.value)
@@ -161,6 +169,37 @@ def _bgzf_file(spark, vcf_uri: str):
     except Exception as err:  # noqa: BLE001 - e.g. no WebHDFS address: the JVM's line reader still works
         log.warning("reading %s through Spark's text source: %s", vcf_uri, err)
         return None
+
+
+def _parts_folder(spark, out_uri: str):
+    """The output folder, created, as a :class:`~genoflow.storage.ranged.RangedFile` for the tasks to write
+    their Parquet files into; None where Python cannot write there (Spark's writer then writes the table)."""
+    from genoflow.storage.hadoop import HadoopStorage
+
+    storage = HadoopStorage(spark, out_uri)
+    try:
+        folder = storage.ranged(out_uri)
+    except Exception as err:  # noqa: BLE001 - e.g. no WebHDFS address
+        log.warning("writing %s through Spark's Parquet writer: %s", out_uri, err)
+        return None
+    storage.mkdirs(out_uri)
+    return folder
+
+
+# What a writing task hands back per file: its name and rows.
+_PART_DDL = "file string, rows long"
+
+
+def _write_parts(spark, ids, decode, parts, out_uri: str) -> None:
+    """Each task decodes its splits and writes one Parquet file per block of records (`_BlockDecoder.write_ranges`)."""
+    from genoflow.storage.hadoop import HadoopStorage
+    from genoflow.storage.parts import remove_partial_files, write_parquet_part
+
+    decode.parts = parts
+    written = ids.mapInArrow(decode.write_ranges, _PART_DDL).collect()
+    remove_partial_files(HadoopStorage(spark, out_uri), out_uri)
+    if not written:  # no records at all: an empty table still has its schema
+        write_parquet_part(parts, "part-empty.parquet", [], GENOTYPE_SCHEMA)
 
 
 def _file_splits(spark, ranged) -> list[tuple[int, int]]:
@@ -238,25 +277,44 @@ class _BlockDecoder:
     bgzf: object = None  # RangedFile of a BGZF VCF, read by `from_ranges`
     splits: list | None = None  # its byte ranges, by the ids `from_ranges` is given
     n_header_lines: int | None = None  # the VCF's header lines: the first split's first batch
+    parts: object = None  # RangedFile of the output folder, written by `write_ranges`
 
     def from_ranges(self, batches):
         """The ``mapInArrow`` function over split ids: each split's lines inflated here, in batches of
         ``chunk_lines`` (no line crosses from the JVM), then decoded as `__call__` does."""
         yield from self(self._range_lines(batches))
 
+    def write_ranges(self, batches):
+        """The ``mapInArrow`` function over split ids that writes the table itself: each block of a split's
+        records goes to the Parquet file ``part-<split>-<block>.parquet`` of ``parts`` (a retried task
+        rewrites the same files); one row (file, rows) per file goes back to Spark. Spark's writer
+        cost more than decoding (Arrow to Spark rows to Parquet in the JVM; decision 0032)."""
+        import pyarrow as pa
+
+        from genoflow.storage.parts import write_parquet_part
+
+        for split_id in _split_ids(batches):
+            for block, rows in enumerate(self(self._split_lines(split_id))):
+                name = f"part-{split_id:05d}-{block:06d}.parquet"
+                write_parquet_part(self.parts, name, [rows], GENOTYPE_SCHEMA, compression="snappy",
+                                   use_dictionary=list(_DICTIONARY_COLUMNS))
+                yield pa.RecordBatch.from_pydict({"file": [name], "rows": [rows.num_rows]})
+
     def _range_lines(self, batches):
+        for split_id in _split_ids(batches):
+            yield from self._split_lines(split_id)
+
+    def _split_lines(self, split_id: int):
         import pyarrow as pa
 
         from genoflow.io.vcf.bgzf import line_batches, owned_text
 
-        for batch in batches:
-            for split_id in batch.column(0).to_pylist():
-                start, end = self.splits[split_id]
-                text = owned_text(self.bgzf, start, end, source=self.source)
-                header = self.n_header_lines if start == 0 else None
-                for lines in line_batches(text, self.chunk_lines, first_lines=header):
-                    key = pa.array(np.full(len(lines), start, dtype=np.int64))
-                    yield pa.RecordBatch.from_arrays([lines, key], names=["value", "split"])
+        start, end = self.splits[split_id]
+        text = owned_text(self.bgzf, start, end, source=self.source)
+        header = self.n_header_lines if start == 0 else None
+        for lines in line_batches(text, self.chunk_lines, first_lines=header):
+            key = pa.array(np.full(len(lines), start, dtype=np.int64))
+            yield pa.RecordBatch.from_arrays([lines, key], names=["value", "split"])
 
     def __call__(self, batches):
         runs: list = []
@@ -292,6 +350,15 @@ class _BlockDecoder:
             "mean_dp": _one_array(table.column("mean_dp")),
             "mean_gq": _one_array(table.column("mean_gq")),
         })
+
+
+# Columns of few distinct values (snappy, Spark's default codec, as Spark's writer used).
+_DICTIONARY_COLUMNS = ("contig", "ref", "alt", "gene")
+
+
+def _split_ids(batches):
+    for batch in batches:
+        yield from batch.column(0).to_pylist()
 
 
 def _one_array(column):

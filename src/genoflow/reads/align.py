@@ -25,6 +25,7 @@ from genoflow.errors import InputError
 from genoflow.reads.fastq_input import ReadBlock, ReadChunk, iter_read_chunks, patient_read_sets
 from genoflow.reads.index import load_aligner
 from genoflow.reads.schema import ALIGNED_READ_SCHEMA, DELETION
+from genoflow.storage.parts import remove_partial_files, wait_for_cancelled_tasks
 
 __all__ = ["AlignCounts", "align_chunk", "find_duplicates", "project", "query_span", "run_align"]
 
@@ -369,13 +370,13 @@ def run_align(spark, storage, output, params: dict, *, index_uri: str) -> dict:
         try:
             chunks = patients.mapInArrow(aligning, _CHUNK_DDL).collect()
         except Exception as err:
-            _wait_for_cancelled_tasks(spark)  # before the step removes its folder under their feet
+            wait_for_cancelled_tasks(spark)  # before the step removes its folder under their feet
             # A bad FASTQ raises in an executor: Spark hands back its text; give the caller the InputError.
             found = None if isinstance(err, InputError) else translate_error(spark, patient_uri, err)
             if found is None:
                 raise
             raise found from None
-    _remove_partial_files(storage, reads_uri)
+    remove_partial_files(storage, reads_uri)
     counts = _mapping_counts(chunks, read_sets)
     _check_mapping(counts, settings.min_mapping_rate, storage.uri(params["preprocess"]["reference_fasta"]))
     find_duplicates(spark.read.parquet(reads_uri)).write.parquet(output.path("duplicates"))
@@ -427,24 +428,6 @@ def _no_cyclic_gc():
     finally:
         if was_enabled:
             gc.enable()
-
-
-def _wait_for_cancelled_tasks(spark, timeout_s: float = 30.0) -> None:
-    """Wait until the failed job's other tasks have stopped (Spark cancels them, but not at once)."""
-    import time
-
-    tracker, deadline = spark.sparkContext.statusTracker(), time.monotonic() + timeout_s
-    while tracker.getActiveStageIds() and time.monotonic() < deadline:
-        time.sleep(0.2)
-
-
-def _remove_partial_files(storage, reads_uri: str) -> None:
-    """Delete what killed task attempts left half-written in the reads' folder (their retries rewrote the files)."""
-    from genoflow.storage.hadoop import TMP_INFIX
-
-    for name in storage.list(reads_uri):
-        if TMP_INFIX in name:
-            storage.delete(f"{reads_uri}/{name}")
 
 
 # Rows per Parquet row group of the reads: the call step reads, per genome region, only the row groups whose
