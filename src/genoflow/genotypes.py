@@ -23,8 +23,8 @@ from genoflow.errors import InputError
 
 __all__ = ["MISSING", "DOSAGE_DTYPE", "Column", "GENOTYPE_COLUMNS", "GENOTYPE_COLUMN_NAMES", "GENOTYPE_SCHEMA",
            "GENOTYPE_SCHEMA_DDL", "arrow_schema", "spark_ddl", "validate", "pack_dosages", "unpack_dosages",
-           "stack_dosages", "dosage_matrix", "VARIANT_KEY_COLUMNS", "BLOCK_BYTES", "rows_per_block", "block_budget",
-           "arrow_batch_conf", "size_parquet_reader"]
+           "stack_dosages", "dosage_matrix", "dosage_column", "VARIANT_KEY_COLUMNS", "BLOCK_BYTES", "rows_per_block",
+           "block_budget", "arrow_batch_conf", "size_parquet_reader"]
 
 MISSING = -1
 DOSAGE_DTYPE = np.int8
@@ -203,6 +203,18 @@ def stack_dosages(packed_column, samples=None) -> np.ndarray:
         return np.empty((0, 0 if samples is None else len(samples)), dtype=DOSAGE_DTYPE)
     block = np.frombuffer(b"".join(rows), dtype=DOSAGE_DTYPE).reshape(len(rows), -1)
     return block if samples is None else np.take(block, samples, axis=1)
+
+
+def dosage_column(matrix: np.ndarray):
+    """An Arrow ``binary`` array from a block of variants, shape (n_variants, n_samples): one packed value
+    per row, the block's bytes used in place (no Python ``bytes`` per variant). The inverse of
+    :func:`dosage_matrix`; a block over 2 GiB needs splitting first (int32 offsets)."""
+    import pyarrow as pa
+
+    block = np.ascontiguousarray(matrix, dtype=DOSAGE_DTYPE)
+    n, width = block.shape
+    offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
+    return pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(block)])
 
 
 def dosage_matrix(column, n_samples: int) -> np.ndarray:

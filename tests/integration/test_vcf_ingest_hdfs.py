@@ -31,6 +31,10 @@ def test_ingest_vcf__hdfs_and_file_splits_give_the_same_table(hdfs, spark, tmp_p
     bgzip_vcf(local)
     hdfs.dfs("-mkdir", "-p", "/tests/vcf_ingest")
     hdfs.dfs("-put", "-f", str(local), "/tests/vcf_ingest/cohort.vcf.gz")
+    # The tasks read the VCF and write their Parquet files through WebHDFS: its address, as a cluster's
+    # hdfs-site.xml gives it (this test must not depend on another having set it on the shared session).
+    spark.sparkContext._jsc.hadoopConfiguration().set(f"dfs.namenode.http-address.{hdfs.namenode}",
+                                                      f"127.0.0.1:{hdfs.http_port}")
     gff = tmp_path / "genes.gff"
     gff.write_text("##gff-version 3\nchr22\tsim\tgene\t10\t9000\t.\t+\t.\tID=g1;Name=G1\n")
     genes = read_genes(gff.open("rb"), source=str(gff))

@@ -379,14 +379,19 @@ def reorder_dosages(genotypes, order: np.ndarray):
     if np.array_equal(order, np.arange(len(order))):
         return genotypes
 
+    from genoflow.genotypes import dosage_column, dosage_matrix
+
     def reorder(batches):
         for batch in batches:
             i = batch.schema.get_field_index("dosages")
             column = batch.column(i)
-            values = [None if row is None else np.frombuffer(row, dtype=np.int8)[order].tobytes()
-                      for row in column.to_pylist()]
             arrays = list(batch.columns)
-            arrays[i] = pa.array(values, type=column.type)
+            if column.null_count or column.type != pa.binary():  # not a table genoflow wrote: row by row
+                values = [None if row is None else np.frombuffer(row, dtype=np.int8)[order].tobytes()
+                          for row in column.to_pylist()]
+                arrays[i] = pa.array(values, type=column.type)
+            else:  # the whole batch at once, rows kept row-major (np.take, see stack_dosages)
+                arrays[i] = dosage_column(np.take(dosage_matrix(column, len(order)), order, axis=1))
             yield pa.RecordBatch.from_arrays(arrays, schema=batch.schema)
 
     return genotypes.mapInArrow(reorder, genotypes.schema)

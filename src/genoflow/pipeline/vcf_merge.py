@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from genoflow.errors import InputError
-from genoflow.genotypes import GENOTYPE_SCHEMA_DDL, MISSING
+from genoflow.genotypes import GENOTYPE_SCHEMA_DDL, MISSING, dosage_column
 from genoflow.pipeline.vcf_read import (
     VCF_BYTES_PER_SAMPLE,
     IngestResult,
@@ -215,7 +215,6 @@ class _CallPacker:
             matrix[row, sample] = dosage
             contig = np.asarray(batch.column(batch.schema.get_field_index("contig")).to_pylist(), dtype=object)
             pos = batch.column(batch.schema.get_field_index("pos")).to_numpy(zero_copy_only=False)
-            offsets = np.arange(0, (n + 1) * n_samples, n_samples, dtype=np.int32)
             passed = {name: batch.column(batch.schema.get_field_index(name))
                       for name in ("contig", "pos", "id", "ref", "alt", "mean_dp", "mean_gq")}
             yield genotype_batch({
@@ -223,8 +222,7 @@ class _CallPacker:
                 "gene": pa.array(gene_names(self.genes.value, contig, pos), type=pa.string()),
                 "line": pa.nulls(n, type=pa.int64()),
                 **qc_columns(matrix, self.thresholds),
-                "dosages": pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets),
-                                                                  pa.py_buffer(np.ascontiguousarray(matrix))]),
+                "dosages": dosage_column(matrix),
             })
 
     def _check_duplicates(self, batch, row, sample):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from genoflow.genotypes import GENOTYPE_COLUMNS, GENOTYPE_SCHEMA, arrow_schema
+from genoflow.genotypes import GENOTYPE_COLUMNS, GENOTYPE_SCHEMA, arrow_schema, dosage_column
 from genoflow.io.vcf.calls import (
     _apply_call_filters,
     _decode_genotypes,
@@ -154,13 +154,7 @@ def _binary_column(dosage: np.ndarray) -> pa.ChunkedArray:
     dosage = np.ascontiguousarray(dosage)
     # int32 offsets: chunk so that no chunk holds more than 2**31 - 1 bytes.
     per_chunk = max(1, (2**31 - 1) // max(width, 1))
-    chunks = []
-    for lo in range(0, n_rows, per_chunk):
-        block = dosage[lo : lo + per_chunk]
-        offsets = np.arange(0, (len(block) + 1) * width, width, dtype=np.int32)
-        chunks.append(
-            pa.Array.from_buffers(pa.binary(), len(block), [None, pa.py_buffer(offsets), pa.py_buffer(block)])
-        )
+    chunks = [dosage_column(dosage[lo : lo + per_chunk]) for lo in range(0, n_rows, per_chunk)]
     return pa.chunked_array(chunks, type=pa.binary())
 
 
