@@ -32,12 +32,15 @@ def main() -> int:
     from genoflow.features.spec import fit_covariates
     from genoflow.pipeline.features import association_scan, covariate_matrix
     from genoflow.spark import get_spark
+    from genoflow.storage.parts import ParquetFolder
 
     spark = get_spark("bench-genoflow-assoc")
     started = time.perf_counter()
     samples = spark.read.parquet(args.samples or f"{args.preprocess}/samples").toPandas()
     samples = samples[samples["sample_qc_pass"] & samples[args.target].notna()].reset_index(drop=True)
-    genotypes = spark.read.parquet(args.genotypes or f"{args.preprocess}/genotypes").filter("qc_pass")
+    # As the features step's scans read it: the tasks read the table's files (decision 0032).
+    table = args.genotypes or f"{args.preprocess}/genotypes"
+    genotypes = ParquetFolder.of(spark, table, keep="qc_pass") or spark.read.parquet(table).filter("qc_pass")
     names = [c for c in args.covariates.split(",") if c]
     # Encoded as the features step does (sex one-hot against its most frequent level; no labels involved).
     encoding = fit_covariates(samples, names, ["sex"], np.ones(len(samples), dtype=bool))

@@ -24,7 +24,7 @@ from genoflow.errors import InputError
 __all__ = ["MISSING", "DOSAGE_DTYPE", "Column", "GENOTYPE_COLUMNS", "GENOTYPE_COLUMN_NAMES", "GENOTYPE_SCHEMA",
            "GENOTYPE_SCHEMA_DDL", "arrow_schema", "spark_ddl", "validate", "pack_dosages", "unpack_dosages",
            "stack_dosages", "dosage_matrix", "dosage_column", "VARIANT_KEY_COLUMNS", "BLOCK_BYTES", "rows_per_block",
-           "block_budget", "arrow_batch_conf", "size_parquet_reader"]
+           "block_budget", "arrow_batch_conf", "size_parquet_reader", "GENOTYPE_PARQUET_OPTIONS"]
 
 MISSING = -1
 DOSAGE_DTYPE = np.int8
@@ -88,6 +88,13 @@ def spark_ddl(columns) -> str:
 
 GENOTYPE_SCHEMA = arrow_schema(GENOTYPE_COLUMNS)
 GENOTYPE_SCHEMA_DDL = spark_ddl(GENOTYPE_COLUMNS)
+
+# How tasks that write a genotype table themselves encode it (pyarrow.parquet.ParquetWriter options,
+# decision 0032): snappy, as Spark's writer, so every reader keeps its decompression cost; dictionaries
+# only for the columns of few distinct values (dosages and ids are nearly all distinct); no min/max
+# statistics of the dosages (pyarrow would keep two whole rows per row group in the footer).
+GENOTYPE_PARQUET_OPTIONS = {"compression": "snappy", "use_dictionary": ["contig", "ref", "alt", "gene"],
+                            "write_statistics": [name for name in GENOTYPE_SCHEMA.names if name != "dosages"]}
 
 
 def validate(table_or_df, *, source: str = "genotype table", columns=GENOTYPE_COLUMNS) -> None:

@@ -99,10 +99,12 @@ def scan_fits(sets: list[LearningSet]) -> list[tuple[int, int, np.ndarray]]:
 
 def learn_target(spark, genotypes, samples, sets: list[LearningSet], target: str, binary: bool,
                  covariates: np.ndarray, burden_values: np.ndarray, all_genes: list[str], f: dict,
-                 scans_uri: str, budget: int = BLOCK_BYTES) -> tuple[list[Learnt], object]:
+                 scans_uri: str, budget: int = BLOCK_BYTES, *, scanned=None) -> tuple[list[Learnt], object]:
     """Learn every set's choices for ``target``; returns them and the scans (Spark DataFrame with a
     ``scan`` column, written to ``scans_uri``; scan 0 is the final set's whole-fit scan). ``budget``:
-    bytes of one block of genotype rows (:func:`genoflow.genotypes.rows_per_block`)."""
+    bytes of one block of genotype rows (:func:`genoflow.genotypes.rows_per_block`). ``scanned``: the
+    rows of ``genotypes`` as the scans read them (a DataFrame or a
+    :class:`~genoflow.storage.parts.ParquetFolder`), default ``genotypes``."""
     from genoflow.features.ld import ld_samples
     from genoflow.spark import session_conf
     from genoflow.stats.spark_glm import glm_scans
@@ -114,7 +116,7 @@ def learn_target(spark, genotypes, samples, sets: list[LearningSet], target: str
     # Arrow batches of packed dosages (one byte per sample of the table); glm_scans cuts them into
     # blocks for its float64 arrays.
     with session_conf(spark, arrow_batch_conf(len(samples), 1, budget)):
-        glm_scans(genotypes, design, family="logistic" if binary else "linear",
+        glm_scans(genotypes if scanned is None else scanned, design, family="logistic" if binary else "linear",
                   key_columns=(*_KEYS, "gene"), budget=budget).write.parquet(scans_uri)
     scans = spark.read.parquet(scans_uri)
 

@@ -63,6 +63,7 @@ class TargetFeatures:
 
 def run_features(spark, preprocess_uri: str, output, params: dict) -> dict:
     """Run the features step on a committed preprocess output, writing into ``output``."""
+    from genoflow.storage.parts import ParquetFolder
     from genoflow.study import targets as study_targets
 
     f = params["features"]
@@ -77,6 +78,8 @@ def run_features(spark, preprocess_uri: str, output, params: dict) -> dict:
     genotypes = spark.read.parquet(f"{preprocess_uri}/genotypes")
     validate(genotypes, source=f"{preprocess_uri}/genotypes")  # the schema only: a clear stop before any job
     genotypes = genotypes.filter("qc_pass").cache()
+    # The association scans read the same rows' files themselves (decision 0032); the other passes use the cache.
+    scanned = ParquetFolder.of(spark, f"{preprocess_uri}/genotypes", keep="qc_pass") or genotypes
     ancestry = ancestry_components(spark, genotypes, everyone, f, budget)  # unsupervised: every patient, no labels
     base = base_spec(samples, f, params, is_train)
     raw = raw_values(samples, base)
@@ -91,7 +94,8 @@ def run_features(spark, preprocess_uri: str, output, params: dict) -> dict:
     learnt, summary = {}, {}
     for target, kind in kinds.items():
         learnt[target] = learn_features(spark, genotypes, samples, target, kind, covariates, burden_values,
-                                        all_genes, f, int(params["train"]["cv_folds"]), output, budget=budget)
+                                        all_genes, f, int(params["train"]["cv_folds"]), output, budget=budget,
+                                        scanned=scanned)
         final = learnt[target].learnt[0]
         summary[target] = {**association_summary(spark.read.parquet(output.path(f"association/{target}")), output,
                                                  target, final.selected, kind),
@@ -119,14 +123,15 @@ def run_features(spark, preprocess_uri: str, output, params: dict) -> dict:
 
 
 def learn_features(spark, genotypes, samples, target: str, kind: str, covariates, burden_values, all_genes,
-                   f: dict, cv_folds: int, output, *, budget: int | None = None) -> TargetFeatures:
+                   f: dict, cv_folds: int, output, *, budget: int | None = None, scanned=None) -> TargetFeatures:
     """Every learning set of ``target`` (final + CV folds), learnt in a few Spark passes; writes the scans
-    and the final one as ``association/<target>``."""
+    and the final one as ``association/<target>``. ``scanned``: the same rows for the association scans
+    to read (a :class:`~genoflow.storage.parts.ParquetFolder`), default ``genotypes``."""
     binary = kind == "binary"
     sets = learning_sets(samples, train_rows(samples, target), target, binary, f, cv_folds)
     budget = budget or block_budget(None)
     learnt, scans = learn_target(spark, genotypes, samples, sets, target, binary, covariates, burden_values,
-                                 all_genes, f, output.path(f"scans/{target}"), budget)
+                                 all_genes, f, output.path(f"scans/{target}"), budget, scanned=scanned)
     scans.filter("scan = 0").drop("scan").select(
         "contig", "pos", "ref", "alt", "gene", "n_obs", "alt_freq", "beta", "se", "stat", "p"
     ).transform(_association_columns).write.parquet(output.path(f"association/{target}"))

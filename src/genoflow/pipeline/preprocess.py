@@ -44,6 +44,7 @@ from genoflow.pipeline.vcf_ingest import (
 )
 from genoflow.privacy import coarsen_study_columns
 from genoflow.pseudonym import pseudonym_order, pseudonymise
+from genoflow.storage.parts import ParquetFolder
 
 __all__ = ["run_preprocess", "GENOTYPE_SCHEMA_DDL", "check_sample_sets", "parse_patient_clinical", "load_study",
            "read_reference", "read_genes_file",
@@ -104,8 +105,9 @@ def run_preprocess(spark, storage, output, params: dict, pseudonym_key: str, cal
         raise InputError(vcf_uri, "no variant records after the header")
     # Every table stores samples sorted by pseudonym, never in the VCF's (raw id) order (decision 0018).
     order = pseudonym_order(header.samples, pseudonym_key)
-    sample_qc, qc_counts = run_cohort_qc(parsed, genotypes_uri, header.samples, study, p, budget=budget,
-                                         order=order)
+    # The tasks read the parsed files themselves (decision 0032); the DataFrame where they cannot.
+    sample_qc, qc_counts = run_cohort_qc(ParquetFolder.of(spark, parsed_uri) or parsed, genotypes_uri,
+                                         header.samples, study, p, budget=budget, order=order)
     storage.delete(parsed_uri)
     read_qc = load_read_qc(spark, patient_uri) if patient_uri and storage.exists(patient_uri) else {}
     samples = build_sample_table([header.samples[i] for i in order], study, sample_qc, read_qc, p, pseudonym_key)
@@ -329,6 +331,9 @@ def run_cohort_qc(parsed, genotypes_uri: str, vcf_samples, study, p: dict, *,
                   budget: int | None = None, order=None) -> tuple[dict, dict]:
     """plink2-order QC of the parsed table (see the module docstring); writes ``genotypes_uri``.
 
+    ``parsed``: a DataFrame, or the table's files (:class:`~genoflow.storage.parts.ParquetFolder`) for the
+    tasks to read and the new table's to write themselves where they can (decision 0032).
+
     ``order``: the written table's dosages hold the parsed table's samples in this order (positions in
     ``vcf_samples``; :func:`genoflow.pseudonym.pseudonym_order`), default as parsed. Returns the per-sample
     QC arrays in the written order (for :func:`build_sample_table`) and the counts of
@@ -337,22 +342,39 @@ def run_cohort_qc(parsed, genotypes_uri: str, vcf_samples, study, p: dict, *,
     """
     from genoflow.genotypes import BLOCK_BYTES, arrow_batch_conf
     from genoflow.qc.plink_qc import QcThresholds
-    from genoflow.qc.spark_qc import QC_BYTES_PER_VALUE, apply_variant_filters, sample_f_statistics, sample_missingness
+    from genoflow.qc.spark_qc import (
+        QC_BYTES_PER_VALUE,
+        apply_variant_filters,
+        sample_f_statistics,
+        sample_missingness,
+        write_variant_filters,
+    )
     from genoflow.spark import session_conf
+    from genoflow.storage.parts import writable_folder
 
     budget = budget or BLOCK_BYTES
     t = QcThresholds.from_params(p)
     male, sex_known = sex_arrays(study, vcf_samples)
+    files = isinstance(parsed, ParquetFolder)
+    spark = parsed.spark if files else parsed.sparkSession
     mind = sample_missingness(parsed, male, t, budget=budget)
     if order is not None:  # --mind is per sample: count in the parsed order, then reorder its arrays
         order = np.asarray(order, dtype=np.int64)
-        parsed = reorder_dosages(parsed, order)
         male, sex_known = male[order], sex_known[order]
         mind = {k: v[order] if isinstance(v, np.ndarray) and v.shape == (len(order),) else v for k, v in mind.items()}
-    with session_conf(parsed.sparkSession, arrow_batch_conf(len(vcf_samples), QC_BYTES_PER_VALUE, budget)):
-        apply_variant_filters(parsed, male, mind, t).write.parquet(genotypes_uri)
-    genotypes = parsed.sparkSession.read.parquet(genotypes_uri)
-    f_stats = sample_f_statistics(genotypes, male, mind, t, sex_known=sex_known, budget=budget)
+    out = writable_folder(spark, genotypes_uri) if files else None
+    if out is not None:  # the tasks read the parsed files and write the table (decision 0032)
+        write_variant_filters(parsed, out, male, mind, t, order=order, budget=budget)
+    else:
+        if files:
+            parsed = spark.read.parquet(*(f.uri for f in parsed.files))
+        if order is not None:
+            parsed = reorder_dosages(parsed, order)
+        with session_conf(spark, arrow_batch_conf(len(vcf_samples), QC_BYTES_PER_VALUE, budget)):
+            apply_variant_filters(parsed, male, mind, t).write.parquet(genotypes_uri)
+    genotypes = spark.read.parquet(genotypes_uri)
+    written = ParquetFolder.of(spark, genotypes_uri) if out is not None else None
+    f_stats = sample_f_statistics(written or genotypes, male, mind, t, sex_known=sex_known, budget=budget)
     row = genotypes.selectExpr(
         "count(*) AS n_variants", "coalesce(sum(int(qc_pass)), 0) AS n_variants_pass_qc",
         f"coalesce(sum(int(NOT (call_rate >= {t.min_call_rate - 1e-9}))), 0) AS n_variants_fail_call_rate",

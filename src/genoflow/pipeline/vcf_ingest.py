@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from genoflow.errors import InputError
-from genoflow.genotypes import GENOTYPE_SCHEMA, GENOTYPE_SCHEMA_DDL
+from genoflow.genotypes import GENOTYPE_PARQUET_OPTIONS, GENOTYPE_SCHEMA, GENOTYPE_SCHEMA_DDL
 from genoflow.pipeline.vcf_merge import ingest_patient_vcfs, merged_header, patient_vcf_uris
 from genoflow.pipeline.vcf_read import (
     BGZF_EOF,
@@ -41,7 +41,7 @@ from genoflow.pipeline.vcf_read import (
     record_blocks,
     translate_error,
 )
-from genoflow.storage.parts import wait_for_cancelled_tasks
+from genoflow.storage.parts import wait_for_cancelled_tasks, writable_folder
 
 __all__ = [
     "GENOTYPE_SCHEMA_DDL",
@@ -119,7 +119,7 @@ def ingest_vcf(spark, vcf_uri: str, header, out_uri: str, *, reference, genes, p
 
     with session_conf(spark, _ingest_conf(spark, chunk_lines)):
         bgzf = _bgzf_file(spark, vcf_uri)
-        parts = _parts_folder(spark, out_uri) if bgzf is not None else None
+        parts = writable_folder(spark, out_uri) if bgzf is not None else None
         if bgzf is not None:  # the tasks read and inflate their own byte ranges (decision 0029)
             decode.bgzf, decode.splits = bgzf, _file_splits(spark, bgzf)
             decode.n_header_lines = header.n_header_lines
@@ -169,21 +169,6 @@ def _bgzf_file(spark, vcf_uri: str):
     except Exception as err:  # noqa: BLE001 - e.g. no WebHDFS address: the JVM's line reader still works
         log.warning("reading %s through Spark's text source: %s", vcf_uri, err)
         return None
-
-
-def _parts_folder(spark, out_uri: str):
-    """The output folder, created, as a :class:`~genoflow.storage.ranged.RangedFile` for the tasks to write
-    their Parquet files into; None where Python cannot write there (Spark's writer then writes the table)."""
-    from genoflow.storage.hadoop import HadoopStorage
-
-    storage = HadoopStorage(spark, out_uri)
-    try:
-        folder = storage.ranged(out_uri)
-    except Exception as err:  # noqa: BLE001 - e.g. no WebHDFS address
-        log.warning("writing %s through Spark's Parquet writer: %s", out_uri, err)
-        return None
-    storage.mkdirs(out_uri)
-    return folder
 
 
 # What a writing task hands back per file: its name and rows.
@@ -296,8 +281,7 @@ class _BlockDecoder:
         for split_id in _split_ids(batches):
             for block, rows in enumerate(self(self._split_lines(split_id))):
                 name = f"part-{split_id:05d}-{block:06d}.parquet"
-                write_parquet_part(self.parts, name, [rows], GENOTYPE_SCHEMA, compression="snappy",
-                                   use_dictionary=list(_DICTIONARY_COLUMNS))
+                write_parquet_part(self.parts, name, [rows], GENOTYPE_SCHEMA, **GENOTYPE_PARQUET_OPTIONS)
                 yield pa.RecordBatch.from_pydict({"file": [name], "rows": [rows.num_rows]})
 
     def _range_lines(self, batches):
@@ -350,10 +334,6 @@ class _BlockDecoder:
             "mean_dp": _one_array(table.column("mean_dp")),
             "mean_gq": _one_array(table.column("mean_gq")),
         })
-
-
-# Columns of few distinct values (snappy, Spark's default codec, as Spark's writer used).
-_DICTIONARY_COLUMNS = ("contig", "ref", "alt", "gene")
 
 
 def _split_ids(batches):

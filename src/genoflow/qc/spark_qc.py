@@ -14,6 +14,7 @@ Three passes over the variant-major table, none of which brings genotypes to the
 from __future__ import annotations
 
 import pickle
+from dataclasses import replace
 
 import numpy as np
 import pyarrow as pa
@@ -30,8 +31,10 @@ from genoflow.qc.plink_qc import (
     variant_filter_pass,
     variant_filter_stats,
 )
+from genoflow.storage.parts import ParquetFolder
 
-__all__ = ["sample_missingness", "apply_variant_filters", "sample_f_statistics", "QC_BYTES_PER_VALUE"]
+__all__ = ["sample_missingness", "apply_variant_filters", "write_variant_filters", "sample_f_statistics",
+           "QC_BYTES_PER_VALUE"]
 
 # Bytes per (variant, sample) cell of one Arrow batch while the QC kernels run on it: the int8 batch,
 # its sample-subset copy and the float64 temporaries of the HWE/F-statistic counts.
@@ -55,8 +58,13 @@ def _reduce_partitions(frame, n_samples: int, count, merge, budget: int = BLOCK_
                   for batch in batches)
         yield pa.RecordBatch.from_pydict({"partial": [pickle.dumps(count(blocks))]}, schema=_PARTIAL)
 
-    partials = frame.select("contig", "dosages").mapInArrow(run, "partial binary")
-    with session_conf(frame.sparkSession, arrow_batch_conf(n_samples, QC_BYTES_PER_VALUE, budget)):
+    conf = arrow_batch_conf(n_samples, QC_BYTES_PER_VALUE, budget)
+    if isinstance(frame, ParquetFolder):  # the tasks read the files themselves (decision 0032)
+        rows = int(conf["spark.sql.execution.arrow.maxRecordsPerBatch"])
+        partials, spark = frame.map_in_arrow(["contig", "dosages"], run, "partial binary", batch_rows=rows), frame.spark
+    else:
+        partials, spark = frame.select("contig", "dosages").mapInArrow(run, "partial binary"), frame.sparkSession
+    with session_conf(spark, conf):
         return partials.rdd.map(lambda row: pickle.loads(row.partial)).treeReduce(merge)
 
 
@@ -113,15 +121,77 @@ def apply_variant_filters(genotypes, male, mind: dict, t: QcThresholds):
     def run(batches):
         for batch in batches:
             d = stack_dosages(batch["dosages"], keep)
-            stats = variant_filter_stats(d, is_x=is_x_contig(batch["contig"].to_numpy()), male=kept_male,
-                                         hwe_midp=t.hwe_midp, haploid_coded=coding)
             batch = batch.copy()
-            for column in ("call_rate", "alt_af", "maf", "hwe_p"):
-                batch[column] = stats[column]
-            batch["qc_pass"] = variant_filter_pass(stats, t)
+            for column, values in _filter_columns(d, batch["contig"].to_numpy(), kept_male, coding, t).items():
+                batch[column] = values
             yield batch
 
     return genotypes.mapInPandas(run, genotypes.schema)
+
+
+def _filter_columns(d: np.ndarray, contig, kept_male, coding: bool, t: QcThresholds) -> dict:
+    """The recomputed QC columns of a block, ``d`` its dosages of the ``--mind`` survivors."""
+    stats = variant_filter_stats(d, is_x=is_x_contig(contig), male=kept_male, hwe_midp=t.hwe_midp,
+                                 haploid_coded=coding)
+    return {**{column: stats[column] for column in ("call_rate", "alt_af", "maf", "hwe_p")},
+            "qc_pass": variant_filter_pass(stats, t)}
+
+
+def write_variant_filters(source, out, male, mind: dict, t: QcThresholds, *, order=None,
+                          budget: int = BLOCK_BYTES) -> None:
+    """Pass 2 written by the tasks (decision 0032): :func:`apply_variant_filters`' table, each task reading
+    files of ``source`` (a :class:`~genoflow.storage.parts.ParquetFolder`) and writing Parquet files into
+    ``out`` (a :class:`~genoflow.storage.RangedFile` of the folder, which exists). No row crosses the JVM.
+
+    In each file the passing rows come first, as their own row group, then the failing ones: whoever reads
+    ``qc_pass`` rows (Spark's filter pushdown, ``ParquetFolder(keep="qc_pass")``) skips the rest unread.
+    ``order``: the written dosages hold the source's samples at these positions, in this order (``male`` and
+    ``mind`` are already in that order).
+    """
+    import pyarrow.compute as pc
+
+    from genoflow.genotypes import GENOTYPE_PARQUET_OPTIONS, GENOTYPE_SCHEMA, dosage_column, rows_per_block
+    from genoflow.storage.hadoop import HadoopStorage
+    from genoflow.storage.parts import remove_partial_files, wait_for_cancelled_tasks, write_parquet_part
+
+    keep = np.flatnonzero(mind["mind_pass"])
+    kept_male = np.asarray(male, dtype=bool)[keep]
+    coding = mind["haploid_coded"]
+    n = len(male)
+    keep = None if len(keep) == n else keep  # everyone passed --mind: no copy of the block for the stats
+    order = None if order is None or np.array_equal(order, np.arange(n)) else np.asarray(order, dtype=np.int64)
+
+    def run(batches):
+        from pyspark import TaskContext
+
+        part = TaskContext.get().partitionId()  # one file of the source per task: retries write the same names
+        for k, batch in enumerate(batches):
+            matrix = dosage_matrix(batch.column("dosages"), n)
+            if order is not None:
+                matrix = np.take(matrix, order, axis=1)
+            contig = batch.column("contig").to_numpy(zero_copy_only=False)
+            table = pa.Table.from_batches([batch])
+            survivors = matrix if keep is None else np.take(matrix, keep, axis=1)
+            for name, values in _filter_columns(survivors, contig, kept_male, coding, t).items():
+                field = table.schema.field(name)  # NaN as null, as the pandas path (mapInPandas) writes it
+                table = table.set_column(table.schema.get_field_index(name), field,
+                                         pa.array(values, type=field.type, from_pandas=True))
+            table = table.set_column(table.schema.get_field_index("dosages"), "dosages", dosage_column(matrix))
+            passing = table.column("qc_pass")
+            groups = [g for g in (table.filter(passing), table.filter(pc.invert(passing))) if g.num_rows]
+            name = f"part-{part:05d}-{k:06d}.parquet"
+            write_parquet_part(out, name, groups, table.schema, **GENOTYPE_PARQUET_OPTIONS)
+            yield pa.RecordBatch.from_pydict({"file": [name], "rows": [table.num_rows]})
+
+    rows = rows_per_block(n, QC_BYTES_PER_VALUE, budget)
+    try:
+        written = source.map_in_arrow(None, run, "file string, rows long", batch_rows=rows).collect()
+    except Exception:
+        wait_for_cancelled_tasks(source.spark)  # before the caller removes the folder under their feet
+        raise
+    if not written:  # no rows: an empty table still has its schema
+        write_parquet_part(out, "part-empty.parquet", [], GENOTYPE_SCHEMA)
+    remove_partial_files(HadoopStorage(source.spark, out.uri), out.uri)
 
 
 def sample_f_statistics(genotypes, male, mind: dict, t: QcThresholds, *, sex_known=None,
@@ -158,7 +228,9 @@ def sample_f_statistics(genotypes, male, mind: dict, t: QcThresholds, *, sex_kno
         return ({f: a[0][f] + b[0][f] for f in fields}, {f: a[1][f] + b[1][f] for f in fields}, a[2] + b[2])
 
     n = male.size
-    het, sex, n_x = _reduce_partitions(genotypes.filter("qc_pass"), n, count, merge, budget)
+    files = isinstance(genotypes, ParquetFolder)
+    passing = replace(genotypes, keep="qc_pass") if files else genotypes.filter("qc_pass")
+    het, sex, n_x = _reduce_partitions(passing, n, count, merge, budget)
     out = {"het_f": np.full(n, np.nan), "het_outlier": np.zeros(n, dtype=bool), "sex_f": np.full(n, np.nan)}
     out["het_f"][keep] = f_from_counts(het)
     out["het_outlier"][keep] = het_outliers(out["het_f"][keep], t.max_het_sd)

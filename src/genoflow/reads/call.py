@@ -32,6 +32,7 @@ from genoflow.genotypes import (
 )
 from genoflow.reads.pileup import ALLELES, BASE_WORK_BYTES, PILEUP_CELL_BYTES, pileup_window
 from genoflow.reads.schema import CALLED_EXTRA, CALLED_EXTRA_COLUMNS
+from genoflow.storage.parts import parquet_files
 
 __all__ = ["CALLED_DDL", "MAX_WINDOW", "row_group_spans", "run_call", "sample_concordance", "window_length"]
 
@@ -104,7 +105,7 @@ def run_call(spark, storage, reads_uri: str, reference, samples, output_uri: str
     p = {**_CALL_DEFAULTS, **{k: v for k, v in ((params or {}).get("reads") or {}).items() if v is not None}}
     budget = block_budget(params)
     samples = list(samples)
-    files = [storage.ranged(u) for u in _parquet_files(storage, reads_uri)]
+    files = [storage.ranged(u) for u in parquet_files(storage, reads_uri)]
     spans = row_group_spans(spark, files)
     stats = _span_stats(spans, reference)
     cohort_depth = stats["bases"] / max(stats["covered"], 1)
@@ -116,7 +117,7 @@ def run_call(spark, storage, reads_uri: str, reference, samples, output_uri: str
     regions = _regions(spans, reference, win, _boundaries(_window_weights(spans, reference, win), n_regions))
     # Accumulators: statistics only (a retried task adds its region twice).
     counters = {k: sc.accumulator(0) for k in ("windows", "candidates", "sites", "missing", "depth", "reads")}
-    duplicates = [storage.ranged(u) for u in _parquet_files(storage, duplicates_uri)] if duplicates_uri else []
+    duplicates = [storage.ranged(u) for u in parquet_files(storage, duplicates_uri)] if duplicates_uri else []
     caller = _RegionCaller(reference=sc.broadcast(reference), samples=samples, win_len=win,
                            thresholds={k: p[k] for k in ("min_mapq", "min_baseq", "min_alt_reads", "min_qual",
                                                          "min_dp", "prior")},
@@ -127,14 +128,6 @@ def run_call(spark, storage, reads_uri: str, reference, samples, output_uri: str
     with session_conf(spark, {"spark.sql.execution.arrow.maxRecordsPerBatch": "1"}):
         specs.mapInArrow(caller, CALLED_DDL).write.parquet(output_uri)
     return _summary(counters, stats, win, cohort_depth, len(samples))
-
-
-def _parquet_files(storage, folder_uri: str) -> list[str]:
-    """The data files of a Parquet folder (Spark's and the align step's part files; not _SUCCESS, .crc, temps)."""
-    from genoflow.storage.hadoop import TMP_INFIX
-
-    return [f"{folder_uri}/{name}" for name in storage.list(folder_uri)
-            if name.endswith(".parquet") and not name.startswith((".", "_")) and TMP_INFIX not in name]
 
 
 def row_group_spans(spark, files) -> list[dict]:

@@ -39,9 +39,10 @@ def glm_scan(genotypes, y, covariates=None, *, family: str, sample_index=None, b
 
     Parameters
     ----------
-    genotypes : pyspark.sql.DataFrame
+    genotypes : pyspark.sql.DataFrame or genoflow.storage.parts.ParquetFolder
         The genotype table (at least ``key_columns`` and ``dosages``), e.g. the QC-passing rows of
-        preprocess' ``genotypes/``.
+        preprocess' ``genotypes/``: as a DataFrame, or as its files for the tasks to read
+        (``ParquetFolder.of(spark, uri, keep="qc_pass")``; cheaper: decision 0032).
     y : array-like, shape (n,)
         The trait of the tested samples (no NaN): 0/1 for ``family="logistic"``.
     covariates : array-like, shape (n, c), optional
@@ -84,7 +85,7 @@ def glm_scan(genotypes, y, covariates=None, *, family: str, sample_index=None, b
     keys = list(key_columns)
     schema = ", ".join(f"{c} {_KEY_TYPES[c]}" for c in keys) + ", " + GLM_RESULT_DDL
     run = _block_runner([(null, index)], keys, block_size, firth_fallback, with_scan=False)
-    return genotypes.select(*keys, "dosages").mapInArrow(run, schema)
+    return _map_genotypes(genotypes, keys, run, schema)
 
 
 def glm_scans(genotypes, fits, *, family: str, block_size: int | None = None,
@@ -111,6 +112,18 @@ def glm_scans(genotypes, fits, *, family: str, block_size: int | None = None,
     block_size = rows_per_block(widest, GLM_BYTES_PER_VALUE, budget) if block_size is None else block_size
     schema = "scan int, " + ", ".join(f"{c} {_KEY_TYPES[c]}" for c in keys) + ", " + GLM_RESULT_DDL
     run = _block_runner(runs, keys, block_size, firth_fallback, with_scan=True)
+    return _map_genotypes(genotypes, keys, run, schema)
+
+
+def _map_genotypes(genotypes, keys: list, run, schema: str):
+    """``run`` over the key columns and dosages of a DataFrame, or of a
+    :class:`~genoflow.storage.parts.ParquetFolder` the tasks read themselves (no JVM conversion of the
+    dosages: decision 0032), in Arrow batches of the session's ``maxRecordsPerBatch`` either way."""
+    from genoflow.storage.parts import ParquetFolder
+
+    if isinstance(genotypes, ParquetFolder):
+        rows = int(genotypes.spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch"))
+        return genotypes.map_in_arrow([*keys, "dosages"], run, schema, batch_rows=rows)
     return genotypes.select(*keys, "dosages").mapInArrow(run, schema)
 
 

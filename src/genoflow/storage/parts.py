@@ -13,7 +13,11 @@ names, so a temp file left in the folder would be read as a part.
 
 from __future__ import annotations
 
-__all__ = ["write_parquet_part", "remove_partial_files", "wait_for_cancelled_tasks"]
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+
+__all__ = ["write_parquet_part", "writable_folder", "remove_partial_files", "wait_for_cancelled_tasks", "parquet_files",
+           "ParquetFolder"]
 
 
 def write_parquet_part(folder, name: str, tables, schema, **writer_options) -> None:
@@ -34,6 +38,23 @@ def write_parquet_part(folder, name: str, tables, schema, **writer_options) -> N
                                                               into_existing_folder=True)
 
 
+def writable_folder(spark, folder_uri: str):
+    """The folder, created, as a :class:`~genoflow.storage.RangedFile` for tasks to write their files into;
+    None where Python cannot write there (an hdfs:// without WebHDFS: Spark's writer must write it)."""
+    import logging
+
+    from genoflow.storage.hadoop import HadoopStorage
+
+    storage = HadoopStorage(spark, folder_uri)
+    try:
+        folder = storage.ranged(folder_uri)
+    except Exception as err:  # noqa: BLE001 - e.g. no WebHDFS address
+        logging.getLogger(__name__).warning("writing %s through Spark's Parquet writer: %s", folder_uri, err)
+        return None
+    storage.mkdirs(folder_uri)
+    return folder
+
+
 def remove_partial_files(storage, folder_uri: str) -> None:
     """Delete what killed task attempts left half-written in ``folder_uri`` (their retries rewrote the files)."""
     from genoflow.storage.hadoop import TMP_INFIX
@@ -51,3 +72,97 @@ def wait_for_cancelled_tasks(spark, timeout_s: float = 30.0) -> None:
     tracker, deadline = spark.sparkContext.statusTracker(), time.monotonic() + timeout_s
     while tracker.getActiveStageIds() and time.monotonic() < deadline:
         time.sleep(0.2)
+
+
+def parquet_files(storage, folder_uri: str) -> list[str]:
+    """The data files of a Parquet folder (Spark's and the tasks' part files; not _SUCCESS, .crc, temps)."""
+    from genoflow.storage.hadoop import TMP_INFIX
+
+    return [f"{folder_uri}/{name}" for name in storage.list(folder_uri)
+            if name.endswith(".parquet") and not name.startswith((".", "_")) and TMP_INFIX not in name]
+
+
+_TASKS_PER_CORE = 3
+
+
+@dataclass(frozen=True)
+class ParquetFolder:
+    """A Parquet table the tasks read themselves: one task per file, row groups streamed with pyarrow.
+
+    Spark's reader hands a Python task its rows through the JVM: Parquet to Spark rows to Arrow. For a
+    wide table (a genotype table's dosages) that conversion cost the JVM as much CPU as the task's own
+    work (decision 0032). ``keep``: a boolean column; only its true rows are read out (it is not one
+    of the columns handed on), and a row group whose statistics say it has none is not read at all.
+    Build one with :meth:`of`.
+    """
+
+    spark: object = field(repr=False, compare=False)
+    files: tuple = ()  # RangedFile per data file
+    keep: str | None = None
+
+    @classmethod
+    def of(cls, spark, folder_uri: str, *, keep: str | None = None) -> ParquetFolder | None:
+        """The folder's data files; None where Python cannot read them (an hdfs:// without WebHDFS)."""
+        from genoflow.storage.hadoop import HadoopStorage
+
+        storage = HadoopStorage(spark, folder_uri)
+        try:
+            folder = storage.ranged(folder_uri)
+        except Exception:  # noqa: BLE001 - e.g. no WebHDFS address: the caller reads through Spark
+            return None
+        return cls(spark, tuple(folder.at(uri) for uri in parquet_files(storage, folder_uri)), keep)
+
+    def map_in_arrow(self, columns, func, schema: str, *, batch_rows: int):
+        """``func`` (a ``mapInArrow`` function) over the ``columns`` of the table's rows, in Arrow batches of at
+        most ``batch_rows`` (``columns`` None: all of them); a lazy DataFrame of ``schema``. Each partition
+        reads a run of consecutive files, always the same ones for the same folder and cores."""
+        reader = _FolderReader(self.files, None if columns is None else tuple(columns), self.keep,
+                               max(int(batch_rows), 1), func)
+        # A few tasks per core, each a run of consecutive files: a Python task costs ~0.1 s before its first row.
+        tasks = min(len(self.files), _TASKS_PER_CORE * self.spark.sparkContext.defaultParallelism)
+        return self.spark.range(len(self.files), numPartitions=max(tasks, 1)).mapInArrow(reader, schema)
+
+
+@dataclass(frozen=True)
+class _FolderReader:
+    files: tuple
+    columns: tuple | None
+    keep: str | None
+    batch_rows: int
+    func: object
+
+    def __call__(self, batches):
+        yield from self.func(self._rows(batches))
+
+    def _rows(self, batches):
+        for batch in batches:
+            for index in batch.column(0).to_pylist():
+                yield from file_batches(self.files[index], self.columns, self.keep, self.batch_rows)
+
+
+def file_batches(ranged, columns, keep: str | None, batch_rows: int):
+    """The ``columns`` (None: all) of one Parquet file's rows in Arrow batches of at most ``batch_rows``;
+    with ``keep``, only the rows where that boolean column is true (row groups without any are skipped).
+
+    A local file is read by Arrow's own (memory-mapped) file, not through Python's. (Reading a row group
+    whole is no faster on genoflow's files and 20x slower on Spark's, whose groups are ~100,000 rows.)
+    """
+    import pyarrow.parquet as pq
+
+    with (nullcontext(ranged.path) if ranged.is_local else ranged.open_seekable()) as source:
+        parquet = pq.ParquetFile(source, memory_map=ranged.is_local)
+        wanted = list(parquet.schema_arrow.names if columns is None else columns)
+        at = parquet.metadata.schema.names.index(keep) if keep else None
+        for group in range(parquet.num_row_groups):
+            if keep and _none_true(parquet.metadata.row_group(group).column(at).statistics):
+                continue
+            for rows in parquet.iter_batches(batch_size=batch_rows, row_groups=[group], use_threads=False,
+                                             columns=wanted + ([keep] if keep and keep not in wanted else [])):
+                if keep:
+                    rows = rows.filter(rows.column(keep))
+                if rows.num_rows:
+                    yield rows.select(wanted)
+
+
+def _none_true(stats) -> bool:
+    return stats is not None and stats.has_min_max and not stats.max
