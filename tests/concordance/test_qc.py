@@ -79,9 +79,12 @@ def test_plink_qc__identical_to_plink2_and_plink19(concordance_cohort, tmp_path,
     assert set(cohort.hwe_violators) & failed
 
 
-def test_spark_cohort_qc__identical_to_plink2_and_plink19(concordance_cohort, spark, tmp_path):
-    """The Spark passes preprocess runs (run_cohort_qc), on the cohort as a genotype table."""
+@pytest.mark.parametrize("source", ["dataframe", "files"])
+def test_spark_cohort_qc__identical_to_plink2_and_plink19(concordance_cohort, spark, tmp_path, source):
+    """The Spark passes preprocess runs (run_cohort_qc), on the cohort as a genotype table: read and written
+    through Spark, and by the tasks themselves (decision 0032)."""
     from genoflow.pipeline.preprocess import run_cohort_qc
+    from genoflow.storage.parts import ParquetFolder
 
     cohort = concordance_cohort
     t = THRESHOLDS[0]
@@ -89,6 +92,9 @@ def test_spark_cohort_qc__identical_to_plink2_and_plink19(concordance_cohort, sp
         call_rate=np.nan, alt_af=np.nan, maf=np.nan, hwe_p=np.nan, qc_pass=False,
         dosages=[pack_dosages(row) for row in cohort.dosages])
     parsed = spark.createDataFrame(table).repartition(3)
+    if source == "files":
+        parsed.write.parquet((tmp_path / "parsed").as_uri())
+        parsed = ParquetFolder.of(spark, (tmp_path / "parsed").as_uri())
     # The study's only column run_cohort_qc reads: sex (F/M) by sample id.
     study = SimpleNamespace(sex=pd.Series(np.where(cohort.samples["sex"].to_numpy() == 1, "M", "F"),
                                           index=cohort.samples["iid"].tolist()))
