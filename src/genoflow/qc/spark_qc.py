@@ -19,7 +19,7 @@ from dataclasses import replace
 import numpy as np
 import pyarrow as pa
 
-from genoflow.genotypes import BLOCK_BYTES, MISSING, arrow_batch_conf, dosage_matrix, stack_dosages
+from genoflow.genotypes import BLOCK_BYTES, arrow_batch_conf, dosage_matrix, stack_dosages
 from genoflow.qc.plink_qc import (
     QcThresholds,
     f_from_counts,
@@ -31,6 +31,7 @@ from genoflow.qc.plink_qc import (
     variant_filter_pass,
     variant_filter_stats,
 )
+from genoflow.qc.variant_qc import sample_counts
 from genoflow.storage.parts import ParquetFolder
 
 __all__ = ["sample_missingness", "apply_variant_filters", "write_variant_filters", "sample_f_statistics",
@@ -82,9 +83,10 @@ def sample_missingness(genotypes, male, t: QcThresholds, *, budget: int = BLOCK_
         missing, het, called, n_variants, male_two = (np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64),
                                                       np.zeros(n, dtype=np.int64), 0, False)
         for contig, d in blocks:
-            missing += (d == MISSING).sum(axis=0)
-            het += (d == 1).sum(axis=0)
-            called += (d != MISSING).sum(axis=0)
+            block_missing, block_het = sample_counts(d)  # one compiled pass, not three numpy ones
+            missing += block_missing
+            het += block_het
+            called += d.shape[0] - block_missing
             n_variants += d.shape[0]
             x = is_x_contig(contig)
             male_two |= bool((d[x][:, male] == 2).any())
@@ -164,7 +166,7 @@ def write_variant_filters(source, out, male, mind: dict, t: QcThresholds, *, ord
     def run(batches):
         from pyspark import TaskContext
 
-        part = TaskContext.get().partitionId()  # one file of the source per task: retries write the same names
+        part = TaskContext.get().partitionId()  # a retry reads the same files in the same batches: same names
         for k, batch in enumerate(batches):
             matrix = dosage_matrix(batch.column("dosages"), n)
             if order is not None:

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from genoflow._kernels.counts import dosage_counts
+from genoflow._kernels.counts import dosage_counts, sample_missing_het
 from genoflow._kernels.hwe import hwe_exact_p_loop
 from genoflow.genotypes import MISSING
 
-__all__ = ["genotype_counts", "hwe_exact_p", "variant_qc"]
+__all__ = ["genotype_counts", "sample_counts", "hwe_exact_p", "variant_qc"]
 
 # Two tables whose probabilities differ by less than this relative amount are treated as tied
 # (both counted in the p-value). Exact ties occur (P(h) == P(h + 2) whenever
@@ -62,6 +62,15 @@ def genotype_counts(dosages: np.ndarray) -> dict[str, np.ndarray]:
             f"only {MISSING} (missing), 0, 1, 2 are allowed"
         )
     return counts
+
+
+def sample_counts(dosages: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample counts of a dosage block: ``(missing, heterozygous)`` calls, each int64 of shape (n_samples,).
+
+    >>> sample_counts(np.array([[0, 1, -1], [1, 1, 2]], dtype=np.int8))
+    (array([0, 0, 1]), array([1, 2, 0]))
+    """
+    return sample_missing_het(_as_dosage_block(dosages))
 
 
 def hwe_exact_p(n_het: np.ndarray, n_hom_ref: np.ndarray, n_hom_alt: np.ndarray) -> np.ndarray:

@@ -87,7 +87,7 @@ _TASKS_PER_CORE = 3
 
 @dataclass(frozen=True)
 class ParquetFolder:
-    """A Parquet table the tasks read themselves: one task per file, row groups streamed with pyarrow.
+    """A Parquet table the tasks read themselves: each task streams a run of its files with pyarrow.
 
     Spark's reader hands a Python task its rows through the JVM: Parquet to Spark rows to Arrow. For a
     wide table (a genotype table's dosages) that conversion cost the JVM as much CPU as the task's own
