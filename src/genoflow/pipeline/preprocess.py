@@ -362,18 +362,15 @@ def run_cohort_qc(parsed, genotypes_uri: str, vcf_samples, study, p: dict, *,
         order = np.asarray(order, dtype=np.int64)
         male, sex_known = male[order], sex_known[order]
         mind = {k: v[order] if isinstance(v, np.ndarray) and v.shape == (len(order),) else v for k, v in mind.items()}
-    out = writable_folder(spark, genotypes_uri) if files else None
-    if out is not None:  # the tasks read the parsed files and write the table (decision 0032)
-        write_variant_filters(parsed, out, male, mind, t, order=order, budget=budget)
+    if files:  # Python reaches this storage: the tasks read the parsed files and write the table (decision 0032)
+        write_variant_filters(parsed, writable_folder(spark, genotypes_uri), male, mind, t, order=order, budget=budget)
     else:
-        if files:
-            parsed = spark.read.parquet(*(f.uri for f in parsed.files))
         if order is not None:
             parsed = reorder_dosages(parsed, order)
         with session_conf(spark, arrow_batch_conf(len(vcf_samples), QC_BYTES_PER_VALUE, budget)):
             apply_variant_filters(parsed, male, mind, t).write.parquet(genotypes_uri)
     genotypes = spark.read.parquet(genotypes_uri)
-    written = ParquetFolder.of(spark, genotypes_uri) if out is not None else None
+    written = ParquetFolder.of(spark, genotypes_uri) if files else None
     f_stats = sample_f_statistics(written or genotypes, male, mind, t, sex_known=sex_known, budget=budget)
     row = genotypes.selectExpr(
         "count(*) AS n_variants", "coalesce(sum(int(qc_pass)), 0) AS n_variants_pass_qc",

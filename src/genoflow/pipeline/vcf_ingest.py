@@ -41,7 +41,7 @@ from genoflow.pipeline.vcf_read import (
     record_blocks,
     translate_error,
 )
-from genoflow.storage.parts import wait_for_cancelled_tasks, writable_folder
+from genoflow.storage.parts import WRITTEN_PART_DDL, collect_written, writable_folder
 
 __all__ = [
     "GENOTYPE_SCHEMA_DDL",
@@ -135,11 +135,11 @@ def ingest_vcf(spark, vcf_uri: str, header, out_uri: str, *, reference, genes, p
         try:
             if rows is not None:
                 rows.write.parquet(out_uri)
-            else:
-                _write_parts(spark, ids, decode, parts, out_uri)
+            else:  # each task writes one Parquet file per block of records (`_BlockDecoder.write_ranges`)
+                decode.parts = parts
+                written = ids.mapInArrow(decode.write_ranges, WRITTEN_PART_DDL)
+                collect_written(written, parts, schema=GENOTYPE_SCHEMA)
         except Exception as err:  # noqa: BLE001 - executor errors arrive wrapped; keep the user's line
-            if rows is None:
-                wait_for_cancelled_tasks(spark)  # before the caller removes the folder under their feet
             raise translate_error(spark, vcf_uri, err) or err from None
         # Inside the same settings: a line number is counted over the same splits the tasks saw.
         _check_order(spark, vcf_uri, runs.value)
@@ -164,27 +164,7 @@ def _bgzf_file(spark, vcf_uri: str):
     head, _ = _file_ends(spark, vcf_uri, 512, 0)
     if not is_bgzf(head):
         return None
-    try:
-        return HadoopStorage(spark, vcf_uri).ranged(vcf_uri)
-    except Exception as err:  # noqa: BLE001 - e.g. no WebHDFS address: the JVM's line reader still works
-        log.warning("reading %s through Spark's text source: %s", vcf_uri, err)
-        return None
-
-
-# What a writing task hands back per file: its name and rows.
-_PART_DDL = "file string, rows long"
-
-
-def _write_parts(spark, ids, decode, parts, out_uri: str) -> None:
-    """Each task decodes its splits and writes one Parquet file per block of records (`_BlockDecoder.write_ranges`)."""
-    from genoflow.storage.hadoop import HadoopStorage
-    from genoflow.storage.parts import remove_partial_files, write_parquet_part
-
-    decode.parts = parts
-    written = ids.mapInArrow(decode.write_ranges, _PART_DDL).collect()
-    remove_partial_files(HadoopStorage(spark, out_uri), out_uri)
-    if not written:  # no records at all: an empty table still has its schema
-        write_parquet_part(parts, "part-empty.parquet", [], GENOTYPE_SCHEMA)
+    return HadoopStorage(spark, vcf_uri).ranged_or_none(vcf_uri, "reading %s through Spark's text source: %s")
 
 
 def _file_splits(spark, ranged) -> list[tuple[int, int]]:

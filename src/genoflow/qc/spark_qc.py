@@ -153,8 +153,7 @@ def write_variant_filters(source, out, male, mind: dict, t: QcThresholds, *, ord
     import pyarrow.compute as pc
 
     from genoflow.genotypes import GENOTYPE_PARQUET_OPTIONS, GENOTYPE_SCHEMA, dosage_column, rows_per_block
-    from genoflow.storage.hadoop import HadoopStorage
-    from genoflow.storage.parts import remove_partial_files, wait_for_cancelled_tasks, write_parquet_part
+    from genoflow.storage.parts import WRITTEN_PART_DDL, collect_written, write_parquet_part
 
     keep = np.flatnonzero(mind["mind_pass"])
     kept_male = np.asarray(male, dtype=bool)[keep]
@@ -186,14 +185,7 @@ def write_variant_filters(source, out, male, mind: dict, t: QcThresholds, *, ord
             yield pa.RecordBatch.from_pydict({"file": [name], "rows": [table.num_rows]})
 
     rows = rows_per_block(n, QC_BYTES_PER_VALUE, budget)
-    try:
-        written = source.map_in_arrow(None, run, "file string, rows long", batch_rows=rows).collect()
-    except Exception:
-        wait_for_cancelled_tasks(source.spark)  # before the caller removes the folder under their feet
-        raise
-    if not written:  # no rows: an empty table still has its schema
-        write_parquet_part(out, "part-empty.parquet", [], GENOTYPE_SCHEMA)
-    remove_partial_files(HadoopStorage(source.spark, out.uri), out.uri)
+    collect_written(source.map_in_arrow(None, run, WRITTEN_PART_DDL, batch_rows=rows), out, schema=GENOTYPE_SCHEMA)
 
 
 def sample_f_statistics(genotypes, male, mind: dict, t: QcThresholds, *, sex_known=None,

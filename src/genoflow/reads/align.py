@@ -25,7 +25,7 @@ from genoflow.errors import InputError
 from genoflow.reads.fastq_input import ReadBlock, ReadChunk, iter_read_chunks, patient_read_sets
 from genoflow.reads.index import load_aligner
 from genoflow.reads.schema import ALIGNED_READ_SCHEMA, DELETION
-from genoflow.storage.parts import remove_partial_files, wait_for_cancelled_tasks
+from genoflow.storage.parts import collect_written
 
 __all__ = ["AlignCounts", "align_chunk", "find_duplicates", "project", "query_span", "run_align"]
 
@@ -364,19 +364,18 @@ def run_align(spark, storage, output, params: dict, *, index_uri: str) -> dict:
         "number long, patient string, r1 string, r2 string")
     reads_uri = output.path("reads")
     storage.mkdirs(reads_uri)
-    aligning = _aligning(storage.ranged(patient_uri), storage.ranged(index_uri), storage.ranged(reads_uri), settings)
+    reads = storage.ranged(reads_uri)
+    aligning = _aligning(storage.ranged(patient_uri), storage.ranged(index_uri), reads, settings)
     # One Arrow batch per patient into Python (a batch of the default 10,000 rows would be several patients).
     with session_conf(spark, {"spark.sql.execution.arrow.maxRecordsPerBatch": "1"}):
         try:
-            chunks = patients.mapInArrow(aligning, _CHUNK_DDL).collect()
+            chunks = collect_written(patients.mapInArrow(aligning, _CHUNK_DDL), reads)
         except Exception as err:
-            wait_for_cancelled_tasks(spark)  # before the step removes its folder under their feet
             # A bad FASTQ raises in an executor: Spark hands back its text; give the caller the InputError.
             found = None if isinstance(err, InputError) else translate_error(spark, patient_uri, err)
             if found is None:
                 raise
             raise found from None
-    remove_partial_files(storage, reads_uri)
     counts = _mapping_counts(chunks, read_sets)
     _check_mapping(counts, settings.min_mapping_rate, storage.uri(params["preprocess"]["reference_fasta"]))
     find_duplicates(spark.read.parquet(reads_uri)).write.parquet(output.path("duplicates"))

@@ -185,14 +185,26 @@ class HadoopStorage:
     def ranged(self, uri: str):
         """``uri`` as a :class:`~genoflow.storage.ranged.RangedFile`: byte ranges and streams read from plain
         Python, without the JVM (in Spark's Python workers too). ``hdfs://`` goes through WebHDFS, at the
-        NameNode HTTP address of this session's Hadoop configuration, as this session's Hadoop user."""
+        NameNode HTTP address of this session's Hadoop configuration, as this session's Hadoop user; files
+        written there get this configuration's ``dfs.replication``, as Spark's writer gives them."""
         from genoflow.storage.ranged import RangedFile, webhdfs_address
 
         if not uri.startswith("hdfs://"):
             return RangedFile(uri)
         user = self._jvm.org.apache.hadoop.security.UserGroupInformation.getCurrentUser().getShortUserName()
         self._fs(uri)  # loads hdfs-default.xml / hdfs-site.xml into the configuration
-        return RangedFile(uri, webhdfs=webhdfs_address(self._conf, uri), user=str(user))
+        replication = self._conf.get("dfs.replication")
+        return RangedFile(uri, webhdfs=webhdfs_address(self._conf, uri), user=str(user),
+                          replication=int(replication) if replication else None)
+
+    def ranged_or_none(self, uri: str, fallback_message: str):
+        """:meth:`ranged`, or None where plain Python cannot reach ``uri`` (an hdfs:// without a WebHDFS
+        address), logging ``fallback_message`` % (uri, reason): the caller goes through the JVM instead."""
+        try:
+            return self.ranged(uri)
+        except Exception as err:  # noqa: BLE001 - whatever stops the Python route, the JVM's still works
+            log.warning(fallback_message, uri, err)
+            return None
 
     def write_bytes(self, uri: str, data: bytes) -> None:
         stream = self._fs(uri).create(self._path(uri), True)

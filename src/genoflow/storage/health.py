@@ -1,4 +1,5 @@
-"""What a storage failure means for the user: the NameNode is unreachable or read-only (safe mode).
+"""What a storage failure means for the user: the NameNode (or every DataNode offered) is unreachable, or
+HDFS is read-only (safe mode).
 
 Hadoop reports these as long Java stack traces wrapped by py4j or Spark; a job turns them into one
 line naming the NameNode (:func:`storage_unavailable_message`). The client settings in
@@ -24,6 +25,8 @@ FAIL_FAST_HADOOP_CONF = {
     "ipc.client.connect.retry.interval": "1000",
 }
 
+# genoflow.storage.webhdfs.DataNodeUnreachable's wording: the NameNode answered, no DataNode it offered did
+_DATANODES_DOWN = re.compile(r"HDFS DataNode (\S+) unreachable")
 _SAFE_MODE = re.compile(r"SafeModeException|[Nn]ame ?[Nn]ode is in safe mode")
 _UNREACHABLE = re.compile(
     r"java\.net\.(ConnectException|NoRouteToHostException|UnknownHostException|SocketTimeoutException)"
@@ -50,6 +53,10 @@ def storage_unavailable_message(err: BaseException, root: str) -> str | None:
         return (f"the HDFS NameNode {namenode} is in safe mode (read-only), so nothing can be written under "
                 f"{root}; nothing was committed. Retry when it has left safe mode "
                 f"(hdfs dfsadmin -fs hdfs://{namenode} -safemode get)")
+    if _DATANODES_DOWN.search(text):
+        return (f"the HDFS NameNode {namenode} answered, but no DataNode it offered could be reached (the last: "
+                f"{_DATANODES_DOWN.search(text).group(1)}) for the storage root {root}; nothing was committed. "
+                f"Are the DataNodes running (hdfs dfsadmin -fs hdfs://{namenode} -report)?")
     if _UNREACHABLE.search(text):
         reason = _UNREACHABLE.search(text).group(0)
         return (f"cannot reach the HDFS NameNode {namenode} ({reason}) for the storage root {root}; "

@@ -5,10 +5,10 @@ for wide rows (a genotype table's dosages, aligned reads) that was more than the
 (decisions 0031, 0032). A task writes each of its files by temp + rename
 (:meth:`~genoflow.storage.RangedFile.write_atomic`) under a name fixed by its input (so a retried
 task rewrites the same file), into a folder that must still exist (so a task still running after
-its step failed cannot bring the step's temporary folder back). The driver then waits for cancelled
-tasks to stop (:func:`wait_for_cancelled_tasks`) on failure, or removes what killed attempts left
-half-written (:func:`remove_partial_files`) on success: Spark's readers skip only ``_`` and ``.``
-names, so a temp file left in the folder would be read as a part.
+its step failed cannot bring the step's temporary folder back). The driver runs the tasks with
+:func:`collect_written`: on failure it waits for the cancelled tasks to stop; on success it removes
+what killed attempts left half-written (Spark's readers skip only ``_`` and ``.`` names, so a temp
+file left in the folder would be read as a part).
 """
 
 from __future__ import annotations
@@ -16,8 +16,11 @@ from __future__ import annotations
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
-__all__ = ["write_parquet_part", "writable_folder", "remove_partial_files", "wait_for_cancelled_tasks", "parquet_files",
-           "ParquetFolder"]
+__all__ = ["WRITTEN_PART_DDL", "write_parquet_part", "writable_folder", "collect_written", "remove_partial_files",
+           "wait_for_cancelled_tasks", "parquet_files", "ParquetFolder"]
+
+# What a task hands back per Parquet file it wrote: its name and rows.
+WRITTEN_PART_DDL = "file string, rows long"
 
 
 def write_parquet_part(folder, name: str, tables, schema, **writer_options) -> None:
@@ -41,18 +44,32 @@ def write_parquet_part(folder, name: str, tables, schema, **writer_options) -> N
 def writable_folder(spark, folder_uri: str):
     """The folder, created, as a :class:`~genoflow.storage.RangedFile` for tasks to write their files into;
     None where Python cannot write there (an hdfs:// without WebHDFS: Spark's writer must write it)."""
-    import logging
-
     from genoflow.storage.hadoop import HadoopStorage
 
     storage = HadoopStorage(spark, folder_uri)
-    try:
-        folder = storage.ranged(folder_uri)
-    except Exception as err:  # noqa: BLE001 - e.g. no WebHDFS address
-        logging.getLogger(__name__).warning("writing %s through Spark's Parquet writer: %s", folder_uri, err)
-        return None
-    storage.mkdirs(folder_uri)
+    folder = storage.ranged_or_none(folder_uri, "writing %s through Spark's Parquet writer: %s")
+    if folder is not None:
+        storage.mkdirs(folder_uri)
     return folder
+
+
+def collect_written(written, folder, *, schema=None) -> list:
+    """Run ``written`` (a DataFrame whose tasks write their files into ``folder``, a RangedFile of the folder)
+    and return what the tasks handed back. On failure, wait for the job's cancelled tasks to stop before
+    the caller removes the folder under their feet; on success, remove what killed attempts left
+    half-written and, with ``schema``, give a folder no task wrote to an empty file of that schema."""
+    from genoflow.storage.hadoop import HadoopStorage
+
+    spark = written.sparkSession
+    try:
+        rows = written.collect()
+    except Exception:
+        wait_for_cancelled_tasks(spark)
+        raise
+    remove_partial_files(HadoopStorage(spark, folder.uri), folder.uri)
+    if not rows and schema is not None:
+        write_parquet_part(folder, "part-empty.parquet", [], schema)
+    return rows
 
 
 def remove_partial_files(storage, folder_uri: str) -> None:
@@ -106,9 +123,8 @@ class ParquetFolder:
         from genoflow.storage.hadoop import HadoopStorage
 
         storage = HadoopStorage(spark, folder_uri)
-        try:
-            folder = storage.ranged(folder_uri)
-        except Exception:  # noqa: BLE001 - e.g. no WebHDFS address: the caller reads through Spark
+        folder = storage.ranged_or_none(folder_uri, "reading %s through Spark's Parquet reader: %s")
+        if folder is None:
             return None
         return cls(spark, tuple(folder.at(uri) for uri in parquet_files(storage, folder_uri)), keep)
 

@@ -1,7 +1,8 @@
 """Byte-range reads of one file under the storage root from plain Python (Spark's Python workers have no JVM).
 
 ``file://`` (or a bare path) is opened locally and read with seek; ``hdfs://`` goes through WebHDFS with
-the ``hdfs`` package (``InsecureClient.read(path, offset=..., length=...)``). A :class:`RangedFile` is
+the ``hdfs`` package (:class:`~genoflow.storage.webhdfs.FailoverClient`: a DataNode that is down is
+excluded and the NameNode asked for another, as Hadoop's clients do). A :class:`RangedFile` is
 small and picklable (the URI, the NameNode's HTTP address, the user): the driver builds it with
 :meth:`genoflow.storage.HadoopStorage.ranged`, which knows the Hadoop configuration, and broadcasts
 it; the file or the HTTP client is opened lazily, once per process, where it is read.
@@ -37,11 +38,15 @@ class RangedFile:
         client fails over); required for ``hdfs://``.
     user : str, optional
         The HDFS user WebHDFS acts as (no Kerberos).
+    replication : int, optional
+        How many replicas a file written here gets: the client's ``dfs.replication``, as Spark's writer
+        would use (WebHDFS otherwise takes the DataNode's own setting).
     """
 
     uri: str
     webhdfs: str | None = None
     user: str | None = None
+    replication: int | None = None
     _handle: object = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -53,7 +58,7 @@ class RangedFile:
 
     def __getstate__(self):
         # The open file or HTTP session stays in this process; the reader reopens it where it lands.
-        return {"uri": self.uri, "webhdfs": self.webhdfs, "user": self.user}
+        return {"uri": self.uri, "webhdfs": self.webhdfs, "user": self.user, "replication": self.replication}
 
     def __setstate__(self, state):
         self.__dict__.update(state, _handle=None)
@@ -81,8 +86,7 @@ class RangedFile:
         from hdfs.util import HdfsError
 
         try:
-            with self._client().read(self.path, offset=offset, length=length) as reader:
-                return reader.read()
+            return self._client().read_range(self.path, offset, length)
         except HdfsError as error:
             if "out of the range" in str(error):  # WebHDFS refuses an offset at the end; a file read gives b""
                 return b""
@@ -112,8 +116,11 @@ class RangedFile:
             with open(self.path, "rb") as stream:
                 yield stream
         else:
-            with self._client().read(self.path) as stream:
-                yield stream
+            response = self._client().open_response(self.path)
+            try:
+                yield response.raw
+            finally:
+                response.close()
 
     def open_seekable(self) -> BinaryIO:
         """A seekable binary file (for readers that jump about, e.g. to a Parquet file's footer and row groups).
@@ -142,7 +149,7 @@ class RangedFile:
         client = self._client()
         if into_existing_folder and client.status(folder, strict=False) is None:
             raise FileNotFoundError(f"{self.uri}: its folder no longer exists")
-        client.write(tmp, data=data, overwrite=True)
+        client.write_bytes(tmp, data, replication=self.replication)
         try:
             # WebHDFS rename refuses an existing destination: a rebuilt index replaces the old one.
             client.delete(self.path)
@@ -158,9 +165,9 @@ class RangedFile:
 
     def _client(self):
         if self._handle is None:
-            from hdfs import InsecureClient
+            from genoflow.storage.webhdfs import FailoverClient
 
-            self._handle = InsecureClient(self.webhdfs, user=self.user)
+            self._handle = FailoverClient(self.webhdfs, user=self.user)
         return self._handle
 
 

@@ -37,3 +37,13 @@ def test_storage_unavailable_message__namenode_gone_mid_connection():
                                                                                    "hdfs://nn:46249/g")
     assert storage_unavailable_message(RuntimeError("java.io.EOFException: Unexpected end of input stream"),
                                        "hdfs://nn:46249/g") is None
+
+
+def test_storage_unavailable_message__datanodes_down_names_the_last_one_offered():
+    from genoflow.storage.webhdfs import DataNodeUnreachable
+
+    err = DataNodeUnreachable("HDFS DataNode dn7.example:9864 unreachable for /g/raw/cohort.vcf.gz "
+                              "(Connection refused), and the NameNode offered no other (excluded: 10.0.0.7:9866)")
+    message = storage_unavailable_message(RuntimeError(f"PythonException: {err}"), "hdfs://nn:8020/g")
+    assert message.startswith("the HDFS NameNode nn:8020 answered, but no DataNode it offered could be reached "
+                              "(the last: dn7.example:9864)")
