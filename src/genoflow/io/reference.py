@@ -491,11 +491,12 @@ def _uncompressed_size(fasta: RangedFile, blocks) -> int:
 
 def _bgzf_blocks(fasta: RangedFile, stat: tuple[int, int]):
     """The ``.gzi`` block table of a bgzip FASTA; None for a plain one."""
+    from genoflow.io.vcf.bgzf import is_bgzf
+
     head = fasta.read(0, 18)
     if head[:2] != GZIP_MAGIC:
         return None
-    # BGZF: gzip with the FEXTRA flag and a 'BC' subfield (SAM/BAM spec, section 4.1).
-    if len(head) < 14 or not head[3] & 4 or head[12:14] != b"BC":
+    if not is_bgzf(head):
         raise InputError(fasta.uri, "gzip-compressed but not bgzip (BGZF): random access needs a bgzip file: "
                          f"`zcat {posixpath.basename(fasta.path)} | bgzip -i > ...` then `samtools faidx`")
     gzi = fasta.at(fasta.uri + ".gzi")

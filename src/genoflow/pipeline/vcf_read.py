@@ -40,7 +40,6 @@ __all__ = [
 
 # The empty block bgzip writes last (SAM/BAM spec 4.1.2): a file without it was cut short.
 BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
-_GZIP_MAGIC = b"\x1f\x8b"
 
 # An InputError as str() prints it, possibly raised in an executor with a line relative to its
 # split (see the module docstring).
@@ -124,8 +123,9 @@ def check_bgzf_end(spark, uri: str) -> None:
     Files that are not BGZF (plain text, plain gzip) are left alone.
     """
     head, tail = _file_ends(spark, uri, 18, len(BGZF_EOF))
-    is_bgzf = head[:2] == _GZIP_MAGIC and len(head) >= 18 and head[3] & 4 and head[12:14] == b"BC"
-    if is_bgzf and tail != BGZF_EOF:
+    from genoflow.io.vcf.bgzf import is_bgzf
+
+    if is_bgzf(head) and tail != BGZF_EOF:
         raise InputError(uri, "the BGZF file lacks its end-of-file block: it is truncated (re-create it with bgzip)")
 
 
