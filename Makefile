@@ -142,7 +142,7 @@ demo-reads: $(STAMP) $(CODEC_JAR) $(JVM_ARCHIVE) $(READS_DEMO)/raw airflow-db  #
 
 test: $(STAMP) $(CODEC_JAR) $(JVM_ARCHIVE) system-deps  ## install what tests need and run the whole suite (unit + integration)
 	$(VENV)/bin/ruff check src jobs dags plugins tests bench
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25  # the slowest tests, in the CI log: the suite must stay under an hour
 
 test-unit: $(STAMP) $(CODEC_JAR)  ## fast tests only: no JVM, services, peer programs or fuzzing (marks integration, slow, fuzz); `make test` runs all
 	$(PY) -m pytest -q -m "not integration and not slow and not fuzz"

@@ -53,6 +53,7 @@ def compute_drift(spark, storage, output, champion: dict, upstream: dict, cohort
     from genoflow.monitoring import drift
     from genoflow.pipeline import preprocess as pp
     from genoflow.pseudonym import pseudonym_order
+    from genoflow.storage.parts import write_driver_table
 
     p = champion["params"]["preprocess"]
     spec = champion["spec"]
@@ -79,7 +80,7 @@ def compute_drift(spark, storage, output, champion: dict, upstream: dict, cohort
     sample_qc = pp.compute_sample_qc(new_genotypes, len(header.samples))
     read_qc = pp.load_read_qc(spark, patient_uri)
     samples = pp.build_sample_table([header.samples[i] for i in order], study, sample_qc, read_qc, p, pseudonym_key)
-    spark.createDataFrame(samples).coalesce(1).write.parquet(output.path("samples"))
+    write_driver_table(spark, samples, output.path("samples"))
     new_kept = samples[samples["sample_qc_pass"]].reset_index(drop=True)
     log.info("batch: %d samples, %d pass QC", len(samples), len(new_kept))
 
@@ -99,7 +100,7 @@ def compute_drift(spark, storage, output, champion: dict, upstream: dict, cohort
     af_summary = drift.summarise_af_shift(shift, counts["ref_an"].to_numpy(), counts["new_an"].to_numpy(),
                                           alpha=float(monitor["alpha"]))
     af_summary["n_training_variants_missing_in_batch"] = int((counts["new_an"] == 0).sum())
-    spark.createDataFrame(af).coalesce(1).write.parquet(output.path("af_shift"))
+    write_driver_table(spark, af, output.path("af_shift"))
 
     # Model inputs: the new patients' observed values vs the training split's, both computed from
     # raw values by the champion's spec, as the model API computes them. (The feature table holds

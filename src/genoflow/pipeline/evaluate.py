@@ -24,6 +24,7 @@ import tempfile
 import numpy as np
 
 from genoflow.registry.tracking import GATE_CHAMPION_DELTA, GATE_P_VS_BASELINE, TAG_GATE_CHAMPION
+from genoflow.storage.parts import write_driver_table
 
 __all__ = ["run_evaluate"]
 
@@ -34,21 +35,24 @@ def run_evaluate(spark, features_uri: str, train_uri: str, output, params: dict)
     import pandas as pd
     from pyspark.ml import PipelineModel
 
-    from genoflow.pipeline.train import prediction_frame
+    from genoflow.pipeline.train import map_in_order, prediction_frame
     from genoflow.study import targets as study_targets
 
     storage = output.storage
     models = json.loads(storage.read_text(f"{train_uri}/models.json"))["models"]
     test = spark.read.parquet(f"{features_uri}/table").filter("split = 'test'").cache()
     kinds = study_targets(params)
-    results, scores = [], []
-    for m in models:
+
+    def held_out(m: dict):
         target, kind = m["target"], kinds[m["target"]]
         model = PipelineModel.load(f"{train_uri}/{m['model_path']}")
         pairs = prediction_frame(model.transform(test.filter(f"`{target}` is not null")), target, kind)
         metrics = _log_held_out(m, pairs, kind)
-        scores.append(pairs.assign(target=target, family=m["family"], run_id=m["run_id"]))
-        results.append({**m, **metrics})
+        return pairs.assign(target=target, family=m["family"], run_id=m["run_id"]), {**m, **metrics}
+
+    # As train: loading and scoring a model is mostly py4j round trips, so models overlap (train.parallelism).
+    scored = map_in_order(held_out, models, workers=int(params["train"].get("parallelism", 1)))
+    scores, results = [pairs for pairs, _ in scored], [result for _, result in scored]
 
     candidates, gates = {}, {}
     for target, kind in kinds.items():
@@ -58,7 +62,7 @@ def run_evaluate(spark, features_uri: str, train_uri: str, output, params: dict)
         gates[target] = _gate(spark, features_uri, storage, params, target, kind, candidate, own, scores)
     output.write_json("metrics.json", {"models": results, "candidates": candidates, "gates": gates})
     # Per-patient held-out scores (pseudonyms only): what the model API must reproduce exactly.
-    spark.createDataFrame(pd.concat(scores, ignore_index=True)).coalesce(1).write.parquet(output.path("scores"))
+    write_driver_table(spark, pd.concat(scores, ignore_index=True), output.path("scores"))
     return {"models": results, "candidates": candidates, "gates": gates}
 
 
@@ -200,16 +204,13 @@ def _raw_patients(spark, features_uri: str, storage, spec, pids: list[str], budg
 
 
 def plot_roc(fpr, tpr, auc: float, title: str, path: str) -> None:
-    import matplotlib
+    from matplotlib.figure import Figure  # not pyplot: its global state is not for threads (models overlap)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=110)
+    fig = Figure(figsize=(4.5, 4.5), dpi=110)
+    ax = fig.subplots()
     ax.plot(fpr, tpr, lw=2, label=f"AUC = {auc:.3f}")
     ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1, label="chance")
     ax.set(xlabel="False positive rate", ylabel="True positive rate", title=title, xlim=(0, 1), ylim=(0, 1.01))
     ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)

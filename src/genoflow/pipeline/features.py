@@ -38,6 +38,7 @@ from genoflow.features.learning import (
 )
 from genoflow.features.scores import burden_block, burden_name
 from genoflow.genotypes import BLOCK_BYTES, block_budget, size_parquet_reader, unpack_dosages, validate, variant_label
+from genoflow.storage.parts import write_driver_table
 
 __all__ = ["run_features", "split_samples", "association_scan", "ancestry_components", "train_rows",
            "ASSOCIATION_SCHEMA_DDL"]
@@ -106,7 +107,7 @@ def run_features(spark, preprocess_uri: str, output, params: dict) -> dict:
     raw.update(selected_dosages(spark, genotypes, samples, learnt.values()))
     blocks = Blocks(ancestry, burden_all, all_genes, burden_values)
     table, specs = final_table(samples, base, raw, blocks, learnt)
-    spark.createDataFrame(table).coalesce(1).write.parquet(output.path("table"))
+    write_driver_table(spark, table, output.path("table"))
     folds = {t: write_fold_tables(spark, samples, base, raw, blocks, tf, output) for t, tf in learnt.items()}
     meta = {
         "targets": {t: {"features": specs[t].names, "spec": json.loads(specs[t].to_json()), "folds": folds[t],
@@ -341,7 +342,7 @@ def write_fold_tables(spark, samples, base, raw: dict, blocks: Blocks, tf: Targe
         table.insert(1, "role", np.where(np.isin(rows, ls.fit), "fit", "validate"))
         table.insert(2, tf.name, pd.to_numeric(samples[tf.name], errors="coerce").to_numpy(dtype=float)[rows])
         path = output.path(f"folds/{tf.name}/{ls.name}")
-        spark.createDataFrame(table).coalesce(1).write.parquet(path)
+        write_driver_table(spark, table, path)
         folds.append({"name": ls.name, "path": f"folds/{tf.name}/{ls.name}", "features": spec.names,
                       "spec": json.loads(spec.to_json()), "n_fit": len(ls.fit), "n_validate": len(ls.validate)})
     return folds

@@ -44,7 +44,7 @@ from genoflow.pipeline.vcf_ingest import (
 )
 from genoflow.privacy import coarsen_study_columns
 from genoflow.pseudonym import pseudonym_order, pseudonymise
-from genoflow.storage.parts import ParquetFolder
+from genoflow.storage.parts import ParquetFolder, write_driver_table
 
 __all__ = ["run_preprocess", "GENOTYPE_SCHEMA_DDL", "check_sample_sets", "parse_patient_clinical", "load_study",
            "read_reference", "read_genes_file",
@@ -111,7 +111,7 @@ def run_preprocess(spark, storage, output, params: dict, pseudonym_key: str, cal
     storage.delete(parsed_uri)
     read_qc = load_read_qc(spark, patient_uri) if patient_uri and storage.exists(patient_uri) else {}
     samples = build_sample_table([header.samples[i] for i in order], study, sample_qc, read_qc, p, pseudonym_key)
-    spark.createDataFrame(samples).coalesce(1).write.parquet(output.path("samples"))
+    write_driver_table(spark, samples, output.path("samples"))
     output.write_json("study.json", study.summary())
 
     summary = {

@@ -119,7 +119,7 @@ def run_train(spark, features_uri: str, output, params: dict, *, experiment_id: 
         return record
 
     try:
-        trained = _map_in_order(train, work, workers=int(t.get("parallelism", 1)))
+        trained = map_in_order(train, work, workers=int(t.get("parallelism", 1)))
     finally:
         for frame in frames:
             frame.unpersist()
@@ -127,8 +127,11 @@ def run_train(spark, features_uri: str, output, params: dict, *, experiment_id: 
     return trained
 
 
-def _map_in_order(func, items: list, *, workers: int) -> list:
-    """``[func(item) for item in items]``, ``workers`` at a time; the first failure cancels what has not started."""
+def map_in_order(func, items: list, *, workers: int) -> list:
+    """``[func(item) for item in items]``, ``workers`` at a time; the first failure cancels what has not started.
+
+    For a step's models (train, evaluate): each is mostly py4j round trips and small Spark jobs, so
+    threads on the one SparkSession overlap their latency."""
     with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
         futures = [pool.submit(func, item) for item in items]
         try:

@@ -11,6 +11,7 @@ from genoflow.storage.parts import (
     file_batches,
     parquet_files,
     remove_partial_files,
+    write_driver_table,
     write_parquet_part,
 )
 from genoflow.storage.ranged import RangedFile
@@ -74,3 +75,38 @@ def test_parquet_folder__map_in_arrow_reads_every_file_once_with_keep(tmp_path, 
     rows = folder.map_in_arrow(["v"], total, "n long, s long", batch_rows=8).collect()
     expected = [v for i in range(7) for v in range(100 * i, 100 * i + 50) if v % 3 == 0]
     assert sum(r.n for r in rows) == len(expected) and sum(r.s for r in rows) == sum(expected)
+
+
+def _same_as_sparks_writer(spark, frame, tmp_path, name: str) -> list[str]:
+    """Write ``frame`` with write_driver_table and with Spark's writer; assert both read back alike; the files."""
+    ours, sparks = tmp_path / f"{name}-ours", tmp_path / f"{name}-spark"
+    write_driver_table(spark, frame, ours.as_uri())
+    spark.createDataFrame(frame).coalesce(1).write.parquet(sparks.as_uri())
+    got, want = spark.read.parquet(ours.as_uri()), spark.read.parquet(sparks.as_uri())
+    assert got.schema == want.schema
+    assert got.exceptAll(want).count() == 0 and want.exceptAll(got).count() == 0 and got.count() == len(frame)
+    return sorted(p.name for p in ours.iterdir())
+
+
+def test_write_driver_table__what_spark_writes_without_a_spark_job(spark, tmp_path):
+    import pandas as pd
+
+    frame = pd.DataFrame({"pid": ["p1", None, "p3"], "split": ["train", "test", "train"], "y": [1.0, np.nan, 0.0],
+                          "n": np.array([3, 4, 5], dtype=np.int64), "small": np.array([1, 2, 3], dtype=np.int32),
+                          "ok": [True, False, True]}, index=[7, 8, 9])  # an index is not a column, as in Spark
+    tracker = spark.sparkContext.statusTracker()
+    before = set(tracker.getJobIdsForGroup(None))
+    write_driver_table(spark, frame, (tmp_path / "alone").as_uri())
+    assert set(tracker.getJobIdsForGroup(None)) == before  # no Spark job
+    assert _same_as_sparks_writer(spark, frame, tmp_path, "plain") == ["part-00000.parquet"]
+
+
+def test_write_driver_table__timestamps_and_categories_go_through_sparks_writer(spark, tmp_path):
+    import pandas as pd
+
+    frame = pd.DataFrame({"pid": ["p1", "p2"], "seen": pd.to_datetime(["2026-01-02 03:04:05", "2026-02-03 00:00:00"]),
+                          "group": pd.Categorical(["a", "b"])})
+    files = _same_as_sparks_writer(spark, frame[["pid", "seen"]], tmp_path, "time")
+    assert "_SUCCESS" in files  # Spark's writer wrote it: pyarrow would have stored a time-zone-less time
+    write_driver_table(spark, frame, (tmp_path / "categories").as_uri())
+    assert "_SUCCESS" in {p.name for p in (tmp_path / "categories").iterdir()}
