@@ -50,11 +50,10 @@ def test_datanode_killed__reads_and_writes_use_the_live_one(two_datanodes, caplo
     assert two_datanodes.live_datanodes() == 2  # the NameNode still counts it: the state every retry met
 
     caplog.set_level(logging.WARNING, logger="genoflow.storage.webhdfs")
-    fresh = original.at(original.uri)  # a new process's client: nothing remembered
-    for _ in range(8):
-        assert fresh.at(original.uri).read(0) == data
-        assert fresh.at(original.uri).read(SIZE - 100, 50) == data[SIZE - 100:SIZE - 50]
-    with fresh.open_stream() as stream:
+    for _ in range(8):  # each read a new client (as a new task's), remembering nothing of the last
+        assert original.at(original.uri).read(0) == data
+        assert original.at(original.uri).read(SIZE - 100, 50) == data[SIZE - 100:SIZE - 50]
+    with original.at(original.uri).open_stream() as stream:
         assert stream.read() == data
     assert "unreachable" in caplog.text and "asking the NameNode for another" in caplog.text
 
