@@ -55,7 +55,7 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP)  ## create .venv with the pinned dependencies
 
-$(CODEC_JAR): hadoop/bgzf-codec/pom.xml $(wildcard hadoop/bgzf-codec/src/main/java/org/genoflow/hadoop/*.java)
+$(CODEC_JAR): hadoop/bgzf-codec/pom.xml $(wildcard hadoop/bgzf-codec/src/main/java/org/genoflow/*/*.java)
 	@command -v mvn >/dev/null || { echo "Maven is needed once to build the BGZF codec: apt-get install -y maven"; exit 1; }
 	mvn -q -f hadoop/bgzf-codec/pom.xml package
 

@@ -145,6 +145,7 @@ class Train(_Section):
     cv_folds: Annotated[int, Field(ge=2)] = 3
     seed: int = 7
     parallelism: Annotated[int, Field(ge=1)] = 2
+    cv_engine: Literal["auto", "mllib"] = "auto"  # auto: CV fits on the driver where they are MLlib's (0035)
     grid: dict[Family, dict[Name, Annotated[list[Scalar], Field(min_length=1)]]] = _DEFAULT_GRID
 
 

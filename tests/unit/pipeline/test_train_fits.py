@@ -35,3 +35,32 @@ def test_fit_final__the_model_a_pipeline_fit_gives(spark, table, family):
 
     assert [type(s).__name__ for s in model.stages] == [type(s).__name__ for s in expected.stages]
     np.testing.assert_allclose(scores(model), scores(expected), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("family, grid", [("gbt", {"maxIter": [6], "maxDepth": [2, 3]}),
+                                          ("logistic_regression", {"regParam": [0.01, 0.1]})])
+def test_fold_scores__the_driver_gives_mllibs_cv(spark, family, grid):
+    """train.cv_engine: auto fits the CV folds on the driver (decision 0035); every fold's score must be
+    the one MLlib's own fit gives (GBT: the same trees; LR: the same optimum within L-BFGS's tolerance)."""
+    from types import SimpleNamespace
+
+    from genoflow.models.local_fit import jvm_exp
+    from genoflow.pipeline.train import _fold_scores
+
+    rng = np.random.default_rng(11)
+    folds = []
+    for _ in range(2):
+        x = rng.normal(size=(200, 3)).round(2)
+        y = (x[:, 0] - 0.7 * x[:, 2] + rng.logistic(size=200) > 0).astype(float)
+        rows = [(f"p{i}", "fit" if i < 140 else "validate", float(y[i]), *map(float, x[i])) for i in range(200)]
+        table = spark.createDataFrame(rows, ["pid", "role", "y", "a", "b", "c"]).coalesce(1).cache()
+        folds.append((SimpleNamespace(names=["a", "b", "c"]), table, 140))
+    n_grid = len(next(iter(grid.values())))
+
+    def scores(engine: str):
+        t = {"seed": 7, "parallelism": 2, "cv_engine": engine}
+        return _fold_scores(Plan(family), "y", "binary", folds, grid, n_grid, t, jvm_exp(spark))
+
+    (on_driver, where), (with_mllib, where_mllib) = scores("auto"), scores("mllib")
+    assert (where, where_mllib) == ("driver", "mllib")
+    np.testing.assert_allclose(on_driver, with_mllib, rtol=0, atol=0 if family == "gbt" else 1e-3)
