@@ -1,63 +1,66 @@
-"""MLlib's gradient-boosted trees and binomial logistic regression, fitted in the driver's memory.
+"""MLlib's tree ensembles and binomial logistic regression, fitted in the driver's memory.
 
-Why (decision 0035): on a small cohort an MLlib fit is 40-90 one-task Spark jobs whose cost is the
+Why (decision 0035): on a small cohort an MLlib fit is 10-90 one-task Spark jobs whose cost is the
 JVM's per-job overhead, not arithmetic; the train step's cross-validation fits (most of its ~2,150
-jobs) are where the data scientist's loop goes. For a table small enough to hold (train's
-``cv_engine``), those fits run here instead, with MLlib's algorithms, and return the fitted model as
-`genoflow.models.portable`'s dict, which also scores it. The final models stay MLlib fits.
+jobs) are where the data scientist's loop went. For a table small enough to hold (train's
+``cv_engine``), those fits run here instead, with MLlib's own algorithm, and return the fitted model
+as `genoflow.models.portable`'s dict, which also scores it. Final models stay MLlib fits.
 
-What "MLlib's algorithm" means, per family (Spark 4.2, ``org.apache.spark.ml.tree.impl``,
+What "MLlib's algorithm" means (Spark 4.2, ``org.apache.spark.ml.tree.impl``,
 ``ml.classification.LogisticRegression``):
 
-- **GBT** (``GBTClassifier`` log loss, ``GBTRegressor`` squared error; ``subsamplingRate`` 1,
-  every feature at every node): the same split candidates (``findSplitsForContinuousFeature`` on
-  every row: at most ``maxBins - 1`` thresholds at midpoints between distinct values, strided by
-  count when there are more), the same binning (a value goes left iff ``<=`` the threshold), the
-  same sufficient statistics summed in row order and bin order, the same gain arithmetic and
-  tie-breaking (the first best split, the first best feature), the same leaf values and boosting
-  updates. Trees come out identical to MLlib's, thresholds and leaf values included, up to the last
-  bit of ``exp`` in the log-loss gradient (the JVM's and numpy's may differ by an ulp), checked
-  against MLlib in ``tests/integration/test_local_fit.py``.
+- **Trees** (GBT: ``GBTClassifier`` log loss, ``GBTRegressor`` squared error; random forests:
+  ``RandomForestClassifier`` Gini, ``RandomForestRegressor`` variance; continuous features): the
+  same split candidates (``findSplitsForContinuousFeature`` on every row: midpoints of distinct
+  values, strided by count past ``maxBins - 1``, zeros counted from the non-zero ones), the same
+  binning (``Arrays.binarySearch``, whose pick among repeated thresholds matters), the same
+  statistics summed in row then bin order, the same gains and first-max tie-breaks, rows descending
+  by their bin's threshold (not its index), the same leaves and boosting updates. Forests replay
+  MLlib's random streams from the JVM (`JvmNumbers`): the Poisson bootstrap (commons-math, one
+  stream per partition) and the feature subsets (``Random(seed)`` -> ``XORShiftRandom`` reservoirs),
+  assigned to nodes in the order MLlib's node stack and Scala's hash maps give them. The log-loss
+  gradient uses the JVM's ``Math.exp``. Trees come out identical to MLlib's, thresholds, leaf values
+  and class counts included (``tests/unit/models/test_local_fit.py``).
 - **Logistic regression** (binomial, ``elasticNetParam`` 0, with intercept): the optimum of MLlib's
   objective, mean log loss + ``regParam / 2 * ||beta * sd||^2`` (the penalty on standardized
-  coefficients, sample standard deviations; a constant feature gets 0), solved by Newton's method
-  to machine precision. MLlib's L-BFGS stops at a relative tolerance of 1e-6, so the two agree to
-  that tolerance, not to the bit: the validation AUCs agree to 3 decimals (the test above).
+  coefficients, sample standard deviations; a constant feature gets 0), by Newton's method to
+  machine precision. MLlib's L-BFGS stops at a relative tolerance of 1e-6, so the two agree to that
+  tolerance, not to the bit.
 
-Anything else (other losses or settings, weights, categorical features, more rows than
-``findSplits`` would use without sampling) is not supported: `supports` says so and train fits
-with MLlib.
+Anything else (other losses, impurities or settings, weights, more rows than ``findSplits`` uses
+without sampling) is not supported: `supports` says so and train fits with MLlib.
 """
 
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 
 import numpy as np
 
-__all__ = ["supports", "fit", "jvm_exp", "MAX_ROWS"]
+__all__ = ["supports", "fit", "JvmNumbers", "MAX_ROWS"]
 
 # MLlib's findSplits uses every row up to max(maxBins^2, 10,000) rows and samples beyond.
 MAX_ROWS = 10_000
-# org.apache.spark.ml.tree.impl... Utils.EPSILON: the machine epsilon of a double.
+# ml.tree.impl's Utils.EPSILON: the machine epsilon of a double.
 _EPSILON = float(np.finfo(np.float64).eps)
-
-_GBT_DEFAULTS = {"subsamplingRate": 1.0, "featureSubsetStrategy": ("all", "auto"), "minWeightFractionPerNode": 0.0,
-                 "impurity": "variance"}
+_INVALID_GAIN = -np.finfo(np.float64).max  # ImpurityStats.getInvalidImpurityStats: Double.MinValue
+_SUBSET_STRATEGIES = ("auto", "all", "sqrt", "log2", "onethird")
 
 
 def supports(family: str, kind: str, params: dict, n_rows: int) -> bool:
     """Whether `fit` reproduces MLlib for this family, target kind, full param map (name -> value) and size."""
-    if n_rows > MAX_ROWS or params.get("weightCol"):
+    if n_rows > MAX_ROWS or params.get("weightCol") or int(params.get("maxBins", 32)) ** 2 > MAX_ROWS:
         return False
+    trees = float(params.get("minWeightFractionPerNode", 0.0)) == 0.0
     if family == "gbt":
-        loss = params.get("lossType")
-        return (loss == ("logistic" if kind == "binary" else "squared")
+        return (trees and params.get("lossType") == ("logistic" if kind == "binary" else "squared")
                 and float(params.get("subsamplingRate", 1.0)) == 1.0
                 and params.get("featureSubsetStrategy", "all") in ("all", "auto")
-                and float(params.get("minWeightFractionPerNode", 0.0)) == 0.0
-                and not params.get("validationIndicatorCol")
-                and int(params.get("maxBins", 32)) ** 2 <= MAX_ROWS)
+                and not params.get("validationIndicatorCol"))
+    if family == "random_forest":
+        return (trees and params.get("impurity") == ("gini" if kind == "binary" else "variance")
+                and params.get("bootstrap", True) and params.get("featureSubsetStrategy") in _SUBSET_STRATEGIES)
     if family == "logistic_regression":
         return (kind == "binary" and float(params.get("elasticNetParam", 0.0)) == 0.0
                 and params.get("fitIntercept", True) and params.get("standardization", True)
@@ -68,78 +71,352 @@ def supports(family: str, kind: str, params: dict, n_rows: int) -> bool:
     return False
 
 
-def fit(family: str, kind: str, params: dict, x: np.ndarray, y: np.ndarray, *, exp=np.exp) -> dict:
+def fit(family: str, kind: str, params: dict, x: np.ndarray, y: np.ndarray, *, jvm=None,
+        partition: np.ndarray | None = None) -> dict:
     """Fit on rows ``x`` (n x p float64, in the table's row order) and labels ``y``; returns the
     `genoflow.models.portable` dict of the model MLlib would have fitted (features unnamed).
 
-    ``exp`` is the exponential of the log-loss gradient: `jvm_exp` for MLlib's trees to the bit."""
+    ``jvm`` (`JvmNumbers`) supplies the JVM's numbers: needed for a forest and a binary GBT.
+    ``partition`` is each row's Spark partition (default: all in one): a forest's bootstrap draws
+    one stream per partition."""
+    from genoflow.models.portable import FORMAT
+
     x = np.ascontiguousarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
-    if family == "gbt":
-        trees, weights = _boost(x, y, binary=kind == "binary", max_iter=int(params["maxIter"]),
-                                max_depth=int(params["maxDepth"]), step=float(params["stepSize"]),
-                                max_bins=int(params["maxBins"]),
-                                min_instances=int(params["minInstancesPerNode"]),
-                                min_info_gain=float(params["minInfoGain"]), exp=exp)
-        return {"format": _portable_format(), "kind": "gbt" if kind == "binary" else "gbt_regression",
-                "n_features": x.shape[1], "features": None, "trees": trees, "tree_weights": weights}
+    binary = kind == "binary"
+    out = {"format": FORMAT, "n_features": x.shape[1], "features": None}
     if family == "logistic_regression":
         coefficients, intercept = _logistic(x, y, reg=float(params["regParam"]))
-        return {"format": _portable_format(), "kind": "logistic_regression", "n_features": x.shape[1],
-                "features": None, "coefficients": coefficients.tolist(), "intercept": intercept}
+        return {**out, "kind": "logistic_regression", "coefficients": coefficients.tolist(), "intercept": intercept}
+    grower = _Grower(x, max_bins=int(params["maxBins"]), max_depth=int(params["maxDepth"]),
+                     min_instances=int(params["minInstancesPerNode"]), min_info_gain=float(params["minInfoGain"]),
+                     gini=family == "random_forest" and binary, max_memory_mb=int(params["maxMemoryInMB"]))
+    if family == "gbt":
+        trees, weights = _boost(grower, y, binary=binary, max_iter=int(params["maxIter"]),
+                                step=float(params["stepSize"]), exp=jvm.exp if binary else None)
+        return {**out, "kind": "gbt" if binary else "gbt_regression", "trees": trees, "tree_weights": weights}
+    if family == "random_forest":
+        trees = _forest(grower, y, n_trees=int(params["numTrees"]), seed=int(params["seed"]),
+                        rate=float(params["subsamplingRate"]), strategy=params["featureSubsetStrategy"],
+                        binary=binary, jvm=jvm, partition=partition)
+        return {**out, "kind": "random_forest" if binary else "random_forest_regression", "trees": trees}
     raise ValueError(f"no driver-side fit for {family!r}")
 
 
-def jvm_exp(spark):
-    """``java.lang.Math.exp`` of a float64 array, through ``org.genoflow.ml.JvmMath`` on the driver's
-    classpath (the codec jar, ``make codec``); None when the class is not there."""
-    helper = spark._jvm.org.genoflow.ml.JvmMath
-    if type(helper).__name__ != "JavaClass":
-        return None
+class JvmNumbers:
+    """The JVM's own numbers, in bulk, through ``org.genoflow.ml.JvmMath`` (the codec jar, ``make codec``)."""
 
-    def exp(values: np.ndarray) -> np.ndarray:
+    def __init__(self, helper):
+        self._helper = helper
+
+    @classmethod
+    def of(cls, spark) -> JvmNumbers | None:
+        """The driver JVM's helper; None when the class is not on its classpath."""
+        helper = spark._jvm.org.genoflow.ml.JvmMath
+        return cls(helper) if type(helper).__name__ == "JavaClass" else None
+
+    def exp(self, values: np.ndarray) -> np.ndarray:
+        """``java.lang.Math.exp`` of each value (HotSpot's intrinsic, not C's)."""
         packed = np.ascontiguousarray(values, dtype="<f8")
-        return np.frombuffer(helper.exp(bytearray(packed.tobytes())), dtype="<f8").reshape(packed.shape)
+        return np.frombuffer(self._helper.exp(bytearray(packed.tobytes())), dtype="<f8").reshape(packed.shape)
 
-    return exp
+    def poisson_counts(self, mean: float, seed: int, n: int) -> np.ndarray:
+        """The first ``n`` draws of commons-math's ``PoissonDistribution(mean)`` reseeded with ``seed``."""
+        return np.frombuffer(self._helper.poissonCounts(float(mean), int(seed), int(n)), dtype="<i4")
 
-
-def _portable_format() -> str:
-    from genoflow.models.portable import FORMAT
-
-    return FORMAT
+    def feature_subsets(self, seed: int, n_features: int, k: int, draws: int) -> np.ndarray:
+        """``draws`` x ``k``: the feature subsets MLlib's ``selectNodesToSplit`` draws, in draw order."""
+        packed = self._helper.featureSubsets(int(seed), int(n_features), int(k), int(draws))
+        return np.frombuffer(packed, dtype="<i4").reshape(draws, k)
 
 
 # ---------------------------------------------------------------------------------------------
-# Gradient-boosted trees
+# Ensembles
 # ---------------------------------------------------------------------------------------------
 
 
-def _boost(x, y, *, binary: bool, max_iter: int, max_depth: int, step: float, max_bins: int,
-           min_instances: int, min_info_gain: float, exp) -> tuple[list[dict], list[float]]:
+def _boost(grower: _Grower, y: np.ndarray, *, binary: bool, max_iter: int, step: float, exp):
     """GradientBoostedTrees.boost: tree 0 on the labels (+-1 for log loss) with weight 1, then each
     tree on the negative gradient at the current predictions, with weight ``step``."""
-    thresholds = [_continuous_splits(x[:, j], max_bins=min(max_bins, x.shape[0])) for j in range(x.shape[1])]
-    bins = np.column_stack([_java_binary_search(t, x[:, j]) for j, t in enumerate(thresholds)]) \
-        if thresholds else np.zeros((x.shape[0], 0), dtype=np.int64)
     label = y * 2 - 1 if binary else y
-    grow = _TreeGrower(bins, thresholds, max_depth=max_depth, min_instances=min_instances,
-                       min_info_gain=min_info_gain)
-    trees, weights = [], []
-    tree, leaf_of_row = grow(label)
-    prediction = 0.0 + leaf_of_row * 1.0
-    trees.append(tree)
-    weights.append(1.0)
-    for _ in range(1, max_iter):
-        if binary:  # LogLoss.gradient: -4 y / (1 + exp(2 y F))
-            residual = -((-4.0 * label) / (1.0 + exp((2.0 * label) * prediction)))
-        else:  # SquaredError.gradient: -2 (y - F)
-            residual = -(-2.0 * (label - prediction))
-        tree, leaf_of_row = grow(residual)
-        prediction = prediction + leaf_of_row * step
+    ones = np.ones((len(y), 1), dtype=np.int64)
+    trees, weights, target, prediction = [], [], label, 0.0
+    for m in range(max_iter):
+        if m and binary:  # -LogLoss.gradient: -(-4 y / (1 + exp(2 y F)))
+            target = -((-4.0 * label) / (1.0 + exp((2.0 * label) * prediction)))
+        elif m:  # -SquaredError.gradient: -(-2 (y - F))
+            target = -(-2.0 * (label - prediction))
+        (tree,), leaf = grower.grow(target, ones, subsets=None)
+        weight = step if m else 1.0
+        prediction = prediction + leaf[:, 0] * weight
         trees.append(tree)
-        weights.append(step)
+        weights.append(weight)
     return trees, weights
+
+
+def _forest(grower: _Grower, y: np.ndarray, *, n_trees: int, seed: int, rate: float, strategy: str,
+            binary: bool, jvm, partition) -> list[dict]:
+    """RandomForest.run: a Poisson(rate) bootstrap count per (row, tree), drawn row by row from one
+    commons-math stream per partition seeded ``seed + partition + 1``; feature subsets per node."""
+    n_rows, n_features = len(y), grower.n_features
+    partition = np.zeros(n_rows, dtype=np.int64) if partition is None else np.asarray(partition)
+    counts = np.empty((n_rows, n_trees), dtype=np.int64)
+    for part in np.unique(partition):
+        rows = np.flatnonzero(partition == part)
+        counts[rows] = jvm.poisson_counts(rate, seed + int(part) + 1, len(rows) * n_trees).reshape(-1, n_trees)
+    k = _features_per_node(strategy, n_features, n_trees=n_trees, binary=binary)
+    subsets = _SubsetDraws(jvm, seed, n_features, k) if k < n_features else None
+    trees, _ = grower.grow(y, counts, subsets=subsets)
+    return trees
+
+
+def _features_per_node(strategy: str, n_features: int, *, n_trees: int, binary: bool) -> int:
+    """DecisionTreeMetadata.numFeaturesPerNode."""
+    if strategy == "auto":
+        strategy = "all" if n_trees == 1 else "sqrt" if binary else "onethird"
+    return {"all": n_features, "sqrt": math.ceil(math.sqrt(n_features)),
+            "log2": max(1, math.ceil(math.log(n_features) / math.log(2))),
+            "onethird": math.ceil(n_features / 3.0)}[strategy]
+
+
+class _SubsetDraws:
+    """The feature subsets of successive nodes, fetched from the JVM in batches (each batch redraws from
+    the seed, so a longer one extends a shorter)."""
+
+    def __init__(self, jvm, seed: int, n_features: int, k: int):
+        self._args = (seed, n_features, k)
+        self._jvm = jvm
+        self._drawn = np.empty((0, k), dtype=np.int32)
+        self._next = 0
+
+    def next(self) -> np.ndarray:
+        if self._next == len(self._drawn):
+            self._drawn = self._jvm.feature_subsets(*self._args, max(1024, 2 * len(self._drawn)))
+        self._next += 1
+        return self._drawn[self._next - 1]
+
+
+class _Grower:
+    """RandomForest.runBagged for continuous features: the trees of one ensemble grown together, node
+    groups taken from MLlib's node stack in its order; a node's statistics for all its features are one
+    ``bincount`` over (feature, bin) slots."""
+
+    def __init__(self, x: np.ndarray, *, max_bins: int, max_depth: int, min_instances: int, min_info_gain: float,
+                 gini: bool, max_memory_mb: int):
+        n_rows, self.n_features = x.shape
+        self.thresholds = [_continuous_splits(x[:, j], max_bins=min(max_bins, n_rows)) for j in range(self.n_features)]
+        self.bins = np.column_stack([_java_binary_search(t, x[:, j]) for j, t in enumerate(self.thresholds)]) \
+            if self.thresholds else np.zeros((n_rows, 0), dtype=np.int64)
+        self.n_splits = np.array([len(t) for t in self.thresholds], dtype=np.int64)
+        self.width = int(self.n_splits.max(initial=0)) + 1  # bins per feature, padded to the widest
+        self.slots = self.bins + np.arange(self.n_features) * self.width  # (row, feature) -> slot
+        self.upper = [np.append(t, np.inf) for t in self.thresholds]  # a bin's threshold; the last bin: none
+        self.max_depth = max_depth
+        self.min_instances = min_instances
+        self.min_info_gain = min_info_gain
+        self.gini = gini
+        # RandomForest.aggregateSizeForNode, in bytes, against maxMemoryInMB
+        self.bytes_per_bin = 8 * (2 if gini else 3)
+        self.max_memory = max_memory_mb * 1024 * 1024
+
+    def grow(self, label: np.ndarray, counts: np.ndarray, *, subsets: _SubsetDraws | None):
+        """The trees (portable pre-order arrays) of bootstrap ``counts`` (rows x trees), and each training
+        row's leaf value per tree."""
+        n_rows, n_trees = counts.shape
+        nodes = [dict() for _ in range(n_trees)]  # per tree: MLlib node id (root 1, children 2i, 2i+1) -> node
+        leaf = np.empty((n_rows, n_trees))
+        everyone = np.arange(n_rows)
+        stack = [(tree, {"id": 1, "rows": everyone, "stats": None}) for tree in reversed(range(n_trees))]
+        while stack:
+            group = self._take_group(stack, subsets)
+            decided = [(tree, node, self._best_split(node, label, counts[:, tree], features))
+                       for tree, node, features in group]
+            by_tree = defaultdict(list)
+            for item in decided:
+                by_tree[item[0]].append(item)
+            for tree in _scala_map_order(list(by_tree)):
+                for _, node, split in by_tree[tree]:
+                    for child in self._settle(node, split, nodes[tree], leaf[:, tree]):
+                        stack.insert(0, (tree, child))
+        return [_preorder(tree_nodes, with_stats=self.gini) for tree_nodes in nodes], leaf
+
+    def _take_group(self, stack: list, subsets: _SubsetDraws | None) -> list:
+        """RandomForest.selectNodesToSplit: nodes off the stack's head while their statistics fit in
+        maxMemoryInMB (always one), each drawing its feature subset first."""
+        group, used = [], 0
+        while stack:
+            tree, node = stack[0]
+            features = subsets.next() if subsets is not None else np.arange(self.n_features)
+            size = self.bytes_per_bin * int((self.n_splits[features] + 1).sum())
+            if used and used + size > self.max_memory:
+                break  # MLlib has drawn this node's subset already: the next group draws again
+            stack.pop(0)
+            group.append((tree, node, features))
+            used += size
+        return group
+
+    def _best_split(self, node: dict, label: np.ndarray, weights: np.ndarray, features: np.ndarray) -> dict:
+        """RandomForest.binsToBestSplit for continuous features: the first best split of the first best
+        feature, in the node's feature order; ``parent`` is the node's statistics as MLlib holds them."""
+        rows = node["rows"]
+        features = features[self.n_splits[features] > 0]
+        count = weights[rows]
+        per_row = self._per_row(label[rows], count)
+        if not len(features):  # nothing to split on: the statistics MLlib sums over the node's rows directly
+            return {"gain": _INVALID_GAIN, "parent": np.array([np.cumsum(v)[-1] if len(v) else 0.0 for v in per_row])}
+        slots = self.slots[rows][:, features].ravel()  # row-major: each slot adds its rows in row order
+        size = self.n_features * self.width
+        cumulative = np.stack([np.bincount(slots, weights=np.repeat(v, len(features)), minlength=size)
+                               .reshape(self.n_features, self.width)[features] for v in per_row]).cumsum(axis=2)
+        left = cumulative[:, :, :-1]
+        right = np.take_along_axis(cumulative, self.n_splits[features][None, :, None], axis=2) - left
+        parent = node["stats"]
+        if parent is None:  # the root: the first candidate's left + right, as MLlib forms it
+            parent = left[:, 0, 0] + right[:, 0, 0]
+        exists = np.arange(self.width - 1)[None, :] < self.n_splits[features][:, None]
+        gains = np.where(exists, self._gains(left, right, self._impurity(parent)), -np.inf)
+        j, k = np.unravel_index(int(np.argmax(gains)), gains.shape)
+        return {"gain": float(gains[j, k]), "feature": int(features[j]), "bin": int(k), "parent": parent,
+                "left": left[:, j, k].copy(), "right": right[:, j, k].copy()}
+
+    def _per_row(self, y: np.ndarray, count: np.ndarray) -> tuple:
+        """What one row adds to its bin: GiniAggregator (class weights, raw count) or VarianceAggregator
+        (weight, weight * y, weight * y * y, raw count); the weight is the bootstrap count."""
+        weight = count * 1.0
+        if self.gini:
+            return weight * (y == 0), weight * (y == 1), count.astype(np.float64)
+        return weight, weight * y, weight * y * y, count.astype(np.float64)
+
+    def _settle(self, node: dict, split: dict, tree: dict, leaf: np.ndarray) -> list[dict]:
+        """Make ``node`` a leaf or an internal node (RandomForest.findBestSplits); return the children to
+        push (left first, so the right ends on top, as MLlib prepends them)."""
+        level = node["id"].bit_length() - 1
+        record = {"prediction": self._predict(split["parent"]), "stats": split["parent"]}
+        tree[node["id"]] = record
+        if split["gain"] <= 0 or level == self.max_depth:
+            leaf[node["rows"]] = record["prediction"]
+            return []
+        j, k = split["feature"], split["bin"]
+        record.update(feature=j, threshold=float(self.thresholds[j][k]))
+        # Rows descend as ContinuousSplit.shouldGoLeft sends them: by their bin's threshold, not its index.
+        # The two differ on a repeated threshold, where the statistics count a row right of the split
+        # and the descent (and every later prediction) sends it left.
+        goes_left = self.upper[j][self.bins[node["rows"], j]] <= self.thresholds[j][k]
+        children = []
+        for side, rows, stats in ((0, node["rows"][goes_left], split["left"]),
+                                  (1, node["rows"][~goes_left], split["right"])):
+            child = {"id": 2 * node["id"] + side, "rows": rows, "stats": stats}
+            if level + 1 == self.max_depth or abs(self._impurity(stats)) < _EPSILON:
+                tree[child["id"]] = {"prediction": self._predict(stats), "stats": stats}
+                leaf[rows] = tree[child["id"]]["prediction"]
+            else:
+                children.append(child)
+        return children
+
+    def _gains(self, left: np.ndarray, right: np.ndarray, impurity: float) -> np.ndarray:
+        """RandomForest.calculateImpurityStats over every split; an invalid split gets Double.MinValue."""
+        left_count, right_count = self._count(left), self._count(right)
+        total = left_count + right_count
+        with np.errstate(divide="ignore", invalid="ignore"):
+            left_share, right_share = left_count / total, right_count / total
+            gain = impurity - left_share * self._impurity(left) - right_share * self._impurity(right)
+        invalid = (left[-1] < self.min_instances) | (right[-1] < self.min_instances) | ~(gain >= self.min_info_gain)
+        return np.where(invalid, _INVALID_GAIN, gain)
+
+    def _count(self, stats):
+        return stats[0] + stats[1] if self.gini else stats[0]
+
+    def _impurity(self, stats):
+        """Gini.calculate or Variance.calculate; 0 for an empty node."""
+        count = self._count(stats)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if self.gini:
+                f0, f1 = stats[0] / count, stats[1] / count
+                value = 1.0 - f0 * f0 - f1 * f1
+            else:
+                value = (stats[2] - (stats[1] * stats[1]) / count) / count
+        return np.where(count == 0, 0.0, value) if np.ndim(value) else (0.0 if count == 0 else float(value))
+
+    def _predict(self, stats) -> float:
+        """GiniCalculator.predict (the first largest class weight) or VarianceCalculator.predict (the mean)."""
+        if self.gini:
+            return float(np.argmax(stats[:2]))
+        return 0.0 if stats[0] == 0 else float(stats[1] / stats[0])
+
+
+def _preorder(nodes: dict, *, with_stats: bool) -> dict:
+    """A tree keyed by MLlib node id as `genoflow.models.portable`'s pre-order arrays (its export's order),
+    pruned as LearningNode.toNode prunes it."""
+    nodes = dict(nodes)
+    _prune(nodes, 1)
+    tree = {"feature": [], "threshold": [], "left": [], "right": [], "prediction": []}
+    if with_stats:
+        tree["stats"] = []
+    pending = [(1, -1, "")]
+    while pending:
+        node_id, parent, side = pending.pop()
+        index, node = len(tree["feature"]), nodes[node_id]
+        if parent >= 0:
+            tree[side][parent] = index
+        tree["prediction"].append(node["prediction"])
+        tree["left"].append(-1)
+        tree["right"].append(-1)
+        inner = "feature" in node
+        tree["feature"].append(node["feature"] if inner else -1)
+        tree["threshold"].append(node["threshold"] if inner else 0.0)
+        if with_stats:
+            tree["stats"].append([] if inner else [float(node["stats"][0]), float(node["stats"][1])])
+        if inner:
+            pending += [(2 * node_id + 1, index, "right"), (2 * node_id, index, "left")]
+    return tree
+
+
+def _prune(nodes: dict, node_id: int) -> None:
+    """LearningNode.toNode(prune = true), bottom up: an internal node whose two children are leaves with
+    the same prediction becomes a leaf (the left child's prediction, its own statistics). Predictions do
+    not change; a forest's class counts, and so its probabilities, do."""
+    node = nodes[node_id]
+    if "feature" not in node:
+        return
+    _prune(nodes, 2 * node_id)
+    _prune(nodes, 2 * node_id + 1)
+    left, right = nodes[2 * node_id], nodes[2 * node_id + 1]
+    if "feature" not in left and "feature" not in right and left["prediction"] == right["prediction"]:
+        nodes[node_id] = {"prediction": left["prediction"], "stats": node["stats"]}
+
+
+def _scala_map_order(keys: list[int]) -> list[int]:
+    """The iteration order of ``mutable.HashMap[Int, _]`` filled with ``keys`` (in this order) and then
+    ``.toMap``'d (Scala 2.13): up to 4 entries keep the mutable map's order (buckets by
+    ``h ^ (h >>> 16)`` modulo its table size, then by hash); more become a CHAMP ``HashMap``, iterated by
+    the 5-bit segments of ``Hashing.improve(h)``, a node's own entries before its sub-nodes'."""
+    if len(keys) <= 4:
+        table = 16
+        for size in range(len(keys)):
+            if size + 1 >= int(table * 0.75):
+                table *= 2
+        spread = [(k ^ (k >> 16)) & 0xFFFFFFFF for k in keys]
+        return [k for _, _, k in sorted(zip((h & (table - 1) for h in spread), spread, keys, strict=True))]
+    return _champ_order([(_improve(k), k) for k in keys], shift=0)
+
+
+def _champ_order(entries: list[tuple[int, int]], shift: int) -> list[int]:
+    groups = defaultdict(list)
+    for entry in entries:
+        groups[(entry[0] >> shift) & 31].append(entry)
+    own = [group[0][1] for _, group in sorted(groups.items()) if len(group) == 1]
+    below = [k for _, group in sorted(groups.items()) if len(group) > 1 for k in _champ_order(group, shift + 5)]
+    return own + below
+
+
+def _improve(h: int) -> int:
+    """scala.collection.Hashing.improve on a 32-bit hash (unsigned result)."""
+    mask = 0xFFFFFFFF
+    h &= mask
+    h = (h + (~(h << 9) & mask)) & mask
+    h ^= h >> 14
+    h = (h + (h << 4)) & mask
+    return h ^ (h >> 10)
 
 
 def _continuous_splits(values: np.ndarray, *, max_bins: int) -> np.ndarray:
@@ -185,115 +462,6 @@ def _java_binary_search(thresholds: np.ndarray, values: np.ndarray) -> np.ndarra
         found = np.where(active & ~below & ~above, mid, found)
         low = np.where(below, mid + 1, low)
         high = np.where(above, mid - 1, high)
-
-
-class _TreeGrower:
-    """RandomForest.runBagged for one regression tree with variance impurity, every feature at every node.
-
-    A node's sufficient statistics for all features are one ``bincount`` over (feature, bin) slots, so
-    a tree is a few dozen numpy calls whatever the number of features."""
-
-    def __init__(self, bins: np.ndarray, thresholds: list[np.ndarray], *, max_depth: int, min_instances: int,
-                 min_info_gain: float):
-        n_features = len(thresholds)
-        self.thresholds = thresholds
-        self.n_splits = np.array([len(t) for t in thresholds], dtype=np.int64)
-        self.width = int(self.n_splits.max(initial=0)) + 1  # bins per feature, padded to the widest
-        self.slots = (bins + np.arange(n_features) * self.width).astype(np.int64)  # (row, feature) -> slot
-        self.bins = bins
-        # split k of feature j exists iff k < n_splits[j]
-        self.exists = np.arange(self.width - 1)[None, :] < self.n_splits[:, None]
-        self.upper = [np.append(t, np.inf) for t in thresholds]  # a bin's threshold; the last bin: none
-        self.max_depth = max_depth
-        self.min_instances = min_instances
-        self.min_info_gain = min_info_gain
-
-    def __call__(self, label: np.ndarray) -> tuple[dict, np.ndarray]:
-        """The tree (portable pre-order arrays) and each training row's leaf value."""
-        tree = {"feature": [], "threshold": [], "left": [], "right": [], "prediction": []}
-        leaf_of_row = np.empty(len(label))
-        # (rows, level, the node's statistics (weight, sum, sum of squares, count) or None at the root,
-        #  whether the node was made a leaf when its parent split, parent index, side)
-        stack = [(np.arange(len(label)), 0, None, False, -1, "")]
-        while stack:
-            rows, level, stats, leaf, parent, side = stack.pop()
-            index = len(tree["feature"])
-            if parent >= 0:
-                tree[side][parent] = index
-            split = None if leaf else self._best_split(rows, label, stats)
-            if split is not None:
-                stats = split["parent"]
-            elif stats is None:  # nothing to split on at the root: the labels' own sums
-                y = label[rows]
-                stats = np.array([len(y), np.cumsum(y)[-1], np.cumsum(y * y)[-1], len(y)], dtype=np.float64)
-            tree["left"].append(-1)
-            tree["right"].append(-1)
-            tree["prediction"].append(_predict(stats))
-            if split is None or split["gain"] <= 0 or level == self.max_depth:
-                tree["feature"].append(-1)
-                tree["threshold"].append(0.0)
-                leaf_of_row[rows] = tree["prediction"][-1]
-                continue
-            j, k = split["feature"], split["bin"]
-            tree["feature"].append(j)
-            tree["threshold"].append(float(self.thresholds[j][k]))
-            # Rows descend as MLlib's ContinuousSplit.shouldGoLeft sends them: by their bin's threshold, not
-            # its index. The two differ on a repeated threshold, where the statistics above count a row
-            # right of the split and the descent (and every later prediction) sends it left.
-            goes_left = self.upper[j][self.bins[rows, j]] <= self.thresholds[j][k]
-            child_level = level + 1
-            left_leaf = child_level == self.max_depth or abs(_variance(split["left"])) < _EPSILON
-            right_leaf = child_level == self.max_depth or abs(_variance(split["right"])) < _EPSILON
-            # Right pushed first so the left child is numbered first (pre-order, like the export).
-            stack.append((rows[~goes_left], child_level, split["right"], right_leaf, index, "right"))
-            stack.append((rows[goes_left], child_level, split["left"], left_leaf, index, "left"))
-        return tree, leaf_of_row
-
-    def _best_split(self, rows: np.ndarray, label: np.ndarray, stats) -> dict | None:
-        """RandomForest.binsToBestSplit for continuous features: the first best split of the first best feature."""
-        if not self.exists.any():
-            return None
-        n_features = len(self.thresholds)
-        y = label[rows]
-        y_weighted = 1.0 * y
-        slots = self.slots[rows].ravel()  # row-major: each slot's rows are added in row order, as MLlib does
-        per_row = (np.ones(len(rows)), y_weighted, y_weighted * y, np.ones(len(rows)))
-        size = n_features * self.width
-        # (statistic, feature, bin), then MLlib's running sum over each feature's bins
-        cumulative = np.stack([np.bincount(slots, weights=np.repeat(v, n_features), minlength=size)
-                               .reshape(n_features, self.width) for v in per_row]).cumsum(axis=2)
-        left = cumulative[:, :, :-1]
-        total = np.take_along_axis(cumulative, self.n_splits[None, :, None], axis=2)
-        right = total - left
-        if stats is None:  # the root: the first candidate's left + right, as MLlib forms it
-            first = int(np.argmax(self.n_splits > 0))
-            stats = left[:, first, 0] + right[:, first, 0]
-        gains = np.where(self.exists, self._gains(left, right, _variance(stats)), -np.inf)
-        j, k = np.unravel_index(int(np.argmax(gains)), gains.shape)
-        return {"gain": float(gains[j, k]), "feature": int(j), "bin": int(k), "parent": stats,
-                "left": left[:, j, k].copy(), "right": right[:, j, k].copy()}
-
-    def _gains(self, left: np.ndarray, right: np.ndarray, impurity: float) -> np.ndarray:
-        """RandomForest.calculateImpurityStats over every split; an invalid split gets Double.MinValue."""
-        left_count, right_count = left[0], right[0]
-        total = left_count + right_count
-        with np.errstate(divide="ignore", invalid="ignore"):
-            gain = impurity - (left_count / total) * _variance(left) - (right_count / total) * _variance(right)
-        invalid = (left[3] < self.min_instances) | (right[3] < self.min_instances) | ~(gain >= self.min_info_gain)
-        return np.where(invalid, -np.finfo(np.float64).max, gain)
-
-
-def _variance(stats):
-    """Variance.calculate(count, sum, sumSquares): 0 for an empty node."""
-    count, total, squares = stats[0], stats[1], stats[2]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        value = (squares - (total * total) / count) / count
-    return np.where(count == 0, 0.0, value) if np.ndim(value) else (0.0 if count == 0 else float(value))
-
-
-def _predict(stats) -> float:
-    """VarianceCalculator.predict: the node's mean label."""
-    return 0.0 if stats[0] == 0 else float(stats[1] / stats[0])
 
 
 # ---------------------------------------------------------------------------------------------

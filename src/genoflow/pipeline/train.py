@@ -92,11 +92,11 @@ def run_train(spark, features_uri: str, output, params: dict, *, experiment_id: 
     overlapping them keeps the cores busy (decision 0028). Records keep the (target, plan) order.
     """
     from genoflow.features.spec import FeatureSpec
-    from genoflow.models.local_fit import jvm_exp
+    from genoflow.models.local_fit import JvmNumbers
     from genoflow.study import targets as study_targets
 
     t = params["train"]
-    exp = jvm_exp(spark)
+    jvm = JvmNumbers.of(spark)
     meta = json.loads(output.storage.read_text(f"{features_uri}/features.json"))
     table = spark.read.parquet(f"{features_uri}/table").filter("split = 'train'").cache()
     work, frames = [], [table]
@@ -117,7 +117,7 @@ def run_train(spark, features_uri: str, output, params: dict, *, experiment_id: 
     def train(job) -> dict:
         plan, target, kind, spec, data, folds = job
         record = _train_plan(plan, target, kind, spec, data, folds, params, output, meta, features_uri,
-                             experiment_id=experiment_id, tags=tags, exp=exp)
+                             experiment_id=experiment_id, tags=tags, jvm=jvm)
         log.info("trained %s", record)
         return record
 
@@ -146,7 +146,7 @@ def map_in_order(func, items: list, *, workers: int) -> list:
 
 
 def _train_plan(plan: Plan, target: str, kind: str, spec, data, folds, params: dict, output, meta: dict,
-                features_uri: str, *, experiment_id: str, tags: dict, exp) -> dict:
+                features_uri: str, *, experiment_id: str, tags: dict, jvm) -> dict:
     import mlflow
 
     from genoflow.models.portable import export_portable
@@ -160,7 +160,7 @@ def _train_plan(plan: Plan, target: str, kind: str, spec, data, folds, params: d
     _, _, maps = _pipeline(plan, target, kind, features, grid, t)
     if plan.baseline:  # a reference, not a contender: the family's first setting, not a search
         maps = maps[:1]
-    scores, cv_engine = _fold_scores(plan, target, kind, folds, grid, len(maps), t, exp)  # [grid point, fold]
+    scores, cv_engine = _fold_scores(plan, target, kind, folds, grid, len(maps), t, jvm)  # [grid point, fold]
     per_fold, best = foldwise_choice(scores)
     cv = np.array([scores[g, k] for k, g in enumerate(per_fold)])
     run_tags = {**tags, TAG_TARGET: target, TAG_MODEL_FAMILY: plan.family, TAG_TARGET_TYPE: kind,
@@ -229,52 +229,57 @@ def assembled(assembler, table, *keep: str):
     return rows
 
 
-def _fold_scores(plan: Plan, target: str, kind: str, folds, grid: dict, n_grid: int, t: dict, exp):
+def _fold_scores(plan: Plan, target: str, kind: str, folds, grid: dict, n_grid: int, t: dict, jvm):
     """The metric of every grid point on every fold's validation rows, fitted on its fit rows, and where
     the fits ran: on the driver with MLlib's algorithm when `genoflow.models.local_fit` reproduces it
     (``train.cv_engine: auto``, decision 0035), else with MLlib itself."""
     _, estimator, maps = _pipeline(plan, target, kind, plan.columns(folds[0][0]), grid, t)
     settings = [{param.name: value for param, value in estimator.extractParamMap(extra).items()}
                 for extra in maps[:n_grid]]
-    if _cv_on_driver(plan, kind, settings, [n_fit for *_, n_fit in folds], t, exp):
-        return _driver_fold_scores(plan, target, kind, folds, settings, t, exp), "driver"
+    if _cv_on_driver(plan, kind, settings, [n_fit for *_, n_fit in folds], t, jvm):
+        return _driver_fold_scores(plan, target, kind, folds, settings, t, jvm), "driver"
     return _mllib_fold_scores(plan, target, kind, folds, grid, n_grid, t), "mllib"
 
 
-def _cv_on_driver(plan: Plan, kind: str, settings: list[dict], fold_sizes: list, t: dict, exp) -> bool:
+def _cv_on_driver(plan: Plan, kind: str, settings: list[dict], fold_sizes: list, t: dict, jvm) -> bool:
     from genoflow.models import local_fit
 
     if t.get("cv_engine", "auto") != "auto" or None in fold_sizes:
         return False
-    if plan.family == "gbt" and kind == "binary" and exp is None:
-        log.warning("%s: CV fits with MLlib: org.genoflow.ml.JvmMath is not on the driver's classpath (make codec)",
-                    plan.name)
+    if jvm is None and (plan.family == "random_forest" or (plan.family == "gbt" and kind == "binary")):
+        log.warning("%s: CV fits with MLlib: org.genoflow.ml.JvmMath (MLlib's random draws and exp) is not on "
+                    "the driver's classpath (make codec)", plan.name)
         return False
     return all(local_fit.supports(plan.family, kind, setting, max(fold_sizes)) for setting in settings)
 
 
-def _driver_fold_scores(plan: Plan, target: str, kind: str, folds, settings: list[dict], t: dict, exp) -> np.ndarray:
+def _driver_fold_scores(plan: Plan, target: str, kind: str, folds, settings: list[dict], t: dict, jvm) -> np.ndarray:
     """`_mllib_fold_scores` without a Spark job per pass: each fold's table comes to the driver once (one
     job) and every grid point is fitted there by `genoflow.models.local_fit` and scored as a portable model."""
+    from pyspark.sql import functions as F
+
     from genoflow.models import local_fit
     from genoflow.models.portable import PortableModel
 
     def fold_arrays(k: int):
         spec, table, _ = folds[k]
         columns = plan.columns(spec)
-        frame = table.select("role", *(f"`{c}`" for c in (target, *columns))).toPandas()
+        # The fit rows' partitions, as MLlib sees them: a forest's bootstrap draws one stream per partition.
+        frame = table.select("role", F.spark_partition_id().alias("_partition"),
+                             *(f"`{c}`" for c in (target, *columns))).toPandas()
         bad = [c for c in columns if not np.isfinite(frame[c].to_numpy(np.float64)).all()]
         if bad:
             raise ValueError(f"{target} fold {k}: {plan.name} inputs {bad} hold null or NaN values; the features "
                              "step writes finite model inputs, so its output is damaged")
         fit, validate = (frame[frame["role"] == role] for role in ("fit", "validate"))
-        return (fit[columns].to_numpy(np.float64), fit[target].to_numpy(np.float64),
+        return (fit[columns].to_numpy(np.float64), fit[target].to_numpy(np.float64), fit["_partition"].to_numpy(),
                 validate[columns].to_numpy(np.float64), validate[target].to_numpy(np.float64))
 
     def fit_and_score(job: tuple[int, int]) -> float:
         g, k = job
-        x, y, x_validate, y_validate = arrays[k]
-        model = PortableModel.from_dict(local_fit.fit(plan.family, kind, settings[g], x, y, exp=exp))
+        x, y, partition, x_validate, y_validate = arrays[k]
+        model = PortableModel.from_dict(local_fit.fit(plan.family, kind, settings[g], x, y, jvm=jvm,
+                                                      partition=partition))
         scores = model.predict_proba(x_validate) if kind == "binary" else model.predict(x_validate)
         return fold_metric(y_validate, scores, kind)
 

@@ -1,7 +1,9 @@
-"""genoflow.models.local_fit is MLlib's fit, not a look-alike: GBT trees equal MLlib's to the bit, logistic
-regression MLlib's optimum to its tolerance, on tables built to hit MLlib's corner cases."""
+"""genoflow.models.local_fit is MLlib's fit, not a look-alike: GBT and random-forest trees equal MLlib's to the
+bit, logistic regression MLlib's optimum to its tolerance, on tables built to hit MLlib's corner cases."""
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -37,18 +39,23 @@ def _settings(estimator) -> dict:
     return {param.name: value for param, value in estimator.extractParamMap().items()}
 
 
+@pytest.fixture(scope="module")
+def jvm(spark):
+    numbers = local_fit.JvmNumbers.of(spark)
+    assert numbers is not None, "org.genoflow.ml.JvmMath is missing from the codec jar (make codec)"
+    return numbers
+
+
 @pytest.mark.parametrize("depth", [2, 3])
-def test_gbt_classifier__mllibs_trees_to_the_bit(spark, depth):
+def test_gbt_classifier__mllibs_trees_to_the_bit(spark, jvm, depth):
     from pyspark.ml.classification import GBTClassifier
 
     x, y = _table()
     estimator = GBTClassifier(seed=7, maxIter=12, maxDepth=depth)
     expected = export_portable(estimator.fit(_frame(spark, x, y)))
-    exp = local_fit.jvm_exp(spark)
-    assert exp is not None, "org.genoflow.ml.JvmMath is missing from the codec jar (make codec)"
     assert local_fit.supports("gbt", "binary", _settings(estimator), len(y))
 
-    fitted = local_fit.fit("gbt", "binary", _settings(estimator), x, y, exp=exp)
+    fitted = local_fit.fit("gbt", "binary", _settings(estimator), x, y, jvm=jvm)
 
     assert fitted["tree_weights"] == expected["tree_weights"]
     for k, (ours, mllib) in enumerate(zip(fitted["trees"], expected["trees"], strict=True)):
@@ -62,8 +69,34 @@ def test_gbt_classifier__numpys_exp_is_not_enough(spark):
     x, y = _table()
     estimator = GBTClassifier(seed=7, maxIter=12, maxDepth=3)
     expected = export_portable(estimator.fit(_frame(spark, x, y)))
-    fitted = local_fit.fit("gbt", "binary", _settings(estimator), x, y, exp=np.exp)
+    fitted = local_fit.fit("gbt", "binary", _settings(estimator), x, y, jvm=SimpleNamespace(exp=np.exp))
     assert fitted["trees"] != expected["trees"]
+
+
+@pytest.mark.parametrize("trees, depth, subsets", [(30, 4, "auto"), (25, 6, "auto"), (10, 3, "all"), (1, 3, "auto")])
+def test_random_forest_classifier__mllibs_forest_to_the_bit(spark, jvm, trees, depth, subsets):
+    """The bootstrap, the per-node feature subsets in MLlib's node order, Gini, and the pruning of
+    children that predict the same class (which changes the leaves' class counts)."""
+    from pyspark.ml.classification import RandomForestClassifier
+
+    x, y = _table(n=600)
+    estimator = RandomForestClassifier(seed=11, numTrees=trees, maxDepth=depth, featureSubsetStrategy=subsets)
+    expected = export_portable(estimator.fit(_frame(spark, x, y)))
+    assert local_fit.supports("random_forest", "binary", _settings(estimator), len(y))
+    fitted = local_fit.fit("random_forest", "binary", _settings(estimator), x, y, jvm=jvm)
+    for k, (ours, mllib) in enumerate(zip(fitted["trees"], expected["trees"], strict=True)):
+        assert ours == mllib, f"tree {k} differs"
+
+
+def test_random_forest_regressor__mllibs_forest_to_the_bit(spark, jvm):
+    from pyspark.ml.regression import RandomForestRegressor
+
+    x, y = _table()
+    target = x[:, 4] * 2.0 + x[:, 0] + y
+    estimator = RandomForestRegressor(seed=3, numTrees=20, maxDepth=4)
+    expected = export_portable(estimator.fit(_frame(spark, x, target)))
+    fitted = local_fit.fit("random_forest", "quantitative", _settings(estimator), x, target, jvm=jvm)
+    assert fitted["trees"] == expected["trees"]
 
 
 def test_gbt_regressor__mllibs_trees_to_the_bit(spark):
@@ -129,13 +162,18 @@ def test_continuous_splits__mllibs_candidates():
     ("logistic_regression", "binary", {"elasticNetParam": 0.5}, 100),
     ("logistic_regression", "binary", {"standardization": False}, 100),
     ("logistic_regression", "quantitative", {}, 100),
-    ("random_forest", "binary", {}, 100),
+    ("random_forest", "binary", {"impurity": "entropy"}, 100),
+    ("random_forest", "binary", {"bootstrap": False}, 100),
+    ("random_forest", "binary", {"featureSubsetStrategy": "0.5"}, 100),
+    ("random_forest", "quantitative", {"impurity": "gini"}, 100),
+    ("random_forest", "binary", {}, local_fit.MAX_ROWS + 1),
 ])
 def test_supports__refuses_what_it_does_not_reproduce(family, kind, change, rows):
     defaults = {"gbt": {"lossType": "logistic", "subsamplingRate": 1.0, "featureSubsetStrategy": "all",
                         "minWeightFractionPerNode": 0.0, "maxBins": 32},
                 "logistic_regression": {"elasticNetParam": 0.0, "fitIntercept": True, "standardization": True,
                                         "family": "auto"},
-                "random_forest": {}}[family]
-    assert local_fit.supports(family, kind, defaults, 100) == (family != "random_forest" and kind == "binary")
+                "random_forest": {"impurity": "gini" if kind == "binary" else "variance", "bootstrap": True,
+                                  "featureSubsetStrategy": "auto"}}[family]
+    assert local_fit.supports(family, kind, defaults, 100) == (family != "logistic_regression" or kind == "binary")
     assert not local_fit.supports(family, kind, {**defaults, **change}, rows)
