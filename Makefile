@@ -59,7 +59,7 @@ $(CODEC_JAR): hadoop/bgzf-codec/pom.xml $(wildcard hadoop/bgzf-codec/src/main/ja
 	@command -v mvn >/dev/null || { echo "Maven is needed once to build the BGZF codec: apt-get install -y maven"; exit 1; }
 	mvn -q -f hadoop/bgzf-codec/pom.xml package
 
-codec: $(CODEC_JAR)  ## build the splittable BGZF codec (Spark splits bgzip VCFs across cores with it)
+codec: $(CODEC_JAR)  ## build the splittable BGZF codec (Spark splits bgzip VCFs across cores with it) and JvmMath (train's driver-side CV fits)
 
 $(JVM_ARCHIVE): $(STAMP) $(CODEC_JAR)
 	$(PY) -m genoflow.jvm_archive
