@@ -88,6 +88,25 @@ def test_random_forest_classifier__mllibs_forest_to_the_bit(spark, jvm, trees, d
         assert ours == mllib, f"tree {k} differs"
 
 
+def test_random_forest_classifier__one_bootstrap_stream_per_partition(spark, jvm):
+    """MLlib reseeds the bootstrap per partition (seed + partition + 1); class counts are integers, so the
+    forest is bit-identical whatever order the partitions' statistics are merged in."""
+    from pyspark.ml.classification import RandomForestClassifier
+    from pyspark.ml.linalg import Vectors
+
+    x, y = _table(n=500)
+    rows = [(float(label), Vectors.dense(row)) for label, row in zip(y, x, strict=True)]
+    frame = spark.createDataFrame(spark.sparkContext.parallelize(rows, 2), ["label", "features"])
+    assert frame.rdd.getNumPartitions() == 2
+    partition = np.repeat([0, 1], [250, 250])  # parallelize slices the list into contiguous halves
+    estimator = RandomForestClassifier(seed=5, numTrees=15, maxDepth=4)
+    expected = export_portable(estimator.fit(frame))
+    fitted = local_fit.fit("random_forest", "binary", _settings(estimator), x, y, jvm=jvm, partition=partition)
+    assert fitted["trees"] == expected["trees"]
+    single = local_fit.fit("random_forest", "binary", _settings(estimator), x, y, jvm=jvm)
+    assert single["trees"] != expected["trees"]
+
+
 def test_random_forest_regressor__mllibs_forest_to_the_bit(spark, jvm):
     from pyspark.ml.regression import RandomForestRegressor
 

@@ -65,3 +65,20 @@ def test_fold_scores__the_driver_gives_mllibs_cv(spark, family, grid):
     (on_driver, where), (with_mllib, where_mllib) = scores("auto"), scores("mllib")
     assert (where, where_mllib) == ("driver", "mllib")
     np.testing.assert_allclose(on_driver, with_mllib, rtol=0, atol=1e-3 if family == "logistic_regression" else 0)
+
+
+def test_cv_on_driver__falls_back_to_mllib_without_the_jvm_helper(caplog):
+    """Forests and binary GBT need the JVM's own numbers (org.genoflow.ml.JvmMath in the codec jar): without
+    them train says so and fits with MLlib; logistic regression needs nothing from the JVM."""
+    from genoflow.pipeline.train import _cv_on_driver
+
+    t = {"cv_engine": "auto"}
+    forest = {"impurity": "gini", "bootstrap": True, "featureSubsetStrategy": "auto"}
+    logistic = {"elasticNetParam": 0.0, "fitIntercept": True, "standardization": True, "family": "auto"}
+    with caplog.at_level("WARNING"):
+        assert not _cv_on_driver(Plan("random_forest"), "binary", [forest], [400, 400], t, None)
+    assert "org.genoflow.ml.JvmMath" in caplog.text and "make codec" in caplog.text
+    assert _cv_on_driver(Plan("logistic_regression"), "binary", [logistic], [400, 400], t, None)
+    assert not _cv_on_driver(Plan("logistic_regression"), "binary", [logistic], [400, None], t, None)
+    assert not _cv_on_driver(Plan("logistic_regression"), "binary", [logistic], [400, 400], {"cv_engine": "mllib"},
+                             None)
