@@ -196,3 +196,20 @@ def test_supports__refuses_what_it_does_not_reproduce(family, kind, change, rows
                                   "featureSubsetStrategy": "auto"}}[family]
     assert local_fit.supports(family, kind, defaults, 100) == (family != "logistic_regression" or kind == "binary")
     assert not local_fit.supports(family, kind, {**defaults, **change}, rows)
+
+
+def test_scala_map_order__the_jvms_iteration_order(spark):
+    """Forests draw feature subsets in the order MLlib's node stack gives, which follows the iteration of a
+    ``mutable.HashMap[Int, _]`` of tree indices turned ``.toMap`` (Scala 2.13): built here in the JVM."""
+    import random
+
+    immutable_map = getattr(getattr(spark._jvm.scala.collection.immutable, "Map$"), "MODULE$")
+    rng = random.Random(3)
+    for _ in range(200):
+        keys = rng.sample(range(100), rng.choice([1, 2, 3, 4, 5, 6, 10, 30, 60, 100]))
+        mutable = spark._jvm.scala.collection.mutable.HashMap()
+        for key in keys:
+            mutable.put(key, 0)
+        text = getattr(immutable_map, "from")(mutable).toString()
+        inner = text[text.index("(") + 1:-1]
+        assert local_fit._scala_map_order(keys) == [int(entry.split(" -> ")[0]) for entry in inner.split(", ")]
