@@ -6,7 +6,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["get_spark", "glob_uris", "session_conf", "prefer_installed_pyspark", "run_worker_daemon"]
+__all__ = ["get_spark", "glob_uris", "session_conf", "map_in_order", "prefer_installed_pyspark", "run_worker_daemon"]
 
 
 def prefer_installed_pyspark() -> None:
@@ -121,6 +121,23 @@ def session_conf(spark, conf: dict[str, str]):
                 spark.conf.unset(key)
             else:
                 spark.conf.set(key, value)
+
+
+def map_in_order(func, items: list, *, workers: int) -> list:
+    """``[func(item) for item in items]``, ``workers`` at a time; the first failure cancels what has not started.
+
+    For work that is mostly py4j round trips and small Spark jobs (a step's models in train and evaluate,
+    the features step's targets): threads on the one SparkSession overlap their latency."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
+        futures = [pool.submit(func, item) for item in items]
+        try:
+            return [future.result() for future in futures]
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
 
 
 if __name__ == "__main__":  # python -m genoflow.spark <worker module>: spark.python.daemon.module

@@ -50,7 +50,7 @@ _SPARK_KINDS = {"LogisticRegressionModel": "logistic_regression",
 # --------------------------------------------------------------------------------------------
 
 
-def export_portable(pipeline_model) -> dict:
+def export_portable(pipeline_model, *, saved: str | None = None) -> dict:
     """A JSON-serialisable description of a fitted Spark classifier or regressor pipeline.
 
     Parameters
@@ -59,6 +59,10 @@ def export_portable(pipeline_model) -> dict:
         ``PipelineModel([VectorAssembler, model])`` as train fits it (a bare model is accepted
         too; its feature names are then unknown). Other pipeline stages are refused: the portable
         model would silently skip them.
+    saved : str, optional
+        A local directory where ``pipeline_model`` has just been saved (``PipelineModel.save``):
+        a tree ensemble's nodes are then read from its node table in one go, not walked over py4j
+        node by node (1-2 s for a forest of 100 trees). The result is the same.
 
     Returns
     -------
@@ -97,8 +101,9 @@ def export_portable(pipeline_model) -> dict:
         out["coefficients"] = [float(c) for c in fitted.coefficients.toArray()]
         out["intercept"] = float(fitted.intercept)
     else:
-        out["trees"] = [_export_tree(tree._java_obj.rootNode(), with_stats=kind == "random_forest")
-                        for tree in fitted.trees]
+        with_stats = kind == "random_forest"
+        out["trees"] = _saved_trees(_saved_stage(saved, fitted.uid), with_stats=with_stats) if saved else \
+            [_export_tree(tree._java_obj.rootNode(), with_stats=with_stats) for tree in fitted.trees]
         if kind in ("gbt", "gbt_regression"):
             out["tree_weights"] = [float(w) for w in fitted.treeWeights]
     return out
@@ -147,6 +152,50 @@ def _export_tree(root, *, with_stats: bool) -> dict:
             if with_stats:
                 tree["stats"].append([float(s) for s in node.impurityStats().stats()])
     return tree
+
+
+def _saved_stage(saved: str, uid: str) -> str:
+    """The directory of the stage ``uid`` in a saved PipelineModel (``stages/<index>_<uid>``) or a saved model."""
+    import glob
+    import os
+
+    found = glob.glob(os.path.join(glob.escape(saved), "stages", f"*_{glob.escape(uid)}")) or \
+        ([saved] if os.path.isdir(os.path.join(saved, "data")) else [])
+    if len(found) != 1:
+        raise FileNotFoundError(f"{saved}: no saved stage {uid} (a PipelineModel.save of the model exported)")
+    return found[0]
+
+
+def _saved_trees(stage: str, *, with_stats: bool) -> list[dict]:
+    """`_export_tree` of every tree of a saved MLlib ensemble, from its node table (``<stage>/data``).
+
+    MLlib numbers each tree's nodes in pre-order (``NodeData.build``), so a node's id is its index here.
+    """
+    import os
+
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table(os.path.join(stage, "data")).to_pylist()
+    rows.sort(key=lambda row: (row["treeID"], row["nodeData"]["id"]))
+    trees: list[dict] = []
+    for row in rows:
+        node = row["nodeData"]
+        if node["id"] == 0:
+            trees.append({"feature": [], "threshold": [], "left": [], "right": [], "prediction": [],
+                          **({"stats": []} if with_stats else {})})
+        tree, split, leaf = trees[-1], node["split"], node["leftChild"] < 0
+        if node["id"] != len(tree["feature"]) or len(trees) != row["treeID"] + 1:
+            raise ValueError(f"{stage}: tree {row['treeID']}'s nodes are not numbered 0, 1, ... in pre-order")
+        if not leaf and split["numCategories"] != -1:
+            raise ValueError("categorical splits are not portable: assemble features as continuous columns")
+        tree["feature"].append(-1 if leaf else int(split["featureIndex"]))
+        tree["threshold"].append(0.0 if leaf else float(split["leftCategoriesOrThreshold"][0]))
+        tree["left"].append(int(node["leftChild"]))
+        tree["right"].append(int(node["rightChild"]))
+        tree["prediction"].append(float(node["prediction"]))
+        if with_stats:
+            tree["stats"].append([float(v) for v in node["impurityStats"]] if leaf else [])
+    return trees
 
 
 # --------------------------------------------------------------------------------------------

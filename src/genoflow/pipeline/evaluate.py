@@ -35,7 +35,8 @@ def run_evaluate(spark, features_uri: str, train_uri: str, output, params: dict)
     import pandas as pd
     from pyspark.ml import PipelineModel
 
-    from genoflow.pipeline.train import map_in_order, prediction_frame
+    from genoflow.pipeline.train import prediction_frame
+    from genoflow.spark import map_in_order
     from genoflow.study import targets as study_targets
 
     storage = output.storage

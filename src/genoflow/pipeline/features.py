@@ -64,6 +64,8 @@ class TargetFeatures:
 
 def run_features(spark, preprocess_uri: str, output, params: dict) -> dict:
     """Run the features step on a committed preprocess output, writing into ``output``."""
+    from genoflow.genotypes import arrow_batch_conf
+    from genoflow.spark import map_in_order, session_conf
     from genoflow.storage.parts import ParquetFolder
     from genoflow.study import targets as study_targets
 
@@ -92,11 +94,18 @@ def run_features(spark, preprocess_uri: str, output, params: dict) -> dict:
     burden_all = burden_block(rare, all_genes, prefix="burden")
     burden_values = score_blocks(spark, genotypes, everyone, [burden_all], budget)[id(burden_all)]
 
-    learnt, summary = {}, {}
+    def learn(target_kind: tuple[str, str]) -> TargetFeatures:
+        return learn_features(spark, genotypes, samples, *target_kind, covariates, burden_values, all_genes, f,
+                              int(params["train"]["cv_folds"]), output, budget=budget, scanned=scanned)
+
+    # train.parallelism targets at once: a target's passes are many short Spark jobs, so two overlap on
+    # the cores one leaves idle. Their scans size Arrow batches alike; the setting stays for all of them,
+    # so that one target's end does not restore the default under another's running scan.
+    with session_conf(spark, arrow_batch_conf(len(samples), 1, budget)):
+        learnt = dict(zip(kinds, map_in_order(learn, list(kinds.items()),
+                                              workers=int(params["train"].get("parallelism", 1))), strict=True))
+    summary = {}
     for target, kind in kinds.items():
-        learnt[target] = learn_features(spark, genotypes, samples, target, kind, covariates, burden_values,
-                                        all_genes, f, int(params["train"]["cv_folds"]), output, budget=budget,
-                                        scanned=scanned)
         final = learnt[target].learnt[0]
         summary[target] = {**association_summary(spark.read.parquet(output.path(f"association/{target}")), output,
                                                  target, final.selected, kind),

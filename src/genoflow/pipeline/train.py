@@ -93,6 +93,7 @@ def run_train(spark, features_uri: str, output, params: dict, *, experiment_id: 
     """
     from genoflow.features.spec import FeatureSpec
     from genoflow.models.local_fit import JvmNumbers
+    from genoflow.spark import map_in_order
     from genoflow.study import targets as study_targets
 
     t = params["train"]
@@ -130,26 +131,10 @@ def run_train(spark, features_uri: str, output, params: dict, *, experiment_id: 
     return trained
 
 
-def map_in_order(func, items: list, *, workers: int) -> list:
-    """``[func(item) for item in items]``, ``workers`` at a time; the first failure cancels what has not started.
-
-    For a step's models (train, evaluate): each is mostly py4j round trips and small Spark jobs, so
-    threads on the one SparkSession overlap their latency."""
-    with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
-        futures = [pool.submit(func, item) for item in items]
-        try:
-            return [future.result() for future in futures]
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
-
-
 def _train_plan(plan: Plan, target: str, kind: str, spec, data, folds, params: dict, output, meta: dict,
                 features_uri: str, *, experiment_id: str, tags: dict, jvm) -> dict:
     import mlflow
 
-    from genoflow.models.portable import export_portable
     from genoflow.registry.tracking import TAG_BASELINE, TAG_MODEL_FAMILY, TAG_TARGET, TAG_TARGET_TYPE
 
     started = time.time()
@@ -180,9 +165,8 @@ def _train_plan(plan: Plan, target: str, kind: str, spec, data, folds, params: d
         if plan.baseline is None:
             _log_association(output.storage, features_uri, meta, target)
         model_path = f"models/{target}/{plan.name}"
-        _save_model(model, output, model_path, run.info.run_id)
         # The same fitted model as plain arrays: the model API scores it without Spark.
-        mlflow.log_dict(export_portable(model), "portable_model.json")
+        mlflow.log_dict(_save_model(model, output, model_path, run.info.run_id), "portable_model.json")
     return {"target": target, "type": kind, "family": plan.name, "baseline": plan.baseline,
             "run_id": run.info.run_id, f"cv_{metric}": float(cv.mean()), f"cv_{metric}_sd": float(cv.std(ddof=1)),
             "cv_metric": f"cv_{metric}", "best_params": best_params, "features": features,
@@ -357,10 +341,11 @@ def _log_association(storage, features_uri: str, meta: dict, target: str) -> Non
         mlflow.log_artifacts(tmp, artifact_path="association")
 
 
-def _save_model(model, output, model_path: str, run_id: str) -> None:
-    """Save the fitted model once and use that save twice: as the active run's MLflow model (``model/``,
-    for the registry and serving) and, copied as files, under the step output at ``model_path`` (for
-    evaluate, on any storage root).
+def _save_model(model, output, model_path: str, run_id: str) -> dict:
+    """Save the fitted model once and use that save three times: as the active run's MLflow model
+    (``model/``, for the registry and serving), copied as files under the step output at ``model_path``
+    (for evaluate, on any storage root), and read back as the model's portable form
+    (:func:`genoflow.models.portable.export_portable`), which this returns.
 
     A Spark save of a PipelineModel is several Spark jobs and a committed write per stage (~0.8 s of the
     driver here); mlflow.spark.log_model after a plain save paid it twice. The MLflow model is the one
@@ -373,6 +358,8 @@ def _save_model(model, output, model_path: str, run_id: str) -> None:
     import mlflow
     from mlflow.models import Model
 
+    from genoflow.models.portable import export_portable
+
     with tempfile.TemporaryDirectory(prefix="genoflow-model-") as tmp:
         local = os.path.join(tmp, "model")
         mlflow.spark.save_model(model, local, mlflow_model=Model(artifact_path="model", run_id=run_id),
@@ -380,6 +367,7 @@ def _save_model(model, output, model_path: str, run_id: str) -> None:
         if not output.storage.put(os.path.join(local, "sparkml"), output.path(model_path)):
             raise FileExistsError(f"{output.path(model_path)}: a model is already there; the step output is new")
         mlflow.log_artifacts(local, artifact_path="model")
+        return export_portable(model, saved=os.path.join(local, "sparkml"))
 
 
 def _model_requirements() -> list[str]:

@@ -106,6 +106,21 @@ def test_export__rows_exactly_on_a_threshold_go_left_like_spark(spark, frames, f
                                _spark_p1(model, _frame(spark, x, np.zeros(len(x)))), rtol=0, atol=1e-9)
 
 
+@pytest.mark.parametrize("family", ["random_forest", "gbt"])
+def test_export__from_the_saved_model_equals_the_walk_of_the_live_one(fitted, family, tmp_path):
+    model = fitted(family)
+    model.write().save(str(tmp_path / "model"))
+    walked = export_portable(model)
+    assert export_portable(model, saved=str(tmp_path / "model")) == walked
+    assert sum(len(tree["feature"]) for tree in walked["trees"]) > 5 * len(walked["trees"])  # trees, not stumps
+
+
+def test_export__from_a_save_of_another_model_is_refused(fitted, tmp_path):
+    fitted("gbt").write().save(str(tmp_path / "gbt"))
+    with pytest.raises(FileNotFoundError, match="no saved stage"):
+        export_portable(fitted("random_forest"), saved=str(tmp_path / "gbt"))
+
+
 def test_export__refuses_stages_it_would_skip(spark, frames):
     from pyspark.ml import Pipeline
     from pyspark.ml.classification import LogisticRegression
@@ -177,13 +192,16 @@ def _regressor(family: str):
 
 
 @pytest.mark.parametrize("family", ["linear_regression", "random_forest_regression", "gbt_regression"])
-def test_export__portable_regressor_predictions_equal_spark(spark, family):
+def test_export__portable_regressor_predictions_equal_spark(spark, family, tmp_path):
     x_train, _ = _data(400, seed=3)
     x_test, _ = _data(300, seed=4)
     quantitative = lambda x: 0.03 * x[:, 0] + 0.5 * x[:, 2] - 0.7 * x[:, 3] + x[:, 4]  # noqa: E731
     y_train = quantitative(x_train) + np.random.default_rng(5).normal(size=len(x_train))
     model = _fit(_frame(spark, x_train, y_train), _regressor(family))
     exported = json.loads(json.dumps(export_portable(model)))
+    if exported.get("trees"):  # the tree reader of a saved model, on regression trees too
+        model.write().save(str(tmp_path / "model"))
+        assert export_portable(model, saved=str(tmp_path / "model")) == export_portable(model)
     portable = PortableModel.from_dict(exported)
     spark_prediction = model.transform(_frame(spark, x_test, np.zeros(len(x_test)))).select("prediction")
     np.testing.assert_allclose(portable.predict(x_test), spark_prediction.toPandas()["prediction"].to_numpy(),
