@@ -3,7 +3,8 @@
 `python -m genoflow.serving` runs as a subprocess on a free loopback port against the throwaway
 project's MLflow registry (after a real Airflow/Spark run). The skew test sends held-out
 patients' raw values (the preprocess tables: covariates, read QC, dosages) and requires the API's
-risk to equal the score Spark gave the same patient in evaluate.
+risk to equal the score evaluate gave the same patient. evaluate scores each model's portable form;
+the Spark models it was exported from must give those scores too.
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def _step_dir(project, run_id: str, registry) -> dict[str, Path]:
 
 
 class Cohort:
-    """Held-out patients' raw values, as a client would hold them, and Spark's scores."""
+    """Held-out patients' raw values, as a client would hold them, and evaluate's scores."""
 
     def __init__(self, dirs: dict[str, Path]):
         import pandas as pd
@@ -155,7 +156,26 @@ def test_ready__serves_the_registry_champions(http, registry):
     assert http.post("/predict", json={"covariates": {"age": 50, "sex": "F"}}).status_code == 401
 
 
-def test_skew__api_risk_equals_sparks_held_out_score(http, registry, champion, cohort):
+def test_held_out__evaluates_scores_are_the_spark_models_scores(spark, project, registry, champion, cohort):
+    from pyspark.ml import PipelineModel
+    from pyspark.ml.functions import vector_to_array
+
+    dirs = _step_dir(project, champion.run_id, registry)
+    train = Path(json.loads((dirs["evaluate"] / "inputs.json").read_text())["upstream"]["train"]
+                 .removeprefix("file://"))
+    test = spark.read.parquet(str(dirs["features"] / "table")).filter("split = 'test'")
+    models = json.loads((train / "models.json").read_text())["models"]
+    assert {m["family"] for m in models} >= {"logistic_regression", "random_forest", "gbt"}
+    for m in models:
+        scored = PipelineModel.load(str(train / m["model_path"])).transform(test.filter(f"`{m['target']}` is not null"))
+        score = vector_to_array("probability")[1] if m["type"] == "binary" else scored["prediction"]
+        by_spark = scored.select("pid", score.alias("score")).toPandas().sort_values("pid").set_index("pid")["score"]
+        evaluated = cohort.scores_of(m["run_id"], m["target"])
+        assert list(evaluated.index) == list(by_spark.index), m["family"]
+        np.testing.assert_allclose(evaluated.to_numpy(), by_spark.to_numpy(), rtol=0, atol=1e-9, err_msg=m["family"])
+
+
+def test_skew__api_risk_equals_the_held_out_score(http, registry, champion, cohort):
     spec = _spec(registry, champion.run_id)
     from genoflow.features.spec import FeatureSpec
 

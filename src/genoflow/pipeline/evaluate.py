@@ -1,10 +1,11 @@
 """evaluate: held-out metrics of every trained model, the candidate of each target, the gate's numbers.
 
-Each model is scored on the test patients only and its metrics are logged on its own MLflow run, each
-with its uncertainty (:mod:`genoflow.evaluation.metrics`): AUC-ROC with its 95% DeLong CI, AUC-PR,
-Brier score and calibration for a binary target; R^2 and RMSE with 95% CIs for a quantitative one;
-a ROC curve PNG and a metrics JSON. The candidate of a target is the model family with the best
-nested-CV metric (the test split never picks a model); the baselines are never candidates.
+Each model is scored on the test patients only, as its portable form (what the model API serves), and
+its metrics are logged on its own MLflow run, each with its uncertainty (:mod:`genoflow.evaluation.metrics`):
+AUC-ROC with its 95% DeLong CI, AUC-PR, Brier score and calibration for a binary target; R^2 and RMSE
+with 95% CIs for a quantitative one; a ROC curve PNG and a metrics JSON. The candidate of a target is the
+model family with the best nested-CV metric (the test split never picks a model); the baselines are never
+candidates.
 
 For the promotion gate the candidate's run also gets, on the same held-out patients:
 ``gate_p_vs_baseline`` (one-sided paired test of the candidate against the covariates-only baseline)
@@ -33,25 +34,23 @@ log = logging.getLogger(__name__)
 
 def run_evaluate(spark, features_uri: str, train_uri: str, output, params: dict) -> dict:
     import pandas as pd
-    from pyspark.ml import PipelineModel
 
-    from genoflow.pipeline.train import prediction_frame
     from genoflow.spark import map_in_order
     from genoflow.study import targets as study_targets
 
     storage = output.storage
     models = json.loads(storage.read_text(f"{train_uri}/models.json"))["models"]
-    test = spark.read.parquet(f"{features_uri}/table").filter("split = 'test'").cache()
     kinds = study_targets(params)
+    portables = {m["run_id"]: json.loads(storage.read_text(f"{train_uri}/{m['portable_path']}")) for m in models}
+    test = spark.read.parquet(f"{features_uri}/table").filter("split = 'test'")
+    all_scores = held_out_scores(test, models, portables, kinds)
 
     def held_out(m: dict):
-        target, kind = m["target"], kinds[m["target"]]
-        model = PipelineModel.load(f"{train_uri}/{m['model_path']}")
-        pairs = prediction_frame(model.transform(test.filter(f"`{target}` is not null")), target, kind)
-        metrics = _log_held_out(m, pairs, kind)
-        return pairs.assign(target=target, family=m["family"], run_id=m["run_id"]), {**m, **metrics}
+        pairs = all_scores[all_scores["run_id"] == m["run_id"]].drop(columns="run_id").reset_index(drop=True)
+        metrics = _log_held_out(m, pairs, kinds[m["target"]])
+        return pairs.assign(target=m["target"], family=m["family"], run_id=m["run_id"]), {**m, **metrics}
 
-    # As train: loading and scoring a model is mostly py4j round trips, so models overlap (train.parallelism).
+    # Logging a model's metrics and plot on its MLflow run is mostly waiting: models overlap (train.parallelism).
     scored = map_in_order(held_out, models, workers=int(params["train"].get("parallelism", 1)))
     scores, results = [pairs for pairs, _ in scored], [result for _, result in scored]
 
@@ -65,6 +64,36 @@ def run_evaluate(spark, features_uri: str, train_uri: str, output, params: dict)
     # Per-patient held-out scores (pseudonyms only): what the model API must reproduce exactly.
     write_driver_table(spark, pd.concat(scores, ignore_index=True), output.path("scores"))
     return {"models": results, "candidates": candidates, "gates": gates}
+
+
+def held_out_scores(test, models: list[dict], portables: dict[str, dict], kinds: dict[str, str]):
+    """Every model's score of each test patient labelled for its target, in one Spark pass over ``test``:
+    pandas (run_id, pid, label, score), each model's rows in the table's order. A model scores as its
+    portable form (``portables[run_id]``, :mod:`genoflow.models.portable`): what the model API serves,
+    equal to the Spark model's ``probability[1]`` (binary) or ``prediction`` to rounding (decision 0036).
+    """
+    import pandas as pd
+
+    plans = [(m["run_id"], m["target"], kinds[m["target"]], portables[m["run_id"]]) for m in models]
+    columns = sorted({"pid", *(target for _, target, _, _ in plans),
+                      *(name for *_, portable in plans for name in portable["features"])})
+
+    def score(frames):
+        from genoflow.models.portable import PortableModel
+
+        scorers = [(run_id, target, kind, PortableModel.from_dict(portable)) for run_id, target, kind, portable
+                   in plans]
+        for frame in frames:
+            for run_id, target, kind, model in scorers:
+                rows = frame[frame[target].notna()]
+                if len(rows):
+                    x = rows[model.features].to_numpy(np.float64)
+                    yield pd.DataFrame({"run_id": run_id, "pid": rows["pid"].to_numpy(),
+                                        "label": rows[target].to_numpy(np.float64),
+                                        "score": model.predict_proba(x) if kind == "binary" else model.predict(x)})
+
+    return test.select(*(f"`{c}`" for c in columns)).mapInPandas(
+        score, "run_id string, pid string, label double, score double").toPandas()
 
 
 def _log_held_out(m: dict, pairs, kind: str) -> dict:

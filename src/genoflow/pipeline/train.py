@@ -164,13 +164,15 @@ def _train_plan(plan: Plan, target: str, kind: str, spec, data, folds, params: d
         mlflow.log_dict(json.loads(plan.spec(spec).to_json()), "feature_spec.json")
         if plan.baseline is None:
             _log_association(output.storage, features_uri, meta, target)
-        model_path = f"models/{target}/{plan.name}"
-        # The same fitted model as plain arrays: the model API scores it without Spark.
-        mlflow.log_dict(_save_model(model, output, model_path, run.info.run_id), "portable_model.json")
+        model_path, portable_path = f"models/{target}/{plan.name}", f"portable/{target}/{plan.name}.json"
+        # The same fitted model as plain arrays: the model API, and evaluate, score it without the JVM.
+        portable = _save_model(model, output, model_path, run.info.run_id)
+        mlflow.log_dict(portable, "portable_model.json")
+        output.write_json(portable_path, portable)
     return {"target": target, "type": kind, "family": plan.name, "baseline": plan.baseline,
             "run_id": run.info.run_id, f"cv_{metric}": float(cv.mean()), f"cv_{metric}_sd": float(cv.std(ddof=1)),
             "cv_metric": f"cv_{metric}", "best_params": best_params, "features": features,
-            "seconds": round(time.time() - started, 1), "model_path": model_path}
+            "seconds": round(time.time() - started, 1), "model_path": model_path, "portable_path": portable_path}
 
 
 def _selection_metric(kind: str) -> str:
