@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -161,16 +162,17 @@ class PromoteChampionOperator(BaseOperator):
 
 
 class GenoflowSparkSubmitOperator(SparkSubmitOperator):
-    """A genoflow Spark job that takes the genoflow library with it (spark-submit ``--py-files``).
+    """A genoflow Spark job that takes the genoflow library with it to a cluster (spark-submit ``--py-files``).
 
     At run time, not parse time, the spark-submit settings are resolved
     (:func:`genoflow.spark_submit.spark_conf` with the run's params; ``conf`` given to the operator
     is laid over them; a ``local`` master also gets the Python worker daemon that imports the
-    installed pyspark, decision 0030) and the genoflow package this worker imports is zipped into
-    ``$GENOFLOW_HOME/.genoflow/py-files/genoflow-<content hash>.zip`` (written once per code
+    installed pyspark, decision 0030). For a cluster master the genoflow package this worker imports is
+    zipped into ``$GENOFLOW_HOME/.genoflow/py-files/genoflow-<content hash>.zip`` (written once per code
     version) and put first in ``py_files``. The driver and the executors import genoflow from that
     zip, so the cluster's workers need only the third-party packages in their Python
-    (``PYSPARK_PYTHON``); see docs/decisions/0004-shipping-the-library-to-executors.md.
+    (``PYSPARK_PYTHON``); see docs/decisions/0004-shipping-the-library-to-executors.md. A ``local``
+    master's driver and workers run here and import the genoflow this worker imports (decision 0036).
 
     A job that exits :data:`genoflow.errors.INPUT_ERROR_EXIT` (bad input or params) fails the task
     without retries, with the job's one-line error as the reason; any other failure keeps them.
@@ -179,20 +181,24 @@ class GenoflowSparkSubmitOperator(SparkSubmitOperator):
     def execute(self, context):
         from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+        import genoflow
         from genoflow.config import Settings
         from genoflow.errors import INPUT_ERROR_EXIT
-        from genoflow.packaging import build_py_files
-        from genoflow.spark_submit import spark_conf
+        from genoflow.spark_submit import is_local, spark_conf
 
         settings = Settings()
         with fail_once("invalid params"):
             params = run_params(context)
+        master = self.spark_master()
         # Resolved here, on the machine that submits, with the run's params: the DAG file only names the job.
-        self.conf = {**spark_conf(settings, params, master=self.spark_master()), **(self.conf or {})}
-        library = str(build_py_files(settings.state_dir / "py-files"))
-        others = [p for p in (self.py_files or "").split(",") if p and p != library]
-        self.py_files = ",".join([library, *others])
-        self.log.info("genoflow library for the driver and executors: %s", library)
+        self.conf = {**spark_conf(settings, params, master=master), **(self.conf or {})}
+        if is_local(master):
+            # A zip of it made every local job compile genoflow's modules and numba kernels again: Python keeps
+            # no bytecode for a zip, and numba keys its cache by the zip's per-job path (decision 0036).
+            self.log.info("local master: the driver and its Python workers import the genoflow at %s",
+                          os.path.dirname(genoflow.__file__))
+        else:
+            self._ship_library(settings)
         try:
             return super().execute(context)
         except AirflowException as err:
@@ -200,6 +206,14 @@ class GenoflowSparkSubmitOperator(SparkSubmitOperator):
                 raise
             raise AirflowFailException(job_error_line(err) or f"spark-submit exited {INPUT_ERROR_EXIT}: bad "
                                        "input (not retried); the job's error is in the log above") from err
+
+    def _ship_library(self, settings) -> None:
+        from genoflow.packaging import build_py_files
+
+        library = str(build_py_files(settings.state_dir / "py-files"))
+        others = [p for p in (self.py_files or "").split(",") if p and p != library]
+        self.py_files = ",".join([library, *others])
+        self.log.info("genoflow library for the driver and executors: %s", library)
 
     def spark_master(self) -> str:
         """The master spark-submit gets: the connection's, as the Spark provider's hook resolves it."""

@@ -43,8 +43,8 @@ def run_worker_daemon() -> None:
     import runpy
 
     prefer_installed_pyspark()
-    # Forget the genoflow this daemon was started from: its tasks import genoflow from the job's
-    # py-files zip (put first on their sys.path per task), as the stock daemon's do (decision 0004).
+    # Forget the genoflow this daemon was started from: where a job ships py-files (a zip of genoflow put
+    # first on the tasks' sys.path), its tasks import genoflow from there, as the stock daemon's do.
     for name in [name for name in sys.modules if name == "genoflow" or name.startswith("genoflow.")]:
         del sys.modules[name]
     runpy.run_module("pyspark.daemon", run_name="__main__", alter_sys=True)

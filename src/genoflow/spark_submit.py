@@ -11,7 +11,7 @@ from pathlib import Path
 
 from genoflow.config import Settings
 
-__all__ = ["spark_conf", "bgzf_codec_conf", "sharing_option", "archive_path", "ARCHIVE", "BGZF_CODEC_JAR",
+__all__ = ["spark_conf", "is_local", "bgzf_codec_conf", "sharing_option", "archive_path", "ARCHIVE", "BGZF_CODEC_JAR",
            "BGZF_CODECS", "BATCH_DEFAULTS", "DRIVER_JVM_OPTIONS", "LOCAL_DAEMON_CONF"]
 
 # The driver JVM (in local mode also the executor) compiles with C1 only: a genoflow job lasts seconds
@@ -50,9 +50,15 @@ def spark_conf(settings: Settings, params: dict, *, share_classes: bool = True,
     options = [f"-Dlog4j2.configurationFile={log4j.as_uri()}" if log4j.exists() else "", DRIVER_JVM_OPTIONS,
                sharing_option(settings) if share_classes else ""]
     conf = {"spark.driver.extraJavaOptions": " ".join(option for option in options if option)}
-    local = LOCAL_DAEMON_CONF if (master or "").startswith("local") else {}
+    local = LOCAL_DAEMON_CONF if is_local(master) else {}
     return {**conf, **bgzf_codec_conf(settings), **BATCH_DEFAULTS, **local,
             **{k: _conf_value(v) for k, v in (params.get("spark") or {}).items()}}
+
+
+def is_local(master: str | None) -> bool:
+    """A ``local[...]`` master: the driver and its Python workers run on the submitting machine, beside the
+    genoflow it imports, so they need no copy of the library (decision 0036)."""
+    return (master or "").startswith("local")
 
 
 def _conf_value(value) -> str:

@@ -1,4 +1,5 @@
-"""GenoflowSparkSubmitOperator: every Spark job takes the library zip with it (--py-files), and bad input fails once."""
+"""GenoflowSparkSubmitOperator: a cluster's Spark jobs take the library zip with them (--py-files), and bad input
+fails once."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ import pytest
 from tests.conftest import REPO
 
 
-def test_genoflow_spark_submit__ships_the_library_first(tmp_path, monkeypatch):
+def test_genoflow_spark_submit__ships_the_library_first_to_a_cluster(tmp_path, monkeypatch):
     from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
     from genoflow_plugins.operators import GenoflowSparkSubmitOperator
 
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", '{"conn_type": "spark", "host": "spark://master", "port": 7077}')
     monkeypatch.setenv("GENOFLOW_HOME", str(tmp_path))
     shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")  # the operator resolves spark_conf from it
     submitted = []  # what spark-submit would get; the real submission is covered by the integration tests
@@ -28,6 +30,21 @@ def test_genoflow_spark_submit__ships_the_library_first(tmp_path, monkeypatch):
     assert Path(library).parent == tmp_path / ".genoflow" / "py-files" and extra == "extra.zip"
     with zipfile.ZipFile(library) as archive:
         assert "genoflow/pipeline/runner.py" in archive.namelist()
+
+
+def test_genoflow_spark_submit__a_local_master_imports_the_installed_library(tmp_path, monkeypatch):
+    from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+    from genoflow_plugins.operators import GenoflowSparkSubmitOperator
+
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", '{"conn_type": "spark", "host": "local[*]"}')
+    monkeypatch.setenv("GENOFLOW_HOME", str(tmp_path))
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    submitted = []
+    monkeypatch.setattr(SparkSubmitOperator, "execute", lambda self, context: submitted.append(self.py_files))
+    GenoflowSparkSubmitOperator(task_id="run_job", application="jobs/preprocess.py", py_files="extra.zip") \
+        .execute({"params": {}})
+    assert submitted == ["extra.zip"]  # the user's own py-files still go
+    assert not (tmp_path / ".genoflow" / "py-files").exists()
 
 
 def _fake_spark_submit(folder: Path, exit_code: int, line: str) -> None:
