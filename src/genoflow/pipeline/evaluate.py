@@ -41,7 +41,7 @@ def run_evaluate(spark, features_uri: str, train_uri: str, output, params: dict)
     storage = output.storage
     models = json.loads(storage.read_text(f"{train_uri}/models.json"))["models"]
     kinds = study_targets(params)
-    portables = {m["run_id"]: json.loads(storage.read_text(f"{train_uri}/{m['portable_path']}")) for m in models}
+    portables = {m["run_id"]: _portable_of(m, storage, train_uri) for m in models}
     test = spark.read.parquet(f"{features_uri}/table").filter("split = 'test'")
     all_scores = held_out_scores(test, models, portables, kinds)
 
@@ -64,6 +64,16 @@ def run_evaluate(spark, features_uri: str, train_uri: str, output, params: dict)
     # Per-patient held-out scores (pseudonyms only): what the model API must reproduce exactly.
     write_driver_table(spark, pd.concat(scores, ignore_index=True), output.path("scores"))
     return {"models": results, "candidates": candidates, "gates": gates}
+
+
+def _portable_of(m: dict, storage, train_uri: str) -> dict:
+    """A trained model's portable form: from the train output, or, where an older genoflow committed that
+    output without it, from the model's MLflow run, where train has always logged it."""
+    import mlflow
+
+    if "portable_path" in m:
+        return json.loads(storage.read_text(f"{train_uri}/{m['portable_path']}"))
+    return mlflow.artifacts.load_dict(f"runs:/{m['run_id']}/portable_model.json")
 
 
 def held_out_scores(test, models: list[dict], portables: dict[str, dict], kinds: dict[str, str]):
