@@ -14,7 +14,8 @@ or linear (quantitative) regression at the first setting of its grid.
 
 Every run carries the pipeline run key, the DVC dataset version, the git commit and the params;
 the fitted PipelineModel is saved once, as the run's MLflow model (for the registry and serving),
-and that save is copied under the step output (for evaluate, on any storage root).
+and that save is copied under the step output (the Spark model beside the run's outputs, on any storage root),
+with the model's portable form, which the model API serves and evaluate scores.
 """
 
 from __future__ import annotations
@@ -345,8 +346,8 @@ def _log_association(storage, features_uri: str, meta: dict, target: str) -> Non
 
 def _save_model(model, output, model_path: str, run_id: str) -> dict:
     """Save the fitted model once and use that save three times: as the active run's MLflow model
-    (``model/``, for the registry and serving), copied as files under the step output at ``model_path``
-    (for evaluate, on any storage root), and read back as the model's portable form
+    (``model/``, for the registry), copied as files under the step output at ``model_path`` (on any
+    storage root), and read back as the model's portable form
     (:func:`genoflow.models.portable.export_portable`), which this returns.
 
     A Spark save of a PipelineModel is several Spark jobs and a committed write per stage (~0.8 s of the
