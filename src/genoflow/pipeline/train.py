@@ -23,10 +23,11 @@ from __future__ import annotations
 import json
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+
+from genoflow.spark import map_in_order
 
 __all__ = ["run_train", "Plan", "plans", "foldwise_choice", "BASELINES"]
 
@@ -94,7 +95,6 @@ def run_train(spark, features_uri: str, output, params: dict, *, experiment_id: 
     """
     from genoflow.features.spec import FeatureSpec
     from genoflow.models.local_fit import JvmNumbers
-    from genoflow.spark import map_in_order
     from genoflow.study import targets as study_targets
 
     t = params["train"]
@@ -270,10 +270,10 @@ def _driver_fold_scores(plan: Plan, target: str, kind: str, folds, settings: lis
         scores = model.predict_proba(x_validate) if kind == "binary" else model.predict(x_validate)
         return fold_metric(y_validate, scores, kind)
 
-    jobs = [(g, k) for g in range(len(settings)) for k in range(len(folds))]
-    with ThreadPoolExecutor(max_workers=max(int(t.get("parallelism", 1)), 1)) as pool:
-        arrays = list(pool.map(fold_arrays, range(len(folds))))
-        values = list(pool.map(fit_and_score, jobs))
+    workers = int(t.get("parallelism", 1))
+    arrays = map_in_order(fold_arrays, list(range(len(folds))), workers=workers)
+    values = map_in_order(fit_and_score, [(g, k) for g in range(len(settings)) for k in range(len(folds))],
+                          workers=workers)
     return np.asarray(values, dtype=float).reshape(len(settings), len(folds))
 
 
@@ -295,14 +295,14 @@ def _mllib_fold_scores(plan: Plan, target: str, kind: str, folds, grid: dict, n_
         scored = prediction_frame(model.transform(validate_rows), target, kind)
         return fold_metric(scored["label"].to_numpy(), scored["score"].to_numpy(), kind)
 
-    jobs = [(g, k) for g in range(n_grid) for k in range(len(folds))]
-    with ThreadPoolExecutor(max_workers=max(int(t.get("parallelism", 1)), 1)) as pool:
-        rows = list(pool.map(fold_rows, range(len(folds))))
-        try:
-            values = list(pool.map(fit_and_score, jobs))
-        finally:
-            for frame in (frame for pair in rows for frame in pair):
-                frame.unpersist()
+    workers = int(t.get("parallelism", 1))
+    rows = map_in_order(fold_rows, list(range(len(folds))), workers=workers)
+    try:
+        values = map_in_order(fit_and_score, [(g, k) for g in range(n_grid) for k in range(len(folds))],
+                              workers=workers)
+    finally:
+        for frame in (frame for pair in rows for frame in pair):
+            frame.unpersist()
     return np.asarray(values, dtype=float).reshape(n_grid, len(folds))
 
 
