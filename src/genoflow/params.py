@@ -146,6 +146,7 @@ class Train(_Section):
     seed: int = 7
     parallelism: Annotated[int, Field(ge=1)] = 2
     cv_engine: Literal["auto", "mllib"] = "auto"  # auto: CV fits on the driver where they are MLlib's (0035)
+    final_engine: Literal["auto", "mllib"] = "auto"  # the same for the final models, built as MLlib's (0037)
     grid: dict[Family, dict[Name, Annotated[list[Scalar], Field(min_length=1)]]] = _DEFAULT_GRID
 
 

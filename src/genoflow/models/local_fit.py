@@ -38,7 +38,7 @@ from collections import defaultdict
 
 import numpy as np
 
-__all__ = ["supports", "fit", "JvmNumbers", "MAX_ROWS"]
+__all__ = ["supports", "fit", "JvmNumbers", "MAX_ROWS", "MLLIB_NODE"]
 
 # MLlib's findSplits uses every row up to max(maxBins^2, 10,000) rows and samples beyond.
 MAX_ROWS = 10_000
@@ -46,6 +46,8 @@ MAX_ROWS = 10_000
 _EPSILON = float(np.finfo(np.float64).eps)
 _INVALID_GAIN = -np.finfo(np.float64).max  # ImpurityStats.getInvalidImpurityStats: Double.MinValue
 _SUBSET_STRATEGIES = ("auto", "all", "sqrt", "log2", "onethird")
+# What an MLlib tree node holds beyond the portable arrays, per node (`fit`'s ``mllib_nodes``).
+MLLIB_NODE = ("impurity", "gain", "calculator", "raw_count")
 
 
 def supports(family: str, kind: str, params: dict, n_rows: int) -> bool:
@@ -72,13 +74,14 @@ def supports(family: str, kind: str, params: dict, n_rows: int) -> bool:
 
 
 def fit(family: str, kind: str, params: dict, x: np.ndarray, y: np.ndarray, *, jvm=None,
-        partition: np.ndarray | None = None) -> dict:
+        partition: np.ndarray | None = None, mllib_nodes: bool = False) -> dict:
     """Fit on rows ``x`` (n x p float64, in the table's row order) and labels ``y``; returns the
     `genoflow.models.portable` dict of the model MLlib would have fitted (features unnamed).
 
     ``jvm`` (`JvmNumbers`) supplies the JVM's numbers: needed for a forest and a binary GBT.
     ``partition`` is each row's Spark partition (default: all in one): a forest's bootstrap draws
-    one stream per partition."""
+    one stream per partition. ``mllib_nodes`` adds the `MLLIB_NODE` arrays to each tree, from which
+    `genoflow.models.spark_model` builds MLlib's own model object."""
     from genoflow.models.portable import FORMAT
 
     x = np.ascontiguousarray(x, dtype=np.float64)
@@ -90,7 +93,8 @@ def fit(family: str, kind: str, params: dict, x: np.ndarray, y: np.ndarray, *, j
         return {**out, "kind": "logistic_regression", "coefficients": coefficients.tolist(), "intercept": intercept}
     grower = _Grower(x, max_bins=int(params["maxBins"]), max_depth=int(params["maxDepth"]),
                      min_instances=int(params["minInstancesPerNode"]), min_info_gain=float(params["minInfoGain"]),
-                     gini=family == "random_forest" and binary, max_memory_mb=int(params["maxMemoryInMB"]))
+                     gini=family == "random_forest" and binary, max_memory_mb=int(params["maxMemoryInMB"]),
+                     mllib_nodes=mllib_nodes)
     if family == "gbt":
         trees, weights = _boost(grower, y, binary=binary, max_iter=int(params["maxIter"]),
                                 step=float(params["stepSize"]), exp=jvm.exp if binary else None)
@@ -202,7 +206,7 @@ class _Grower:
     ``bincount`` over (feature, bin) slots."""
 
     def __init__(self, x: np.ndarray, *, max_bins: int, max_depth: int, min_instances: int, min_info_gain: float,
-                 gini: bool, max_memory_mb: int):
+                 gini: bool, max_memory_mb: int, mllib_nodes: bool = False):
         n_rows, self.n_features = x.shape
         self.thresholds = [_continuous_splits(x[:, j], max_bins=min(max_bins, n_rows)) for j in range(self.n_features)]
         self.bins = np.column_stack([_java_binary_search(t, x[:, j]) for j, t in enumerate(self.thresholds)]) \
@@ -215,6 +219,7 @@ class _Grower:
         self.min_instances = min_instances
         self.min_info_gain = min_info_gain
         self.gini = gini
+        self.mllib_nodes = mllib_nodes
         # RandomForest.aggregateSizeForNode, in bytes, against maxMemoryInMB
         self.bytes_per_bin = 8 * (2 if gini else 3)
         self.max_memory = max_memory_mb * 1024 * 1024
@@ -238,7 +243,7 @@ class _Grower:
                 for _, node, split in by_tree[tree]:
                     for child in self._settle(node, split, nodes[tree], leaf[:, tree]):
                         stack.insert(0, (tree, child))
-        return [_preorder(tree_nodes, with_stats=self.gini) for tree_nodes in nodes], leaf
+        return [_preorder(tree_nodes, with_stats=self.gini, mllib=self.mllib_nodes) for tree_nodes in nodes], leaf
 
     def _take_group(self, stack: list, subsets: _SubsetDraws | None) -> list:
         """RandomForest.selectNodesToSplit: nodes off the stack's head while their statistics fit in
@@ -291,13 +296,15 @@ class _Grower:
         """Make ``node`` a leaf or an internal node (RandomForest.findBestSplits); return the children to
         push (left first, so the right ends on top, as MLlib prepends them)."""
         level = node["id"].bit_length() - 1
-        record = {"prediction": self._predict(split["parent"]), "stats": split["parent"]}
+        record = self._node(split["parent"])
         tree[node["id"]] = record
         if split["gain"] <= 0 or level == self.max_depth:
             leaf[node["rows"]] = record["prediction"]
+            if split["gain"] == _INVALID_GAIN:  # LearningNode.toNode: a leaf without a valid split says -1
+                record["impurity"] = -1.0
             return []
         j, k = split["feature"], split["bin"]
-        record.update(feature=j, threshold=float(self.thresholds[j][k]))
+        record.update(feature=j, threshold=float(self.thresholds[j][k]), gain=split["gain"])
         # Rows descend as ContinuousSplit.shouldGoLeft sends them: by their bin's threshold, not its index.
         # The two differ on a repeated threshold, where the statistics count a row right of the split
         # and the descent (and every later prediction) sends it left.
@@ -307,11 +314,15 @@ class _Grower:
                                   (1, node["rows"][~goes_left], split["right"])):
             child = {"id": 2 * node["id"] + side, "rows": rows, "stats": stats}
             if level + 1 == self.max_depth or abs(self._impurity(stats)) < _EPSILON:
-                tree[child["id"]] = {"prediction": self._predict(stats), "stats": stats}
+                tree[child["id"]] = self._node(stats)
                 leaf[rows] = tree[child["id"]]["prediction"]
             else:
                 children.append(child)
         return children
+
+    def _node(self, stats: np.ndarray) -> dict:
+        """A node as LearningNode.toNode makes it from its statistics (an internal node adds its split)."""
+        return {"prediction": self._predict(stats), "impurity": float(self._impurity(stats)), "stats": stats}
 
     def _gains(self, left: np.ndarray, right: np.ndarray, impurity: float) -> np.ndarray:
         """RandomForest.calculateImpurityStats over every split; an invalid split gets Double.MinValue."""
@@ -344,14 +355,17 @@ class _Grower:
         return 0.0 if stats[0] == 0 else float(stats[1] / stats[0])
 
 
-def _preorder(nodes: dict, *, with_stats: bool) -> dict:
+def _preorder(nodes: dict, *, with_stats: bool, mllib: bool = False) -> dict:
     """A tree keyed by MLlib node id as `genoflow.models.portable`'s pre-order arrays (its export's order),
-    pruned as LearningNode.toNode prunes it."""
+    pruned as LearningNode.toNode prunes it. ``mllib`` adds what MLlib's node holds besides (`MLLIB_NODE`):
+    every node's impurity, split gain (-1 at a leaf, as MLlib saves it), statistics and raw count."""
     nodes = dict(nodes)
     _prune(nodes, 1)
     tree = {"feature": [], "threshold": [], "left": [], "right": [], "prediction": []}
     if with_stats:
         tree["stats"] = []
+    if mllib:
+        tree.update({field: [] for field in MLLIB_NODE})
     pending = [(1, -1, "")]
     while pending:
         node_id, parent, side = pending.pop()
@@ -366,6 +380,11 @@ def _preorder(nodes: dict, *, with_stats: bool) -> dict:
         tree["threshold"].append(node["threshold"] if inner else 0.0)
         if with_stats:
             tree["stats"].append([] if inner else [float(node["stats"][0]), float(node["stats"][1])])
+        if mllib:  # the aggregator's statistics end with the raw count (ImpurityAggregator.getCalculator)
+            tree["impurity"].append(node["impurity"])
+            tree["gain"].append(float(node["gain"]) if inner else -1.0)
+            tree["calculator"].append([float(v) for v in node["stats"][:-1]])
+            tree["raw_count"].append(int(node["stats"][-1]))
         if inner:
             pending += [(2 * node_id + 1, index, "right"), (2 * node_id, index, "left")]
     return tree
@@ -382,7 +401,7 @@ def _prune(nodes: dict, node_id: int) -> None:
     _prune(nodes, 2 * node_id + 1)
     left, right = nodes[2 * node_id], nodes[2 * node_id + 1]
     if "feature" not in left and "feature" not in right and left["prediction"] == right["prediction"]:
-        nodes[node_id] = {"prediction": left["prediction"], "stats": node["stats"]}
+        nodes[node_id] = {"prediction": left["prediction"], "impurity": node["impurity"], "stats": node["stats"]}
 
 
 def _scala_map_order(keys: list[int]) -> list[int]:

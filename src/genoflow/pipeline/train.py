@@ -152,10 +152,12 @@ def _train_plan(plan: Plan, target: str, kind: str, spec, data, folds, params: d
     run_tags = {**tags, TAG_TARGET: target, TAG_MODEL_FAMILY: plan.family, TAG_TARGET_TYPE: kind,
                 **({TAG_BASELINE: plan.baseline} if plan.baseline else {})}
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"{target}-{plan.name}", tags=run_tags) as run:
-        model = _fit_final(plan, target, kind, features, data, grid, best, t)
+        model, final_engine = _fit_final(plan, target, kind, features, data, grid, best, t, jvm,
+                                         n_rows=meta.get("n_train"))
         best_params = {p.name: v for p, v in maps[best].items()}
         mlflow.log_params({"target": target, "model_family": plan.family, "model": plan.name,
                            "n_features": len(features), "cv_folds": len(folds), "cv_engine": cv_engine,
+                           "final_engine": final_engine,
                            **{f"best.{k}": v for k, v in best_params.items()}})
         mlflow.log_metrics({f"cv_{metric}": float(cv.mean()), f"cv_{metric}_sd": float(cv.std(ddof=1)),
                             **{f"cv_{metric}_fold{k}": float(v) for k, v in enumerate(cv)}})
@@ -188,19 +190,56 @@ def _pipeline(plan: Plan, target: str, kind: str, features: list[str], grid: dic
     return pipeline, estimator, param_grid(estimator, plan.family, grid) or [{}]
 
 
-def _fit_final(plan: Plan, target: str, kind: str, features: list[str], data, grid: dict, best: int, t: dict):
-    """The grid point ``best`` refitted on every training row: the same PipelineModel(VectorAssembler ->
-    model) that ``Pipeline.fit`` returns, but the estimator fits a cached assembled table (see
-    :func:`assembled`) instead of re-running the assembler on every pass over the data."""
+def _fit_final(plan: Plan, target: str, kind: str, features: list[str], data, grid: dict, best: int, t: dict, jvm,
+               *, n_rows: int | None):
+    """The grid point ``best`` refitted on every training row, and where the fit ran: the same
+    PipelineModel(VectorAssembler -> model) that ``Pipeline.fit`` returns.
+
+    With ``train.final_engine: auto`` and a fit `genoflow.models.local_fit` reproduces, the model is
+    fitted on the driver and built as MLlib's own object (`genoflow.models.spark_model`, decision
+    0037); else MLlib fits a cached assembled table (see :func:`assembled`) instead of re-running the
+    assembler on every pass over the data."""
     from pyspark.ml import PipelineModel
 
     pipeline, estimator, maps = _pipeline(plan, target, kind, features, grid, t)
     assembler = pipeline.getStages()[0]
+    setting = {param.name: value for param, value in estimator.extractParamMap(maps[best]).items()}
+    if _fits_on_driver(plan, kind, [setting], [n_rows], t.get("final_engine", "auto"), jvm, final=True):
+        return PipelineModel(stages=[assembler, _driver_fit(plan, target, kind, features, data, estimator,
+                                                            maps[best], setting, jvm)]), "driver"
     rows = assembled(assembler, data, target)
     try:
-        return PipelineModel(stages=[assembler, estimator.fit(rows.select(target, "features"), params=maps[best])])
+        return PipelineModel(stages=[assembler, estimator.fit(rows.select(target, "features"), params=maps[best])]), \
+            "mllib"
     finally:
         rows.unpersist()
+
+
+def _driver_fit(plan: Plan, target: str, kind: str, features: list[str], data, estimator, extra, setting: dict, jvm):
+    """``estimator.fit`` with ``extra`` params on ``data``'s rows, fitted on the driver and returned as
+    MLlib's model object (one Spark job: the rows' collection)."""
+    from pyspark.sql import functions as F
+
+    from genoflow.models import local_fit
+    from genoflow.models.spark_model import from_local_fit
+
+    # In the table's row order, with each row's partition as MLlib sees it: a forest's bootstrap draws one
+    # stream per partition.
+    frame = data.select(F.spark_partition_id().alias("_partition"),
+                        *(f"`{c}`" for c in (target, *features))).toPandas()
+    x, y = _finite(frame, target, features, f"{target} {plan.name}")
+    fitted = local_fit.fit(plan.family, kind, setting, x, y, jvm=jvm, partition=frame["_partition"].to_numpy(),
+                           mllib_nodes=True)
+    return from_local_fit(estimator, extra, fitted)
+
+
+def _finite(frame, target: str, columns: list[str], what: str) -> tuple:
+    """``frame``'s model inputs (rows x columns) and labels, which the features step writes finite."""
+    bad = [c for c in columns if not np.isfinite(frame[c].to_numpy(np.float64)).all()]
+    if bad:
+        raise ValueError(f"{what}: inputs {bad} hold null or NaN values; the features step writes finite model "
+                         "inputs, so its output is damaged")
+    return frame[columns].to_numpy(np.float64), frame[target].to_numpy(np.float64)
 
 
 def assembled(assembler, table, *keep: str):
@@ -223,21 +262,29 @@ def _fold_scores(plan: Plan, target: str, kind: str, folds, grid: dict, n_grid: 
     _, estimator, maps = _pipeline(plan, target, kind, plan.columns(folds[0][0]), grid, t)
     settings = [{param.name: value for param, value in estimator.extractParamMap(extra).items()}
                 for extra in maps[:n_grid]]
-    if _cv_on_driver(plan, kind, settings, [n_fit for *_, n_fit in folds], t, jvm):
+    if _fits_on_driver(plan, kind, settings, [n_fit for *_, n_fit in folds], t.get("cv_engine", "auto"), jvm):
         return _driver_fold_scores(plan, target, kind, folds, settings, t, jvm), "driver"
     return _mllib_fold_scores(plan, target, kind, folds, grid, n_grid, t), "mllib"
 
 
-def _cv_on_driver(plan: Plan, kind: str, settings: list[dict], fold_sizes: list, t: dict, jvm) -> bool:
+def _fits_on_driver(plan: Plan, kind: str, settings: list[dict], sizes: list, engine: str, jvm, *,
+                    final: bool = False) -> bool:
+    """Whether `genoflow.models.local_fit` fits these settings on tables of these sizes as MLlib would
+    (``engine``: ``train.cv_engine`` or ``train.final_engine``), with what it needs from the JVM: MLlib's
+    random draws and exp, and for a final model, the builder of MLlib's model object."""
     from genoflow.models import local_fit
+    from genoflow.models.spark_model import builder_on_classpath
 
-    if t.get("cv_engine", "auto") != "auto" or None in fold_sizes:
+    if engine != "auto" or None in sizes:
         return False
-    if jvm is None and (plan.family == "random_forest" or (plan.family == "gbt" and kind == "binary")):
-        log.warning("%s: CV fits with MLlib: org.genoflow.ml.JvmMath (MLlib's random draws and exp) is not on "
-                    "the driver's classpath (make codec)", plan.name)
+    missing = ("org.genoflow.ml.JvmMath (MLlib's random draws and exp)" if jvm is None and
+               (plan.family == "random_forest" or (plan.family == "gbt" and kind == "binary")) else
+               "org.genoflow.ml.TreeNodes (MLlib's model objects)" if final and not builder_on_classpath() else None)
+    if missing:
+        log.warning("%s: %s fits with MLlib: %s is not on the driver's classpath (make codec)", plan.name,
+                    "the final model" if final else "CV", missing)
         return False
-    return all(local_fit.supports(plan.family, kind, setting, max(fold_sizes)) for setting in settings)
+    return all(local_fit.supports(plan.family, kind, setting, max(sizes)) for setting in settings)
 
 
 def _driver_fold_scores(plan: Plan, target: str, kind: str, folds, settings: list[dict], t: dict, jvm) -> np.ndarray:
@@ -250,17 +297,13 @@ def _driver_fold_scores(plan: Plan, target: str, kind: str, folds, settings: lis
 
     def fold_arrays(k: int):
         spec, table, _ = folds[k]
-        columns = plan.columns(spec)
+        columns, what = plan.columns(spec), f"{target} fold {k} {plan.name}"
         # The fit rows' partitions, as MLlib sees them: a forest's bootstrap draws one stream per partition.
         frame = table.select("role", F.spark_partition_id().alias("_partition"),
                              *(f"`{c}`" for c in (target, *columns))).toPandas()
-        bad = [c for c in columns if not np.isfinite(frame[c].to_numpy(np.float64)).all()]
-        if bad:
-            raise ValueError(f"{target} fold {k}: {plan.name} inputs {bad} hold null or NaN values; the features "
-                             "step writes finite model inputs, so its output is damaged")
         fit, validate = (frame[frame["role"] == role] for role in ("fit", "validate"))
-        return (fit[columns].to_numpy(np.float64), fit[target].to_numpy(np.float64), fit["_partition"].to_numpy(),
-                validate[columns].to_numpy(np.float64), validate[target].to_numpy(np.float64))
+        return (*_finite(fit, target, columns, what), fit["_partition"].to_numpy(),
+                *_finite(validate, target, columns, what))
 
     def fit_and_score(job: tuple[int, int]) -> float:
         g, k = job

@@ -22,19 +22,28 @@ def table(spark):
     return spark.createDataFrame(rows, ["pid", "y", "a", "b", "c"]).cache()
 
 
+@pytest.mark.parametrize("engine", ["auto", "mllib"])
 @pytest.mark.parametrize("family", sorted(GRID))
-def test_fit_final__the_model_a_pipeline_fit_gives(spark, table, family):
+def test_fit_final__the_model_a_pipeline_fit_gives(spark, table, family, engine):
+    """Either engine gives the model MLlib's Pipeline.fit gives: with ``auto`` it is fitted on the driver
+    and built as MLlib's object (decision 0037); trees to the bit, LR to L-BFGS's tolerance."""
+    from genoflow.models.local_fit import JvmNumbers
+
     features = ["a", "b", "c"]
-    t = {"seed": 7}
+    t = {"seed": 7, "final_engine": engine}
     pipeline, estimator = build_pipeline(family, features=features, label="y", seed=7)
     expected = pipeline.fit(table.select("y", *features), params=param_grid(estimator, family, GRID[family])[0])
-    model = _fit_final(Plan(family), "y", "binary", features, table, GRID[family], 0, t)
+    model, where = _fit_final(Plan(family), "y", "binary", features, table, GRID[family], 0, t, JvmNumbers.of(spark),
+                              n_rows=150)
 
     def scores(fitted):
         return np.array([row.probability[1] for row in fitted.transform(table).orderBy("pid").collect()])
 
+    assert where == ("driver" if engine == "auto" else "mllib")
     assert [type(s).__name__ for s in model.stages] == [type(s).__name__ for s in expected.stages]
-    np.testing.assert_allclose(scores(model), scores(expected), rtol=0, atol=1e-12)
+    assert model.stages[-1].uid != expected.stages[-1].uid  # two estimators: not the same model by accident
+    tolerance = 1e-6 if (family, engine) == ("logistic_regression", "auto") else 1e-12
+    np.testing.assert_allclose(scores(model), scores(expected), rtol=0, atol=tolerance)
 
 
 @pytest.mark.parametrize("family, grid", [("gbt", {"maxIter": [6], "maxDepth": [2, 3]}),
@@ -67,18 +76,32 @@ def test_fold_scores__the_driver_gives_mllibs_cv(spark, family, grid):
     np.testing.assert_allclose(on_driver, with_mllib, rtol=0, atol=1e-3 if family == "logistic_regression" else 0)
 
 
-def test_cv_on_driver__falls_back_to_mllib_without_the_jvm_helper(caplog):
+def test_fits_on_driver__falls_back_to_mllib_without_the_jvm_helpers(caplog, spark):
     """Forests and binary GBT need the JVM's own numbers (org.genoflow.ml.JvmMath in the codec jar): without
-    them train says so and fits with MLlib; logistic regression needs nothing from the JVM."""
-    from genoflow.pipeline.train import _cv_on_driver
+    them train says so and fits with MLlib; logistic regression's CV needs nothing from the JVM, and its
+    final model needs the builder of MLlib's objects (org.genoflow.ml.TreeNodes, on this classpath)."""
+    from genoflow.pipeline.train import _fits_on_driver
 
-    t = {"cv_engine": "auto"}
     forest = {"impurity": "gini", "bootstrap": True, "featureSubsetStrategy": "auto"}
     logistic = {"elasticNetParam": 0.0, "fitIntercept": True, "standardization": True, "family": "auto"}
     with caplog.at_level("WARNING"):
-        assert not _cv_on_driver(Plan("random_forest"), "binary", [forest], [400, 400], t, None)
+        assert not _fits_on_driver(Plan("random_forest"), "binary", [forest], [400, 400], "auto", None)
     assert "org.genoflow.ml.JvmMath" in caplog.text and "make codec" in caplog.text
-    assert _cv_on_driver(Plan("logistic_regression"), "binary", [logistic], [400, 400], t, None)
-    assert not _cv_on_driver(Plan("logistic_regression"), "binary", [logistic], [400, None], t, None)
-    assert not _cv_on_driver(Plan("logistic_regression"), "binary", [logistic], [400, 400], {"cv_engine": "mllib"},
-                             None)
+    assert _fits_on_driver(Plan("logistic_regression"), "binary", [logistic], [400, 400], "auto", None)
+    assert _fits_on_driver(Plan("logistic_regression"), "binary", [logistic], [400], "auto", None, final=True)
+    assert not _fits_on_driver(Plan("logistic_regression"), "binary", [logistic], [400, None], "auto", None)
+    assert not _fits_on_driver(Plan("logistic_regression"), "binary", [logistic], [400, 400], "mllib", None)
+
+
+def test_fits_on_driver__a_codec_jar_without_the_model_builder_leaves_final_fits_to_mllib(caplog, monkeypatch):
+    """A codec jar built before org.genoflow.ml.TreeNodes: the CV fits stay on the driver, the final ones
+    go to MLlib, and the log says why."""
+    from genoflow.models import spark_model
+    from genoflow.pipeline.train import _fits_on_driver
+
+    logistic = {"elasticNetParam": 0.0, "fitIntercept": True, "standardization": True, "family": "auto"}
+    monkeypatch.setattr(spark_model, "builder_on_classpath", lambda: False)
+    assert _fits_on_driver(Plan("logistic_regression"), "binary", [logistic], [400], "auto", None)
+    with caplog.at_level("WARNING"):
+        assert not _fits_on_driver(Plan("logistic_regression"), "binary", [logistic], [400], "auto", None, final=True)
+    assert "org.genoflow.ml.TreeNodes" in caplog.text and "make codec" in caplog.text
