@@ -33,6 +33,7 @@ without sampling) is not supported: `supports` says so and train fits with MLlib
 
 from __future__ import annotations
 
+import base64
 import math
 from collections import defaultdict
 
@@ -45,6 +46,7 @@ MAX_ROWS = 10_000
 # ml.tree.impl's Utils.EPSILON: the machine epsilon of a double.
 _EPSILON = float(np.finfo(np.float64).eps)
 _INVALID_GAIN = -np.finfo(np.float64).max  # ImpurityStats.getInvalidImpurityStats: Double.MinValue
+_BATCH_SLOTS = 1 << 22  # (row, feature) pairs whose statistics one bincount gathers
 _SUBSET_STRATEGIES = ("auto", "all", "sqrt", "log2", "onethird")
 # What an MLlib tree node holds beyond the portable arrays, per node (`fit`'s ``mllib_nodes``).
 MLLIB_NODE = ("impurity", "gain", "calculator", "raw_count")
@@ -122,16 +124,21 @@ class JvmNumbers:
     def exp(self, values: np.ndarray) -> np.ndarray:
         """``java.lang.Math.exp`` of each value (HotSpot's intrinsic, not C's)."""
         packed = np.ascontiguousarray(values, dtype="<f8")
-        return np.frombuffer(self._helper.exp(bytearray(packed.tobytes())), dtype="<f8").reshape(packed.shape)
+        return _unpacked(self._helper.exp(bytearray(packed.tobytes())), "<f8").reshape(packed.shape)
 
     def poisson_counts(self, mean: float, seed: int, n: int) -> np.ndarray:
         """The first ``n`` draws of commons-math's ``PoissonDistribution(mean)`` reseeded with ``seed``."""
-        return np.frombuffer(self._helper.poissonCounts(float(mean), int(seed), int(n)), dtype="<i4")
+        return _unpacked(self._helper.poissonCounts(float(mean), int(seed), int(n)), "<i4")
 
     def feature_subsets(self, seed: int, n_features: int, k: int, draws: int) -> np.ndarray:
         """``draws`` x ``k``: the feature subsets MLlib's ``selectNodesToSplit`` draws, in draw order."""
-        packed = self._helper.featureSubsets(int(seed), int(n_features), int(k), int(draws))
-        return np.frombuffer(packed, dtype="<i4").reshape(draws, k)
+        return _unpacked(self._helper.featureSubsets(int(seed), int(n_features), int(k), int(draws)), "<i4") \
+            .reshape(draws, k)
+
+
+def _unpacked(text: str, dtype: str) -> np.ndarray:
+    """A JvmMath array: little-endian values, as Base64 text."""
+    return np.frombuffer(base64.b64decode(text), dtype=dtype)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,8 +241,8 @@ class _Grower:
         stack = [(tree, {"id": 1, "rows": everyone, "stats": None}) for tree in reversed(range(n_trees))]
         while stack:
             group = self._take_group(stack, subsets)
-            decided = [(tree, node, self._best_split(node, label, counts[:, tree], features))
-                       for tree, node, features in group]
+            decided = [(tree, node, split) for (tree, node, _), split in
+                       zip(group, self._best_splits(group, label, counts), strict=True)]
             by_tree = defaultdict(list)
             for item in decided:
                 by_tree[item[0]].append(item)
@@ -260,29 +267,55 @@ class _Grower:
             used += size
         return group
 
-    def _best_split(self, node: dict, label: np.ndarray, weights: np.ndarray, features: np.ndarray) -> dict:
-        """RandomForest.binsToBestSplit for continuous features: the first best split of the first best
-        feature, in the node's feature order; ``parent`` is the node's statistics as MLlib holds them."""
-        rows = node["rows"]
-        features = features[self.n_splits[features] > 0]
-        count = weights[rows]
-        per_row = self._per_row(label[rows], count)
-        if not len(features):  # nothing to split on: the statistics MLlib sums over the node's rows directly
-            return {"gain": _INVALID_GAIN, "parent": np.array([np.cumsum(v)[-1] if len(v) else 0.0 for v in per_row])}
-        slots = self.slots[rows][:, features].ravel()  # row-major: each slot adds its rows in row order
-        size = self.n_features * self.width
-        cumulative = np.stack([np.bincount(slots, weights=np.repeat(v, len(features)), minlength=size)
-                               .reshape(self.n_features, self.width)[features] for v in per_row]).cumsum(axis=2)
-        left = cumulative[:, :, :-1]
-        right = np.take_along_axis(cumulative, self.n_splits[features][None, :, None], axis=2) - left
-        parent = node["stats"]
-        if parent is None:  # the root: the first candidate's left + right, as MLlib forms it
-            parent = left[:, 0, 0] + right[:, 0, 0]
-        exists = np.arange(self.width - 1)[None, :] < self.n_splits[features][:, None]
-        gains = np.where(exists, self._gains(left, right, self._impurity(parent)), -np.inf)
-        j, k = np.unravel_index(int(np.argmax(gains)), gains.shape)
-        return {"gain": float(gains[j, k]), "feature": int(features[j]), "bin": int(k), "parent": parent,
-                "left": left[:, j, k].copy(), "right": right[:, j, k].copy()}
+    def _best_splits(self, group: list, label: np.ndarray, counts: np.ndarray) -> list[dict]:
+        """`_best_split_batch` over a group's nodes, a batch at a time (so memory stays bounded by
+        `_BATCH_SLOTS`, not by the group's rows x features)."""
+        splits, batch, size = [], [], 0
+        for item in group:
+            slots = len(item[1]["rows"]) * len(item[2])
+            if batch and size + slots > _BATCH_SLOTS:
+                splits += self._best_split_batch(batch, label, counts)
+                batch, size = [], 0
+            batch.append(item)
+            size += slots
+        return splits + self._best_split_batch(batch, label, counts)
+
+    def _best_split_batch(self, batch: list, label: np.ndarray, counts: np.ndarray) -> list[dict]:
+        """RandomForest.binsToBestSplit for continuous features, for each (tree, node, features) of ``batch``:
+        the first best split of the first best feature, in the node's feature order; ``parent`` is the
+        node's statistics as MLlib holds them. One ``bincount`` per statistic over (node, feature, bin)
+        slots, each slot adding its rows in row order, as MLlib's aggregation does."""
+        n_nodes, k, width = len(batch), len(batch[0][2]), self.width
+        sizes = [len(node["rows"]) for _, node, _ in batch]
+        rows = np.concatenate([node["rows"] for _, node, _ in batch])
+        features = np.stack([chosen for _, _, chosen in batch])  # node x feature: each node's subset, in order
+        node_of = np.repeat(np.arange(n_nodes), sizes)
+        slots = (node_of[:, None] * k + np.arange(k)) * width + self.bins[rows[:, None], features[node_of]]
+        per_row = self._per_row(label[rows], counts[rows, np.repeat([tree for tree, _, _ in batch], sizes)])
+        cumulative = np.stack([np.bincount(slots.ravel(), weights=np.repeat(v, k), minlength=n_nodes * k * width)
+                               for v in per_row]).reshape(len(per_row), n_nodes, k, width).cumsum(axis=3)
+        n_splits = self.n_splits[features]
+        left = cumulative[..., :-1]
+        right = np.take_along_axis(cumulative, n_splits[None, :, :, None], axis=3) - left
+        splittable = n_splits > 0
+        first = np.argmax(splittable, axis=1)  # the root's statistics: its first candidate's left + right
+        parent = np.stack([node["stats"] if node["stats"] is not None else left[:, g, first[g], 0] + right[:, g, first[g], 0]
+                           for g, (_, node, _) in enumerate(batch)], axis=1)
+        exists = np.arange(width - 1) < n_splits[..., None]
+        gains = np.where(exists, self._gains(left, right, self._impurity(parent)[:, None, None]), -np.inf)
+        best = np.argmax(gains.reshape(n_nodes, -1), axis=1)
+        splits, start = [], 0
+        for g, (_, node, _) in enumerate(batch):
+            end = start + sizes[g]
+            if not splittable[g].any():  # nothing to split on: MLlib sums the node's rows' statistics directly
+                splits.append({"gain": _INVALID_GAIN, "parent": np.array([np.cumsum(v[start:end])[-1] if end > start
+                                                                          else 0.0 for v in per_row])})
+            else:
+                j, b = divmod(int(best[g]), width - 1)
+                splits.append({"gain": float(gains[g, j, b]), "feature": int(features[g, j]), "bin": b,
+                               "parent": parent[:, g], "left": left[:, g, j, b].copy(), "right": right[:, g, j, b].copy()})
+            start = end
+        return splits
 
     def _per_row(self, y: np.ndarray, count: np.ndarray) -> tuple:
         """What one row adds to its bin: GiniAggregator (class weights, raw count) or VarianceAggregator
