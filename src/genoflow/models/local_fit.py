@@ -299,22 +299,22 @@ class _Grower:
         right = np.take_along_axis(cumulative, n_splits[None, :, :, None], axis=3) - left
         splittable = n_splits > 0
         first = np.argmax(splittable, axis=1)  # the root's statistics: its first candidate's left + right
-        parent = np.stack([node["stats"] if node["stats"] is not None else left[:, g, first[g], 0] + right[:, g, first[g], 0]
-                           for g, (_, node, _) in enumerate(batch)], axis=1)
+        parent = np.stack([node["stats"] if node["stats"] is not None else
+                           left[:, g, first[g], 0] + right[:, g, first[g], 0] for g, (_, node, _) in enumerate(batch)],
+                          axis=1)
         exists = np.arange(width - 1) < n_splits[..., None]
         gains = np.where(exists, self._gains(left, right, self._impurity(parent)[:, None, None]), -np.inf)
         best = np.argmax(gains.reshape(n_nodes, -1), axis=1)
-        splits, start = [], 0
-        for g, (_, node, _) in enumerate(batch):
-            end = start + sizes[g]
+        splits, ends = [], np.cumsum(sizes)
+        for g in range(n_nodes):
             if not splittable[g].any():  # nothing to split on: MLlib sums the node's rows' statistics directly
-                splits.append({"gain": _INVALID_GAIN, "parent": np.array([np.cumsum(v[start:end])[-1] if end > start
-                                                                          else 0.0 for v in per_row])})
-            else:
-                j, b = divmod(int(best[g]), width - 1)
-                splits.append({"gain": float(gains[g, j, b]), "feature": int(features[g, j]), "bin": b,
-                               "parent": parent[:, g], "left": left[:, g, j, b].copy(), "right": right[:, g, j, b].copy()})
-            start = end
+                own = slice(ends[g] - sizes[g], ends[g])
+                splits.append({"gain": _INVALID_GAIN,
+                               "parent": np.array([np.cumsum(v[own])[-1] if sizes[g] else 0.0 for v in per_row])})
+                continue
+            j, b = divmod(int(best[g]), width - 1)
+            splits.append({"gain": float(gains[g, j, b]), "feature": int(features[g, j]), "bin": b,
+                           "parent": parent[:, g], "left": left[:, g, j, b].copy(), "right": right[:, g, j, b].copy()})
         return splits
 
     def _per_row(self, y: np.ndarray, count: np.ndarray) -> tuple:

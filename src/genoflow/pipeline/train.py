@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from dataclasses import dataclass
 
@@ -110,16 +111,17 @@ def run_train(spark, features_uri: str, output, params: dict, *, experiment_id: 
                  for fold in info["folds"]]
         data = table.filter(f"`{target}` is not null").cache()
         frames += [data, *(fold for _, fold, _ in folds)]
+        collected = Collected()  # the target's tables, for every plan's driver-side fits
         for plan in plans(t["models"]):
             if not plan.columns(spec):
                 log.info("%s: no %s columns, so no %s", target, plan.baseline, plan.name)
                 continue
-            work.append((plan, target, kind, spec, data, folds))
+            work.append((plan, target, kind, spec, data, folds, collected))
 
     def train(job) -> dict:
-        plan, target, kind, spec, data, folds = job
+        plan, target, kind, spec, data, folds, collected = job
         record = _train_plan(plan, target, kind, spec, data, folds, params, output, meta, features_uri,
-                             experiment_id=experiment_id, tags=tags, jvm=jvm)
+                             experiment_id=experiment_id, tags=tags, jvm=jvm, collected=collected)
         log.info("trained %s", record)
         return record
 
@@ -133,7 +135,7 @@ def run_train(spark, features_uri: str, output, params: dict, *, experiment_id: 
 
 
 def _train_plan(plan: Plan, target: str, kind: str, spec, data, folds, params: dict, output, meta: dict,
-                features_uri: str, *, experiment_id: str, tags: dict, jvm) -> dict:
+                features_uri: str, *, experiment_id: str, tags: dict, jvm, collected: Collected) -> dict:
     import mlflow
 
     from genoflow.registry.tracking import TAG_BASELINE, TAG_MODEL_FAMILY, TAG_TARGET, TAG_TARGET_TYPE
@@ -146,13 +148,13 @@ def _train_plan(plan: Plan, target: str, kind: str, spec, data, folds, params: d
     _, _, maps = _pipeline(plan, target, kind, features, grid, t)
     if plan.baseline:  # a reference, not a contender: the family's first setting, not a search
         maps = maps[:1]
-    scores, cv_engine = _fold_scores(plan, target, kind, folds, grid, len(maps), t, jvm)  # [grid point, fold]
+    scores, cv_engine = _fold_scores(plan, target, kind, folds, grid, len(maps), t, jvm, collected)  # [grid, fold]
     per_fold, best = foldwise_choice(scores)
     cv = np.array([scores[g, k] for k, g in enumerate(per_fold)])
     run_tags = {**tags, TAG_TARGET: target, TAG_MODEL_FAMILY: plan.family, TAG_TARGET_TYPE: kind,
                 **({TAG_BASELINE: plan.baseline} if plan.baseline else {})}
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"{target}-{plan.name}", tags=run_tags) as run:
-        model, final_engine = _fit_final(plan, target, kind, features, data, grid, best, t, jvm,
+        model, final_engine = _fit_final(plan, target, kind, features, data, grid, best, t, jvm, collected,
                                          n_rows=meta.get("n_train"))
         best_params = {p.name: v for p, v in maps[best].items()}
         mlflow.log_params({"target": target, "model_family": plan.family, "model": plan.name,
@@ -191,7 +193,7 @@ def _pipeline(plan: Plan, target: str, kind: str, features: list[str], grid: dic
 
 
 def _fit_final(plan: Plan, target: str, kind: str, features: list[str], data, grid: dict, best: int, t: dict, jvm,
-               *, n_rows: int | None):
+               collected: Collected, *, n_rows: int | None):
     """The grid point ``best`` refitted on every training row, and where the fit ran: the same
     PipelineModel(VectorAssembler -> model) that ``Pipeline.fit`` returns.
 
@@ -205,8 +207,8 @@ def _fit_final(plan: Plan, target: str, kind: str, features: list[str], data, gr
     assembler = pipeline.getStages()[0]
     setting = {param.name: value for param, value in estimator.extractParamMap(maps[best]).items()}
     if _fits_on_driver(plan, kind, [setting], [n_rows], t.get("final_engine", "auto"), jvm, final=True):
-        return PipelineModel(stages=[assembler, _driver_fit(plan, target, kind, features, data, estimator,
-                                                            maps[best], setting, jvm)]), "driver"
+        return PipelineModel(stages=[assembler, _driver_fit(plan, target, kind, features, collected(data),
+                                                            estimator, maps[best], setting, jvm)]), "driver"
     rows = assembled(assembler, data, target)
     try:
         return PipelineModel(stages=[assembler, estimator.fit(rows.select(target, "features"), params=maps[best])]), \
@@ -215,22 +217,38 @@ def _fit_final(plan: Plan, target: str, kind: str, features: list[str], data, gr
         rows.unpersist()
 
 
-def _driver_fit(plan: Plan, target: str, kind: str, features: list[str], data, estimator, extra, setting: dict, jvm):
-    """``estimator.fit`` with ``extra`` params on ``data``'s rows, fitted on the driver and returned as
-    MLlib's model object (one Spark job: the rows' collection)."""
-    from pyspark.sql import functions as F
-
+def _driver_fit(plan: Plan, target: str, kind: str, features: list[str], frame, estimator, extra, setting: dict,
+                jvm):
+    """``estimator.fit`` with ``extra`` params on the rows of ``frame`` (a `Collected` table), fitted on
+    the driver and returned as MLlib's model object."""
     from genoflow.models import local_fit
     from genoflow.models.spark_model import from_local_fit
 
-    # In the table's row order, with each row's partition as MLlib sees it: a forest's bootstrap draws one
-    # stream per partition.
-    frame = data.select(F.spark_partition_id().alias("_partition"),
-                        *(f"`{c}`" for c in (target, *features))).toPandas()
     x, y = _finite(frame, target, features, f"{target} {plan.name}")
     fitted = local_fit.fit(plan.family, kind, setting, x, y, jvm=jvm, partition=frame["_partition"].to_numpy(),
                            mllib_nodes=True)
     return from_local_fit(estimator, extra, fitted)
+
+
+class Collected:
+    """Spark tables collected to the driver once each, whole and in row order, with each row's Spark
+    partition (``_partition``: a forest's bootstrap draws one stream per partition, as MLlib sees them),
+    for the driver-side fits of every plan that reads them: one Spark job per table, not per plan and
+    table. Only tables that `local_fit.supports` (at most its ``MAX_ROWS`` rows) come here."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._tables: dict[int, tuple] = {}  # id(table) -> (table, its lock, [its pandas frame])
+
+    def __call__(self, table):
+        from pyspark.sql import functions as F
+
+        with self._lock:
+            _, lock, frame = self._tables.setdefault(id(table), (table, threading.Lock(), []))
+        with lock:  # another plan's thread may be collecting this table: wait for its frame
+            if not frame:
+                frame.append(table.select(F.spark_partition_id().alias("_partition"), "*").toPandas())
+            return frame[0]
 
 
 def _finite(frame, target: str, columns: list[str], what: str) -> tuple:
@@ -255,7 +273,8 @@ def assembled(assembler, table, *keep: str):
     return rows
 
 
-def _fold_scores(plan: Plan, target: str, kind: str, folds, grid: dict, n_grid: int, t: dict, jvm):
+def _fold_scores(plan: Plan, target: str, kind: str, folds, grid: dict, n_grid: int, t: dict, jvm,
+                 collected: Collected):
     """The metric of every grid point on every fold's validation rows, fitted on its fit rows, and where
     the fits ran: on the driver with MLlib's algorithm when `genoflow.models.local_fit` reproduces it
     (``train.cv_engine: auto``, decision 0035), else with MLlib itself."""
@@ -263,7 +282,7 @@ def _fold_scores(plan: Plan, target: str, kind: str, folds, grid: dict, n_grid: 
     settings = [{param.name: value for param, value in estimator.extractParamMap(extra).items()}
                 for extra in maps[:n_grid]]
     if _fits_on_driver(plan, kind, settings, [n_fit for *_, n_fit in folds], t.get("cv_engine", "auto"), jvm):
-        return _driver_fold_scores(plan, target, kind, folds, settings, t, jvm), "driver"
+        return _driver_fold_scores(plan, target, kind, folds, settings, t, jvm, collected), "driver"
     return _mllib_fold_scores(plan, target, kind, folds, grid, n_grid, t), "mllib"
 
 
@@ -287,20 +306,17 @@ def _fits_on_driver(plan: Plan, kind: str, settings: list[dict], sizes: list, en
     return all(local_fit.supports(plan.family, kind, setting, max(sizes)) for setting in settings)
 
 
-def _driver_fold_scores(plan: Plan, target: str, kind: str, folds, settings: list[dict], t: dict, jvm) -> np.ndarray:
+def _driver_fold_scores(plan: Plan, target: str, kind: str, folds, settings: list[dict], t: dict, jvm,
+                        collected: Collected) -> np.ndarray:
     """`_mllib_fold_scores` without a Spark job per pass: each fold's table comes to the driver once (one
-    job) and every grid point is fitted there by `genoflow.models.local_fit` and scored as a portable model."""
-    from pyspark.sql import functions as F
-
+    job, for every plan of the target) and every grid point is fitted there by `genoflow.models.local_fit`
+    and scored as a portable model."""
     from genoflow.models import local_fit
     from genoflow.models.portable import PortableModel
 
     def fold_arrays(k: int):
         spec, table, _ = folds[k]
-        columns, what = plan.columns(spec), f"{target} fold {k} {plan.name}"
-        # The fit rows' partitions, as MLlib sees them: a forest's bootstrap draws one stream per partition.
-        frame = table.select("role", F.spark_partition_id().alias("_partition"),
-                             *(f"`{c}`" for c in (target, *columns))).toPandas()
+        columns, what, frame = plan.columns(spec), f"{target} fold {k} {plan.name}", collected(table)
         fit, validate = (frame[frame["role"] == role] for role in ("fit", "validate"))
         return (*_finite(fit, target, columns, what), fit["_partition"].to_numpy(),
                 *_finite(validate, target, columns, what))

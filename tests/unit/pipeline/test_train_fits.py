@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from genoflow.models import build_pipeline, param_grid
-from genoflow.pipeline.train import Plan, _fit_final
+from genoflow.pipeline.train import Collected, Plan, _fit_final
 
 GRID = {"logistic_regression": {"regParam": [0.1]}, "random_forest": {"numTrees": [4], "maxDepth": [3]},
         "gbt": {"maxIter": [4], "maxDepth": [2]}}
@@ -34,7 +34,7 @@ def test_fit_final__the_model_a_pipeline_fit_gives(spark, table, family, engine)
     pipeline, estimator = build_pipeline(family, features=features, label="y", seed=7)
     expected = pipeline.fit(table.select("y", *features), params=param_grid(estimator, family, GRID[family])[0])
     model, where = _fit_final(Plan(family), "y", "binary", features, table, GRID[family], 0, t, JvmNumbers.of(spark),
-                              n_rows=150)
+                              Collected(), n_rows=150)
 
     def scores(fitted):
         return np.array([row.probability[1] for row in fitted.transform(table).orderBy("pid").collect()])
@@ -69,7 +69,7 @@ def test_fold_scores__the_driver_gives_mllibs_cv(spark, family, grid):
 
     def scores(engine: str):
         t = {"seed": 7, "parallelism": 2, "cv_engine": engine}
-        return _fold_scores(Plan(family), "y", "binary", folds, grid, n_grid, t, JvmNumbers.of(spark))
+        return _fold_scores(Plan(family), "y", "binary", folds, grid, n_grid, t, JvmNumbers.of(spark), Collected())
 
     (on_driver, where), (with_mllib, where_mllib) = scores("auto"), scores("mllib")
     assert (where, where_mllib) == ("driver", "mllib")
