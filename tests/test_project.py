@@ -92,6 +92,20 @@ def test_docker_compose__config_is_valid_and_publishes_on_loopback_only(tmp_path
         assert (REPO / dockerfile).exists()
 
 
+@pytest.mark.parametrize("dockerfile", ["deploy/airflow/Dockerfile", "deploy/spark/Dockerfile"])
+def test_images_build_the_codec_jar_where_the_jobs_look_for_it(dockerfile):
+    """The driver (Airflow's image) and the executors (Spark's) need the codec jar at GENOFLOW_HOME's
+    BGZF_CODEC_JAR: without it Spark reads a bgzip VCF as one split and train's fits go to MLlib."""
+    from genoflow.spark_submit import BGZF_CODEC_JAR
+
+    text = (REPO / dockerfile).read_text()
+    assert "mvn -q -f /build/pom.xml package" in text
+    destinations = [f"/opt/genoflow/{BGZF_CODEC_JAR}"]
+    if "WORKDIR /opt/genoflow" in text:
+        destinations.append(f"./{BGZF_CODEC_JAR}")
+    assert any(f"COPY --from=codec /build/target/genoflow-bgzf-codec.jar {to}" in text for to in destinations)
+
+
 @pytest.mark.slow  # runs docker-compose
 def test_docker_compose__the_api_and_airflow_ui_publish_where_the_env_says(tmp_path):
     settings = {**{key: "x" for key in COMPOSE_SECRETS}, "GENOFLOW_API_BIND": "0.0.0.0",
