@@ -4,7 +4,8 @@ Why (decision 0035): on a small cohort an MLlib fit is 10-90 one-task Spark jobs
 JVM's per-job overhead, not arithmetic; the train step's cross-validation fits (most of its ~2,150
 jobs) are where the data scientist's loop went. For a table small enough to hold (train's
 ``cv_engine``), those fits run here instead, with MLlib's own algorithm, and return the fitted model
-as `genoflow.models.portable`'s dict, which also scores it. Final models stay MLlib fits.
+as `genoflow.models.portable`'s dict, which also scores it. Final models are fitted here too, and built as
+MLlib's own model objects (`genoflow.models.spark_model`, decision 0037).
 
 What "MLlib's algorithm" means (Spark 4.2, ``org.apache.spark.ml.tree.impl``,
 ``ml.classification.LogisticRegression``):
@@ -209,8 +210,8 @@ class _SubsetDraws:
 
 class _Grower:
     """RandomForest.runBagged for continuous features: the trees of one ensemble grown together, node
-    groups taken from MLlib's node stack in its order; a node's statistics for all its features are one
-    ``bincount`` over (feature, bin) slots."""
+    groups taken from MLlib's node stack in its order; a group's statistics, for all its nodes and their
+    features, are one ``bincount`` per statistic over (node, feature, bin) slots."""
 
     def __init__(self, x: np.ndarray, *, max_bins: int, max_depth: int, min_instances: int, min_info_gain: float,
                  gini: bool, max_memory_mb: int, mllib_nodes: bool = False):
@@ -220,7 +221,6 @@ class _Grower:
             if self.thresholds else np.zeros((n_rows, 0), dtype=np.int64)
         self.n_splits = np.array([len(t) for t in self.thresholds], dtype=np.int64)
         self.width = int(self.n_splits.max(initial=0)) + 1  # bins per feature, padded to the widest
-        self.slots = self.bins + np.arange(self.n_features) * self.width  # (row, feature) -> slot
         self.upper = [np.append(t, np.inf) for t in self.thresholds]  # a bin's threshold; the last bin: none
         self.max_depth = max_depth
         self.min_instances = min_instances
@@ -271,8 +271,8 @@ class _Grower:
         """`_best_split_batch` over a group's nodes, a batch at a time (so memory stays bounded by
         `_BATCH_SLOTS`, not by the group's rows x features)."""
         splits, batch, size = [], [], 0
-        for item in group:
-            slots = len(item[1]["rows"]) * len(item[2])
+        for item in group:  # the rows' (feature, bin) slots, and the node's statistics over its own
+            slots = (len(item[1]["rows"]) + self.width) * len(item[2])
             if batch and size + slots > _BATCH_SLOTS:
                 splits += self._best_split_batch(batch, label, counts)
                 batch, size = [], 0

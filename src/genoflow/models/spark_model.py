@@ -28,7 +28,6 @@ _TREE_MODELS = {
     "gbt_regression": ("regression.GBTRegressionModel", "regression.DecisionTreeRegressionModel", "dtr",
                        "VarianceCalculator"),
 }
-_CLASSIFIERS = ("random_forest", "gbt", "logistic_regression")
 
 
 def from_local_fit(estimator, params: dict, fitted: dict):
@@ -70,21 +69,20 @@ def _ensemble(jvm, uid: str, java_estimator, kind: str, fitted: dict):
     trees = fitted["trees"]
     roots = jvm.org.genoflow.ml.TreeNodes.roots(calculator, len(trees[0]["calculator"][0]), *_node_bytes(trees))
     n_features = int(fitted["n_features"])
-    classify = tree_class.startswith("classification.")
-    tree_type = _java_class(ml, tree_class)
+    tree_type, model_type = _java_class(ml, tree_class), _java_class(ml, model_class)
     models = SparkContext._gateway.new_array(tree_type, len(trees))
     empty = ml.param.ParamMap.empty()
     for i, root in enumerate(roots):
-        tree_uid = ml.util.Identifiable.randomUID(prefix)
-        tree = tree_type(tree_uid, root, n_features, 2) if classify else tree_type(tree_uid, root, n_features)
+        tree = tree_type(ml.util.Identifiable.randomUID(prefix), root, *_sizes(tree_class, n_features))
         java_estimator.copyValues(tree, empty)
         models[i] = tree
-    model_type = _java_class(ml, model_class)
-    if kind in ("gbt", "gbt_regression"):
-        weights = _doubles(jvm, fitted["tree_weights"])
-        return model_type(uid, models, weights, n_features, 2) if kind == "gbt" else \
-            model_type(uid, models, weights, n_features)
-    return model_type(uid, models, n_features, 2) if kind == "random_forest" else model_type(uid, models, n_features)
+    weights = [_doubles(jvm, fitted["tree_weights"])] if "tree_weights" in fitted else []
+    return model_type(uid, models, *weights, *_sizes(model_class, n_features))
+
+
+def _sizes(model_class: str, n_features: int) -> tuple:
+    """A model constructor's last arguments: numFeatures, and numClasses (binary) for a classifier."""
+    return (n_features, 2) if model_class.startswith("classification.") else (n_features,)
 
 
 def _node_bytes(trees: list[dict]) -> list[bytearray]:

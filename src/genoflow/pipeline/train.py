@@ -211,10 +211,10 @@ def _fit_final(plan: Plan, target: str, kind: str, features: list[str], data, gr
                                                             estimator, maps[best], setting, jvm)]), "driver"
     rows = assembled(assembler, data, target)
     try:
-        return PipelineModel(stages=[assembler, estimator.fit(rows.select(target, "features"), params=maps[best])]), \
-            "mllib"
+        model = estimator.fit(rows.select(target, "features"), params=maps[best])
     finally:
         rows.unpersist()
+    return PipelineModel(stages=[assembler, model]), "mllib"
 
 
 def _driver_fit(plan: Plan, target: str, kind: str, features: list[str], frame, estimator, extra, setting: dict,
