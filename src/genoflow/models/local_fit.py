@@ -118,9 +118,12 @@ class JvmNumbers:
 
     @classmethod
     def of(cls, spark) -> JvmNumbers | None:
-        """The driver JVM's helper; None when the class is not on its classpath."""
+        """The driver JVM's helper; None when the class is not on its classpath, or is from a codec jar
+        built before its arrays came back as text, which this reads (``make codec`` rebuilds it)."""
         helper = spark._jvm.org.genoflow.ml.JvmMath
-        return cls(helper) if type(helper).__name__ == "JavaClass" else None
+        if type(helper).__name__ != "JavaClass" or not isinstance(helper.exp(bytearray(8)), str):
+            return None
+        return cls(helper)
 
     def exp(self, values: np.ndarray) -> np.ndarray:
         """``java.lang.Math.exp`` of each value (HotSpot's intrinsic, not C's)."""

@@ -300,8 +300,8 @@ def _fits_on_driver(plan: Plan, kind: str, settings: list[dict], sizes: list, en
                (plan.family == "random_forest" or (plan.family == "gbt" and kind == "binary")) else
                "org.genoflow.ml.TreeNodes (MLlib's model objects)" if final and not builder_on_classpath() else None)
     if missing:
-        log.warning("%s: %s fits with MLlib: %s is not on the driver's classpath (make codec)", plan.name,
-                    "the final model" if final else "CV", missing)
+        log.warning("%s: %s fits with MLlib: %s is missing or out of date on the driver's classpath (make codec)",
+                    plan.name, "the final model" if final else "CV", missing)
         return False
     return all(local_fit.supports(plan.family, kind, setting, max(sizes)) for setting in settings)
 
