@@ -255,16 +255,15 @@ def sklearn_grid_searches(features: Path, cores: int) -> dict:
 
 def fixed_cost(root: Path, work: Path, runs: int, variants: dict[str, dict]) -> dict:
     """A preprocess whose output is committed, spark-submitted as GenoflowSparkSubmitOperator does
-    (spark_conf with the run's params, the py-files zip, the connection's local[*]), ``runs`` times
-    per variant, variants alternating; medians and ranges of wall and CPU s."""
+    (spark_conf with the run's params, the connection's local[*], and so no py-files zip: a local
+    master's jobs import the installed genoflow, decision 0036), ``runs`` times per variant, variants
+    alternating; medians and ranges of wall and CPU s."""
     from genoflow.config import Settings
-    from genoflow.packaging import build_py_files
     from genoflow.spark_submit import spark_conf
 
     (committed,) = (root / "steps" / "preprocess").iterdir()
     inputs = json.loads((committed / "inputs.json").read_text())
     settings = Settings({**os.environ, "GENOFLOW_HOME": str(REPO)})
-    library = build_py_files(settings.state_dir / "py-files")
     env = dag_env(work, root)
     samples: dict[str, list[dict]] = {name: [] for name in variants}
     for i in range(runs):
@@ -272,8 +271,7 @@ def fixed_cost(root: Path, work: Path, runs: int, variants: dict[str, dict]) -> 
             params = {**inputs["params"], "spark": {**inputs["params"].get("spark", {}), **extra}}
             resolved = spark_conf(settings, params, master="local[*]")
             conf = [x for kv in resolved.items() for x in ("--conf", "=".join(kv))]
-            argv = ["spark-submit", "--master", "local[*]", *conf,
-                    "--py-files", str(library), str(REPO / "jobs" / "preprocess.py"),
+            argv = ["spark-submit", "--master", "local[*]", *conf, str(REPO / "jobs" / "preprocess.py"),
                     "--storage-root", inputs["storage_root"], "--dataset-version", inputs["dataset_version"],
                     "--params-json", json.dumps(inputs["params"])]
             result = measure(argv, work / "logs" / f"noop-{name}-{i}.log", env)
